@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny REAL Stable Video Diffusion models with random weights.
+
+They are saved with `save_pretrained` in the layout of stabilityai/stable-video-diffusion-img2vid-xt
+(fp16 variant included) and then loaded by the app through the same code path as a user's model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+# Nothing in the tests may reach the hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+TINY_MODEL = "tiny-svd"
+# 64x64, 8 frames, 3 steps: about 0.3 s a job on 2 cores, once the model is resident.
+FAST = dict(width=64, height=64, num_frames=8, num_inference_steps=3)
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """A models folder holding one tiny SVD model named `tiny-svd`."""
+    from video_gen.testing import build_tiny_svd
+
+    folder = tmp_path_factory.mktemp("models")
+    build_tiny_svd(folder / TINY_MODEL)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(models_dir) -> Path:
+    return models_dir / TINY_MODEL
+
+
+@pytest.fixture()
+def outputs_dir(tmp_path) -> Path:
+    folder = tmp_path / "outputs"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def photo(tmp_path_factory) -> Path:
+    """A 4:3 picture with structure (a gradient and a box), so crops and frames can be told apart."""
+    import numpy as np
+
+    height, width = 96, 128
+    y, x = np.mgrid[0:height, 0:width]
+    pixels = np.stack([x * 2, y * 2, (x + y) % 256], axis=-1).astype("uint8")
+    pixels[30:60, 40:90] = (250, 240, 20)
+    path = tmp_path_factory.mktemp("images") / "photo.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def generator(models_dir, tmp_path_factory):
+    """One resident Generator shared by the tests that only need a working engine."""
+    from video_gen import Generator
+
+    return Generator(models_dir=models_dir, outputs_dir=tmp_path_factory.mktemp("shared-outputs"))
+
+
+@pytest.fixture()
+def copy_model(models_dir, tmp_path):
+    """A private copy of the tiny model (for tests that damage or rename it)."""
+
+    def copy(name: str = "copy") -> Path:
+        target = tmp_path / "models" / name
+        shutil.copytree(models_dir / TINY_MODEL, target)
+        return target
+
+    return copy

@@ -1,0 +1,286 @@
+"""`video-gen`: the command line. stdout carries only results (a path, or one JSON line); progress,
+messages and errors go to stderr. Exit codes: 0 success, 1 bad input, 2 failure while running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import Cancelled, InvalidRequest, VideoGenError
+from .request import FORMATS, RESIZE_MODES, GenerationRequest
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# The request field behind each `generate` flag: the flags are the CLI's names for GenerationRequest.
+FLAG_FIELDS = {
+    "model": "model", "frames": "num_frames", "fps": "fps", "width": "width", "height": "height",
+    "motion": "motion_bucket_id", "noise_aug": "noise_aug_strength", "steps": "num_inference_steps",
+    "min_guidance": "min_guidance_scale", "max_guidance": "max_guidance_scale", "seed": "seed",
+    "decode_chunk": "decode_chunk_size", "format": "output_format", "output": "output_path", "crf": "crf",
+    "resize": "resize_mode", "prompt": "prompt", "negative_prompt": "negative_prompt",
+}
+FIELD_FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in FLAG_FIELDS.items()}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on a bad flag; for us that is bad input: exit 1, one line."""
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--models-dir", help="folder of installed models (default $VIDEO_GEN_MODELS_DIR or ./models)")
+    common.add_argument("--outputs-dir", help="where videos go (default $VIDEO_GEN_OUTPUTS_DIR or ./outputs)")
+    common.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    parser = _Parser(prog="video-gen", description="Offline image-to-video generation.")
+    parser.add_argument("--version", action="version", version=f"video-gen {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    generate = commands.add_parser("generate", parents=[common], help="make a video from a picture")
+    generate.add_argument("image", help="the picture to animate")
+    generate.add_argument("--model", help="folder name under the models dir, or a path (default: the only one)")
+    length = generate.add_mutually_exclusive_group()
+    length.add_argument("--frames", type=int, help="number of frames (default: the model's, 25 for SVD-XT)")
+    length.add_argument("--duration", type=float, help="length in seconds; frames = round(duration x fps)")
+    generate.add_argument("--fps", type=int, help="frames per second of the video (default 7)")
+    generate.add_argument("--width", type=int, help="multiple of 8 (default 1024)")
+    generate.add_argument("--height", type=int, help="multiple of 8 (default 576)")
+    generate.add_argument("--motion", type=int, help="motion bucket 1..255: more is more movement (default 127)")
+    generate.add_argument("--noise-aug", type=float, help="noise added to the picture 0..1 (default 0.02)")
+    generate.add_argument("--steps", type=int, help="denoising steps (default 25)")
+    generate.add_argument("--min-guidance", type=float, help="guidance at the first frame (default 1.0)")
+    generate.add_argument("--max-guidance", type=float, help="guidance at the last frame (default 3.0)")
+    generate.add_argument("--seed", type=int, default=-1, help="-1 or 0 for random (the seed used is reported)")
+    generate.add_argument("--decode-chunk", type=int, help="frames decoded at a time: less uses less memory")
+    generate.add_argument("--format", choices=FORMATS, help="mp4 (default), webm, gif, or png (a folder of frames)")
+    generate.add_argument("--output", help="file (or folder for png) to write; overwritten if it exists")
+    generate.add_argument("--crf", type=int, help="quality 0..51, lower is better (default 18, visually lossless)")
+    generate.add_argument("--resize", choices=RESIZE_MODES, help="crop (default) or fit the picture to the size")
+    generate.add_argument("--prompt", help="text prompt (for text-driven families)")
+    generate.add_argument("--negative-prompt", help="what to avoid (for text-driven families)")
+    generate.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    json_mode = commands.add_parser("json", parents=[common], help="run one request given as JSON; prints one JSON line")
+    json_mode.add_argument("request", help="the request as a JSON object, or - to read it from stdin")
+
+    models = commands.add_parser("models", parents=[common], help="installed models")
+    models_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    models_commands.add_parser("list", parents=[common], help="list installed models")
+
+    inspect = commands.add_parser("inspect", parents=[common], help="print the parameters stored in an output")
+    inspect.add_argument("video")
+
+    commands.add_parser("info", parents=[common], help="describe this machine's device")
+    commands.add_parser("selftest", parents=[common], help="generate with a tiny built-in model to check the install")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"generate": _generate, "json": _json, "models": _models, "inspect": _inspect,
+               "info": _info, "selftest": _selftest}[args.command]
+    if args.command == "json":
+        return handler(args)  # reports its own errors as JSON
+    try:
+        return handler(args)
+    except InvalidRequest as error:
+        return _fail(args, error, EXIT_BAD_INPUT)
+    except Cancelled as error:
+        return _fail(args, error, EXIT_INTERRUPTED)
+    except VideoGenError as error:
+        return _fail(args, error, EXIT_FAILED)
+    except KeyboardInterrupt:
+        print("video-gen: interrupted; no partial output was kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:  # a bug: one line for users, the traceback with --debug
+        return _fail(args, error, EXIT_FAILED, unexpected=True)
+
+
+def _fail(args, error: BaseException, code: int, unexpected: bool = False) -> int:
+    if args.debug:
+        traceback.print_exc()
+    message = _user_message(error)
+    if unexpected:
+        message = f"{type(error).__name__}: {message} (run with --debug for the traceback)"
+    print(f"video-gen: error: {message}", file=sys.stderr)
+    return code
+
+
+def _user_message(error: BaseException) -> str:
+    """One line; request fields are called by their flag names on the command line."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    field = getattr(error, "field", None)
+    if field in FIELD_FLAGS and text.startswith(f"{field}:"):
+        text = f"{FIELD_FLAGS[field]} ({field}){text[len(field):]}"
+    return text
+
+
+def _generator(args):
+    from .engine import Generator
+
+    return Generator(models_dir=args.models_dir, outputs_dir=args.outputs_dir, device=args.device)
+
+
+# ---- generate ----------------------------------------------------------------------------
+def _generate(args) -> int:
+    values = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items() if getattr(args, flag) is not None}
+    request = GenerationRequest(image=args.image, **values)
+    generator = _generator(args)
+    if args.duration is not None:
+        if not args.duration > 0:
+            raise InvalidRequest("duration", f"must be more than 0 seconds, got {args.duration}")
+        fps = generator.prepare(request)[0].fps
+        request = request.replace(num_frames=max(1, round(args.duration * fps)))
+    progress = None if args.quiet else _ProgressBar()
+    try:
+        result = generator.generate(request, on_event=progress)
+    finally:
+        if progress:
+            progress.close()
+    print(f"seed {result.seed}, {result.frames_written} frames at {result.request.fps} fps, "
+          f"{result.elapsed_s:.1f} s on {result.device}", file=sys.stderr)
+    print(result.path)
+    return EXIT_OK
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr per stage that has steps, and a line per stage."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._stage = None
+
+    def __call__(self, event) -> None:
+        from tqdm import tqdm
+
+        from .events import STAGE_LABELS
+
+        if event.kind == "stage":
+            self.close()
+            print(f"{event.message}…", file=sys.stderr)
+        elif event.kind == "step":
+            if self._stage != event.stage:
+                self.close()
+                self._bar = tqdm(total=event.total, desc=STAGE_LABELS[event.stage], file=sys.stderr, unit="step")
+                self._stage = event.stage
+            self._bar.update(event.index - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        self._bar, self._stage = None, None
+
+
+# ---- json --------------------------------------------------------------------------------
+def _json(args) -> int:
+    """Exactly one JSON line on stdout, whatever happens."""
+    try:
+        text = sys.stdin.read() if args.request == "-" else args.request
+        request = GenerationRequest.from_json(text)
+        result = _generator(args).generate(request)
+    except InvalidRequest as error:
+        return _json_error(args, error, EXIT_BAD_INPUT)
+    except Exception as error:  # anything else is a failure while generating; still one JSON line
+        return _json_error(args, error, EXIT_FAILED)
+    print(json.dumps({
+        "status": "success", "output": str(result.path), "seed": result.seed, "frames": result.frames_written,
+        "fps": result.request.fps, "elapsed_s": round(result.elapsed_s, 3), "model": result.model,
+        "device": result.device, "request": result.request.to_dict(),
+    }))
+    return EXIT_OK
+
+
+def _json_error(args, error: BaseException, code: int) -> int:
+    if args.debug:
+        traceback.print_exc()
+    # In JSON the fields go by their JSON keys, which the message already starts with.
+    lines = str(error).strip().splitlines()
+    message = lines[0] if lines else type(error).__name__
+    if not isinstance(error, VideoGenError):
+        message = f"{type(error).__name__}: {message}"
+    print(json.dumps({"status": "error", "error": message}))
+    return code
+
+
+# ---- models, inspect, info, selftest -----------------------------------------------------
+def _models(args) -> int:
+    from .models import default_models_dir, list_models
+
+    folder = Path(args.models_dir) if args.models_dir else default_models_dir()
+    installed = list_models(folder)
+    if not installed:
+        print(f"no model installed in {folder.resolve()}; see models/README.md", file=sys.stderr)
+        return EXIT_OK
+    for model in installed:
+        size = sum(file.stat().st_size for file in model.path.rglob("*") if file.is_file())
+        print(f"{model.name}\t{model.family}\t{size / 2**30:.2f} GB\t{model.path}")
+    return EXIT_OK
+
+
+def _inspect(args) -> int:
+    from . import video_io
+
+    path = Path(args.video)
+    if not path.exists():
+        raise InvalidRequest("video", f"not found: {path}")
+    metadata = video_io.read_metadata(path)
+    if metadata is None:
+        raise InvalidRequest("video", f"{path} carries no video-gen parameters")
+    print(json.dumps(metadata, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def _info(args) -> int:
+    import platform
+
+    import torch
+
+    from . import devices
+
+    device = devices.pick_device(args.device)
+    print(f"video-gen {__version__}, Python {platform.python_version()}, torch {torch.__version__}")
+    print(f"device: {device} ({devices.describe(device)}), precision {str(devices.pick_dtype(device))[6:]}")
+    print(f"CUDA available: {torch.cuda.is_available()}, MPS available: {torch.backends.mps.is_available()}")
+    return EXIT_OK
+
+
+def _selftest(args) -> int:
+    """Build a tiny random model, generate with it, read the video back: checks torch, diffusers, ffmpeg, disk."""
+    import tempfile
+
+    from . import video_io
+    from .engine import Generator
+    from .testing import build_tiny_svd
+
+    with tempfile.TemporaryDirectory(prefix="video-gen-selftest-") as folder:
+        folder = Path(folder)
+        started = time.perf_counter()
+        build_tiny_svd(folder / "models" / "selftest")
+        built = time.perf_counter()
+        picture = folder / "picture.png"
+        from PIL import Image
+
+        Image.new("RGB", (64, 64), (200, 120, 40)).save(picture)
+        generator = Generator(models_dir=folder / "models", outputs_dir=folder / "outputs", device=args.device)
+        result = generator.generate(GenerationRequest(image=str(picture), width=64, height=64, num_frames=8,
+                                                      num_inference_steps=2, seed=1))
+        generated = time.perf_counter()
+        info = video_io.probe_video(result.path)
+        read = time.perf_counter()
+        if (info.frames, info.width, info.height, info.codec) != (8, 64, 64, "h264"):
+            print(f"selftest FAILED: the video read back is {info}", file=sys.stderr)
+            return EXIT_FAILED
+    print(f"device {result.device} ({result.dtype}); build tiny model {built - started:.1f} s, "
+          f"generate {generated - built:.1f} s ({', '.join(f'{k} {v:.2f} s' for k, v in result.timings.items())}), "
+          f"read back {read - generated:.2f} s: OK")
+    return EXIT_OK

@@ -1,0 +1,37 @@
+"""The exceptions that cross the engine's boundary, and the exit code each one means."""
+
+from __future__ import annotations
+
+
+class VideoGenError(Exception):
+    """Base of every error the engine raises on purpose."""
+
+    exit_code = 2
+
+
+class InvalidRequest(VideoGenError, ValueError):
+    """The user asked for something not allowed: the message names the input and what is allowed."""
+
+    exit_code = 1
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class ModelNotFound(InvalidRequest):
+    """No usable model under the requested name, or a model folder that is missing parts."""
+
+    def __init__(self, message: str):
+        super().__init__("model", message)
+
+
+class GenerationFailed(VideoGenError):
+    """Something went wrong while generating (not the user's input)."""
+
+
+class Cancelled(VideoGenError):
+    """The job was cancelled with `Generator.cancel()`."""
+
+    def __init__(self, message: str = "cancelled by the user"):
+        super().__init__(message)

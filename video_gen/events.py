@@ -1,0 +1,68 @@
+"""Typed messages from a running job to whoever watches it (the page, the CLI's progress bar).
+
+Nothing flows back up the pipeline except these (STYLE.md: FramePack's `progress`/`file`/`end`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+if TYPE_CHECKING:
+    from .engine import GenerationResult
+
+# Stages in the order a job passes through them.
+LOADING_MODEL = "loading_model"
+ENCODING_IMAGE = "encoding_image"
+DENOISING = "denoising"
+DECODING = "decoding"
+WRITING = "writing"
+
+STAGE_LABELS = {
+    LOADING_MODEL: "loading model",
+    ENCODING_IMAGE: "encoding image",
+    DENOISING: "denoising",
+    DECODING: "decoding frames",
+    WRITING: "writing video",
+}
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """A job entered a new stage."""
+
+    stage: str
+    message: str
+    kind: str = "stage"
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One unit of a stage finished: a denoising step, or a chunk of decoded frames."""
+
+    stage: str
+    index: int  # 1-based
+    total: int
+    elapsed_s: float  # since the job started
+    eta_s: float  # estimated seconds until this stage ends
+    kind: str = "step"
+
+
+@dataclass(frozen=True)
+class PreviewEvent:
+    """A cheap look at the video while it is denoised (a PIL image of one frame)."""
+
+    image: Any
+    index: int
+    total: int
+    kind: str = "preview"
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    result: GenerationResult
+    kind: str = "done"
+
+
+Event = Union[StageEvent, StepEvent, PreviewEvent, DoneEvent]
+EventCallback = Callable[[Event], None]

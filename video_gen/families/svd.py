@@ -1,0 +1,131 @@
+"""Stable Video Diffusion (SVD, SVD-XT): image to video with `StableVideoDiffusionPipeline`.
+
+Every request field is passed to the pipeline as it is. The pipeline stops at latents
+(`output_type="latent"`) and we decode them in `decode_chunk_size` chunks with the pipeline's own
+`decode_latents` and `postprocess_video`, which gives the same frames as the pipeline's own decode
+(tested to be identical) while reporting progress and honouring cancel between chunks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InvalidRequest, ModelNotFound
+from ..events import DECODING, DENOISING, ENCODING_IMAGE
+from ..models import HOW_TO_GET, ModelInfo
+
+CLASS_NAMES = ("StableVideoDiffusionPipeline",)
+
+# SVD's SD-VAE latent space to RGB, a linear fit (ComfyUI comfy/latent_formats.py, SD15): used only for
+# the live preview, which must cost far less than a VAE decode.
+LATENT_RGB_FACTORS = [
+    [0.3512, 0.2297, 0.3227],
+    [0.3250, 0.4974, 0.2350],
+    [-0.2829, 0.1762, 0.2721],
+    [-0.2120, -0.2616, -0.7177],
+]
+
+
+def defaults(model: ModelInfo) -> dict:
+    """SVD's recommended settings; the frame count is the one the UNet was trained on (14 or 25 for XT)."""
+    num_frames = int(model.read_config("unet").get("num_frames", 25))
+    return {
+        "num_frames": num_frames,
+        "fps": 7,
+        "width": 1024,
+        "height": 576,
+        "motion_bucket_id": 127,
+        "noise_aug_strength": 0.02,
+        # The temporal decoder mixes frames within a chunk; 8 is the diffusers documentation's value and
+        # keeps 1024x576 decoding under ~6 GB in fp16.
+        "decode_chunk_size": min(8, num_frames),
+        "num_inference_steps": 25,
+        "min_guidance_scale": 1.0,
+        "max_guidance_scale": 3.0,
+    }
+
+
+def check(request) -> None:
+    if not request.image:
+        raise InvalidRequest("image", "missing: Stable Video Diffusion animates a picture; give its path")
+
+
+def load(model: ModelInfo, device: str, dtype):
+    from diffusers import StableVideoDiffusionPipeline
+
+    from ..devices import place_pipeline
+
+    variant = _variant(model, dtype)
+    try:
+        pipe = StableVideoDiffusionPipeline.from_pretrained(
+            model.path, local_files_only=True, dtype=dtype, variant=variant, use_safetensors=True
+        )
+    except (OSError, ValueError, EnvironmentError) as error:
+        raise ModelNotFound(f"{model.path} could not be loaded ({_first_line(error)}); {HOW_TO_GET}") from error
+    pipe.set_progress_bar_config(disable=True)
+    return place_pipeline(pipe, device)
+
+
+def run(pipe, request, image, job) -> np.ndarray:
+    """Generate the frames of `request` from the prepared `image` (already width x height)."""
+    middle = request.num_frames // 2
+
+    def on_step_end(pipeline, index, timestep, tensors):
+        job.step(DENOISING, index + 1, request.num_inference_steps, preview=lambda: tensors["latents"][0, middle])
+        return tensors
+
+    try:
+        # 1. Encode the image and denoise, stopping at latents
+        job.stage(ENCODING_IMAGE, "encoding image")
+        latents = pipe(
+            image=image,
+            height=request.height,
+            width=request.width,
+            num_frames=request.num_frames,
+            num_inference_steps=request.num_inference_steps,
+            min_guidance_scale=request.min_guidance_scale,
+            max_guidance_scale=request.max_guidance_scale,
+            fps=request.fps,
+            motion_bucket_id=request.motion_bucket_id,
+            noise_aug_strength=request.noise_aug_strength,
+            decode_chunk_size=request.decode_chunk_size,
+            generator=job.generator,
+            output_type="latent",
+            callback_on_step_end=on_step_end,
+            callback_on_step_end_tensor_inputs=["latents"],
+        ).frames
+
+        # 2. Decode in chunks, as the pipeline would, with progress and cancel between chunks
+        import torch
+
+        chunk_size = request.decode_chunk_size
+        starts = range(0, request.num_frames, chunk_size)
+        job.stage(DECODING, f"decoding {request.num_frames} frames, {chunk_size} at a time")
+        decoded = []
+        with torch.no_grad():
+            for number, start in enumerate(starts, 1):
+                chunk = latents[:, start : start + chunk_size]
+                decoded.append(pipe.decode_latents(chunk, chunk.shape[1], chunk_size))
+                job.step(DECODING, number, len(starts))
+            video = pipe.video_processor.postprocess_video(video=torch.cat(decoded, dim=2), output_type="np")[0]
+        # The same rounding as diffusers' numpy_to_pil, so PNG frames equal the pipeline's PIL output.
+        return (video * 255).round().astype(np.uint8)
+    finally:
+        pipe.maybe_free_model_hooks()
+
+
+def _variant(model: ModelInfo, dtype) -> str | None:
+    """The fp16 files on a GPU where they exist (half the reading); full precision on the CPU if present."""
+    import torch
+
+    unet = model.path / "unet"
+    has_fp16 = any(unet.glob("*.fp16.safetensors"))
+    has_plain = any(path for path in unet.glob("*.safetensors") if ".fp16." not in path.name)
+    if has_fp16 and (dtype == torch.float16 or not has_plain):
+        return "fp16"
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

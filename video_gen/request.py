@@ -1,0 +1,203 @@
+"""`GenerationRequest`: the one schema of a job.
+
+The page, the command line, the JSON mode, the metadata written into every video and the
+history all use this class; nothing else lists parameter names. A field left at `None` takes
+the model's default (see `families.*.defaults`), filled in by `Generator` before anything loads.
+This module imports no torch, so the UI can use it freely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .errors import InvalidRequest
+
+FORMATS = ("mp4", "webm", "gif", "png")
+RESIZE_MODES = ("crop", "fit")
+
+# Seed values that mean "draw a random seed" (-1 by convention, 0 as the seed document's UI uses it).
+RANDOM_SEEDS = (-1, 0)
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts any unsigned 64-bit value
+
+# Allowed ranges, (low, high) inclusive; the messages quote them.
+LIMITS: dict[str, tuple[float, float]] = {
+    "num_frames": (1, 128),
+    "fps": (1, 60),
+    "width": (64, 2048),
+    "height": (64, 2048),
+    "motion_bucket_id": (1, 255),
+    "noise_aug_strength": (0.0, 1.0),
+    "decode_chunk_size": (1, 128),
+    "num_inference_steps": (1, 150),
+    "min_guidance_scale": (0.0, 30.0),
+    "max_guidance_scale": (0.0, 30.0),
+    "crf": (0, 51),
+}
+INT_FIELDS = {"num_frames", "fps", "width", "height", "motion_bucket_id", "decode_chunk_size",
+              "num_inference_steps", "crf", "seed"}
+FLOAT_FIELDS = {"noise_aug_strength", "min_guidance_scale", "max_guidance_scale"}
+
+# Names accepted in JSON for compatibility with the seed document's request keys.
+ALIASES = {
+    "image_path": "image",
+    "guidance_scale": "max_guidance_scale",
+    "format": "output_format",
+    "output": "output_path",
+}
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Everything that decides a video. `None` means "the model's default"."""
+
+    image: str | None = None
+    model: str | None = None
+    num_frames: int | None = None
+    fps: int | None = None
+    width: int | None = None
+    height: int | None = None
+    motion_bucket_id: int | None = None
+    noise_aug_strength: float | None = None
+    decode_chunk_size: int | None = None
+    num_inference_steps: int | None = None
+    min_guidance_scale: float | None = None
+    max_guidance_scale: float | None = None
+    seed: int = -1
+    output_format: str | None = None  # None: from output_path's suffix, else mp4
+    output_path: str | None = None
+    crf: int = 18  # x264/VP9 constant rate factor; 18 is visually lossless for H.264
+    resize_mode: str = "crop"  # crop: cover the target and centre-crop; fit: letterbox with padding
+    prompt: str = ""
+    negative_prompt: str = ""
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
+        """Build from JSON-like data, accepting the seed document's key names; unknown keys are errors."""
+        if not isinstance(data, dict):
+            raise InvalidRequest("request", f"must be a JSON object, got {type(data).__name__}")
+        names = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in data.items():
+            name = ALIASES.get(key, key)
+            if name not in names:
+                raise InvalidRequest(key, f"unknown key; allowed keys: {', '.join(sorted(names | set(ALIASES)))}")
+            values[name] = _coerce(name, value)
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> GenerationRequest:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidRequest("request", f"not valid JSON ({error.msg} at line {error.lineno} column {error.colno})")
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def replace(self, **changes: Any) -> GenerationRequest:
+        return dataclasses.replace(self, **changes)
+
+    # ---- defaults, seed, validation ----------------------------------------------------
+    def with_defaults(self, defaults: dict[str, Any]) -> GenerationRequest:
+        """Fill every `None` field that the model has a default for."""
+        filled = {name: value for name, value in defaults.items() if getattr(self, name) is None}
+        request = self.replace(**filled)
+        if request.output_format is None:
+            request = request.replace(output_format=format_for_path(request.output_path) or "mp4")
+        return request
+
+    def with_seed(self) -> GenerationRequest:
+        """Draw a seed if this request asks for a random one, so every result can be reproduced."""
+        if self.seed in RANDOM_SEEDS:
+            return self.replace(seed=secrets.randbelow(2**32 - 1) + 1)
+        return self
+
+    def validate(self) -> GenerationRequest:
+        """Check every field that is set; raise `InvalidRequest` naming the first bad one."""
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                kind = "a whole number" if name in INT_FIELDS else "a number"
+                raise InvalidRequest(name, f"must be {kind} from {_fmt(low)} to {_fmt(high)}, got {_fmt(value)}")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and value % 8:
+                raise InvalidRequest(
+                    name, f"must be a multiple of 8 (the VAE works on 8x8 pixel blocks), got {value}; "
+                    f"try {max(64, round(value / 8) * 8)}"
+                )
+        if self.seed not in RANDOM_SEEDS and not 1 <= self.seed <= MAX_SEED:
+            raise InvalidRequest("seed", f"must be -1 or 0 (random) or from 1 to {MAX_SEED}, got {self.seed}")
+        if (self.min_guidance_scale is not None and self.max_guidance_scale is not None
+                and self.min_guidance_scale > self.max_guidance_scale):
+            raise InvalidRequest(
+                "min_guidance_scale",
+                f"must not exceed max_guidance_scale ({self.max_guidance_scale}), got {self.min_guidance_scale}",
+            )
+        if self.output_format is not None and self.output_format not in FORMATS:
+            raise InvalidRequest("output_format", f"must be one of {', '.join(FORMATS)}, got {self.output_format!r}")
+        if self.resize_mode not in RESIZE_MODES:
+            raise InvalidRequest("resize_mode", f"must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
+        if self.output_path is not None and self.output_format is not None:
+            implied = format_for_path(self.output_path)
+            if implied is not None and implied != self.output_format:
+                raise InvalidRequest(
+                    "output_path", f"suffix says {implied} but output_format is {self.output_format}; make them agree"
+                )
+        return self
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def format_for_path(path: str | None) -> str | None:
+    """The container a file name's suffix asks for (".mp4" -> "mp4"), or None when it names none."""
+    if not path:
+        return None
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    return suffix if suffix in FORMATS and suffix != "png" else None
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Turn JSON values into the field's type, or say which field is wrong and why."""
+    if value is None:
+        if name == "seed":
+            return -1
+        return None
+    if name in INT_FIELDS:
+        if isinstance(value, bool):
+            raise InvalidRequest(name, f"must be a whole number, got {value!r}")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        if isinstance(value, int):
+            return value
+        raise InvalidRequest(name, f"must be a whole number, got {value!r}")
+    if name in FLOAT_FIELDS:
+        if isinstance(value, bool):
+            raise InvalidRequest(name, f"must be a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InvalidRequest(name, f"must be a number, got {value!r}") from None
+    if not isinstance(value, str):
+        raise InvalidRequest(name, f"must be a string, got {value!r}")
+    return value
+
+
+__all__ = ["GenerationRequest", "FORMATS", "LIMITS", "RESIZE_MODES"]

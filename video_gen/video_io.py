@@ -1,0 +1,398 @@
+"""Write generated frames to a video file or a folder of PNG frames, and read them back.
+
+Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (there is no ffprobe), fed raw
+RGB frames over a pipe. Writes are atomic: a temporary name in the target's folder is moved into place
+only once complete, so a crash or Ctrl-C never leaves a half-written video under the final name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import numbers
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+from fractions import Fraction
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from video_gen.errors import GenerationFailed, InvalidRequest
+
+FORMATS = ("mp4", "webm", "gif", "png")
+SUFFIXES = {"mp4": ".mp4", "webm": ".webm", "gif": ".gif", "png": ""}  # png = a folder of frames
+
+# libx264 accepts any crf and silently clamps it to 51 (measured: `-crf 999` exits 0), so check here.
+CRF_RANGES = {"mp4": (0, 51), "webm": (0, 63)}
+_X264_PRESET = "medium"
+_PNG_PATTERN = "frame_{index:05d}.png"
+_PNG_METADATA_KEY = "parameters"  # the AUTOMATIC1111 convention, read by most image viewers/tools
+_STDERR_TAIL_CHARS = 2000
+
+# Tag the output as BT.709 (limited range), what browsers assume for untagged video anyway; without
+# setparams, ffmpeg 9 tags only the matrix and leaves primaries/transfer "unknown".
+_TO_YUV420_BT709 = (
+    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+    "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
+)
+_GIF_PALETTE = "split[frames][copy];[copy]palettegen[palette];[frames][palette]paletteuse"
+
+
+class FFmpegError(GenerationFailed):
+    """ffmpeg exited with an error; the message ends with the tail of its stderr."""
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    frames: int
+    fps: float
+    width: int
+    height: int
+    codec: str
+    pix_fmt: str
+    duration_s: float
+
+
+def write_video(frames, path, *, fps, format="mp4", crf=18, metadata=None) -> Path:
+    """Write `frames` (PIL RGB images or a uint8 (F, H, W, 3) array) atomically to `path`; return it.
+
+    mp4 is H.264 and webm VP9, both yuv420p; an odd width or height is padded to even by repeating
+    the last column/row, so such a video reads back one pixel wider/taller. gif uses a per-video
+    palette and loops forever. png writes the folder `path` with lossless frame_00000.png, ...
+    `metadata` (JSON-serialisable dict) goes in the mp4/webm `comment` tag and in each PNG's
+    `parameters` text chunk; gif has nowhere to keep it. Missing parent folders are created, an
+    existing file or folder at `path` is replaced.
+    """
+    # 1. Check inputs before touching the disk.
+    if format not in FORMATS:
+        raise InvalidRequest("format", f"{format!r} is not one of {', '.join(FORMATS)}")
+    if not isinstance(fps, numbers.Real) or isinstance(fps, bool) or not 0 < fps < math.inf:
+        raise InvalidRequest("fps", f"must be a positive number, got {fps!r}")
+    if format in CRF_RANGES:
+        low, high = CRF_RANGES[format]
+        if not isinstance(crf, numbers.Real) or isinstance(crf, bool) or not low <= crf <= high:
+            raise InvalidRequest("crf", f"must be between {low} and {high} for {format}, got {crf!r}")
+    metadata_json = None
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise InvalidRequest("metadata", f"must be a dict, got {type(metadata).__name__}")
+        try:
+            # json.dumps escapes control characters, so the text never holds a raw newline or NUL.
+            metadata_json = json.dumps(metadata, ensure_ascii=False)
+        except (TypeError, ValueError) as error:
+            raise InvalidRequest("metadata", f"is not JSON-serialisable: {error}") from error
+
+    # 2. Write under a temporary name next to the target, then move it into place.
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    checked_frames = _checked_frames(frames)
+    if format == "png":
+        _write_png_folder(checked_frames, target, metadata_json)
+    else:
+        temporary = target.with_name(f".{target.name}.partial-{secrets.token_hex(8)}{SUFFIXES[format]}")
+        try:
+            _encode(checked_frames, temporary, fps=fps, format=format, crf=crf, comment=metadata_json)
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    return target
+
+
+def probe_video(path) -> VideoInfo:
+    """Describe a video file or a png frames folder; `frames` is counted by decoding."""
+    path = _existing(path)
+    if path.is_dir():
+        return _probe_png_folder(path, _png_files(path))
+    header = _read_header(path)
+    frame_count, _ = imageio_ffmpeg.count_frames_and_secs(_ffmpeg_path(path))
+    return _video_info(header, frame_count)
+
+
+def read_video(path) -> tuple[np.ndarray, VideoInfo]:
+    """Decode every frame of a video file or png frames folder to a uint8 (F, H, W, 3) RGB array."""
+    path = _existing(path)
+    if path.is_dir():
+        files = _png_files(path)
+        frames = []
+        for file in files:
+            with Image.open(file) as image:
+                frames.append(np.asarray(image.convert("RGB")))
+        return np.stack(frames), _probe_png_folder(path, files)
+    header = _read_header(path)
+    # passthrough: the rawvideo muxer would otherwise resample to a constant rate, duplicating or
+    # dropping frames of a gif whose delays were rounded to 1/100 s.
+    raw = _run_ffmpeg(
+        ["-i", _ffmpeg_path(path), "-map", "0:v:0", "-fps_mode", "passthrough"]
+        + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        f"decoding {path}",
+    )
+    frame_bytes = header["width"] * header["height"] * 3
+    if len(raw) % frame_bytes:
+        raise FFmpegError(f"decoding {path}: {len(raw)} bytes is not a whole number of {header['width']}x{header['height']} frames")
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, header["height"], header["width"], 3)
+    return frames, _video_info(header, len(frames))
+
+
+def read_metadata(path) -> dict | None:
+    """The metadata dict `write_video` stored in `path`, or None if there is none or it is not JSON."""
+    path = _existing(path)
+    if path.is_dir() or path.suffix.lower() == ".png":
+        first_frame = _png_files(path)[0] if path.is_dir() else path
+        with Image.open(first_frame) as image:
+            text = image.text.get(_PNG_METADATA_KEY)
+    else:
+        listing = _run_ffmpeg(["-i", _ffmpeg_path(path), "-f", "ffmetadata", "-"], f"reading metadata of {path}")
+        # Matroska stores tag names upper-case (COMMENT), mp4 lower-case.
+        tags = {key.lower(): value for key, value in _parse_ffmetadata(listing.decode("utf-8", "replace")).items()}
+        text = tags.get("comment")
+    if text is None:
+        return None
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return metadata if isinstance(metadata, dict) else None
+
+
+def unique_path(path) -> Path:
+    """`path` itself if nothing is there, else the first free `<stem>_1<suffix>`, `_2`, ...
+
+    Racy by nature: another process may take the name before it is used (write_video then replaces).
+    """
+    path = Path(path)
+    candidate, number = path, 0
+    while os.path.lexists(candidate):
+        number += 1
+        candidate = path.with_name(f"{path.stem}_{number}{path.suffix}")
+    return candidate
+
+
+def _checked_frames(frames):
+    """Yield each frame as a C-contiguous uint8 (H, W, 3) array, all the size of the first."""
+    first_shape = None
+    for index, frame in enumerate(frames):
+        if isinstance(frame, Image.Image):
+            frame = frame if frame.mode == "RGB" else frame.convert("RGB")
+        array = np.ascontiguousarray(frame)
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+            raise InvalidRequest(
+                "frames", f"frame {index} must be an RGB image or uint8 (H, W, 3) array, got {array.dtype} {array.shape}"
+            )
+        if first_shape is None:
+            first_shape = array.shape
+        elif array.shape != first_shape:
+            raise InvalidRequest("frames", f"frame {index} has shape {array.shape}, frame 0 has {first_shape}")
+        yield array
+    if first_shape is None:
+        raise InvalidRequest("frames", "there are no frames to write")
+
+
+def _encode(frames, output: Path, *, fps, format: str, crf, comment: str | None) -> None:
+    """Pipe the frames as raw rgb24 into one ffmpeg process writing `output`."""
+    frames = iter(frames)
+    first = next(frames)
+    height, width = first.shape[:2]
+    # A rational rate keeps e.g. 24000/1001 exact; each input frame becomes exactly one output frame.
+    command = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
+    command += ["-r", str(Fraction(fps).limit_denominator()), "-i", "-", "-an"]
+    if format == "gif":
+        command += ["-vf", _GIF_PALETTE, "-loop", "0"]
+    else:
+        filters = _TO_YUV420_BT709
+        if width % 2 or height % 2:
+            # yuv420p needs even sizes: add one column/row and smear the edge pixels into it.
+            pad_right, pad_bottom = width % 2, height % 2
+            filters = (
+                f"pad={width + pad_right}:{height + pad_bottom}:0:0,"
+                f"fillborders=right={pad_right}:bottom={pad_bottom}:mode=smear,{filters}"
+            )
+        command += ["-vf", filters, "-pix_fmt", "yuv420p"]
+        if format == "mp4":
+            command += ["-c:v", "libx264", "-preset", _X264_PRESET, "-crf", str(crf), "-movflags", "+faststart"]
+        else:
+            command += ["-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0"]
+        if comment is not None:
+            command += ["-metadata", f"comment={comment}"]
+    command += ["-f", format, _ffmpeg_path(output)]
+
+    full_command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *command]
+    # stderr goes to a file, not a pipe nobody reads while we write frames (which could deadlock).
+    with tempfile.TemporaryFile() as stderr_log:
+        process = subprocess.Popen(full_command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr_log)
+        pipe_broken = False
+        try:
+            try:
+                process.stdin.write(first)
+                for frame in frames:
+                    process.stdin.write(frame)
+                process.stdin.close()
+            except BrokenPipeError:
+                pipe_broken = True  # ffmpeg quit early; its stderr says why
+            returncode = process.wait()
+        finally:
+            # Reached with ffmpeg still running only on an error in the frames or Ctrl-C.
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if not process.stdin.closed:
+                try:
+                    process.stdin.close()
+                except BrokenPipeError:
+                    pass  # flushing into a dead ffmpeg; the failure is reported below or already raised
+        if returncode != 0 or pipe_broken:
+            stderr_log.seek(0)
+            raise FFmpegError(f"ffmpeg failed writing {format} (exit code {returncode}):\n{_tail(stderr_log.read())}")
+
+
+def _write_png_folder(frames, target: Path, metadata_json: str | None) -> None:
+    """Write lossless frame_00000.png, ... into a temporary folder, then swap it in for `target`."""
+    token = secrets.token_hex(8)
+    temporary = target.with_name(f".{target.name}.partial-{token}")
+    old_aside = target.with_name(f".{target.name}.old-{token}")
+    png_info = None
+    if metadata_json is not None:
+        png_info = PngImagePlugin.PngInfo()
+        png_info.add_text(_PNG_METADATA_KEY, metadata_json)  # falls back to iTXt for non-Latin-1 text
+    temporary.mkdir()
+    moved_old = False
+    try:
+        for index, frame in enumerate(frames):
+            Image.fromarray(frame).save(temporary / _PNG_PATTERN.format(index=index), pnginfo=png_info)
+        # A folder cannot be replaced in one step: move the old one aside, then restore it on failure.
+        if os.path.lexists(target):
+            os.replace(target, old_aside)
+            moved_old = True
+        os.replace(temporary, target)
+    except BaseException:
+        if moved_old and not os.path.lexists(target):
+            os.replace(old_aside, target)
+        # ignore_errors: a cleanup problem must not hide the exception that got us here.
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    if moved_old:
+        if old_aside.is_dir() and not old_aside.is_symlink():
+            shutil.rmtree(old_aside)
+        else:
+            old_aside.unlink()
+
+
+def _existing(path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no video at {path}")
+    return path
+
+
+def _ffmpeg_path(path: Path) -> str:
+    # Absolute, so a name like "-x.mp4" or "a:b.mp4" is not taken for an option or a protocol.
+    return str(Path(path).absolute())
+
+
+def _tail(stderr: bytes) -> str:
+    return stderr.decode("utf-8", "replace").strip()[-_STDERR_TAIL_CHARS:]
+
+
+def _run_ffmpeg(arguments: list[str], what: str) -> bytes:
+    """Run ffmpeg with `arguments`, return its stdout, raise FFmpegError with its stderr on failure."""
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *arguments]
+    result = subprocess.run(command, capture_output=True)
+    if result.returncode != 0:
+        raise FFmpegError(f"ffmpeg failed {what} (exit code {result.returncode}):\n{_tail(result.stderr)}")
+    return result.stdout
+
+
+# "Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive), 64x48, ..."
+_VIDEO_STREAM = re.compile(r"^\s*Stream #\d+:\d+.*?: Video: (.*)$", re.MULTILINE)
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_COMMA_OUTSIDE_PARENTHESES = re.compile(r",\s*(?![^()]*\))")
+_SIZE = re.compile(r"^(\d+)x(\d+)\b")
+_RATE = re.compile(r"^(\d+(?:\.\d+)?)(k?) (fps|tbr)$")
+
+
+def _read_header(path: Path) -> dict:
+    """Parse codec, pix_fmt, size, rate and duration from the input summary `ffmpeg -i` prints."""
+    # With no output file ffmpeg always exits 1 after printing the summary, so the exit code says nothing.
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _ffmpeg_path(path)]
+    log = subprocess.run(command, capture_output=True).stderr.decode("utf-8", "replace")
+    stream = _VIDEO_STREAM.search(log)
+    if stream is None:
+        raise FFmpegError(f"ffmpeg found no video stream in {path}:\n{log.strip()[-_STDERR_TAIL_CHARS:]}")
+    fields = _COMMA_OUTSIDE_PARENTHESES.split(stream.group(1))
+    header = {"codec": fields[0].split()[0], "pix_fmt": fields[1].split("(")[0].strip(), "fps": 0.0, "duration_s": None}
+    rates = {}
+    for field in fields[2:]:
+        field = field.split(" (")[0].strip()  # "14336 tbn (default)" -> "14336 tbn"
+        if (size := _SIZE.match(field)) and "width" not in header:
+            header["width"], header["height"] = int(size.group(1)), int(size.group(2))
+        elif rate := _RATE.match(field):
+            rates[rate.group(3)] = float(rate.group(1)) * (1000 if rate.group(2) else 1)
+    if "width" not in header:
+        raise FFmpegError(f"could not read the frame size of {path} from: {stream.group(0).strip()}")
+    # ffmpeg prints "fps" (average rate) when it knows it, "tbr" (guessed base rate) always.
+    header["fps"] = rates.get("fps", rates.get("tbr", 0.0))
+    if duration := _DURATION.search(log):
+        hours, minutes, seconds = duration.groups()
+        header["duration_s"] = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return header
+
+
+def _video_info(header: dict, frame_count: int) -> VideoInfo:
+    duration_s = header["duration_s"]
+    if duration_s is None:
+        duration_s = frame_count / header["fps"] if header["fps"] else 0.0
+    return VideoInfo(
+        frames=frame_count,
+        fps=header["fps"],
+        width=header["width"],
+        height=header["height"],
+        codec=header["codec"],
+        pix_fmt=header["pix_fmt"],
+        duration_s=duration_s,
+    )
+
+
+def _png_files(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("frame_*.png"))
+    if not files:
+        raise FileNotFoundError(f"no frame_*.png files in {folder}")
+    return files
+
+
+def _probe_png_folder(folder: Path, files: list[Path]) -> VideoInfo:
+    with Image.open(files[0]) as image:
+        width, height = image.size
+    fps = (read_metadata(folder) or {}).get("fps")
+    fps = float(fps) if isinstance(fps, numbers.Real) and fps > 0 else 0.0
+    return VideoInfo(
+        frames=len(files),
+        fps=fps,
+        width=width,
+        height=height,
+        codec="png",
+        pix_fmt="rgb24",
+        duration_s=len(files) / fps if fps else 0.0,
+    )
+
+
+def _parse_ffmetadata(text: str) -> dict[str, str]:
+    """Global tags of an ffmetadata listing, where `=`, `;`, `#`, `\\` and newline are backslash-escaped."""
+    tags = {}
+    # A logical line may span physical lines through an escaped newline.
+    for line in re.findall(r"(?:\\.|[^\\\n])+", text, re.DOTALL):
+        if line.startswith("["):
+            break  # [STREAM] / [CHAPTER] sections follow the global tags
+        if line.startswith((";", "#")):
+            continue  # comment, including the ";FFMETADATA1" header
+        entry = re.fullmatch(r"((?:\\.|[^\\=])*)=(.*)", line, re.DOTALL)
+        if entry:
+            key, value = (re.sub(r"\\(.)", r"\1", part, flags=re.DOTALL) for part in entry.groups())
+            tags[key] = value
+    return tags
