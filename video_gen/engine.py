@@ -55,6 +55,7 @@ class GenerationResult:
 def _metadata(request: GenerationRequest, model: str, device: str, dtype: str) -> dict[str, Any]:
     """What is stored inside every output, so `video-gen inspect` can tell how it was made."""
     return {"app": "video-gen", "version": __version__, "model": model, "device": device, "dtype": dtype,
+            "fps": request.fps,  # where video_io looks for the rate of a folder of PNG frames
             "request": request.to_dict()}
 
 

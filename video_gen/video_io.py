@@ -127,17 +127,18 @@ def read_video(path) -> tuple[np.ndarray, VideoInfo]:
                 frames.append(np.asarray(image.convert("RGB")))
         return np.stack(frames), _probe_png_folder(path, files)
     header = _read_header(path)
-    # passthrough: the rawvideo muxer would otherwise resample to a constant rate, duplicating or
-    # dropping frames of a gif whose delays were rounded to 1/100 s.
+    # passthrough: each decoded frame exactly once. By default the rawvideo muxer resamples to a
+    # constant rate: a gif with delays of 100, 100, 500, 100, 100 ms decoded to 9 frames, not 5.
+    # noautorotate: frames as stored, the size the header reports (a phone's rotation flag is ignored).
     raw = _run_ffmpeg(
-        ["-i", _ffmpeg_path(path), "-map", "0:v:0", "-fps_mode", "passthrough"]
+        ["-noautorotate", "-i", _ffmpeg_path(path), "-map", "0:v:0", "-fps_mode", "passthrough"]
         + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         f"decoding {path}",
     )
-    frame_bytes = header["width"] * header["height"] * 3
-    if len(raw) % frame_bytes:
-        raise FFmpegError(f"decoding {path}: {len(raw)} bytes is not a whole number of {header['width']}x{header['height']} frames")
-    frames = np.frombuffer(raw, np.uint8).reshape(-1, header["height"], header["width"], 3)
+    width, height = header["width"], header["height"]
+    if len(raw) % (width * height * 3):
+        raise FFmpegError(f"decoding {path}: {len(raw)} bytes is not a whole number of {width}x{height} frames")
+    frames = np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
     return frames, _video_info(header, len(frames))
 
 
@@ -183,9 +184,8 @@ def _checked_frames(frames):
             frame = frame if frame.mode == "RGB" else frame.convert("RGB")
         array = np.ascontiguousarray(frame)
         if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-            raise InvalidRequest(
-                "frames", f"frame {index} must be an RGB image or uint8 (H, W, 3) array, got {array.dtype} {array.shape}"
-            )
+            expected = "an RGB image or uint8 (H, W, 3) array"
+            raise InvalidRequest("frames", f"frame {index} must be {expected}, got {array.dtype} {array.shape}")
         if first_shape is None:
             first_shape = array.shape
         elif array.shape != first_shape:
@@ -202,7 +202,7 @@ def _encode(frames, output: Path, *, fps, format: str, crf, comment: str | None)
     height, width = first.shape[:2]
     # A rational rate keeps e.g. 24000/1001 exact; each input frame becomes exactly one output frame.
     command = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}"]
-    command += ["-r", str(Fraction(fps).limit_denominator()), "-i", "-", "-an"]
+    command += ["-r", str(Fraction(float(fps)).limit_denominator()), "-i", "-"]
     if format == "gif":
         command += ["-vf", _GIF_PALETTE, "-loop", "0"]
     else:

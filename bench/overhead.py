@@ -1,0 +1,158 @@
+"""What our engine costs on top of diffusers, measured in ONE run on one tiny real SVD model.
+
+    .venv/bin/python bench/overhead.py [--steps 10] [--repeats 3] [--http]
+
+(a) `StableVideoDiffusionPipeline` called directly + `diffusers.utils.export_to_video` (resident model)
+(b) `Generator.generate` on the same resident model, image file in -> MP4 out
+(c) the `video-gen generate` CLI as a subprocess, against (a') a script doing (a) with a fresh load in
+    a subprocess; both minus the start of an interpreter that imports the same libraries
+(d) with --http: the web app's `generate` endpoint through `gradio_client`, against (a)
+Also: the delay from submitting a second job on a resident model to its first model forward.
+The model is sized so that a denoising step takes ~0.2 s on 2 CPU cores (128x128, 14 frames).
+Targets: (b)/(a) <= 1.05, (d)/(a) <= 1.10, submit -> first step < 100 ms. Medians of `--repeats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+SIZE, FRAMES, FPS, SEED = 128, 14, 7, 1234
+
+
+def median_time(function, repeats: int) -> float:
+    return interleaved([function], repeats)[0]
+
+
+def interleaved(functions, repeats: int) -> list[float]:
+    """Median seconds of each function, run in turns (a, b, a, b, ...) so that a machine getting busier or
+    quieter during the run affects every contender alike."""
+    times = [[] for _ in functions]
+    for _ in range(repeats):
+        for function, samples in zip(functions, times):
+            started = time.perf_counter()
+            function()
+            samples.append(time.perf_counter() - started)
+    return [statistics.median(samples) for samples in times]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--http", action="store_true", help="also measure the web app over HTTP (needs app.py)")
+    args = parser.parse_args()
+
+    import torch
+    from diffusers import StableVideoDiffusionPipeline
+    from diffusers.utils import export_to_video
+    from PIL import Image
+
+    from video_gen import GenerationRequest, Generator
+    from video_gen.images import fit_to_size, open_image
+    from video_gen.testing import build_tiny_svd
+
+    work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    model = build_tiny_svd(work / "models" / "bench-svd", unet_channels=(64, 128), num_frames=FRAMES)
+    picture = work / "picture.png"
+    Image.effect_mandelbrot((SIZE * 2, SIZE), (-2, -1, 1, 1), 60).convert("RGB").save(picture)
+    common = dict(height=SIZE, width=SIZE, num_frames=FRAMES, num_inference_steps=args.steps, fps=FPS,
+                  decode_chunk_size=8)
+    print(f"model: tiny SVD, UNet channels (64, 128), {SIZE}x{SIZE}, {FRAMES} frames, {args.steps} steps, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    # (a) the bare pipeline plus diffusers' export
+    def load_pipeline():
+        pipe = StableVideoDiffusionPipeline.from_pretrained(model, local_files_only=True, dtype=torch.float32)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    pipe = load_pipeline()
+
+    def direct():
+        image = fit_to_size(open_image(picture), SIZE, SIZE)
+        frames = pipe(image, generator=torch.Generator().manual_seed(SEED), **common).frames[0]
+        export_to_video(frames, str(work / "direct.mp4"), fps=FPS)
+
+    load_s = median_time(load_pipeline, args.repeats)
+
+    # (b) the Generator, resident (its own copy of the model, loaded through the user's path)
+    generator = Generator(models_dir=work / "models", outputs_dir=work / "outputs")
+    request = GenerationRequest(image=str(picture), seed=SEED, **common)
+    direct()  # warm-up
+    generator.generate(request)  # loads the model, warm-up
+    a, b = interleaved([direct, lambda: generator.generate(request)], args.repeats)
+
+    # submit -> first model forward (our overhead before diffusers starts) and -> first UNet step
+    marks: dict[str, float] = {}
+    pipe = generator._pipe
+
+    def mark(name):
+        def hook(module, inputs):  # a pre-hook that returns None leaves the inputs alone
+            marks.setdefault(name, time.perf_counter())
+        return hook
+
+    hooks = [pipe.image_encoder.register_forward_pre_hook(mark("encoder")),
+             pipe.unet.register_forward_pre_hook(mark("unet"))]
+    submitted = time.perf_counter()
+    generator.generate(request)
+    for hook in hooks:
+        hook.remove()
+    to_first_forward = marks["encoder"] - submitted
+    to_first_step = marks["unet"] - submitted
+
+    # (c) the CLI as a user runs it, against the bare pipeline run the same way (a fresh process each:
+    # the first forward in a process is slower), both minus an interpreter importing the same libraries
+    cli = [sys.executable, "-m", "video_gen", "generate", str(picture), "--models-dir", str(work / "models"),
+           "--outputs-dir", str(work / "cli-outputs"), "--width", str(SIZE), "--height", str(SIZE),
+           "--frames", str(FRAMES), "--steps", str(args.steps), "--fps", str(FPS), "--decode-chunk", "8",
+           "--seed", str(SEED), "--quiet"]
+    imports = ("import torch, diffusers, transformers, imageio_ffmpeg, video_gen.cli, video_gen.engine; "
+               "from diffusers import StableVideoDiffusionPipeline, UNetSpatioTemporalConditionModel, "
+               "AutoencoderKLTemporalDecoder, EulerDiscreteScheduler; "
+               "from transformers import CLIPVisionModelWithProjection, CLIPImageProcessor; "
+               "from diffusers.utils import export_to_video; from video_gen.images import fit_to_size, open_image")
+    bare = (f"{imports}\n"
+            f"pipe = StableVideoDiffusionPipeline.from_pretrained({str(model)!r}, local_files_only=True, "
+            f"dtype=torch.float32)\npipe.set_progress_bar_config(disable=True)\n"
+            f"image = fit_to_size(open_image({str(picture)!r}), {SIZE}, {SIZE})\n"
+            f"frames = pipe(image, generator=torch.Generator().manual_seed({SEED}), **{common!r}).frames[0]\n"
+            f"export_to_video(frames, {str(work / 'bare.mp4')!r}, fps={FPS})\n")
+    run = dict(check=True, capture_output=True, cwd=REPO)
+    start, c, a_cold = interleaved([lambda: subprocess.run([sys.executable, "-c", imports], **run),
+                                    lambda: subprocess.run(cli, **run),
+                                    lambda: subprocess.run([sys.executable, "-c", bare], **run)], args.repeats)
+    c, a_cold = c - start, a_cold - start
+
+    print(f"(a)  pipeline + export_to_video, resident      {a:7.3f} s")
+    print(f"(b)  Generator, resident                        {b:7.3f} s   (b)/(a) = {b / a:.3f}   target <= 1.05")
+    print(f"     submit -> first model forward              {to_first_forward * 1000:7.1f} ms")
+    print(f"     submit -> first UNet step                  {to_first_step * 1000:7.1f} ms  target < 100 ms"
+          f" (includes CLIP + VAE encoding of the image)")
+    print(f"     (loading the pipeline in a warm process: {load_s:.3f} s)")
+    print(f"(a') bare pipeline script, fresh process        {a_cold:7.3f} s   (minus {start:.3f} s of imports)")
+    print(f"(c)  video-gen generate, fresh process          {c:7.3f} s   (c)/(a') = {c / a_cold:.3f}")
+
+    if args.http:
+        d = http_overhead(work, picture, request, args.repeats)
+        print(f"(d)  web app over HTTP (gradio_client)          {d:7.3f} s   (d)/(a) = {d / a:.3f}   target <= 1.10")
+    return 0
+
+
+def http_overhead(work: Path, picture: Path, request, repeats: int) -> float:
+    """Median seconds for gradio_client -> MP4 on disk, against a real server on a loopback port."""
+    from bench_http import measure_http  # written with the web app (issue 3)
+
+    return measure_http(work, picture, request, repeats)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
