@@ -122,13 +122,14 @@ class Job:
     def step(self, stage: str, index: int, total: int, preview: Callable[[], Any] | None = None) -> None:
         """Report that unit `index` of `total` of `stage` is done; raises `Cancelled` if cancel was asked."""
         self.check_cancelled()
+        unit_started = self._stage_started  # the first unit of a stage began when the stage before it did
         self._enter(stage)
         now = time.perf_counter()
         if index == 1 or self._first_step_at is None:
-            # The first unit's time includes the stage's setup (encoding the image), so later estimates
-            # are taken from step 2 on.
+            # The first unit's time includes the stage's setup (encoding the image), so the estimate is
+            # high at first and taken from step 2 on afterwards.
             self._first_step_at = now
-            eta = (now - self._stage_started) * (total - index)
+            eta = (now - unit_started) * (total - index)
         else:
             eta = (now - self._first_step_at) / (index - 1) * (total - index)
         self.emit(StepEvent(stage, index, total, now - self._started, eta))
