@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The weights-hash cache goes to a private folder, not the user's ~/.cache.
+os.environ["VIDEO_GEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="video-gen-test-cache-")
 
 TINY_MODEL = "tiny-svd"
 # 64x64, 8 frames, 3 steps: about 0.3 s a job on 2 cores, once the model is resident.

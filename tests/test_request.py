@@ -10,14 +10,14 @@ from video_gen import GenerationRequest, InvalidRequest
 @pytest.mark.parametrize(
     "changes, field, words",
     [
-        ({"num_frames": 0}, "num_frames", "from 1 to 128"),
+        ({"num_frames": 0}, "num_frames", "from 1 to 720"),
         ({"fps": 0}, "fps", "from 1 to 60"),
         ({"motion_bucket_id": 300}, "motion_bucket_id", "from 1 to 255"),
         ({"width": 100}, "width", "multiple of 8"),
         ({"height": 30}, "height", "from 64 to 2048"),
         ({"num_inference_steps": 0}, "num_inference_steps", "from 1 to 150"),
         ({"noise_aug_strength": 1.5}, "noise_aug_strength", "from 0 to 1"),
-        ({"decode_chunk_size": 0}, "decode_chunk_size", "from 1 to 128"),
+        ({"decode_chunk_size": 0}, "decode_chunk_size", "from 1 to 720"),
         ({"min_guidance_scale": 4.0, "max_guidance_scale": 2.0}, "min_guidance_scale", "must not exceed"),
         ({"seed": -5}, "seed", "-1 or 0 (random)"),
         ({"output_format": "avi"}, "output_format", "mp4, webm, gif, png"),

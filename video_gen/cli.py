@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import Cancelled, InvalidRequest, VideoGenError
-from .request import FORMATS, RESIZE_MODES, GenerationRequest
+from .request import FORMATS, LOOPS, RESIZE_MODES, GenerationRequest
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -24,6 +24,7 @@ FLAG_FIELDS = {
     "min_guidance": "min_guidance_scale", "max_guidance": "max_guidance_scale", "seed": "seed",
     "decode_chunk": "decode_chunk_size", "format": "output_format", "output": "output_path", "crf": "crf",
     "resize": "resize_mode", "prompt": "prompt", "negative_prompt": "negative_prompt",
+    "interpolation": "interpolation", "loop": "loop",
 }
 FIELD_FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in FLAG_FIELDS.items()}
 
@@ -47,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     generate = commands.add_parser("generate", parents=[common], help="make a video from a picture")
-    generate.add_argument("image", help="the picture to animate")
+    generate.add_argument("image", nargs="?", help="the picture to animate (optional with --from)")
+    generate.add_argument("--from", dest="from_video", metavar="VIDEO",
+                          help="re-run the settings stored in an output (or its .json); other flags override them")
     generate.add_argument("--model", help="folder name under the models dir, or a path (default: the only one)")
     length = generate.add_mutually_exclusive_group()
     length.add_argument("--frames", type=int, help="number of frames (default: the model's, 25 for SVD-XT)")
@@ -66,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--output", help="file (or folder for png) to write; overwritten if it exists")
     generate.add_argument("--crf", type=int, help="quality 0..51, lower is better (default 18, visually lossless)")
     generate.add_argument("--resize", choices=RESIZE_MODES, help="crop (default) or fit the picture to the size")
+    generate.add_argument("--interpolation", type=int, help="frame interpolation: 0 auto (default), 1 off, 2-4 forced")
+    generate.add_argument("--loop", choices=LOOPS, help="none (default), pingpong, or crossfade (seamless)")
     generate.add_argument("--prompt", help="text prompt (for text-driven families)")
     generate.add_argument("--negative-prompt", help="what to avoid (for text-driven families)")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -134,7 +139,17 @@ def _generator(args):
 # ---- generate ----------------------------------------------------------------------------
 def _generate(args) -> int:
     values = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items() if getattr(args, flag) is not None}
-    request = GenerationRequest(image=args.image, **values)
+    if args.image is not None:
+        values["image"] = args.image
+    if args.from_video:
+        stored = _stored_request(Path(args.from_video))
+        if args.frames is None and args.duration is not None:
+            stored.pop("num_frames", None)
+        request = GenerationRequest.from_dict({**stored, "output_path": None, **values})
+    elif args.image is None:
+        raise InvalidRequest("image", "missing: give the picture to animate (or --from VIDEO to re-run an output)")
+    else:
+        request = GenerationRequest(**values)
     generator = _generator(args)
     if args.duration is not None:
         if not args.duration > 0:
@@ -179,6 +194,24 @@ class _ProgressBar:
         if self._bar is not None:
             self._bar.close()
         self._bar, self._stage = None, None
+
+
+def _stored_request(video: Path) -> dict:
+    """The request stored in an output, checked against the picture it was made from."""
+    from . import video_io
+    from .models import file_sha256
+
+    if not video.exists():
+        raise InvalidRequest("from", f"not found: {video}")
+    metadata = video_io.read_metadata(video)
+    if metadata is None or not isinstance(metadata.get("request"), dict):
+        raise InvalidRequest("from", f"{video} carries no video-gen settings (nor a .json beside it)")
+    stored = dict(metadata["request"])
+    image = stored.get("image")
+    if image and Path(image).is_file() and metadata.get("image_sha256") not in (None, file_sha256(image)):
+        print(f"video-gen: warning: {image} has changed since {video.name} was made; the result will differ",
+              file=sys.stderr)
+    return stored
 
 
 # ---- json --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from . import __version__, devices, video_io
 from .errors import Cancelled, GenerationFailed, InvalidRequest
 from .events import (
-    DECODING,
+    INTERPOLATING,
     LOADING_MODEL,
     STAGE_LABELS,
     WRITING,
@@ -30,8 +30,10 @@ from .events import (
     StepEvent,
 )
 from .families import load_family
+from .frames import apply_loop, channel_stats, match_colors
 from .images import fit_to_size, open_image
-from .models import ModelInfo, default_models_dir, list_models, resolve_model
+from .models import ModelInfo, default_models_dir, file_sha256, list_models, resolve_model, weights_sha256
+from .planner import LengthPlan, plan_length
 from .request import GenerationRequest
 
 
@@ -45,18 +47,10 @@ class GenerationResult:
     model: str
     device: str
     dtype: str
+    plan: LengthPlan | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)  # what is stored in the output and beside it
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     peak_memory_bytes: int | None = None  # GPU only
-
-    def metadata(self) -> dict[str, Any]:
-        return _metadata(self.request, self.model, self.device, self.dtype)
-
-
-def _metadata(request: GenerationRequest, model: str, device: str, dtype: str) -> dict[str, Any]:
-    """What is stored inside every output, so `video-gen inspect` can tell how it was made."""
-    return {"app": "video-gen", "version": __version__, "model": model, "device": device, "dtype": dtype,
-            "fps": request.fps,  # where video_io looks for the rate of a folder of PNG frames
-            "request": request.to_dict()}
 
 
 class _FifoLock:
@@ -104,6 +98,7 @@ class Job:
         self._stage: str | None = None
         self._stage_started = self._started
         self._first_step_at: float | None = None
+        self.segment = (1, 1)  # (number, of how many), for long videos made of chained segments
         self.timings: dict[str, float] = {}
 
     def emit(self, event) -> None:
@@ -117,7 +112,10 @@ class Job:
     def stage(self, stage: str, message: str | None = None) -> None:
         self.check_cancelled()
         self._enter(stage)
-        self.emit(StageEvent(stage, message or STAGE_LABELS[stage]))
+        message = message or STAGE_LABELS[stage]
+        if self.segment[1] > 1:
+            message = f"segment {self.segment[0]} of {self.segment[1]}: {message}"
+        self.emit(StageEvent(stage, message))
 
     def step(self, stage: str, index: int, total: int, preview: Callable[[], Any] | None = None) -> None:
         """Report that unit `index` of `total` of `stage` is done; raises `Cancelled` if cancel was asked."""
@@ -132,7 +130,7 @@ class Job:
             eta = (now - unit_started) * (total - index)
         else:
             eta = (now - self._first_step_at) / (index - 1) * (total - index)
-        self.emit(StepEvent(stage, index, total, now - self._started, eta))
+        self.emit(StepEvent(stage, index, total, now - self._started, eta, *self.segment))
         if preview is not None and self._preview_every and (index % self._preview_every == 0 or index == total):
             self.emit(PreviewEvent(latent_to_rgb(preview(), self._latent_rgb_factors), index, total))
         self.check_cancelled()
@@ -174,6 +172,7 @@ class Generator:
         self._job: Job | None = None
         self._pipe = None
         self._loaded: ModelInfo | None = None
+        self._weights_sha256: str | None = None
         self.loads = 0  # how many times a model was loaded from disk (tests check residency with it)
 
     # ---- public -------------------------------------------------------------------------
@@ -222,7 +221,9 @@ class Generator:
         # 1. Check inputs: the whole request, the model folder and the picture, before any GPU work
         request, model = self.prepare(request)
         family = load_family(model.family)
+        plan = self.plan(request, model)
         image = fit_to_size(open_image(request.image), request.width, request.height, request.resize_mode)
+        image_sha256 = file_sha256(request.image)
         target_dir = Path(request.output_path).parent if request.output_path else self.outputs_dir
         _check_writable(target_dir)
 
@@ -241,15 +242,20 @@ class Generator:
                 pipe = self._pipeline(model, family, job)
                 dtype = str(devices.pick_dtype(self.device)).removeprefix("torch.")
 
-                # 4. Generate the frames
-                frames = family.run(pipe, request, image, job)
+                # 4. Generate the frames: segments, interpolation, loop
+                frames = self._frames(family, pipe, request, plan, image, job)
 
-                # 5. Write the video under its final name only when complete
+                # 5. Write the video under its final name only when complete, and its settings beside it
                 job.stage(WRITING, f"writing {request.output_format}")
                 output = self._output_path(request, model, submitted_at)
-                metadata = _metadata(request, model.name, self.device, dtype)
+                metadata = {
+                    "app": "video-gen", "version": __version__, "model": model.name, "family": model.family,
+                    "model_sha256": self._weights_sha256, "image_sha256": image_sha256, "device": self.device,
+                    "dtype": dtype, "fps": request.fps, "plan": plan.to_dict(), "request": request.to_dict(),
+                }
                 path = video_io.write_video(frames, output, fps=request.fps, format=request.output_format,
                                             crf=request.crf, metadata=metadata)
+                video_io.write_sidecar(path, metadata)
                 job.finish()
                 finished = True
             except torch.OutOfMemoryError as error:
@@ -265,11 +271,17 @@ class Generator:
 
         result = GenerationResult(
             path=path, seed=request.seed, frames_written=len(frames), elapsed_s=time.perf_counter() - submitted,
-            request=request, model=model.name, device=self.device, dtype=dtype, timings=dict(job.timings),
-            peak_memory_bytes=devices.peak_memory_bytes(self.device),
+            request=request, model=model.name, device=self.device, dtype=dtype, plan=plan, metadata=metadata,
+            timings=dict(job.timings), peak_memory_bytes=devices.peak_memory_bytes(self.device),
         )
         job.emit(DoneEvent(result))
         return result
+
+    def plan(self, request: GenerationRequest, model: ModelInfo) -> LengthPlan:
+        """How a prepared request's length and rate become model work (segments, interpolation, loop)."""
+        native = load_family(model.family).defaults(model)
+        return plan_length(request.num_frames, request.fps, native_frames=native["num_frames"],
+                           native_fps=native["fps"], interpolation=request.interpolation, loop=request.loop)
 
     def cancel(self) -> bool:
         """Ask the running job to stop; it ends at its next step boundary. False if nothing is running."""
@@ -292,9 +304,35 @@ class Generator:
         self._drop_pipeline()  # never hold two models at once
         job.stage(LOADING_MODEL, f"loading {model.name}")
         self._pipe = family.load(model, self.device, devices.pick_dtype(self.device))
+        self._weights_sha256 = weights_sha256(model)  # cached on disk: slow only the first time
         self._loaded = model
         self.loads += 1
         return self._pipe
+
+    def _frames(self, family, pipe, request: GenerationRequest, plan: LengthPlan, image, job: Job):
+        """Run the plan: chained segments, colour-matched to the first, then interpolation, then the loop."""
+        import numpy as np
+        from PIL import Image
+
+        pieces, reference = [], None
+        for number, count in enumerate(plan.segment_frames, 1):
+            job.segment = (number, plan.segments)
+            start = image if number == 1 else Image.fromarray(pieces[-1][-1])  # lossless, from memory
+            frames = family.run(pipe, request.replace(num_frames=count, fps=plan.generation_fps), start, job)
+            if reference is None:
+                reference = channel_stats(frames)
+            else:
+                frames = match_colors(frames, *reference)[1:]  # its first frame is the previous one's last
+            pieces.append(frames)
+        frames = np.concatenate(pieces)
+        if plan.factor > 1:
+            from .interpolate import interpolate
+
+            job.stage(INTERPOLATING, f"interpolating {plan.factor}x to {plan.fps} fps")
+            job.segment = (1, 1)
+            frames = interpolate(frames, plan.factor,
+                                 on_progress=lambda done, total: job.step(INTERPOLATING, done, total))
+        return apply_loop(frames[:plan.loop_frames], plan.loop, plan.frames)
 
     def _drop_pipeline(self) -> None:
         if self._pipe is not None:

@@ -16,6 +16,7 @@ LOADING_MODEL = "loading_model"
 ENCODING_IMAGE = "encoding_image"
 DENOISING = "denoising"
 DECODING = "decoding"
+INTERPOLATING = "interpolating"
 WRITING = "writing"
 
 STAGE_LABELS = {
@@ -23,6 +24,7 @@ STAGE_LABELS = {
     ENCODING_IMAGE: "encoding image",
     DENOISING: "denoising",
     DECODING: "decoding frames",
+    INTERPOLATING: "interpolating frames",
     WRITING: "writing video",
 }
 
@@ -44,7 +46,9 @@ class StepEvent:
     index: int  # 1-based
     total: int
     elapsed_s: float  # since the job started
-    eta_s: float  # estimated seconds until this stage ends
+    eta_s: float  # estimated seconds until this stage ends (of the current segment)
+    segment: int = 1  # long videos are made of chained segments
+    segments: int = 1
     kind: str = "step"
 
 

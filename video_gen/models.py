@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -107,3 +108,48 @@ def resolve_model(name_or_path: str | None, models_dir: str | os.PathLike) -> Mo
     raise ModelNotFound(
         f"{name_or_path!r} is not installed (installed in {models_dir}: {installed}); {HOW_TO_GET}"
     )
+
+
+def file_sha256(path: str | os.PathLike, chunk_bytes: int = 8 * 2**20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(chunk_bytes):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VIDEO_GEN_CACHE_DIR") or Path.home() / ".cache" / "video-gen")
+
+
+def weights_sha256(model: ModelInfo) -> str:
+    """One SHA-256 over every weight file of a model (path and content), cached by size and mtime.
+
+    Hashing SVD-XT's 4.2 GB of fp16 weights takes ~10 s at disk speed, so it is done once per
+    version of the files and remembered in the cache folder; outputs carry it so a result can be
+    traced to the exact weights that made it.
+    """
+    files = sorted(file for file in model.path.rglob("*.safetensors") if file.is_file())
+    fingerprint = [[str(file.relative_to(model.path)), file.stat().st_size, file.stat().st_mtime_ns]
+                   for file in files]
+    cache_file = cache_dir() / "weights-sha256.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    key = str(model.path.resolve())
+    entry = cache.get(key)
+    if isinstance(entry, dict) and entry.get("files") == fingerprint:
+        return entry["sha256"]
+    digest = hashlib.sha256()
+    for (relative, _, _), file in zip(fingerprint, files):
+        digest.update(f"{relative}\0{file_sha256(file)}\n".encode())
+    cache[key] = {"files": fingerprint, "sha256": digest.hexdigest()}
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(cache))
+        os.replace(temporary, cache_file)
+    except OSError:
+        pass  # an unwritable cache only costs hashing again next time
+    return cache[key]["sha256"]

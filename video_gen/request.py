@@ -12,13 +12,14 @@ import dataclasses
 import json
 import os
 import secrets
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import InvalidRequest
 
 FORMATS = ("mp4", "webm", "gif", "png")
 RESIZE_MODES = ("crop", "fit")
+LOOPS = ("none", "pingpong", "crossfade")  # the same names as video_gen.planner.LOOPS
 
 # Seed values that mean "draw a random seed" (-1 by convention, 0 as the seed document's UI uses it).
 RANDOM_SEEDS = (-1, 0)
@@ -26,7 +27,7 @@ MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts any unsigned 64-bit 
 
 # Allowed ranges, (low, high) inclusive; the messages quote them.
 LIMITS: dict[str, tuple[float, float]] = {
-    "num_frames": (1, 128),
+    "num_frames": (1, 720),  # 30 s at 24 fps, made of chained segments
     "fps": (1, 60),
     "width": (64, 2048),
     "height": (64, 2048),
@@ -37,9 +38,10 @@ LIMITS: dict[str, tuple[float, float]] = {
     "min_guidance_scale": (0.0, 30.0),
     "max_guidance_scale": (0.0, 30.0),
     "crf": (0, 51),
+    "interpolation": (0, 4),
 }
 INT_FIELDS = {"num_frames", "fps", "width", "height", "motion_bucket_id", "decode_chunk_size",
-              "num_inference_steps", "crf", "seed"}
+              "num_inference_steps", "crf", "seed", "interpolation"}
 FLOAT_FIELDS = {"noise_aug_strength", "min_guidance_scale", "max_guidance_scale"}
 
 # Names accepted in JSON for compatibility with the seed document's request keys.
@@ -72,6 +74,8 @@ class GenerationRequest:
     output_path: str | None = None
     crf: int = 18  # x264/VP9 constant rate factor; 18 is visually lossless for H.264
     resize_mode: str = "crop"  # crop: cover the target and centre-crop; fit: letterbox with padding
+    interpolation: int = 0  # frame interpolation factor: 0 automatic, 1 off, 2-4 forced (see planner.py)
+    loop: str = "none"  # none, pingpong, or crossfade (a seamless loop)
     prompt: str = ""
     negative_prompt: str = ""
 
@@ -146,6 +150,8 @@ class GenerationRequest:
             )
         if self.output_format is not None and self.output_format not in FORMATS:
             raise InvalidRequest("output_format", f"must be one of {', '.join(FORMATS)}, got {self.output_format!r}")
+        if self.loop not in LOOPS:
+            raise InvalidRequest("loop", f"must be one of {', '.join(LOOPS)}, got {self.loop!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise InvalidRequest("resize_mode", f"must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
         if self.output_path is not None and self.output_format is not None:

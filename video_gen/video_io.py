@@ -142,9 +142,49 @@ def read_video(path) -> tuple[np.ndarray, VideoInfo]:
     return frames, _video_info(header, len(frames))
 
 
+def sidecar_path(path) -> Path:
+    """Where the `.json` beside an output lives: clip.mp4 -> clip.json, a frames folder -> frames.json."""
+    path = Path(path)
+    return path.with_name(f"{path.stem if path.suffix else path.name}.json")
+
+
+def write_sidecar(path, metadata: dict) -> Path:
+    """Write `metadata` as the JSON file beside the output `path`, atomically; return its path."""
+    target = sidecar_path(path)
+    temporary = target.with_name(f".{target.name}.partial-{secrets.token_hex(8)}")
+    try:
+        temporary.write_text(json.dumps(metadata, indent=2, ensure_ascii=False, sort_keys=True) + "\n",
+                             encoding="utf-8")
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target
+
+
 def read_metadata(path) -> dict | None:
-    """The metadata dict `write_video` stored in `path`, or None if there is none or it is not JSON."""
+    """The metadata dict stored in `path` (or in the `.json` beside it, or `path` itself if it is that
+    JSON), or None if there is none or it is not JSON."""
     path = _existing(path)
+    if path.suffix.lower() == ".json":
+        return _json_object(path.read_text(encoding="utf-8", errors="replace"))
+    stored = _stored_metadata(path)
+    if stored is None and sidecar_path(path).is_file():
+        return _json_object(sidecar_path(path).read_text(encoding="utf-8", errors="replace"))
+    return stored
+
+
+def _json_object(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return metadata if isinstance(metadata, dict) else None
+
+
+def _stored_metadata(path: Path) -> dict | None:
     if path.is_dir() or path.suffix.lower() == ".png":
         first_frame = _png_files(path)[0] if path.is_dir() else path
         with Image.open(first_frame) as image:
@@ -154,13 +194,7 @@ def read_metadata(path) -> dict | None:
         # Matroska stores tag names upper-case (COMMENT), mp4 lower-case.
         tags = {key.lower(): value for key, value in _parse_ffmetadata(listing.decode("utf-8", "replace")).items()}
         text = tags.get("comment")
-    if text is None:
-        return None
-    try:
-        metadata = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return metadata if isinstance(metadata, dict) else None
+    return _json_object(text)
 
 
 def unique_path(path) -> Path:
