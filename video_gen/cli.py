@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--steps", type=int, help="denoising steps (default 25)")
     generate.add_argument("--min-guidance", type=float, help="guidance at the first frame (default 1.0)")
     generate.add_argument("--max-guidance", type=float, help="guidance at the last frame (default 3.0)")
-    generate.add_argument("--seed", type=int, default=-1, help="-1 or 0 for random (the seed used is reported)")
+    generate.add_argument("--seed", type=int, help="-1 or 0 for random, the default (the seed used is reported)")
     generate.add_argument("--decode-chunk", type=int, help="frames decoded at a time: less uses less memory")
     generate.add_argument("--format", choices=FORMATS, help="mp4 (default), webm, gif, or png (a folder of frames)")
     generate.add_argument("--output", help="file (or folder for png) to write; overwritten if it exists")
