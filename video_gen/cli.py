@@ -228,7 +228,7 @@ def _json(args) -> int:
     print(json.dumps({
         "status": "success", "output": str(result.path), "seed": result.seed, "frames": result.frames_written,
         "fps": result.request.fps, "elapsed_s": round(result.elapsed_s, 3), "model": result.model,
-        "device": result.device, "request": result.request.to_dict(),
+        "device": result.device, "plan": result.plan.to_dict(), "request": result.request.to_dict(),
     }))
     return EXIT_OK
 
