@@ -25,8 +25,20 @@ import gradio as gr  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 from .errors import InvalidRequest  # noqa: E402
-from .events import DECODING, DENOISING, LOADING_MODEL, STAGE_LABELS, WRITING, PreviewEvent, StageEvent, StepEvent  # noqa: E402
+from .events import (  # noqa: E402
+    DECODING,
+    DENOISING,
+    ENCODING_IMAGE,
+    INTERPOLATING,
+    LOADING_MODEL,
+    STAGE_LABELS,
+    WRITING,
+    PreviewEvent,
+    StageEvent,
+    StepEvent,
+)
 from .models import HOW_TO_GET  # noqa: E402
+from .planner import LengthPlan, plan_length  # noqa: E402
 from .request import LIMITS, GenerationRequest  # noqa: E402
 from .ui_jobs import CANCELLED, DONE, JobBoard, JobEnded, OutputRecord, Tick  # noqa: E402
 
@@ -49,6 +61,10 @@ RESOLUTIONS = [
 FORMATS = [("MP4 (H.264)", "mp4"), ("WebM (VP9)", "webm"), ("PNG frames (lossless, zipped)", "png")]
 RESIZE_MODES = [("crop to fill", "crop"), ("fit with black bars", "fit")]
 MAX_RANDOM_SEED = 2**32 - 1
+GALLERY_SIZE = 48  # newest outputs shown; each is a <video> element in the page
+# At most ~5 progress updates a second: a step of a real model takes longer, so each one is shown, while
+# tiny fast jobs do not spend their time on page updates (see ui_jobs.WebJob.batches).
+UPDATE_EVERY_S = 0.2
 
 # What the page assumes when no model is installed yet: Stable Video Diffusion XT's own settings.
 FALLBACK_DEFAULTS = {
@@ -56,15 +72,14 @@ FALLBACK_DEFAULTS = {
     "decode_chunk_size": 8, "num_inference_steps": 25, "min_guidance_scale": 1.0, "max_guidance_scale": 3.0,
 }
 
-# Where each stage sits on the one progress bar (denoising is by far the longest part of a job).
-STAGE_SPANS = {
-    LOADING_MODEL: (0.0, 0.05), "encoding_image": (0.05, 0.08), DENOISING: (0.08, 0.88),
-    DECODING: (0.88, 0.98), WRITING: (0.98, 1.0),
-}
+# Where each stage sits on the one progress bar. The segments of a long video share SEGMENTS_SPAN
+# equally, each split by SEGMENT_STAGE_SPANS (denoising is by far the longest part of a segment).
+JOB_STAGE_SPANS = {LOADING_MODEL: (0.0, 0.03), INTERPOLATING: (0.90, 0.98), WRITING: (0.98, 1.0)}
+SEGMENTS_SPAN = (0.03, 0.90)
+SEGMENT_STAGE_SPANS = {ENCODING_IMAGE: (0.0, 0.04), DENOISING: (0.04, 0.90), DECODING: (0.90, 1.0)}
 
 CSS = """
 #vg-generate, #vg-cancel { min-height: 3em; }
-#vg-seed-row button { max-width: 4em; }
 """
 
 
@@ -79,17 +94,26 @@ def model_defaults(generator, name: str | None) -> dict[str, Any]:
     return dict(FALLBACK_DEFAULTS)
 
 
-def frames_plan(duration_s: int, fps: int, max_frames: int) -> tuple[int, str]:
-    """Frames for `duration_s` at `fps`, capped at what the model makes in one clip, and a note saying so."""
-    requested = int(duration_s) * int(fps)
-    frames = max(1, min(requested, int(max_frames)))
-    if frames < requested:
-        note = (f"**Note:** {duration_s} s at {fps} fps is {requested} frames, but this model makes at most "
-                f"{max_frames} frames per clip: you get **{frames} frames = {frames / fps:.1f} s**. "
-                f"Longer videos come with long-video support.")
-    else:
-        note = f"{frames} frames at {fps} fps = {frames / fps:.1f} s (this model makes up to {max_frames} per clip)."
-    return frames, note
+def length_plan(duration_s: int, fps: int, defaults: dict[str, Any]) -> LengthPlan:
+    """How `duration_s` seconds at `fps` become model work: the engine's own planner, on the model's
+    native clip length and rate (the same call as `Generator.plan`)."""
+    return plan_length(int(duration_s) * int(fps), int(fps), native_frames=int(defaults["num_frames"]),
+                       native_fps=int(defaults["fps"]))
+
+
+def length_note(plan: LengthPlan, defaults: dict[str, Any]) -> str:
+    """What the length and frame rate controls will give, in words, shown under them."""
+    note = f"**{plan.frames} frames at {plan.fps} fps = {plan.frames / plan.fps:.1f} s.** "
+    work = []
+    if plan.segments > 1:
+        work.append(f"this model makes at most {defaults['num_frames']} frames at a time, so the video is "
+                    f"{plan.segments} chained segments ({plan.segments}× the work of one)")
+    if plan.factor > 1:
+        work.append(f"the model works at {plan.generation_fps} fps and the frames in between are interpolated "
+                    f"{plan.factor}×")
+    if not work:
+        work.append(f"one generation of {plan.model_frames} frames")
+    return note + "; ".join(work)[:1].upper() + "; ".join(work)[1:] + "."
 
 
 def parse_resolution(choice: str | None) -> tuple[int, int] | None:
@@ -121,7 +145,8 @@ def picture_size(path: str) -> tuple[int, int]:
             width, height = image.size
             orientation = image.getexif().get(0x0112, 1)  # 5-8: rotated by 90 degrees
     except (OSError, ValueError, Image.DecompressionBombError):
-        raise InvalidRequest("image", f"not a picture this app can read (PNG, JPEG, WebP, …): {Path(path).name}") from None
+        raise InvalidRequest("image", f"not a picture this app can read (PNG, JPEG, WebP, …): {Path(path).name}"
+                             ) from None
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
@@ -173,20 +198,25 @@ def status_done(record: OutputRecord) -> str:
 class ProgressView:
     """Renders the job's latest event as a bar, the stage, the elapsed time and the ETA."""
 
-    def __init__(self) -> None:
+    def __init__(self, segments: int = 1) -> None:
         self.stage: str | None = None
         self.message = "starting"
         self.index = 0
         self.total = 0
+        self.segment, self.segments = 0, segments  # 0 until the first segment starts
         self.elapsed_s: float | None = None
         self.eta_s: float | None = None
 
     def update(self, message) -> None:
         if isinstance(message, StageEvent):
+            if message.stage == ENCODING_IMAGE:  # each segment starts by encoding its first picture
+                self.segment = min(self.segment + 1, self.segments)
             self.stage, self.message, self.index, self.total, self.eta_s = message.stage, message.message, 0, 0, None
         elif isinstance(message, StepEvent):
             if message.stage != self.stage:
                 self.stage, self.message = message.stage, STAGE_LABELS.get(message.stage, message.stage)
+            if message.stage in SEGMENT_STAGE_SPANS:
+                self.segment, self.segments = message.segment, message.segments
             self.index, self.total = message.index, message.total
             self.elapsed_s, self.eta_s = message.elapsed_s, message.eta_s
         elif isinstance(message, Tick) and message.elapsed_s is not None:
@@ -196,23 +226,31 @@ class ProgressView:
     def fraction(self) -> float:
         if self.stage is None:
             return 0.0
-        start, end = STAGE_SPANS.get(self.stage, (0.0, 1.0))
         within = self.index / self.total if self.total else 0.0
+        if self.stage in SEGMENT_STAGE_SPANS:
+            start, end = SEGMENT_STAGE_SPANS[self.stage]
+            done = (max(self.segment, 1) - 1 + start + (end - start) * within) / max(self.segments, 1)
+            return SEGMENTS_SPAN[0] + (SEGMENTS_SPAN[1] - SEGMENTS_SPAN[0]) * done
+        start, end = JOB_STAGE_SPANS.get(self.stage, (0.0, 1.0))
         return start + (end - start) * within
 
     def html(self) -> str:
+        segment = f" · segment {self.segment} of {self.segments}" if self.segments > 1 and self.segment else ""
         if self.stage is None:
             headline = "Starting… (waiting for the engine)"
         elif self.stage == DENOISING and self.total:
-            headline = f"Denoising · step {self.index} of {self.total}"
+            headline = f"Denoising{segment} · step {self.index} of {self.total}"
         elif self.stage == DECODING and self.total:
-            headline = f"Decoding frames · chunk {self.index} of {self.total}"
+            headline = f"Decoding frames{segment} · chunk {self.index} of {self.total}"
+        elif self.stage == INTERPOLATING and self.total:
+            headline = f"Interpolating frames · {self.index} of {self.total}"
         else:
             headline = self.message[:1].upper() + self.message[1:]
         times = []
         if self.elapsed_s is not None:
             times.append(f"{_seconds(self.elapsed_s)} elapsed")
-        if self.eta_s is not None and self.total and self.index < self.total:
+        # From the second step on: the engine's first estimate of a stage has no step time to go by.
+        if self.eta_s is not None and self.total and 1 < self.index < self.total:
             times.append(f"ETA {_seconds(self.eta_s)} ({STAGE_LABELS.get(self.stage, self.stage)})")
         percent = round(100 * self.fraction)
         bar = (f'<div style="height:10px;border-radius:5px;background:var(--neutral-200);margin:6px 0">'
@@ -229,6 +267,14 @@ def _seconds(value: float) -> str:
 
 
 # ---- components with one-line errors that name the control --------------------------------------
+def user_error(message: str) -> gr.Error:
+    """A one-line message for the page and for API clients (gradio_client raises it as AppError).
+
+    Gradio renders the message as HTML, so <, > and & are escaped; quotes are left as they are.
+    """
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
+
+
 class PictureInput(gr.Image):
     """gr.Image whose unreadable uploads come back as one readable line, not a server error."""
 
@@ -239,8 +285,7 @@ class PictureInput(gr.Image):
             return super().preprocess(payload)
         except (OSError, ValueError, Image.DecompressionBombError, UnidentifiedImageError):
             name = getattr(payload, "orig_name", None) or "the upload"
-            raise gr.Error(f"image: not a picture this app can read (PNG, JPEG, WebP, …): {html.escape(name)}",
-                           print_exception=False) from None
+            raise user_error(f"image: not a picture this app can read (PNG, JPEG, WebP, …): {name}") from None
 
 
 class NamedSlider(gr.Slider):
@@ -251,19 +296,43 @@ class NamedSlider(gr.Slider):
 
     def preprocess(self, payload):
         if payload is None or isinstance(payload, bool) or not isinstance(payload, (int, float)):
-            raise gr.Error(f"{self.field}: must be a number from {_num(self.minimum)} to {_num(self.maximum)}, "
-                           f"got {html.escape(repr(payload))}", print_exception=False)
+            raise user_error(f"{self.field}: must be a number from {_num(self.minimum)} to {_num(self.maximum)}, "
+                             f"got {payload!r}")
         if not self.minimum <= payload <= self.maximum:
-            raise gr.Error(f"{self.field}: must be from {_num(self.minimum)} to {_num(self.maximum)}, got {_num(payload)}",
-                           print_exception=False)
+            raise user_error(f"{self.field}: must be from {_num(self.minimum)} to {_num(self.maximum)}, "
+                             f"got {_num(payload)}")
         return super().preprocess(payload)
 
 
+class NamedRadio(gr.Radio):
+    """gr.Radio whose values outside its choices are refused with the control's name and the choices."""
+
+    is_template = True
+    field = "value"
+
+    def preprocess(self, payload):
+        allowed = [value for _, value in self.choices]
+        if payload not in allowed:
+            raise user_error(f"{self.field}: must be one of {', '.join(map(str, allowed))}, got {payload!r}")
+        return super().preprocess(payload)
+
+
+def radio(choices, *, field: str, **kwargs) -> NamedRadio:
+    """A NamedRadio for `field`, its elem_id "vg-<field>" (the tests find controls by it)."""
+    control = NamedRadio(choices, elem_id=_elem_id(field), **kwargs)
+    control.field = field  # after construction: Gradio builds a component's config from its __init__ signature
+    return control
+
+
 def slider(minimum: float, maximum: float, *, field: str, **kwargs) -> NamedSlider:
-    # Set after construction: Gradio builds a component's config from its __init__ signature.
-    control = NamedSlider(minimum, maximum, **kwargs)
+    """A NamedSlider for `field`, its elem_id "vg-<field>"."""
+    control = NamedSlider(minimum, maximum, elem_id=_elem_id(field), **kwargs)
     control.field = field
     return control
+
+
+def _elem_id(field: str) -> str:
+    return "vg-" + field.replace("_", "-")
 
 
 def _num(value: float) -> str:
@@ -305,10 +374,10 @@ class WebApp:
         if model not in installed:  # only models in the models folder: a web client names no paths
             raise InvalidRequest("model", f"{model!r} is not installed (installed: {', '.join(installed)}); "
                                           f"press Refresh after adding one")
-        if fps not in FPS_CHOICES and int(fps) not in FPS_CHOICES:
+        if fps not in FPS_CHOICES:
             raise InvalidRequest("fps", f"must be one of {', '.join(map(str, FPS_CHOICES))}, got {fps!r}")
         defaults = model_defaults(self.generator, model)
-        num_frames, _ = frames_plan(int(duration), int(fps), defaults["num_frames"])
+        num_frames = int(duration) * int(fps)  # the engine plans segments and interpolation for it
         size = parse_resolution(resolution)
         if size is None:
             width, height = picture_size(image)
@@ -333,7 +402,8 @@ class WebApp:
         Parameters:
             image: the picture to animate (PNG, JPEG, WebP, …); with gradio_client, handle_file(path)
             model: an installed model's name (a folder under the models dir); empty for the only installed one
-            duration: video length in seconds, 1-10; frames = duration x fps, capped at the model's maximum per clip
+            duration: video length in seconds, 1-10; frames = duration x fps (longer than the model makes at
+                once: chained segments)
             fps: frame rate, one of 8, 12, 16, 24
             resolution: WIDTHxHEIGHT (multiples of 8), such as 1024x576, or "match image"
             motion_bucket_id: motion intensity, 1-255: higher moves more
@@ -348,11 +418,19 @@ class WebApp:
             resize_mode: crop (fill the frame) or fit (black bars)
             live_preview: send a rough preview picture while denoising
         Returns:
-            video ({"video": path}), info (dict: model, seed, parameters, elapsed_s, peak_memory, ...),
-            seed used, status (HTML), last preview picture, download file, this run's outputs (gallery)
+            video: the MP4/WebM to play (for PNG frames, an MP4 made from them)
+            info: model, seed, plan, parameters, elapsed_s, peak_memory, timings_s, output (path on the server)
+            seed_used: the seed actually used, as text
+            status: the status panel (HTML)
+            preview: the last live preview picture
+            download: the file to save (the video, or a zip of the PNG frames)
+            outputs_of_this_run: this server run's videos (gallery)
         """
         session = _session(http)
         skip = gr.skip()
+        if self.board.is_closed(session):  # queued by a tab that has been closed since: nobody is watching
+            yield None, {"cancelled": True}, None, status_cancelled(), None, None, skip
+            return
         try:
             request = self.request_from_controls(
                 image, model, duration, fps, resolution, motion_bucket_id, num_inference_steps, seed,
@@ -360,24 +438,26 @@ class WebApp:
                 resize_mode)
         except InvalidRequest as error:
             yield skip, skip, skip, status_error(str(error)), skip, skip, skip
-            raise gr.Error(html.escape(str(error), quote=False), print_exception=False) from None
+            raise user_error(str(error)) from None
 
         preview_every = (1 if request.num_inference_steps <= 30 else 2) if live_preview else 0
         job = self.board.submit(request, session, preview_every)
-        view = ProgressView()
+        view = ProgressView(segments=self.generator.plan(*self.generator.prepare(request)).segments)
         yield skip, skip, skip, view.html(), None, skip, skip
         ended: JobEnded | None = None
         last_preview = None
         try:
-            for message in job.stream():
-                if isinstance(message, JobEnded):
-                    ended = message
-                elif isinstance(message, PreviewEvent):
-                    last_preview = message.image
-                    yield skip, skip, skip, view.html(), last_preview, skip, skip
-                else:
-                    view.update(message)
-                    yield skip, skip, skip, view.html(), skip, skip, skip
+            for batch in job.batches(every_s=UPDATE_EVERY_S):
+                new_preview = skip
+                for message in batch:
+                    if isinstance(message, JobEnded):
+                        ended = message
+                    elif isinstance(message, PreviewEvent):
+                        new_preview = last_preview = message.image
+                    else:
+                        view.update(message)
+                if ended is None:
+                    yield skip, skip, skip, view.html(), new_preview, skip, skip
         finally:
             if ended is None:  # Gradio closed us (Cancel pressed, tab closed): stop the engine job too
                 self.board.cancel_job(job)
@@ -391,18 +471,19 @@ class WebApp:
             yield None, {"cancelled": True}, None, status_cancelled(), last_preview, None, self.gallery()
         else:
             yield skip, skip, skip, status_error(ended.message), skip, skip, skip
-            raise gr.Error(html.escape(ended.message, quote=False), print_exception=False)
+            raise user_error(ended.message)
 
     def cancel(self, http: gr.Request) -> str:
         """Stop this session's job (within one denoising step) and drop it from the queue."""
-        asked = self.board.cancel(_session(http))
-        if asked:
-            return status_cancelled("Cancelled: the job stops within one step and saves nothing. Ready for the next job.")
+        session = _session(http)
+        if self.board.cancel(session) or self.board.recently_cancelled(session):
+            return status_cancelled("Cancelled: the job stops within one step and saves nothing. "
+                                    "Ready for the next job.")
         return status_idle("Nothing to cancel: ready.")
 
     def closed(self, http: gr.Request) -> None:
-        """The tab was closed or reloaded: its jobs stop (Gradio itself drops its queued events)."""
-        self.board.cancel(_session(http))
+        """The tab was closed or reloaded: its running job stops, and a queued one ends when it starts."""
+        self.board.close_session(_session(http))
 
     def refresh_models(self, current):
         names = self.installed()
@@ -412,22 +493,28 @@ class WebApp:
     def apply_model_defaults(self, model, fps):
         defaults = model_defaults(self.generator, model)
         fps = int(fps) if fps else FPS_CHOICES[0]
-        duration = min(DURATION_RANGE[1], max(DURATION_RANGE[0], math.ceil(defaults["num_frames"] / fps)))
+        # The longest whole number of seconds that the model makes in one generation.
+        duration = _clamp(defaults["num_frames"] // fps, DURATION_RANGE)
         resolution = f"{defaults['width']}x{defaults['height']}"
-        _, note = frames_plan(duration, fps, defaults["num_frames"])
-        return (duration, resolution, defaults["motion_bucket_id"], _clamp(defaults["num_inference_steps"], STEPS_RANGE),
-                defaults["noise_aug_strength"], defaults["min_guidance_scale"], defaults["max_guidance_scale"],
+        note = length_note(length_plan(duration, fps, defaults), defaults)
+        steps = _clamp(defaults["num_inference_steps"], STEPS_RANGE)
+        return (duration, resolution, defaults["motion_bucket_id"], steps, defaults["noise_aug_strength"],
+                defaults["min_guidance_scale"], defaults["max_guidance_scale"],
                 _clamp(defaults["decode_chunk_size"], DECODE_CHUNK_RANGE), note)
 
     def frames_note(self, model, duration, fps) -> str:
         defaults = model_defaults(self.generator, model)
-        return frames_plan(int(duration or 1), int(fps or FPS_CHOICES[0]), defaults["num_frames"])[1]
+        return length_note(length_plan(int(duration or 1), int(fps or FPS_CHOICES[0]), defaults), defaults)
+
+    def shown_records(self) -> list[OutputRecord]:
+        """This run's outputs for the gallery, newest first."""
+        return list(reversed(self.board.records))[:GALLERY_SIZE]
 
     def gallery(self) -> list[tuple[str, str]]:
-        return [(str(record.playable), record.caption) for record in reversed(self.board.records)]
+        return [(str(record.playable), record.caption) for record in self.shown_records()]
 
     def show_output(self, event: gr.SelectData):
-        records = list(reversed(self.board.records))
+        records = self.shown_records()
         if not 0 <= event.index < len(records):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         record = records[event.index]
@@ -437,7 +524,6 @@ class WebApp:
     def build(self) -> gr.Blocks:
         names = self.installed()
         model = names[0] if names else None
-        defaults = model_defaults(self.generator, model)
         fps = FPS_CHOICES[0]
         duration, resolution, motion, steps, noise_aug, min_guidance, max_guidance, decode_chunk, note = (
             self.apply_model_defaults(model, fps))
@@ -458,52 +544,56 @@ class WebApp:
                     empty = gr.Markdown(self.empty_state(), visible=not names, elem_id="vg-empty")
                     with gr.Row():
                         duration_box = slider(
-                            *DURATION_RANGE, value=duration, step=1, field="duration", elem_id="vg-duration", label="Length (seconds)",
+                            *DURATION_RANGE, value=duration, step=1, field="duration", label="Length (seconds)",
                             info="How long the video plays. More seconds = more frames to generate.")
-                        fps_box = gr.Radio(list(FPS_CHOICES), value=fps, label="Frame rate (fps)", elem_id="vg-fps",
-                                           info="Frames per second: higher is smoother but each second costs more frames.")
+                        fps_box = radio(
+                            list(FPS_CHOICES), value=fps, field="fps", label="Frame rate (fps)",
+                            info="Frames per second: higher is smoother but each second costs more frames.")
                     note_box = gr.Markdown(note, elem_id="vg-frames-note")
                     resolution_box = gr.Dropdown(
                         RESOLUTIONS, value=resolution, label="Resolution (width × height)", allow_custom_value=True,
                         elem_id="vg-resolution",
-                        info="Size of the video. The picture is cropped (or fitted) to it. Bigger = slower, more memory.")
+                        info="Size of the video; the picture is cropped (or fitted) to it. "
+                             "Bigger = slower, more memory.")
                     motion_box = slider(
-                        *MOTION_RANGE, value=motion, step=1, field="motion_bucket_id", elem_id="vg-motion-bucket-id", label="Motion intensity",
+                        *MOTION_RANGE, value=motion, step=1, field="motion_bucket_id", label="Motion intensity",
                         info="How much moves: low keeps the scene calm, high gives big camera and subject motion.")
                     steps_box = slider(
-                        *STEPS_RANGE, value=steps, step=1, field="num_inference_steps", elem_id="vg-num-inference-steps", label="Inference steps",
+                        *STEPS_RANGE, value=steps, step=1, field="num_inference_steps", label="Inference steps",
                         info="Denoising steps: more is slower and a little cleaner; 25 is the usual.")
-                    with gr.Row(equal_height=True, elem_id="vg-seed-row"):
+                    with gr.Row(equal_height=True):
                         seed_box = gr.Number(-1, label="Seed", precision=0, scale=6, elem_id="vg-seed",
                                              info="-1 = random. The same seed and settings give the same video.")
                         dice = gr.Button("Random", scale=1, min_width=80, elem_id="vg-dice")
                         reuse = gr.Button("Reuse last", scale=1, min_width=80, elem_id="vg-reuse")
                     with gr.Accordion("Advanced", open=False):
                         noise_box = slider(
-                            0.0, 1.0, value=noise_aug, step=0.01, field="noise_aug_strength", elem_id="vg-noise-aug-strength",
+                            0.0, 1.0, value=noise_aug, step=0.01, field="noise_aug_strength",
                             label="Noise augmentation",
                             info="Noise added to the picture: more lets the video drift from it and move more.")
                         min_guidance_box = slider(
-                            *GUIDANCE_RANGE, value=min_guidance, step=0.1, field="min_guidance_scale", elem_id="vg-min-guidance-scale",
+                            *GUIDANCE_RANGE, value=min_guidance, step=0.1, field="min_guidance_scale",
                             label="Min guidance", info="How closely the first frames follow the picture.")
                         max_guidance_box = slider(
-                            *GUIDANCE_RANGE, value=max_guidance, step=0.1, field="max_guidance_scale", elem_id="vg-max-guidance-scale",
+                            *GUIDANCE_RANGE, value=max_guidance, step=0.1, field="max_guidance_scale",
                             label="Max guidance", info="How closely the last frames follow it; too high looks burnt.")
                         decode_box = slider(
-                            *DECODE_CHUNK_RANGE, value=decode_chunk, step=1, field="decode_chunk_size", elem_id="vg-decode-chunk-size",
+                            *DECODE_CHUNK_RANGE, value=decode_chunk, step=1, field="decode_chunk_size",
                             label="Decode chunk size",
                             info="Frames decoded at once: lower uses less GPU memory, higher is a bit smoother.")
-                        format_box = gr.Radio(FORMATS, value="mp4", label="Output format", elem_id="vg-format",
-                                              info="MP4 plays everywhere; PNG frames are lossless, for editing.")
+                        format_box = radio(
+                            FORMATS, value="mp4", field="output_format", label="Output format",
+                            info="MP4 plays everywhere; PNG frames are lossless, for editing.")
                         crf_box = slider(
-                            *CRF_RANGE, value=18, step=1, field="crf", elem_id="vg-crf", label="Quality (CRF)",
+                            *CRF_RANGE, value=18, step=1, field="crf", label="Quality (CRF)",
                             info="Lower = better quality and bigger file; 18 is visually lossless.")
-                        resize_box = gr.Radio(RESIZE_MODES, value="crop", label="Fit the picture", elem_id="vg-resize",
-                                              info="Crop fills the frame; fit shows the whole picture with bars.")
+                        resize_box = radio(
+                            RESIZE_MODES, value="crop", field="resize_mode", label="Fit the picture",
+                            info="Crop fills the frame; fit shows the whole picture with bars.")
+                with gr.Column(scale=6):
                     with gr.Row():
                         generate_button = gr.Button("Generate", variant="primary", scale=3, elem_id="vg-generate")
                         cancel_button = gr.Button("Cancel", variant="stop", scale=1, elem_id="vg-cancel")
-                with gr.Column(scale=6):
                     status = gr.HTML(status_idle(), label="Status", elem_id="vg-status", js_on_load=None)
                     with gr.Row():
                         preview = gr.Image(label="Preview", interactive=False, height=220, format="jpeg",
@@ -514,10 +604,11 @@ class WebApp:
                     video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True, elem_id="vg-player",
                                      buttons=["download"])
                     with gr.Row(equal_height=True):
-                        download = gr.DownloadButton("Download the video", variant="primary", size="md", elem_id="vg-download")
-                        seed_used = gr.Textbox(label="Seed used", interactive=False, placeholder="(after a run)", elem_id="vg-seed-used")
+                        download = gr.DownloadButton("Download", variant="primary", size="md", elem_id="vg-download")
+                        seed_used = gr.Textbox(label="Seed used", interactive=False, placeholder="(after a run)",
+                                               elem_id="vg-seed-used")
                     info = gr.JSON(label="Info", elem_id="vg-info", open=True)
-                    gallery = gr.Gallery(label="Outputs of this run (click one to show it again)", show_label=True, columns=6, height=180,
+                    gallery = gr.Gallery(label="Outputs of this run", columns=6, fit_columns=False, height=200,
                                          object_fit="contain",
                                          allow_preview=False, elem_id="vg-gallery")
 
@@ -525,9 +616,12 @@ class WebApp:
                       noise_box, min_guidance_box, max_guidance_box, decode_box, format_box, crf_box, resize_box,
                       live_preview]
             outputs = [video, info, seed_used, status, preview, download, gallery]
+            # The queue position and the busy frame show on the player. Not on the status panel: the Cancel
+            # handler writes that panel, and Gradio 6.31 then sometimes paints "Error" over a tracker that a
+            # cancelled event left on the same component.
             generate_event = generate_button.click(
                 self.generate, inputs, outputs, api_name="generate", concurrency_limit=1, concurrency_id="generate",
-                trigger_mode="once", show_progress="full", show_progress_on=[status])
+                trigger_mode="once", show_progress="full", show_progress_on=[video])
             cancel_button.click(self.cancel, None, [status], api_name="cancel", queue=False,
                                 cancels=[generate_event], show_progress="hidden")
             demo.unload(self.closed)
@@ -577,4 +671,5 @@ def build_ui(generator, *, work_dir: str | Path, queue_size: int = 20) -> gr.Blo
     return demo.queue(max_size=queue_size, default_concurrency_limit=1)
 
 
-__all__ = ["build_ui", "WebApp", "CSS", "frames_plan", "parse_resolution", "match_image_size", "model_defaults"]
+__all__ = ["build_ui", "WebApp", "CSS", "length_plan", "length_note", "parse_resolution", "match_image_size",
+           "model_defaults"]

@@ -1,0 +1,193 @@
+"""The web app: `python app.py` serves the video generator page on http://127.0.0.1:7860/.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--models-dir DIR] [--outputs-dir DIR]
+                  [--auth USER:PASS] [--max-file-size 50MB] [--queue-size 20] [--open-browser]
+
+Safe by default: it listens on this computer only, never makes a public share link, sends no
+telemetry, serves only the outputs folder (never the models folder), limits uploads, and keeps
+Gradio's temporary files in a folder of its own that it deletes on exit. Listening on anything
+but loopback is refused unless a password is set with --auth.
+
+The page lives in `video_gen/ui.py`; this file only reads flags and starts the server.
+`build_app(generator, ...)` and `launch(args, ...)` let tests and benchmarks start it in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import ipaddress
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+# Before gradio is imported anywhere: no telemetry.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+DEFAULT_MAX_FILE_SIZE = "50MB"  # matches video_gen.images.MAX_IMAGE_BYTES: no photo a video model needs is bigger
+DEFAULT_QUEUE_SIZE = 20
+EXIT_BAD_INPUT, EXIT_FAILURE = 1, 2
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # the project's exit code for bad input is 1 (CONTRACT.md)
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = _Parser(prog="app.py", description="Serve the image-to-video page on this computer.")
+    parser.add_argument("--host", default=DEFAULT_HOST,
+                        help="address to listen on (default 127.0.0.1: this computer only; anything else needs --auth)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 7860)")
+    parser.add_argument("--models-dir", default=os.environ.get("VIDEO_GEN_MODELS_DIR") or "models",
+                        help="folder of installed models (default $VIDEO_GEN_MODELS_DIR or ./models)")
+    parser.add_argument("--outputs-dir", default=os.environ.get("VIDEO_GEN_OUTPUTS_DIR") or "outputs",
+                        help="where videos are written (default $VIDEO_GEN_OUTPUTS_DIR or ./outputs)")
+    parser.add_argument("--auth", metavar="USER:PASS", help="require this user name and password to open the page")
+    parser.add_argument("--max-file-size", default=DEFAULT_MAX_FILE_SIZE, metavar="SIZE",
+                        help="largest upload, such as 50MB or 500KB (default 50MB)")
+    parser.add_argument("--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, metavar="N",
+                        help="jobs that may wait for their turn; more are refused (default 20)")
+    parser.add_argument("--temp-dir", metavar="DIR",
+                        help="Gradio's temporary files: uploads, copies of results "
+                             "(default: a new folder, deleted on exit)")
+    parser.add_argument("--open-browser", dest="open_browser", action="store_true", default=False,
+                        help="open the page in the default browser once the server is up")
+    parser.add_argument("--no-browser", dest="open_browser", action="store_false", help="do not open a browser")
+    args = parser.parse_args(argv)
+    try:
+        args.auth = parse_auth(args.auth)
+        args.max_file_size = parse_size(args.max_file_size)
+    except ValueError as error:
+        parser.error(str(error))
+    if not 1 <= args.queue_size <= 10_000:
+        parser.error(f"--queue-size must be from 1 to 10000, got {args.queue_size}")
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be from 1 to 65535, got {args.port}")
+    problem = binding_problem(args.host, args.auth)
+    if problem:
+        parser.exit(EXIT_BAD_INPUT, f"app.py: {problem}\n")
+    return args
+
+
+def parse_auth(text: str | None) -> tuple[str, str] | None:
+    if text is None:
+        return None
+    user, colon, password = text.partition(":")
+    if not colon or not user or not password:
+        raise ValueError("--auth must be USER:PASS with both parts non-empty")
+    return user, password
+
+
+def parse_size(text: str | int) -> int:
+    """'50MB', '500kb', '1GB' or a number of bytes, to bytes."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmg]?b?)\s*", str(text), re.IGNORECASE)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"--max-file-size must be a size such as 50MB, 500KB or 1GB, got {text!r}")
+    unit = match.group(2).lower()
+    if unit and not unit.endswith("b"):
+        unit += "b"  # "50M" means 50 MB
+    return int(match.group(1)) * _SIZE_UNITS[unit]
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost may resolve to any interface
+
+
+def binding_problem(host: str, auth) -> str | None:
+    """Why listening on `host` is refused, or None. Off loopback, anyone who can reach the port could
+    use the GPU, read the outputs and fill the disk, so a password is required there."""
+    if is_loopback(host) or auth:
+        return None
+    return (f"refusing to listen on {host} without --auth USER:PASS: anyone on your network could use this "
+            f"computer's GPU and see its videos; add --auth, or use --host 127.0.0.1 (this computer only)")
+
+
+def build_app(generator, *, queue_size: int = DEFAULT_QUEUE_SIZE, work_dir: str | os.PathLike | None = None):
+    """The page (a `gr.Blocks`) for `generator`, Generate queued one job at a time, at most `queue_size` waiting.
+
+    Gradio's temporary files (uploads, copies of results) go to `work_dir` (made if missing); when
+    None, a fresh folder that is deleted when the process exits.
+    """
+    work_dir = Path(work_dir) if work_dir else _own_temp_dir()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    # Read when each component is created (gradio.blocks.Block.GRADIO_CACHE) and when the server starts.
+    os.environ["GRADIO_TEMP_DIR"] = str(work_dir.resolve())
+    from video_gen.ui import build_ui
+
+    return build_ui(generator, work_dir=work_dir / "video-gen", queue_size=queue_size)
+
+
+def launch(args: argparse.Namespace, *, generator=None, block: bool = True, quiet: bool = False):
+    """Start the server for `args` (from `parse_args`). Returns the running `gr.Blocks` when `block`
+    is False (its `local_url`; stop it with `.close()`); otherwise serves until Ctrl+C."""
+    from video_gen import Generator
+    from video_gen.ui import CSS
+
+    problem = binding_problem(args.host, args.auth)
+    if problem:
+        raise SystemExit(f"app.py: {problem}")
+    models_dir = Path(args.models_dir).resolve()
+    outputs_dir = Path(args.outputs_dir).resolve()
+    for name, folder in (("--outputs-dir", outputs_dir), ("--temp-dir", args.temp_dir)):
+        # The models folder is never served, and that block would win over serving these.
+        if folder and Path(folder).resolve().is_relative_to(models_dir):
+            raise SystemExit(f"app.py: {name} {folder} is inside the models folder {models_dir}; "
+                             f"choose another folder")
+    outputs_dir.mkdir(parents=True, exist_ok=True)
+    if generator is None:
+        generator = Generator(models_dir=models_dir, outputs_dir=outputs_dir)
+    demo = build_app(generator, queue_size=args.queue_size, work_dir=args.temp_dir)
+    try:
+        demo.launch(
+            server_name=args.host, server_port=args.port, share=False, auth=args.auth,
+            auth_message="Video generator: log in with the user name and password given to app.py --auth.",
+            max_file_size=args.max_file_size,
+            allowed_paths=[str(Path(generator.outputs_dir).resolve())],  # served: the outputs, nothing else
+            blocked_paths=[str(models_dir), str(Path(generator.models_dir).resolve())],
+            enable_monitoring=False, mcp_server=False, ssr_mode=False, pwa=False, run_history=False,
+            footer_links=["api", "settings"], show_error=False, quiet=True, inbrowser=args.open_browser,
+            prevent_thread_lock=True, css=CSS,
+        )
+    except OSError:  # Gradio's "Cannot find empty port": taken, or not ours to use
+        raise SystemExit(f"app.py: cannot listen on {args.host}:{args.port}: the port is in use; "
+                         f"choose another with --port") from None
+    if not quiet:
+        url = demo.local_url
+        where = "this computer only" if is_loopback(args.host) else f"listening on {args.host}, login required"
+        print(f"Video generator running at {url}  ({where}; Ctrl+C to stop)", flush=True)
+        print(f"  models: {models_dir}   outputs: {outputs_dir}", flush=True)
+    if block:
+        try:
+            demo.block_thread()
+        finally:
+            demo.close()
+    return demo
+
+
+def _own_temp_dir() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="video-gen-gradio-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    launch(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

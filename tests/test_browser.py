@@ -1,0 +1,203 @@
+"""The page in a real browser: Debian's chromium, headless, driven by Playwright (never a downloaded browser).
+
+Uploads a picture, presses Generate, watches the progress stream, waits for the <video> to play and
+saves a screenshot under test-artifacts/. The browser may reach only the loopback server: any other
+request is blocked and fails the test (the page must work offline).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import time
+from pathlib import Path
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+import pytest  # noqa: E402
+from conftest import FAST, TINY_MODEL  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+LOOPBACK = ("http://127.0.0.1", "http://localhost", "data:", "blob:")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="Debian's chromium is not at /usr/bin/chromium (.ci/run installs it with apt)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (extra: test)")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(models_dir, tmp_path_factory):
+    from video_gen import Generator
+
+    root = tmp_path_factory.mktemp("browser-web")
+    spec = importlib.util.spec_from_file_location("video_gen_web_app", ROOT / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    # A closed tab is noticed at the next heartbeat: 15 s by default, half a second here.
+    previous = os.environ.get("GRADIO_HEARTBEAT_INTERVAL")
+    os.environ["GRADIO_HEARTBEAT_INTERVAL"] = "0.5"
+    generator = Generator(models_dir=models_dir, outputs_dir=root / "outputs")
+    args = app.parse_args(["--port", str(free_port()), "--models-dir", str(models_dir),
+                           "--outputs-dir", str(root / "outputs"), "--temp-dir", str(root / "gradio-temp")])
+    demo = app.launch(args, generator=generator, block=False, quiet=True)
+    demo.video_gen_generator = generator
+    demo.video_gen_outputs = root / "outputs"
+    yield demo
+    demo.close()
+    if previous is None:
+        os.environ.pop("GRADIO_HEARTBEAT_INTERVAL", None)
+    else:
+        os.environ["GRADIO_HEARTBEAT_INTERVAL"] = previous
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.outside_requests = []
+
+    def only_loopback(route):
+        if route.request.url.startswith(LOOPBACK):
+            route.continue_()
+        else:
+            page.outside_requests.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_loopback)
+    yield page
+    context.close()
+
+
+def open_and_fill(page, url: str, photo: Path, steps: int, seconds: int = 1) -> None:
+    """Load the page, upload the picture and pick the tiny model's fast settings (64x64, 8 frames a second)."""
+    page.goto(url)
+    page.wait_for_selector("#vg-generate")
+    page.locator("#vg-image input[type=file]").set_input_files(str(photo))
+    page.wait_for_selector("#vg-image img")  # the upload is shown as a preview
+    resolution = page.locator("#vg-resolution input")
+    resolution.click()
+    resolution.fill(f"{FAST['width']}x{FAST['height']}")
+    resolution.press("Enter")
+    step_box = page.locator("#vg-num-inference-steps input[type=number]")
+    step_box.fill(str(steps))
+    step_box.press("Enter")
+    assert page.locator("#vg-model input").input_value() == TINY_MODEL
+    if seconds != 1:
+        length = page.locator("#vg-duration input[type=number]")
+        length.fill(str(seconds))
+        length.press("Enter")
+    page.wait_for_selector(f"#vg-frames-note >> text={8 * seconds} frames at 8 fps")
+
+
+def test_upload_generate_watch_and_play(page, server, photo):
+    open_and_fill(page, server.local_url, photo, steps=10)
+    page.click("#vg-generate")
+
+    page.wait_for_selector("#vg-status >> text=Denoising · step", timeout=60_000)  # progress is streamed
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#vg-player video');"
+        " return v && v.currentSrc && v.readyState >= 1 && v.duration > 0 }", timeout=60_000)
+    video = page.evaluate("() => { const v = document.querySelector('#vg-player video');"
+                          " return {src: v.currentSrc, duration: v.duration, loop: v.loop} }")
+    assert video["src"].startswith(server.local_url) and video["src"].endswith(".mp4")
+    assert video["duration"] > 0 and video["loop"]
+    status = page.locator("#vg-status").inner_text()
+    assert "Done" in status
+    seed = page.locator("#vg-seed-used textarea, #vg-seed-used input").first.input_value()
+    assert seed.isdigit() and seed in status
+    assert TINY_MODEL in page.locator("#vg-info").inner_text()  # the info panel
+    page.wait_for_function(  # this run's outputs, its first frame shown
+        "() => { const v = document.querySelector('#vg-gallery video'); return v && v.readyState >= 2 }",
+        timeout=30_000)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.mouse.move(900, 600)  # over the player, so its controls show in the picture
+    page.screenshot(path=str(ARTIFACTS / "browser-generate.png"), full_page=True)
+    assert page.outside_requests == [], f"the page tried to reach the network: {page.outside_requests}"
+
+
+def wait_until_free(generator, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while generator.busy and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not generator.busy, "the engine is still running the job"
+
+
+def test_cancel_button_stops_the_job_and_the_page_is_ready_again(page, server, photo):
+    generator, outputs = server.video_gen_generator, server.video_gen_outputs
+    open_and_fill(page, server.local_url, photo, steps=50)
+    page.click("#vg-generate")
+    page.wait_for_selector("#vg-status >> text=Denoising · step", timeout=60_000)
+    before = set(outputs.iterdir())
+    page.click("#vg-cancel")
+    page.wait_for_selector("#vg-status >> text=Cancelled", timeout=10_000)
+    wait_until_free(generator)
+    assert set(outputs.iterdir()) == before, "the cancelled job still wrote a video"
+    # No error stays on the page. (Gradio 6.31 may flash "Error" on the player for a moment when it
+    # closes a cancelled generator; it must be gone at once.)
+    page.wait_for_function("() => ![...document.querySelectorAll('*')].some(el => el.childElementCount === 0"
+                           " && el.textContent.trim() === 'Error' && el.offsetParent)", timeout=3_000)
+
+    step_box = page.locator("#vg-num-inference-steps input[type=number]")
+    step_box.fill("10")
+    step_box.press("Enter")
+    page.click("#vg-generate")
+    page.wait_for_selector("#vg-status >> text=Done", timeout=60_000)
+    assert len([path for path in set(outputs.iterdir()) - before if path.suffix == ".mp4"]) == 1
+
+
+def test_closing_the_tab_cancels_its_job(page, server, photo):
+    generator, outputs = server.video_gen_generator, server.video_gen_outputs
+    before = set(outputs.iterdir()) if outputs.exists() else set()
+    open_and_fill(page, server.local_url, photo, steps=50)
+    page.click("#vg-generate")
+    page.wait_for_selector("#vg-status >> text=Denoising · step", timeout=60_000)
+    assert generator.busy
+    page.close()
+    wait_until_free(generator)
+    assert set(outputs.iterdir()) == before, "the closed tab's job still wrote a video"
+
+
+def test_closing_a_tab_drops_its_queued_job(browser, page, server, photo):
+    generator, outputs = server.video_gen_generator, server.video_gen_outputs
+    before = {path for path in outputs.iterdir() if path.suffix == ".mp4"}
+    open_and_fill(page, server.local_url, photo, steps=50, seconds=3)  # 24 frames: several segments
+    page.click("#vg-generate")
+    page.wait_for_selector("#vg-status >> text=Denoising · segment 1", timeout=60_000)
+
+    waiting = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
+    waiting.route("**/*", lambda route: route.continue_() if route.request.url.startswith(LOOPBACK) else route.abort())
+    open_and_fill(waiting, server.local_url, photo, steps=10)
+    waiting.click("#vg-generate")
+    waiting.wait_for_selector("text=/queue: 1\\/1/", timeout=10_000)  # its place in the queue is shown
+    waiting.context.close()
+    time.sleep(2)  # a closed tab is noticed at the next heartbeat (0.5 s here)
+
+    assert generator.busy, "the first job ended too soon for this test"
+    page.click("#vg-cancel")
+    wait_until_free(generator)
+    time.sleep(1.5)  # had the closed tab's job stayed queued, it would start now
+    assert not generator.busy, "the closed tab's queued job ran"
+    assert {path for path in outputs.iterdir() if path.suffix == ".mp4"} == before
