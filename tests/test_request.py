@@ -17,7 +17,7 @@ from video_gen import GenerationRequest, InvalidRequest
         ({"height": 30}, "height", "from 64 to 2048"),
         ({"num_inference_steps": 0}, "num_inference_steps", "from 1 to 150"),
         ({"noise_aug_strength": 1.5}, "noise_aug_strength", "from 0 to 1"),
-        ({"decode_chunk_size": 0}, "decode_chunk_size", "from 1 to 720"),
+        ({"decode_chunk_size": 0}, "decode_chunk_size", "from 1 to 128"),
         ({"min_guidance_scale": 4.0, "max_guidance_scale": 2.0}, "min_guidance_scale", "must not exceed"),
         ({"seed": -5}, "seed", "-1 or 0 (random)"),
         ({"output_format": "avi"}, "output_format", "mp4, webm, gif, png"),

@@ -115,7 +115,7 @@ class Job:
         message = message or STAGE_LABELS[stage]
         if self.segment[1] > 1:
             message = f"segment {self.segment[0]} of {self.segment[1]}: {message}"
-        self.emit(StageEvent(stage, message))
+        self.emit(StageEvent(stage, message, *self.segment))
 
     def step(self, stage: str, index: int, total: int, preview: Callable[[], Any] | None = None) -> None:
         """Report that unit `index` of `total` of `stage` is done; raises `Cancelled` if cancel was asked."""
@@ -197,6 +197,11 @@ class Generator:
 
     def list_models(self) -> list[ModelInfo]:
         return list_models(self.models_dir)
+
+    def defaults(self, model: str | None = None) -> dict[str, Any]:
+        """The request defaults of an installed model (reads its configs only)."""
+        info = resolve_model(model, self.models_dir)
+        return load_family(info.family).defaults(info)
 
     def prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, ModelInfo]:
         """Check a request completely and fill in the model's defaults and the seed; loads nothing."""

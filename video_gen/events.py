@@ -35,6 +35,8 @@ class StageEvent:
 
     stage: str
     message: str
+    segment: int = 1  # long videos are made of chained segments
+    segments: int = 1
     kind: str = "stage"
 
 
