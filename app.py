@@ -20,6 +20,7 @@ import ipaddress
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -185,6 +186,8 @@ def _own_temp_dir() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # `kill` (SIGTERM) exits like Ctrl+C does, so atexit removes the app's temp folder.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     launch(args)
     return 0
 

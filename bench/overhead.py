@@ -8,13 +8,14 @@
     a subprocess; both minus the start of an interpreter that imports the same libraries
 (d) with --http: the web app's `generate` endpoint through `gradio_client`, against (a)
 Also: the delay from submitting a second job on a resident model to its first model forward.
-The model is sized so that a denoising step takes ~0.2 s on 2 CPU cores (128x128, 14 frames).
+The model is sized so that a denoising step takes ~0.2 s on 2 CPU cores (128x128, 16 frames).
 Targets: (b)/(a) <= 1.05, (d)/(a) <= 1.10, submit -> first step < 100 ms. Medians of `--repeats`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -25,7 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-SIZE, FRAMES, FPS, SEED = 128, 14, 7, 1234
+# 16 frames at 8 fps: a job the page can also express (2 s x 8 fps), made in one generation (the model's
+# native length is 16, and 8 fps is the planner's own rate for an 8 fps request: no interpolation).
+SIZE, FRAMES, FPS, SEED = 128, 16, 8, 1234
 
 
 def median_time(function, repeats: int) -> float:
@@ -93,15 +96,15 @@ def main() -> int:
 
     # submit -> first model forward (our overhead before diffusers starts) and -> first UNet step
     marks: dict[str, float] = {}
-    pipe = generator._pipe
+    resident = generator._pipe
 
     def mark(name):
         def hook(module, inputs):  # a pre-hook that returns None leaves the inputs alone
             marks.setdefault(name, time.perf_counter())
         return hook
 
-    hooks = [pipe.image_encoder.register_forward_pre_hook(mark("encoder")),
-             pipe.unet.register_forward_pre_hook(mark("unet"))]
+    hooks = [resident.image_encoder.register_forward_pre_hook(mark("encoder")),
+             resident.unet.register_forward_pre_hook(mark("unet"))]
     submitted = time.perf_counter()
     generator.generate(request)
     for hook in hooks:
@@ -142,16 +145,52 @@ def main() -> int:
     print(f"(c)  video-gen generate, fresh process          {c:7.3f} s   (c)/(a') = {c / a_cold:.3f}")
 
     if args.http:
-        d = http_overhead(work, picture, request, args.repeats)
-        print(f"(d)  web app over HTTP (gradio_client)          {d:7.3f} s   (d)/(a) = {d / a:.3f}   target <= 1.10")
+        with app_server(work) as url:
+            from gradio_client import Client, handle_file
+
+            client = Client(url, verbose=False)
+
+            def over_http():
+                client.predict(image=handle_file(str(picture)), model="bench-svd", duration=FRAMES // FPS, fps=FPS,
+                               resolution=f"{SIZE}x{SIZE}", motion_bucket_id=127, num_inference_steps=args.steps,
+                               seed=SEED, decode_chunk_size=8, live_preview=False, api_name="/generate")
+
+            over_http()  # the server loads the model
+            pipe = load_pipeline()
+            direct()
+            a_again, d = interleaved([direct, over_http], args.repeats)
+        print(f"(d)  web app over HTTP (gradio_client)          {d:7.3f} s   (d)/(a) = {d / a_again:.3f}   "
+              f"target <= 1.10  (a, measured alongside: {a_again:.3f} s)")
     return 0
 
 
-def http_overhead(work: Path, picture: Path, request, repeats: int) -> float:
-    """Median seconds for gradio_client -> MP4 on disk, against a real server on a loopback port."""
-    from bench_http import measure_http  # written with the web app (issue 3)
+@contextlib.contextmanager
+def app_server(work: Path):
+    """`python app.py` in its own process (as a user runs it) on a free loopback port; yields its URL."""
+    import socket
+    import urllib.request
 
-    return measure_http(work, picture, request, repeats)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--models-dir", str(work / "models"),
+                               "--outputs-dir", str(work / "app-outputs"), "--no-browser"], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the app did not start") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ They are saved with `save_pretrained` in the layout of stabilityai/stable-video-
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -18,8 +19,9 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-# The weights-hash cache goes to a private folder, not the user's ~/.cache.
+# The weights-hash cache goes to a private folder, not the user's ~/.cache, removed at exit.
 os.environ["VIDEO_GEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="video-gen-test-cache-")
+atexit.register(shutil.rmtree, os.environ["VIDEO_GEN_CACHE_DIR"], ignore_errors=True)
 
 TINY_MODEL = "tiny-svd"
 # 64x64, 8 frames, 3 steps: about 0.3 s a job on 2 cores, once the model is resident.
