@@ -6,7 +6,10 @@ touches a model and imports no torch: jobs go to the shared `Generator` through 
 into page updates (FramePack's `demo_gradio.py` pattern, STYLE.md).
 
 The Generate button's event is the API endpoint `/generate` (see `WebApp.generate` for its inputs
-and outputs); the Cancel button's is `/cancel`.
+and outputs); the Cancel button's is `/cancel`. The "Smooth / loop a video" tab's buttons are
+`/smooth_preview` and `/smooth` (video, fps, loop -> video, info; `ui_tools` does the work, in the
+same one-at-a-time queue slot as Generate), and "Load settings" is `/load_settings` (a video made
+here, or its .json -> every control of the Generate form).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
+from . import video_io  # noqa: E402
 from .errors import InvalidRequest  # noqa: E402
 from .events import (  # noqa: E402
     DECODING,
@@ -41,6 +45,17 @@ from .models import HOW_TO_GET  # noqa: E402
 from .planner import LengthPlan, plan_length  # noqa: E402
 from .request import LIMITS, GenerationRequest  # noqa: E402
 from .ui_jobs import CANCELLED, DONE, JobBoard, JobEnded, OutputRecord, Tick  # noqa: E402
+from .ui_tools import (  # noqa: E402
+    TARGET_FPS_CHOICES,
+    check_video,
+    copy_atomic,
+    plan_dict,
+    plan_smooth,
+    render_smooth,
+    smooth_metadata,
+    source_metadata,
+    stored_request,
+)
 
 # ---- the controls' ranges and choices (the issue's, narrower than request.LIMITS) ---------------
 DURATION_RANGE = (1, 10)  # seconds
@@ -60,6 +75,10 @@ RESOLUTIONS = [
 ]
 FORMATS = [("MP4 (H.264)", "mp4"), ("WebM (VP9)", "webm"), ("PNG frames (lossless, zipped)", "png")]
 RESIZE_MODES = [("crop to fill", "crop"), ("fit with black bars", "fit")]
+LOOPS = [("none", "none"), ("ping-pong (forward, then back)", "pingpong"),
+         ("seamless crossfade (end flows into start)", "crossfade")]
+INTERPOLATIONS = [("auto", 0), ("off", 1), ("2×", 2), ("3×", 3), ("4×", 4)]  # GenerationRequest.interpolation
+SMOOTH_FPS_CHOICES = [(f"{fps} fps", fps) for fps in TARGET_FPS_CHOICES] + [("keep (loop only)", 0)]
 MAX_RANDOM_SEED = 2**32 - 1
 GALLERY_SIZE = 48  # newest outputs shown; each is a <video> element in the page
 # At most ~5 progress updates a second: a step of a real model takes longer, so each one is shown, while
@@ -94,11 +113,12 @@ def model_defaults(generator, name: str | None) -> dict[str, Any]:
     return dict(FALLBACK_DEFAULTS)
 
 
-def length_plan(duration_s: int, fps: int, defaults: dict[str, Any]) -> LengthPlan:
+def length_plan(duration_s: int, fps: int, defaults: dict[str, Any], interpolation: int = 0,
+                loop: str = "none") -> LengthPlan:
     """How `duration_s` seconds at `fps` become model work: the engine's own planner, on the model's
     native clip length and rate (the same call as `Generator.plan`)."""
     return plan_length(int(duration_s) * int(fps), int(fps), native_frames=int(defaults["num_frames"]),
-                       native_fps=int(defaults["fps"]))
+                       native_fps=int(defaults["fps"]), interpolation=int(interpolation or 0), loop=loop or "none")
 
 
 def length_note(plan: LengthPlan, defaults: dict[str, Any]) -> str:
@@ -113,6 +133,11 @@ def length_note(plan: LengthPlan, defaults: dict[str, Any]) -> str:
                     f"{plan.factor}×")
     if not work:
         work.append(f"one generation of {plan.model_frames} frames")
+    if plan.loop == "pingpong":
+        work.append(f"ping-pong loop: {plan.loop_frames} frames play forward, then back")
+    elif plan.loop == "crossfade":
+        work.append(f"seamless loop: {plan.loop_frames - plan.frames} extra frames are made and cross-faded "
+                    f"into the start")
     return note + "; ".join(work)[:1].upper() + "; ".join(work)[1:] + "."
 
 
@@ -346,6 +371,7 @@ class WebApp:
     def __init__(self, generator, work_dir: str | Path):
         self.generator = generator
         self.board = JobBoard(generator, work_dir)
+        self._previews: dict[tuple, Path] = {}  # (source, size, mtime, plan) -> its preview in tools_dir()
 
     # ---- models ---------------------------------------------------------------------------
     def installed(self) -> list[str]:
@@ -359,7 +385,7 @@ class WebApp:
     # ---- the request from the controls ---------------------------------------------------
     def request_from_controls(self, image, model, duration, fps, resolution, motion_bucket_id, num_inference_steps,
                               seed, noise_aug_strength, min_guidance_scale, max_guidance_scale, decode_chunk_size,
-                              output_format, crf, resize_mode) -> GenerationRequest:
+                              output_format, crf, resize_mode, loop="none", interpolation=0) -> GenerationRequest:
         """Turn the page's values into a checked `GenerationRequest` (raises InvalidRequest)."""
         if not image:
             raise InvalidRequest("image", "missing: drop, paste or browse for a picture first")
@@ -376,6 +402,10 @@ class WebApp:
                                           f"press Refresh after adding one")
         if fps not in FPS_CHOICES:
             raise InvalidRequest("fps", f"must be one of {', '.join(map(str, FPS_CHOICES))}, got {fps!r}")
+        if interpolation in (None, ""):
+            interpolation = 0
+        if interpolation not in [value for _, value in INTERPOLATIONS]:
+            raise InvalidRequest("interpolation", f"must be 0 (auto), 1 (off), 2, 3 or 4, got {interpolation!r}")
         defaults = model_defaults(self.generator, model)
         num_frames = int(duration) * int(fps)  # the engine plans segments and interpolation for it
         size = parse_resolution(resolution)
@@ -388,6 +418,7 @@ class WebApp:
             decode_chunk_size=int(decode_chunk_size), num_inference_steps=int(num_inference_steps),
             min_guidance_scale=float(min_guidance_scale), max_guidance_scale=float(max_guidance_scale),
             seed=seed_value(seed), output_format=output_format, crf=int(crf), resize_mode=resize_mode or "crop",
+            loop=loop or "none", interpolation=int(interpolation),
         )
         self.generator.prepare(request)  # the engine's complete check, before the job is queued
         picture_size(image)  # an unreadable picture fails here, not after the model has loaded
@@ -396,7 +427,7 @@ class WebApp:
     # ---- handlers -------------------------------------------------------------------------
     def generate(self, image, model, duration, fps, resolution, motion_bucket_id, num_inference_steps, seed,
                  noise_aug_strength, min_guidance_scale, max_guidance_scale, decode_chunk_size, output_format, crf,
-                 resize_mode, live_preview, http: gr.Request):
+                 resize_mode, live_preview, loop="none", interpolation=0, http: gr.Request = None):
         """Animate a picture into a video with Stable Video Diffusion; streams progress, ends with the video.
 
         Parameters:
@@ -417,6 +448,10 @@ class WebApp:
             crf: quality, 0-51: lower is better and bigger (18 is visually lossless)
             resize_mode: crop (fill the frame) or fit (black bars)
             live_preview: send a rough preview picture while denoising
+            loop: none, pingpong (plays forward then back) or crossfade (a seamless loop: the end is blended
+                into the start); the video keeps exactly duration x fps frames
+            interpolation: 0 auto (the model works near its own rate, the rest is interpolated), 1 off, or a
+                forced factor 2-4
         Returns:
             video: the MP4/WebM to play (for PNG frames, an MP4 made from them)
             info: model, seed, plan, parameters, elapsed_s, peak_memory, timings_s, output (path on the server)
@@ -435,7 +470,7 @@ class WebApp:
             request = self.request_from_controls(
                 image, model, duration, fps, resolution, motion_bucket_id, num_inference_steps, seed,
                 noise_aug_strength, min_guidance_scale, max_guidance_scale, decode_chunk_size, output_format, crf,
-                resize_mode)
+                resize_mode, loop, interpolation)
         except InvalidRequest as error:
             yield skip, skip, skip, status_error(str(error)), skip, skip, skip
             raise user_error(str(error)) from None
@@ -490,21 +525,29 @@ class WebApp:
         value = current if current in names else (names[0] if names else None)
         return gr.Dropdown(choices=names, value=value), gr.Markdown(self.empty_state(), visible=not names)
 
-    def apply_model_defaults(self, model, fps):
+    def refresh_form(self, current, fps, loop="none", interpolation=0):
+        """Refresh, and when that picks another model, its defaults (model_box.input does not fire then)."""
+        dropdown, message = self.refresh_models(current)
+        if dropdown.value == current:
+            return (dropdown, message) + (gr.skip(),) * 9
+        return (dropdown, message, *self.apply_model_defaults(dropdown.value, fps, loop, interpolation))
+
+    def apply_model_defaults(self, model, fps, loop="none", interpolation=0):
         defaults = model_defaults(self.generator, model)
         fps = int(fps) if fps else FPS_CHOICES[0]
         # The longest whole number of seconds that the model makes in one generation.
         duration = _clamp(defaults["num_frames"] // fps, DURATION_RANGE)
         resolution = f"{defaults['width']}x{defaults['height']}"
-        note = length_note(length_plan(duration, fps, defaults), defaults)
+        note = length_note(length_plan(duration, fps, defaults, interpolation, loop), defaults)
         steps = _clamp(defaults["num_inference_steps"], STEPS_RANGE)
         return (duration, resolution, defaults["motion_bucket_id"], steps, defaults["noise_aug_strength"],
                 defaults["min_guidance_scale"], defaults["max_guidance_scale"],
                 _clamp(defaults["decode_chunk_size"], DECODE_CHUNK_RANGE), note)
 
-    def frames_note(self, model, duration, fps) -> str:
+    def frames_note(self, model, duration, fps, loop="none", interpolation=0) -> str:
         defaults = model_defaults(self.generator, model)
-        return length_note(length_plan(int(duration or 1), int(fps or FPS_CHOICES[0]), defaults), defaults)
+        return length_note(length_plan(int(duration or 1), int(fps or FPS_CHOICES[0]), defaults, interpolation, loop),
+                           defaults)
 
     def shown_records(self) -> list[OutputRecord]:
         """This run's outputs for the gallery, newest first."""
@@ -520,6 +563,146 @@ class WebApp:
         record = records[event.index]
         return str(record.playable), record.info, str(record.seed), str(record.download)
 
+    # ---- smooth / loop any video -----------------------------------------------------------
+    def smooth_preview(self, video, fps, loop, progress=gr.Progress()):
+        """Smooth and/or loop a video into the app's work folder (not the outputs) and play it.
+
+        Parameters:
+            video: the video to smooth (MP4, WebM, MOV, GIF, …; at most 2000 frames, 2048 px a side)
+            fps: target frame rate, such as 24, 30, 48 or 60 (the video's rate times 2, 3 or 4 at most); 0 keeps it
+            loop: none, pingpong or crossfade
+        Returns:
+            video: the preview to play (in the app's temporary folder)
+            info: what was done: plan, frames, fps, factor, loop
+        """
+        path, plan, metadata, source = self._smooth_checked(video, fps, loop)
+        key = self._smooth_key(source, plan)
+        target = self.tools_dir() / f"{source.stem}{plan.stem_suffix()}.{secrets.token_hex(4)}.preview.mp4"
+        self._smooth_render(path, plan, target, metadata, progress)
+        self._previews[key] = target
+        return str(target), self._smooth_info(plan, target, saved=False)
+
+    def smooth_save(self, video, fps, loop, progress=gr.Progress()):
+        """Smooth and/or loop a video and save it into the outputs folder as <name>_smooth<fps>.mp4.
+
+        Parameters:
+            video: the video to smooth (MP4, WebM, MOV, GIF, …; at most 2000 frames, 2048 px a side)
+            fps: target frame rate, such as 24, 30, 48 or 60 (the video's rate times 2, 3 or 4 at most); 0 keeps it
+            loop: none, pingpong or crossfade
+        Returns:
+            video: the saved video
+            info: what was done, and "output": its path on the server
+        """
+        path, plan, metadata, source = self._smooth_checked(video, fps, loop)
+        outputs = Path(self.generator.outputs_dir)
+        target = video_io.unique_path(outputs / f"{source.stem}{plan.stem_suffix()}.mp4")
+        preview = self._previews.get(self._smooth_key(source, plan))
+        if preview is not None and preview.is_file():  # the preview is exactly this result: no second render
+            progress(0.5, desc="saving the preview")
+            copy_atomic(preview, target)
+        else:
+            self._smooth_render(path, plan, target, metadata, progress)
+        video_io.write_sidecar(target, metadata)
+        return str(target), self._smooth_info(plan, target, saved=True)
+
+    def _smooth_checked(self, video, fps, loop):
+        try:
+            info = check_video(video)
+            plan = plan_smooth(info, fps, loop or "none")
+        except InvalidRequest as error:
+            raise user_error(str(error)) from None
+        source = Path(video)
+        return source, plan, smooth_metadata(source_metadata(source), plan, source.name), source
+
+    @staticmethod
+    def _smooth_key(source: Path, plan) -> tuple:
+        stat = source.stat()
+        return str(source.resolve()), stat.st_size, stat.st_mtime_ns, plan
+
+    def _smooth_render(self, path, plan, target, metadata, progress) -> None:
+        try:
+            render_smooth(path, plan, target, metadata=metadata,
+                          on_progress=lambda fraction, what: progress(fraction, desc=what))
+        except InvalidRequest as error:
+            raise user_error(str(error)) from None
+
+    def _smooth_info(self, plan, target: Path, *, saved: bool) -> dict[str, Any]:
+        info = {"done": plan.describe(), **plan_dict(plan)}
+        info["output" if saved else "preview"] = str(target)
+        return info
+
+    def tools_dir(self) -> Path:
+        folder = self.board.work_dir / "tools"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def last_result(self):
+        records = self.board.records
+        if not records:
+            gr.Warning("No result yet: generate a video first, or upload one.")
+            return gr.skip()
+        return str(records[-1].playable)
+
+    # ---- load settings ------------------------------------------------------------------------
+    def load_settings(self, file):
+        """Fill the Generate form from a video made by this app (or its .json file).
+
+        Parameters:
+            file: a video made by this app, or the .json written beside it
+        Returns:
+            model, duration, fps, resolution, motion_bucket_id, num_inference_steps, seed, noise_aug_strength,
+            min_guidance_scale, max_guidance_scale, decode_chunk_size, output_format, crf, resize_mode, loop,
+            interpolation: the stored values (fitted to the page's ranges)
+            note: the frames note for them
+            message: what was loaded, and what had to change to fit the page
+        """
+        try:
+            request = stored_request(file)
+        except InvalidRequest as error:
+            raise user_error(str(error)) from None
+        notes = []
+        fps = request.fps or FPS_CHOICES[0]
+        if fps not in FPS_CHOICES:
+            fps = min(FPS_CHOICES, key=lambda choice: abs(choice - request.fps))
+            notes.append(f"{request.fps} fps is not on the page: {fps} fps")
+        frames = request.num_frames or fps
+        duration = _clamp(max(1, round(frames / (request.fps or fps))), DURATION_RANGE)
+        if duration * fps != frames:
+            notes.append(f"{frames} frames became {duration} s at {fps} fps")
+
+        def fit(name, value, bounds):
+            if value is None:
+                return None
+            fitted = _clamp(value, bounds)
+            if fitted != value:
+                notes.append(f"{name} {value} is outside the page's {_num(bounds[0])}-{_num(bounds[1])}: {fitted}")
+            return fitted
+
+        output_format = request.output_format or "mp4"
+        if output_format not in [value for _, value in FORMATS]:
+            notes.append(f"{output_format} is not on the page: mp4")
+            output_format = "mp4"
+        if request.model not in self.installed():
+            notes.append(f"model {request.model!r} is not installed here")
+        resolution = f"{request.width}x{request.height}" if request.width and request.height else gr.skip()
+        values = (
+            request.model or gr.skip(), duration, fps, resolution,
+            fit("motion", request.motion_bucket_id, MOTION_RANGE),
+            fit("steps", request.num_inference_steps, STEPS_RANGE), request.seed,
+            request.noise_aug_strength, fit("min guidance", request.min_guidance_scale, GUIDANCE_RANGE),
+            fit("max guidance", request.max_guidance_scale, GUIDANCE_RANGE),
+            fit("decode chunk", request.decode_chunk_size, DECODE_CHUNK_RANGE), output_format,
+            fit("crf", request.crf, CRF_RANGE), request.resize_mode, request.loop, request.interpolation,
+        )
+        values = tuple(gr.skip() if value is None else value for value in values)
+        note = self.frames_note(request.model if request.model in self.installed() else None, duration, fps,
+                                request.loop, request.interpolation)
+        message = (f"Loaded the settings of {Path(file).name} (seed {request.seed}). Drop the same picture to "
+                   f"make the same video.")
+        if notes:
+            message += " Changed to fit the page: " + "; ".join(notes) + "."
+        return (*values, note, message)
+
     # ---- layout ---------------------------------------------------------------------------
     def build(self) -> gr.Blocks:
         names = self.installed()
@@ -531,90 +714,145 @@ class WebApp:
         with gr.Blocks(title="Video generator", analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
             gr.Markdown("## Video generator\nDrop a picture, press **Generate**, watch it work, download the "
                         "video. Everything runs on this computer.")
-            with gr.Row():
-                with gr.Column(scale=5):
-                    image = PictureInput(label="Picture (drop, paste or browse)", type="filepath", image_mode=None,
-                                         sources=["upload", "clipboard"], height=300, elem_id="vg-image")
-                    with gr.Row(equal_height=True):
-                        model_box = gr.Dropdown(
-                            names, value=model, label="Model", allow_custom_value=True, scale=8,
-                            info="Installed models (folders in the models dir). Each has its own defaults.",
-                            elem_id="vg-model")
-                        refresh = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
-                    empty = gr.Markdown(self.empty_state(), visible=not names, elem_id="vg-empty")
+            with gr.Tabs():
+                with gr.Tab("Generate", id="generate-tab", elem_id="vg-generate-tab"):
                     with gr.Row():
-                        duration_box = slider(
-                            *DURATION_RANGE, value=duration, step=1, field="duration", label="Length (seconds)",
-                            info="How long the video plays. More seconds = more frames to generate.")
-                        fps_box = radio(
-                            list(FPS_CHOICES), value=fps, field="fps", label="Frame rate (fps)",
-                            info="Frames per second: higher is smoother but each second costs more frames.")
-                    note_box = gr.Markdown(note, elem_id="vg-frames-note")
-                    resolution_box = gr.Dropdown(
-                        RESOLUTIONS, value=resolution, label="Resolution (width × height)", allow_custom_value=True,
-                        elem_id="vg-resolution",
-                        info="Size of the video; the picture is cropped (or fitted) to it. "
-                             "Bigger = slower, more memory.")
-                    motion_box = slider(
-                        *MOTION_RANGE, value=motion, step=1, field="motion_bucket_id", label="Motion intensity",
-                        info="How much moves: low keeps the scene calm, high gives big camera and subject motion.")
-                    steps_box = slider(
-                        *STEPS_RANGE, value=steps, step=1, field="num_inference_steps", label="Inference steps",
-                        info="Denoising steps: more is slower and a little cleaner; 25 is the usual.")
-                    with gr.Row(equal_height=True):
-                        seed_box = gr.Number(-1, label="Seed", precision=0, scale=6, elem_id="vg-seed",
-                                             info="-1 = random. The same seed and settings give the same video.")
-                        dice = gr.Button("Random", scale=1, min_width=80, elem_id="vg-dice")
-                        reuse = gr.Button("Reuse last", scale=1, min_width=80, elem_id="vg-reuse")
-                    with gr.Accordion("Advanced", open=False):
-                        noise_box = slider(
-                            0.0, 1.0, value=noise_aug, step=0.01, field="noise_aug_strength",
-                            label="Noise augmentation",
-                            info="Noise added to the picture: more lets the video drift from it and move more.")
-                        min_guidance_box = slider(
-                            *GUIDANCE_RANGE, value=min_guidance, step=0.1, field="min_guidance_scale",
-                            label="Min guidance", info="How closely the first frames follow the picture.")
-                        max_guidance_box = slider(
-                            *GUIDANCE_RANGE, value=max_guidance, step=0.1, field="max_guidance_scale",
-                            label="Max guidance", info="How closely the last frames follow it; too high looks burnt.")
-                        decode_box = slider(
-                            *DECODE_CHUNK_RANGE, value=decode_chunk, step=1, field="decode_chunk_size",
-                            label="Decode chunk size",
-                            info="Frames decoded at once: lower uses less GPU memory, higher is a bit smoother.")
-                        format_box = radio(
-                            FORMATS, value="mp4", field="output_format", label="Output format",
-                            info="MP4 plays everywhere; PNG frames are lossless, for editing.")
-                        crf_box = slider(
-                            *CRF_RANGE, value=18, step=1, field="crf", label="Quality (CRF)",
-                            info="Lower = better quality and bigger file; 18 is visually lossless.")
-                        resize_box = radio(
-                            RESIZE_MODES, value="crop", field="resize_mode", label="Fit the picture",
-                            info="Crop fills the frame; fit shows the whole picture with bars.")
-                with gr.Column(scale=6):
+                        with gr.Column(scale=5):
+                            with gr.Accordion("Load settings from a video", open=False, elem_id="vg-load-box"):
+                                settings_file = gr.File(label="A video made by this app, or its .json",
+                                                        elem_id="vg-settings-file", height=120)
+                                settings_message = gr.Markdown("Drop a video made here: every control below is "
+                                                               "set to the values that made it.",
+                                                               elem_id="vg-settings-message")
+                            image = PictureInput(label="Picture (drop, paste or browse)", type="filepath",
+                                                 image_mode=None,
+                                                 sources=["upload", "clipboard"], height=300, elem_id="vg-image")
+                            with gr.Row(equal_height=True):
+                                model_box = gr.Dropdown(
+                                    names, value=model, label="Model", allow_custom_value=True, scale=8,
+                                    info="Installed models (folders in the models dir). Each has its own defaults.",
+                                    elem_id="vg-model")
+                                refresh = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
+                            empty = gr.Markdown(self.empty_state(), visible=not names, elem_id="vg-empty")
+                            with gr.Row():
+                                duration_box = slider(
+                                    *DURATION_RANGE, value=duration, step=1, field="duration", label="Length (seconds)",
+                                    info="How long the video plays. More seconds = more frames to generate.")
+                                fps_box = radio(
+                                    list(FPS_CHOICES), value=fps, field="fps", label="Frame rate (fps)",
+                                    info="Frames per second: higher is smoother but each second costs more frames.")
+                            note_box = gr.Markdown(note, elem_id="vg-frames-note")
+                            resolution_box = gr.Dropdown(
+                                RESOLUTIONS, value=resolution, label="Resolution (width × height)",
+                                allow_custom_value=True,
+                                elem_id="vg-resolution",
+                                info="Size of the video; the picture is cropped (or fitted) to it. "
+                                     "Bigger = slower, more memory.")
+                            motion_box = slider(
+                                *MOTION_RANGE, value=motion, step=1, field="motion_bucket_id", label="Motion intensity",
+                                info="How much moves: low keeps the scene calm, high gives big camera and subject "
+                                     "motion.")
+                            steps_box = slider(
+                                *STEPS_RANGE, value=steps, step=1, field="num_inference_steps", label="Inference steps",
+                                info="Denoising steps: more is slower and a little cleaner; 25 is the usual.")
+                            with gr.Row(equal_height=True):
+                                seed_box = gr.Number(-1, label="Seed", precision=0, scale=6, elem_id="vg-seed",
+                                                     info="-1 = random. The same seed and settings give the same "
+                                                          "video.")
+                                dice = gr.Button("Random", scale=1, min_width=80, elem_id="vg-dice")
+                                reuse = gr.Button("Reuse last", scale=1, min_width=80, elem_id="vg-reuse")
+                            with gr.Accordion("Advanced", open=False):
+                                noise_box = slider(
+                                    0.0, 1.0, value=noise_aug, step=0.01, field="noise_aug_strength",
+                                    label="Noise augmentation",
+                                    info="Noise added to the picture: more lets the video drift from it and move more.")
+                                min_guidance_box = slider(
+                                    *GUIDANCE_RANGE, value=min_guidance, step=0.1, field="min_guidance_scale",
+                                    label="Min guidance", info="How closely the first frames follow the picture.")
+                                max_guidance_box = slider(
+                                    *GUIDANCE_RANGE, value=max_guidance, step=0.1, field="max_guidance_scale",
+                                    label="Max guidance",
+                                    info="How closely the last frames follow it; too high looks burnt.")
+                                decode_box = slider(
+                                    *DECODE_CHUNK_RANGE, value=decode_chunk, step=1, field="decode_chunk_size",
+                                    label="Decode chunk size",
+                                    info="Frames decoded at once: lower uses less GPU memory, higher is a bit "
+                                         "smoother.")
+                                format_box = radio(
+                                    FORMATS, value="mp4", field="output_format", label="Output format",
+                                    info="MP4 plays everywhere; PNG frames are lossless, for editing.")
+                                crf_box = slider(
+                                    *CRF_RANGE, value=18, step=1, field="crf", label="Quality (CRF)",
+                                    info="Lower = better quality and bigger file; 18 is visually lossless.")
+                                resize_box = radio(
+                                    RESIZE_MODES, value="crop", field="resize_mode", label="Fit the picture",
+                                    info="Crop fills the frame; fit shows the whole picture with bars.")
+                                loop_box = radio(
+                                    LOOPS, value="none", field="loop", label="Loop",
+                                    info="Ping-pong plays the clip forward, then backward. Seamless crossfade makes "
+                                         "a few extra frames and blends them into the start, so the end flows into "
+                                         "the beginning. The length stays the same.")
+                                interpolation_box = radio(
+                                    INTERPOLATIONS, value=0, field="interpolation", label="Frame interpolation",
+                                    info="Auto: the model makes frames near its own rate and the ones in between "
+                                         "are computed (fast, smooth). Off: the model makes every frame (slower). "
+                                         "2×-4×: the model makes 1 frame in 2-4 (fastest; more is invented).")
+                        with gr.Column(scale=6):
+                            with gr.Row():
+                                generate_button = gr.Button("Generate", variant="primary", scale=3,
+                                                            elem_id="vg-generate")
+                                cancel_button = gr.Button("Cancel", variant="stop", scale=1, elem_id="vg-cancel")
+                            status = gr.HTML(status_idle(), label="Status", elem_id="vg-status", js_on_load=None)
+                            with gr.Row():
+                                preview = gr.Image(label="Preview", interactive=False, height=220, format="jpeg",
+                                                   elem_id="vg-preview", buttons=[])
+                                live_preview = gr.Checkbox(True, label="Live preview", elem_id="vg-live-preview",
+                                                           info="A rough look at the video while it is denoised (costs "
+                                                                "almost nothing).")
+                            video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True,
+                                             elem_id="vg-player",
+                                             buttons=["download"])
+                            with gr.Row(equal_height=True):
+                                download = gr.DownloadButton("Download", variant="primary", size="md",
+                                                             elem_id="vg-download")
+                                seed_used = gr.Textbox(label="Seed used", interactive=False,
+                                                       placeholder="(after a run)",
+                                                       elem_id="vg-seed-used")
+                            info = gr.JSON(label="Info", elem_id="vg-info", open=True)
+                            gallery = gr.Gallery(label="Outputs of this run", columns=6, fit_columns=False, height=200,
+                                                 object_fit="contain",
+                                                 allow_preview=False, elem_id="vg-gallery")
+
+                with gr.Tab("Smooth / loop a video", id="tools-tab", elem_id="vg-tools-tab"):
+                    gr.Markdown("Make any video smoother (frames computed between its frames, no model needed) "
+                                "or make it loop. **Preview** plays the result here; **Save** writes it to the "
+                                "outputs folder.")
                     with gr.Row():
-                        generate_button = gr.Button("Generate", variant="primary", scale=3, elem_id="vg-generate")
-                        cancel_button = gr.Button("Cancel", variant="stop", scale=1, elem_id="vg-cancel")
-                    status = gr.HTML(status_idle(), label="Status", elem_id="vg-status", js_on_load=None)
-                    with gr.Row():
-                        preview = gr.Image(label="Preview", interactive=False, height=220, format="jpeg",
-                                           elem_id="vg-preview", buttons=[])
-                        live_preview = gr.Checkbox(True, label="Live preview", elem_id="vg-live-preview",
-                                                   info="A rough look at the video while it is denoised (costs "
-                                                        "almost nothing).")
-                    video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True, elem_id="vg-player",
-                                     buttons=["download"])
-                    with gr.Row(equal_height=True):
-                        download = gr.DownloadButton("Download", variant="primary", size="md", elem_id="vg-download")
-                        seed_used = gr.Textbox(label="Seed used", interactive=False, placeholder="(after a run)",
-                                               elem_id="vg-seed-used")
-                    info = gr.JSON(label="Info", elem_id="vg-info", open=True)
-                    gallery = gr.Gallery(label="Outputs of this run", columns=6, fit_columns=False, height=200,
-                                         object_fit="contain",
-                                         allow_preview=False, elem_id="vg-gallery")
+                        with gr.Column(scale=5):
+                            tool_source = gr.File(label="Video to smooth (MP4, WebM, MOV, GIF, …)",
+                                                  elem_id="vg-tool-video", height=140)
+                            use_last = gr.Button("Use the last result", size="sm", elem_id="vg-tool-last")
+                            tool_fps = gr.Dropdown(
+                                SMOOTH_FPS_CHOICES, value=TARGET_FPS_CHOICES[0], allow_custom_value=True,
+                                label="Target frame rate (fps)", elem_id="vg-smooth-fps",
+                                info="Frames are computed between the video's own: 2×, 3× or 4× its rate at most "
+                                     "(an 8 fps video reaches 16, 24 or 32 fps; type any rate). The rate is rounded up "
+                                     "to a whole multiple, so the motion keeps its speed.")
+                            tool_loop = radio(
+                                LOOPS, value="none", field="smooth_loop", label="Loop",
+                                info="Ping-pong appends the clip backwards; seamless crossfade blends the last "
+                                     "frames into the first ones so it loops without a jump (a little shorter).")
+                            with gr.Row():
+                                tool_preview_button = gr.Button("Preview", elem_id="vg-tool-preview")
+                                tool_save_button = gr.Button("Save", variant="primary", elem_id="vg-tool-save")
+                        with gr.Column(scale=6):
+                            tool_video = gr.Video(label="Result", interactive=False, autoplay=True, loop=True,
+                                                  elem_id="vg-tool-player", buttons=["download"])
+                            tool_info = gr.JSON(label="What was done", elem_id="vg-tool-info", open=True)
 
             inputs = [image, model_box, duration_box, fps_box, resolution_box, motion_box, steps_box, seed_box,
                       noise_box, min_guidance_box, max_guidance_box, decode_box, format_box, crf_box, resize_box,
-                      live_preview]
+                      live_preview, loop_box, interpolation_box]
             outputs = [video, info, seed_used, status, preview, download, gallery]
             # The queue position and the busy frame show on the player. Not on the status panel: the Cancel
             # handler writes that panel, and Gradio 6.31 then sometimes paints "Error" over a tracker that a
@@ -626,15 +864,33 @@ class WebApp:
                                 cancels=[generate_event], show_progress="hidden")
             demo.unload(self.closed)
 
-            refresh.click(self.refresh_models, [model_box], [model_box, empty], queue=False, api_visibility="private",
+            model_defaults_outputs = [duration_box, resolution_box, motion_box, steps_box, noise_box, min_guidance_box,
+                                      max_guidance_box, decode_box, note_box]
+            refresh.click(self.refresh_form, [model_box, fps_box, loop_box, interpolation_box],
+                          [model_box, empty, *model_defaults_outputs], queue=False, api_visibility="private",
                           show_progress="hidden")
-            model_box.change(self.apply_model_defaults, [model_box, fps_box],
-                             [duration_box, resolution_box, motion_box, steps_box, noise_box, min_guidance_box,
-                              max_guidance_box, decode_box, note_box],
-                             queue=False, api_visibility="private", show_progress="hidden")
-            for control in (duration_box, fps_box):
-                control.change(self.frames_note, [model_box, duration_box, fps_box], [note_box], queue=False,
-                               api_visibility="private", show_progress="hidden")
+            # .input, not .change: "Load settings" sets the model too, and its values must stay.
+            model_box.input(self.apply_model_defaults, [model_box, fps_box, loop_box, interpolation_box],
+                            model_defaults_outputs, queue=False, api_visibility="private", show_progress="hidden")
+            for control in (duration_box, fps_box, loop_box, interpolation_box):
+                control.change(self.frames_note, [model_box, duration_box, fps_box, loop_box, interpolation_box],
+                               [note_box], queue=False, api_visibility="private", show_progress="hidden")
+            settings_file.upload(
+                self.load_settings, [settings_file],
+                [model_box, duration_box, fps_box, resolution_box, motion_box, steps_box, seed_box, noise_box,
+                 min_guidance_box, max_guidance_box, decode_box, format_box, crf_box, resize_box, loop_box,
+                 interpolation_box, note_box, settings_message],
+                api_name="load_settings", show_progress="hidden")
+            # The same one-at-a-time slot as Generate: interpolation takes the CPU that a job needs.
+            tool_inputs = [tool_source, tool_fps, tool_loop]
+            tool_preview_button.click(self.smooth_preview, tool_inputs, [tool_video, tool_info],
+                                      api_name="smooth_preview", concurrency_limit=1, concurrency_id="generate",
+                                      trigger_mode="once", show_progress="full")
+            tool_save_button.click(self.smooth_save, tool_inputs, [tool_video, tool_info], api_name="smooth",
+                                   concurrency_limit=1, concurrency_id="generate", trigger_mode="once",
+                                   show_progress="full")
+            use_last.click(self.last_result, None, [tool_source], queue=False, api_visibility="private",
+                           show_progress="hidden")
             dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [seed_box], queue=False,
                        api_visibility="private", show_progress="hidden")
             reuse.click(_reuse_seed, [seed_used], [seed_box], queue=False, api_visibility="private",
