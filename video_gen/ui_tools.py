@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -181,13 +180,8 @@ def source_metadata(path) -> dict | None:
 def copy_atomic(source: Path, target: Path) -> Path:
     """Copy `source` to `target` under a temporary name first, so `target` is never half-written."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.partial-{secrets.token_hex(8)}{target.suffix}")
-    try:
+    with video_io.atomic_path(target, suffix=target.suffix) as temporary:
         shutil.copyfile(source, temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return target
 
 

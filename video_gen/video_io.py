@@ -7,6 +7,7 @@ only once complete, so a crash or Ctrl-C never leaves a half-written video under
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -96,14 +97,27 @@ def write_video(frames, path, *, fps, format="mp4", crf=18, metadata=None) -> Pa
     if format == "png":
         _write_png_folder(checked_frames, target, metadata_json)
     else:
-        temporary = target.with_name(f".{target.name}.partial-{secrets.token_hex(8)}{SUFFIXES[format]}")
-        try:
+        # ffmpeg picks the container from the temporary name's suffix
+        with atomic_path(target, suffix=SUFFIXES[format]) as temporary:
             _encode(checked_frames, temporary, fps=fps, format=format, crf=crf, comment=metadata_json)
-            os.replace(temporary, target)
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
     return target
+
+
+@contextlib.contextmanager
+def atomic_path(target, suffix: str = ""):
+    """Yield a temporary file path beside `target`; it becomes `target` only if the block completes.
+
+    On any exception (Ctrl-C included) the temporary is removed, so a reader never sees a half-written
+    file under the final name and no stray temporary is left in the folder.
+    """
+    target = Path(target)
+    temporary = target.with_name(f".{target.name}.partial-{secrets.token_hex(8)}{suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def probe_video(path) -> VideoInfo:
@@ -151,14 +165,9 @@ def sidecar_path(path) -> Path:
 def write_sidecar(path, metadata: dict) -> Path:
     """Write `metadata` as the JSON file beside the output `path`, atomically; return its path."""
     target = sidecar_path(path)
-    temporary = target.with_name(f".{target.name}.partial-{secrets.token_hex(8)}")
-    try:
+    with atomic_path(target) as temporary:
         temporary.write_text(json.dumps(metadata, indent=2, ensure_ascii=False, sort_keys=True) + "\n",
                              encoding="utf-8")
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return target
 
 
