@@ -459,7 +459,7 @@ class WebApp:
             status: the status panel (HTML)
             preview: the last live preview picture
             download: the file to save (the video, or a zip of the PNG frames)
-            outputs_of_this_run: this server run's videos (gallery)
+        (The page's gallery of this run's videos is refreshed by a separate step after this one.)
         """
         session = _session(http)
         skip = gr.skip()
@@ -472,13 +472,13 @@ class WebApp:
                 noise_aug_strength, min_guidance_scale, max_guidance_scale, decode_chunk_size, output_format, crf,
                 resize_mode, loop, interpolation)
         except InvalidRequest as error:
-            yield skip, skip, skip, status_error(str(error)), skip, skip, skip
+            yield skip, skip, skip, status_error(str(error)), skip, skip
             raise user_error(str(error)) from None
 
         preview_every = (1 if request.num_inference_steps <= 30 else 2) if live_preview else 0
         job = self.board.submit(request, session, preview_every)
         view = ProgressView(segments=self.generator.plan(*self.generator.prepare(request)).segments)
-        yield skip, skip, skip, view.html(), None, skip, skip
+        yield skip, skip, skip, view.html(), None, skip
         ended: JobEnded | None = None
         last_preview = None
         try:
@@ -492,7 +492,7 @@ class WebApp:
                     else:
                         view.update(message)
                 if ended is None:
-                    yield skip, skip, skip, view.html(), new_preview, skip, skip
+                    yield skip, skip, skip, view.html(), new_preview, skip
         finally:
             if ended is None:  # Gradio closed us (Cancel pressed, tab closed): stop the engine job too
                 self.board.cancel_job(job)
@@ -501,11 +501,11 @@ class WebApp:
             record = ended.record
             # Plain values, not updates, so that API clients get paths and numbers.
             yield (str(record.playable), record.info, str(record.seed), status_done(record), last_preview,
-                   str(record.download), self.gallery())
+                   str(record.download))
         elif ended.outcome == CANCELLED:
-            yield None, {"cancelled": True}, None, status_cancelled(), last_preview, None, self.gallery()
+            yield None, {"cancelled": True}, None, status_cancelled(), last_preview, None
         else:
-            yield skip, skip, skip, status_error(ended.message), skip, skip, skip
+            yield skip, skip, skip, status_error(ended.message), skip, skip
             raise user_error(ended.message)
 
     def cancel(self, http: gr.Request) -> str:
@@ -853,13 +853,18 @@ class WebApp:
             inputs = [image, model_box, duration_box, fps_box, resolution_box, motion_box, steps_box, seed_box,
                       noise_box, min_guidance_box, max_guidance_box, decode_box, format_box, crf_box, resize_box,
                       live_preview, loop_box, interpolation_box]
-            outputs = [video, info, seed_used, status, preview, download, gallery]
+            # The gallery is refreshed by a separate step below, not returned by /generate: it holds every
+            # video of this run, and gradio_client downloads every file of a response, so an API call
+            # would cost more with each job made before it (measured: HTTP/bare 1.09 after 5 jobs, 1.19 after 7).
+            outputs = [video, info, seed_used, status, preview, download]
             # The queue position and the busy frame show on the player. Not on the status panel: the Cancel
             # handler writes that panel, and Gradio 6.31 then sometimes paints "Error" over a tracker that a
             # cancelled event left on the same component.
             generate_event = generate_button.click(
                 self.generate, inputs, outputs, api_name="generate", concurrency_limit=1, concurrency_id="generate",
                 trigger_mode="once", show_progress="full", show_progress_on=[video])
+            generate_event.then(self.gallery, None, [gallery], queue=False, api_visibility="private",
+                                show_progress="hidden")
             cancel_button.click(self.cancel, None, [status], api_name="cancel", queue=False,
                                 cancels=[generate_event], show_progress="hidden")
             demo.unload(self.closed)
