@@ -59,9 +59,13 @@ def test_loops_have_the_exact_length(generator, photo, loop):
 
 
 def test_interpolated_rate_has_exact_frames_and_fps(generator, photo):
-    result = generator.generate(GenerationRequest(image=str(photo), seed=4, fps=24, **{**FAST, "num_frames": 24}))
+    events = []
+    result = generator.generate(GenerationRequest(image=str(photo), seed=4, fps=24, **{**FAST, "num_frames": 24}),
+                                on_event=events.append)
     # 9 model frames at 8 fps; the tiny model makes at most 8 per generation: 2 segments, then 3x
     assert result.plan.factor == 3 and result.plan.segment_frames == (5, 5)
+    interpolating = [e for e in events if e.kind == "stage" and e.stage == "interpolating"]
+    assert [e.message for e in interpolating] == ["interpolating 3x to 24 fps"]  # once, for the whole clip
     info = video_io.probe_video(result.path)
     assert info.frames == 24 and info.fps == pytest.approx(24)
 

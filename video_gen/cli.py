@@ -13,7 +13,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import Cancelled, InvalidRequest, VideoGenError
-from .request import FORMATS, LOOPS, RESIZE_MODES, GenerationRequest
+from .planner import LOOPS
+from .request import FORMATS, RESIZE_MODES, GenerationRequest
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -143,7 +144,7 @@ def _generate(args) -> int:
         values["image"] = args.image
     if args.from_video:
         stored = _stored_request(Path(args.from_video))
-        if args.frames is None and args.duration is not None:
+        if args.duration is not None:  # the length comes from --duration below
             stored.pop("num_frames", None)
         request = GenerationRequest.from_dict({**stored, "output_path": None, **values})
     elif args.image is None:

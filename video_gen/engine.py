@@ -333,8 +333,8 @@ class Generator:
         if plan.factor > 1:
             from .interpolate import interpolate
 
+            job.segment = (1, 1)  # interpolation runs once, over the whole clip
             job.stage(INTERPOLATING, f"interpolating {plan.factor}x to {plan.fps} fps")
-            job.segment = (1, 1)
             frames = interpolate(frames, plan.factor,
                                  on_progress=lambda done, total: job.step(INTERPOLATING, done, total))
         return apply_loop(frames[:plan.loop_frames], plan.loop, plan.frames)

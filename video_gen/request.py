@@ -16,10 +16,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import InvalidRequest
+from .planner import LOOPS
 
 FORMATS = ("mp4", "webm", "gif", "png")
 RESIZE_MODES = ("crop", "fit")
-LOOPS = ("none", "pingpong", "crossfade")  # the same names as video_gen.planner.LOOPS
 
 # Seed values that mean "draw a random seed" (-1 by convention, 0 as the seed document's UI uses it).
 RANDOM_SEEDS = (-1, 0)

@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image, PngImagePlugin
 
 from video_gen.errors import GenerationFailed, InvalidRequest
+from video_gen.request import FORMATS
 
-FORMATS = ("mp4", "webm", "gif", "png")
 SUFFIXES = {"mp4": ".mp4", "webm": ".webm", "gif": ".gif", "png": ""}  # png = a folder of frames
 
 # libx264 accepts any crf and silently clamps it to 51 (measured: `-crf 999` exits 0), so check here.
