@@ -6,7 +6,9 @@
 Safe by default: it listens on this computer only, never makes a public share link, sends no
 telemetry, serves only the outputs folder (never the models folder), limits uploads, and keeps
 Gradio's temporary files in a folder of its own that it deletes on exit. Listening on anything
-but loopback is refused unless a password is set with --auth.
+but loopback is refused unless a password is set with --auth. Every job is recorded in
+outputs/history.sqlite3 (never served); jobs still queued when the app stops run when it starts
+again, and a job cut off by a crash shows as interrupted, one click from running again.
 
 The page lives in `video_gen/ui.py`; this file only reads flags and starts the server.
 `build_app(generator, ...)` and `launch(args, ...)` let tests and benchmarks start it in-process.
@@ -21,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -62,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--open-browser", dest="open_browser", action="store_true", default=False,
                         help="open the page in the default browser once the server is up")
     parser.add_argument("--no-browser", dest="open_browser", action="store_false", help="do not open a browser")
+    parser.add_argument("--extra-models-dir", action="append", default=[], metavar="DIR",
+                        help="another folder to find models in, e.g. a ComfyUI or A1111 folder (repeatable); "
+                             "the Hugging Face cache is always searched")
     args = parser.parse_args(argv)
     try:
         args.auth = parse_auth(args.auth)
@@ -116,11 +122,13 @@ def binding_problem(host: str, auth) -> str | None:
             f"computer's GPU and see its videos; add --auth, or use --host 127.0.0.1 (this computer only)")
 
 
-def build_app(generator, *, queue_size: int = DEFAULT_QUEUE_SIZE, work_dir: str | os.PathLike | None = None):
+def build_app(generator, *, queue_size: int = DEFAULT_QUEUE_SIZE, work_dir: str | os.PathLike | None = None,
+              history=None):
     """The page (a `gr.Blocks`) for `generator`, Generate queued one job at a time, at most `queue_size` waiting.
 
     Gradio's temporary files (uploads, copies of results) go to `work_dir` (made if missing); when
-    None, a fresh folder that is deleted when the process exits.
+    None, a fresh folder that is deleted when the process exits. `history` (`video_gen.history.History`):
+    every job is recorded there, and the jobs it holds as queued are run.
     """
     work_dir = Path(work_dir) if work_dir else _own_temp_dir()
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +136,7 @@ def build_app(generator, *, queue_size: int = DEFAULT_QUEUE_SIZE, work_dir: str 
     os.environ["GRADIO_TEMP_DIR"] = str(work_dir.resolve())
     from video_gen.ui import build_ui
 
-    return build_ui(generator, work_dir=work_dir / "video-gen", queue_size=queue_size)
+    return build_ui(generator, work_dir=work_dir / "video-gen", queue_size=queue_size, history=history)
 
 
 def launch(args: argparse.Namespace, *, generator=None, block: bool = True, quiet: bool = False):
@@ -147,17 +155,17 @@ def launch(args: argparse.Namespace, *, generator=None, block: bool = True, quie
         if folder and Path(folder).resolve().is_relative_to(models_dir):
             raise SystemExit(f"app.py: {name} {folder} is inside the models folder {models_dir}; "
                              f"choose another folder")
-    outputs_dir.mkdir(parents=True, exist_ok=True)
+    history = open_outputs(outputs_dir)
     if generator is None:
-        generator = Generator(models_dir=models_dir, outputs_dir=outputs_dir)
-    demo = build_app(generator, queue_size=args.queue_size, work_dir=args.temp_dir)
+        generator = Generator(models_dir=models_dir, outputs_dir=outputs_dir, extra_models_dirs=args.extra_models_dir)
+    demo = build_app(generator, queue_size=args.queue_size, work_dir=args.temp_dir, history=history)
     try:
         demo.launch(
             server_name=args.host, server_port=args.port, share=False, auth=args.auth,
             auth_message="Video generator: log in with the user name and password given to app.py --auth.",
             max_file_size=args.max_file_size,
             allowed_paths=[str(Path(generator.outputs_dir).resolve())],  # served: the outputs, nothing else
-            blocked_paths=[str(models_dir), str(Path(generator.models_dir).resolve())],
+            blocked_paths=[str(models_dir), str(Path(generator.models_dir).resolve()), *private_paths(outputs_dir)],
             enable_monitoring=False, mcp_server=False, ssr_mode=False, pwa=False, run_history=False,
             footer_links=["api", "settings"], show_error=False, quiet=True, inbrowser=args.open_browser,
             prevent_thread_lock=True, css=CSS,
@@ -178,6 +186,41 @@ def launch(args: argparse.Namespace, *, generator=None, block: bool = True, quie
     return demo
 
 
+def open_outputs(outputs_dir: Path):
+    """Start-up of the outputs folder: make it, remove what a killed run left half-written in its
+    `.partial` work area, and open the job history (jobs left running become interrupted when the page
+    is built). A folder that cannot be written is refused now, not after the first job has run."""
+    from video_gen import history as job_history
+    from video_gen import video_io
+
+    try:
+        outputs_dir.mkdir(parents=True, exist_ok=True)
+        video_io.clean_partial(outputs_dir)
+        video_io.partial_dir(outputs_dir)
+        probe = outputs_dir / video_io.PARTIAL_DIRNAME / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise SystemExit(f"app.py: cannot write to the outputs folder {outputs_dir}: "
+                         f"{error.strerror or error}; choose another with --outputs-dir") from None
+    try:
+        return job_history.History(job_history.history_path(outputs_dir), outputs_dir=outputs_dir)
+    except (sqlite3.Error, RuntimeError) as error:
+        raise SystemExit(f"app.py: cannot open the job history {job_history.history_path(outputs_dir)}: {error}"
+                         ) from None
+
+
+def private_paths(outputs_dir: Path) -> list[str]:
+    """What lies in the outputs folder but is never served: the history database (and SQLite's WAL and
+    shared-memory files beside it) and the work area of files being written."""
+    from video_gen import history as job_history
+    from video_gen import video_io
+
+    database = job_history.history_path(outputs_dir)
+    return [str(database), f"{database}-wal", f"{database}-shm", f"{database}-journal",
+            str(outputs_dir / video_io.PARTIAL_DIRNAME)]
+
+
 def _own_temp_dir() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="video-gen-gradio-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
@@ -186,6 +229,9 @@ def _own_temp_dir() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from video_gen.ui_jobs import limit_malloc_arenas
+
+    limit_malloc_arenas()
     # `kill` (SIGTERM) exits like Ctrl+C does, so atexit removes the app's temp folder.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     launch(args)

@@ -22,6 +22,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # The weights-hash cache goes to a private folder, not the user's ~/.cache, removed at exit.
 os.environ["VIDEO_GEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="video-gen-test-cache-")
 atexit.register(shutil.rmtree, os.environ["VIDEO_GEN_CACHE_DIR"], ignore_errors=True)
+# Model discovery searches the Hugging Face cache: the tests' is an empty private folder, not the user's.
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="video-gen-test-hf-cache-")
+atexit.register(shutil.rmtree, os.environ["HF_HUB_CACHE"], ignore_errors=True)
 
 TINY_MODEL = "tiny-svd"
 # 64x64, 8 frames, 3 steps: about 0.3 s a job on 2 cores, once the model is resident.
@@ -82,3 +85,21 @@ def copy_model(models_dir, tmp_path):
         return target
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def family_models(tmp_path_factory) -> Path:
+    """A models folder with the other families (issue 4), tiny and real, as folders and as single files:
+    tiny-sd15/ (SD1.5 base), tiny-adapter/ (AnimateDiff motion adapter), tiny-modelscope/ (ModelScope T2V),
+    tiny-sd15-single.safetensors (the base as one original-layout checkpoint). The adapter as one file in
+    AnimateDiff's own layout lies outside it, at `family_models.parent / "adapter-single.safetensors"`."""
+    from video_gen.testing import (build_tiny_modelscope, build_tiny_motion_adapter, build_tiny_sd15,
+                                   save_motion_adapter_single_file, save_sd15_single_file)
+
+    folder = tmp_path_factory.mktemp("family-models") / "models"
+    build_tiny_sd15(folder / "tiny-sd15")
+    build_tiny_motion_adapter(folder / "tiny-adapter")
+    build_tiny_modelscope(folder / "tiny-modelscope")
+    save_sd15_single_file(folder / "tiny-sd15", folder / "tiny-sd15-single.safetensors")
+    save_motion_adapter_single_file(folder / "tiny-adapter", folder.parent / "adapter-single.safetensors")
+    return folder

@@ -12,7 +12,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -279,27 +278,19 @@ def test_a_long_video_is_chained_segments_with_progress_for_each(client, photo):
 
 def test_three_jobs_from_two_clients_finish_in_order_one_at_a_time(server, photo, tmp_path):
     from gradio_client import Client
-    from gradio_client.utils import Status
 
     first, second = (Client(server.url, verbose=False, download_files=str(tmp_path / name)) for name in "ab")
-    jobs, ranks = [], []
+    jobs = []
     for number, client in enumerate((first, second, first)):
         job = submit(client, photo, seed=100 + number)
-        # The next job is submitted only once the server has this one, so the submission order is known.
-        wait_until(lambda: job.status().code not in (Status.STARTING, Status.JOINING_QUEUE), 30, "the job to be queued")
+        # The next job is submitted only once the server has queued this one (its status panel has been
+        # sent), so the submission order is known.
+        wait_until(lambda: job.outputs(), 30, "the job to be queued")
         jobs.append(job)
-
-    def watch_ranks():
-        while not jobs[2].done():
-            status = jobs[2].status()
-            if status.code == Status.IN_QUEUE and status.rank is not None:
-                ranks.append(status.rank)
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch_ranks)
-    watcher.start()
     results = [job.result(timeout=240) for job in jobs]
-    watcher.join()
+    # The board's queue, not Gradio's: the place shows on the job's status panel.
+    ranks = [int(found.group(1)) for outputs in jobs[2].outputs()
+             if (found := re.search(r"Waiting for its turn: (\d+) jobs? ahead", str(outputs[3])))]
 
     infos = [result[1] for result in results]
     assert [info["seed"] for info in infos] == [100, 101, 102]
@@ -397,8 +388,8 @@ def test_the_page_lists_models_and_the_api_names_generate(server):
     assert "generate" in names and "cancel" in names
     generate = next(d for d in config["dependencies"] if d.get("api_name") == "generate")
     assert generate["trigger_mode"] == "once" and generate["types"]["generator"]  # streamed
-    function = next(fn for fn in server.demo.fns.values() if fn.api_name == "generate")
-    assert function.concurrency_limit == 1 and server.demo._queue.max_size == 20
+    # Jobs wait in the board's queue (persisted, in order, one at a time), at most --queue-size of them.
+    assert server.demo.video_gen_web.board.max_waiting == 20
     dropdowns = [c for c in config["components"] if c.get("props", {}).get("elem_id") == "vg-model"]
     assert [choice[1] for choice in dropdowns[0]["props"]["choices"]] == [TINY_MODEL]
 
@@ -417,7 +408,6 @@ def test_listening_on_all_addresses_without_auth_is_refused():
 def test_auth_refuses_strangers_and_limits_hold(models_dir, tmp_path, photo, web_temp):
     """On 0.0.0.0 with --auth: no page data or API without the password; small upload and queue limits."""
     from gradio_client import Client, handle_file
-    from gradio_client.utils import Status
 
     demo, running = start_server(models_dir, tmp_path, web_temp, "--auth", "ann:secret", "--max-file-size", "20KB",
                                  "--queue-size", "1", host="0.0.0.0")
@@ -439,7 +429,8 @@ def test_auth_refuses_strangers_and_limits_hold(models_dir, tmp_path, photo, web
         running_job = submit(client, photo, num_inference_steps=LONG_STEPS)
         wait_for_denoising(running_job)
         waiting = submit(client, photo)
-        wait_until(lambda: waiting.status().code == Status.IN_QUEUE, 30, "the second job to wait")
+        board = running.demo.video_gen_web.board
+        wait_until(lambda: board.waiting == 1, 30, "the second job to wait")
         refused = submit(client, photo)
         with pytest.raises(Exception, match="[Qq]ueue"):
             refused.result(timeout=30)

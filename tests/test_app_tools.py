@@ -74,11 +74,15 @@ def test_generate_takes_loop_and_interpolation_as_its_last_inputs(server):
     elem_ids = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
     generate_dep = next(d for d in config["dependencies"] if d.get("api_name") == "generate")
     names = [elem_ids[i] for i in generate_dep["inputs"]]
-    assert names[:2] == ["vg-image", "vg-model"] and names[-3:] == ["vg-live-preview", "vg-loop", "vg-interpolation"]
-    assert len(names) == 18
+    assert names[:2] == ["vg-image", "vg-model"] and names[-7:-4] == ["vg-live-preview", "vg-loop", "vg-interpolation"]
+    # Then the text families' inputs (issue 4) and the memory plan (issue 5): appended, so positional API
+    # calls made before keep working.
+    assert names[-4:] == ["vg-prompt", "vg-negative-prompt", "vg-image-strength", "vg-memory-plan"]
+    assert len(names) == 22
     groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in server.demo.fns.values()}
-    # One queue slot for generating and smoothing: interpolation takes the CPU a job needs.
-    assert groups["smooth"] == groups["smooth_preview"] == groups["generate"] == ("generate", 1)
+    # Smoothing runs one at a time; Generate handlers only watch the board's queue, which runs one job at a time.
+    assert groups["smooth"] == groups["smooth_preview"] == ("generate", 1)
+    assert groups["generate"] == ("watch", None)
 
 
 def test_generate_with_a_crossfade_loop_keeps_exactly_duration_times_fps_frames(client, photo):
@@ -214,13 +218,13 @@ def test_loading_settings_in_the_page_sets_every_control_even_when_the_model_cha
                        else route.abort())
             page.goto(server.url)
             page.wait_for_selector("#vg-generate")
-            assert page.locator("#vg-model input").input_value() == "a-model"
+            assert page.locator("#vg-model input").input_value().split(" · ")[0] == "a-model"
             page.click("#vg-load-box button")  # open the accordion
             page.locator("#vg-settings-file input[type=file]").set_input_files(str(settings))
             page.wait_for_selector("#vg-settings-message >> text=seed 4321", timeout=30_000)
             page.wait_for_selector("#vg-frames-note >> text=24 frames at 12 fps", timeout=10_000)
             time.sleep(1.0)  # any change event the load set off has run by now
-            assert page.locator("#vg-model input").input_value() == "b-model"
+            assert page.locator("#vg-model input").input_value().split(" · ")[0] == "b-model"
             assert page.locator("#vg-motion-bucket-id input[type=number]").input_value() == "77"
             assert page.locator("#vg-num-inference-steps input[type=number]").input_value() == "12"
             assert page.locator("#vg-duration input[type=number]").input_value() == "2"

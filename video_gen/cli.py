@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -14,9 +15,11 @@ from pathlib import Path
 from . import __version__
 from .errors import Cancelled, InvalidRequest, VideoGenError
 from .planner import LOOPS
-from .request import FORMATS, RESIZE_MODES, GenerationRequest
+from .request import FORMATS, RESIZE_MODES, SCHEDULERS, GenerationRequest
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+# `models download` names (video_gen.model_store.KNOWN_MODELS; listed here so --help imports no hub code).
+KNOWN_MODEL_NAMES = ("svd", "svd-xt", "sd15", "animatediff-v1-5-3", "modelscope-t2v")
 
 # The request field behind each `generate` flag: the flags are the CLI's names for GenerationRequest.
 FLAG_FIELDS = {
@@ -26,6 +29,8 @@ FLAG_FIELDS = {
     "decode_chunk": "decode_chunk_size", "format": "output_format", "output": "output_path", "crf": "crf",
     "resize": "resize_mode", "prompt": "prompt", "negative_prompt": "negative_prompt",
     "interpolation": "interpolation", "loop": "loop",
+    "image_strength": "image_strength", "scheduler": "scheduler", "motion_adapter": "motion_adapter",
+    "memory_plan": "memory_plan",
 }
 FIELD_FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in FLAG_FIELDS.items()}
 
@@ -43,13 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--outputs-dir", help="where videos go (default $VIDEO_GEN_OUTPUTS_DIR or ./outputs)")
     common.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
+    common.add_argument("--extra-models-dir", action="append", metavar="DIR",
+                        help="another folder to find models in, e.g. a ComfyUI or A1111 folder (repeatable)")
+    common.add_argument("--allow-pickle", action="store_true",
+                        help="also load .ckpt/.pt/.bin files (read with torch.load(weights_only=True)); "
+                             "off by default because a pickle can run code")
 
     parser = _Parser(prog="video-gen", description="Offline image-to-video generation.")
     parser.add_argument("--version", action="version", version=f"video-gen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     generate = commands.add_parser("generate", parents=[common], help="make a video from a picture")
-    generate.add_argument("image", nargs="?", help="the picture to animate (optional with --from)")
+    generate.add_argument("image", nargs="?", help="the picture to animate (optional with --from, and for text-to-video models)")
     generate.add_argument("--from", dest="from_video", metavar="VIDEO",
                           help="re-run the settings stored in an output (or its .json); other flags override them")
     generate.add_argument("--model", help="folder name under the models dir, or a path (default: the only one)")
@@ -74,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--loop", choices=LOOPS, help="none (default), pingpong, or crossfade (seamless)")
     generate.add_argument("--prompt", help="text prompt (for text-driven families)")
     generate.add_argument("--negative-prompt", help="what to avoid (for text-driven families)")
+    generate.add_argument("--image-strength", type=float,
+                          help="text families with a picture: how much it shapes the video, 0..1 (default 0.5)")
+    generate.add_argument("--scheduler", choices=SCHEDULERS, help="AnimateDiff: euler (default), ddim, or lcm")
+    generate.add_argument("--motion-adapter", help="AnimateDiff: motion adapter name or path (default: installed)")
+    generate.add_argument("--memory-plan", metavar="PLAN",
+                          help="auto (default: the fastest plan that fits), or force none|model|group|sequential "
+                               "offload; add +fp8 to store the UNet's weights in fp8 (changes the frames)")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
 
     json_mode = commands.add_parser("json", parents=[common], help="run one request given as JSON; prints one JSON line")
@@ -81,19 +98,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", parents=[common], help="installed models")
     models_commands = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
-    models_commands.add_parser("list", parents=[common], help="list installed models")
+    models_commands.add_parser("list", parents=[common],
+                               help="list models in the models dir, the Hugging Face cache and --extra-models-dir")
+    download = models_commands.add_parser("download", parents=[common], help="download a known model (resumable)")
+    download.add_argument("name", help="one of: " + ", ".join(KNOWN_MODEL_NAMES))
+    import_parser = models_commands.add_parser("import", parents=[common],
+                                               help="check a model folder or file and link it into the models dir")
+    import_parser.add_argument("path", help="a diffusers folder, a .safetensors file, or a motion adapter")
+    import_parser.add_argument("--name", help="the name to install it under (default: from the path)")
+    import_parser.add_argument("--copy", action="store_true", help="copy instead of linking")
 
     inspect = commands.add_parser("inspect", parents=[common], help="print the parameters stored in an output")
     inspect.add_argument("video")
 
-    commands.add_parser("info", parents=[common], help="describe this machine's device")
+    history = commands.add_parser("history", parents=[common], help="list the web app's jobs, newest first")
+    history.add_argument("--status", choices=["queued", "running", "done", "failed", "cancelled", "interrupted"],
+                         help="only jobs with this status")
+    history.add_argument("--limit", type=int, default=50, help="at most this many jobs (default 50)")
+    history.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    info = commands.add_parser("info", parents=[common],
+                               help="describe this machine's device and the longest videos that fit its memory")
+    info.add_argument("--vram", type=float, metavar="GB",
+                      help="plan for a GPU with this much memory instead of this machine's (e.g. 12)")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
     commands.add_parser("selftest", parents=[common], help="generate with a tiny built-in model to check the install")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"generate": _generate, "json": _json, "models": _models, "inspect": _inspect,
+    handler = {"generate": _generate, "json": _json, "models": _models, "inspect": _inspect, "history": _history,
                "info": _info, "selftest": _selftest}[args.command]
     if args.command == "json":
         return handler(args)  # reports its own errors as JSON
@@ -134,7 +169,8 @@ def _user_message(error: BaseException) -> str:
 def _generator(args):
     from .engine import Generator
 
-    return Generator(models_dir=args.models_dir, outputs_dir=args.outputs_dir, device=args.device)
+    return Generator(models_dir=args.models_dir, outputs_dir=args.outputs_dir, device=args.device,
+                     extra_models_dirs=args.extra_models_dir or (), allow_pickle=args.allow_pickle)
 
 
 # ---- generate ----------------------------------------------------------------------------
@@ -147,9 +183,7 @@ def _generate(args) -> int:
         if args.duration is not None:  # the length comes from --duration below
             stored.pop("num_frames", None)
         request = GenerationRequest.from_dict({**stored, "output_path": None, **values})
-    elif args.image is None:
-        raise InvalidRequest("image", "missing: give the picture to animate (or --from VIDEO to re-run an output)")
-    else:
+    else:  # without a picture only text families run: the model's family checks that
         request = GenerationRequest(**values)
     generator = _generator(args)
     if args.duration is not None:
@@ -164,7 +198,9 @@ def _generate(args) -> int:
         if progress:
             progress.close()
     print(f"seed {result.seed}, {result.frames_written} frames at {result.request.fps} fps, "
-          f"{result.elapsed_s:.1f} s on {result.device}", file=sys.stderr)
+          f"{result.elapsed_s:.1f} s on {result.device}; memory plan: {result.memory_plan.label()}"
+          + (f" after {len(result.retries)} out-of-memory retr{'y' if len(result.retries) == 1 else 'ies'}"
+             if result.retries else ""), file=sys.stderr)
     print(result.path)
     return EXIT_OK
 
@@ -248,17 +284,46 @@ def _json_error(args, error: BaseException, code: int) -> int:
 
 # ---- models, inspect, info, selftest -----------------------------------------------------
 def _models(args) -> int:
-    from .models import default_models_dir, list_models
+    from .models import default_models_dir
 
     folder = Path(args.models_dir) if args.models_dir else default_models_dir()
-    installed = list_models(folder)
-    if not installed:
-        print(f"no model installed in {folder.resolve()}; see models/README.md", file=sys.stderr)
+    if args.models_command == "download":
+        from .model_store import download
+
+        path = download(args.name, folder)
+        print(path)
         return EXIT_OK
-    for model in installed:
-        size = sum(file.stat().st_size for file in model.path.rglob("*") if file.is_file())
-        print(f"{model.name}\t{model.family}\t{size / 2**30:.2f} GB\t{model.path}")
+    if args.models_command == "import":
+        from .model_store import import_model
+
+        info = import_model(args.path, folder, name=args.name, copy=args.copy, allow_pickle=args.allow_pickle)
+        print(f"imported {info.note} as {info.name!r}: {info.path}", file=sys.stderr)
+        print(info.path)
+        return EXIT_OK
+    return _models_list(folder, args.extra_models_dir or ())
+
+
+def _models_list(folder: Path, extra_dirs) -> int:
+    """One line per model found anywhere, tab-separated for scripts: name, family (its module name: svd,
+    animatediff, modelscope; "-" when none), kind (model, motion-adapter, or unsupported with the reason),
+    precision, size, source (models, hf-cache, or the extra folder), path."""
+    from .models import discover
+
+    found = discover(folder, extra_dirs)
+    if not found:
+        print(f"no model installed in {folder.resolve()}, the Hugging Face cache or the extra folders; "
+              f"see models/README.md (`video-gen models download svd-xt`)", file=sys.stderr)
+        return EXIT_OK
+    for model in found:
+        family = model.family or "-"
+        kind = model.role + (f" ({model.note})" if model.note else "")
+        print(f"{model.name}\t{family}\t{kind}\t{model.precision or '-'}\t{_human_size(model.size_bytes)}\t"
+              f"{model.source}\t{model.path}")
     return EXIT_OK
+
+
+def _human_size(size: int) -> str:
+    return f"{size / 2**30:.2f} GB" if size >= 2**30 else f"{size / 2**20:.1f} MB"
 
 
 def _inspect(args) -> int:
@@ -274,47 +339,114 @@ def _inspect(args) -> int:
     return EXIT_OK
 
 
+def _history(args) -> int:
+    from . import history as job_history
+
+    outputs = Path(args.outputs_dir or os.environ.get("VIDEO_GEN_OUTPUTS_DIR") or "outputs")
+    database = job_history.history_path(outputs)
+    if not database.is_file():
+        print(f"no jobs yet: {database} does not exist (the web app writes it)", file=sys.stderr)
+        return EXIT_OK
+    store = job_history.History(database)
+    try:
+        entries = store.entries(status=args.status, limit=max(1, args.limit))
+    finally:
+        store.close()
+    for entry in entries:
+        request = entry.request
+        if args.json:
+            print(json.dumps({"id": entry.id, "status": entry.status, "queued_at": entry.queued_at,
+                              "started_at": entry.started_at, "finished_at": entry.finished_at,
+                              "elapsed_s": entry.elapsed_s, "output": entry.output, "error": entry.error,
+                              "rerun_of": entry.rerun_of, "request": request}, sort_keys=True))
+            continue
+        where = entry.output if entry.status == job_history.DONE else (entry.error or "")
+        print(f"{entry.id}\t{entry.queued_at.replace('T', ' ')[:19]}\t{entry.status}\t{request.get('model') or '-'}\t"
+              f"seed {request.get('seed')}\t{request.get('num_frames')} frames\t"
+              f"{request.get('width')}x{request.get('height')}\t{where}")
+    return EXIT_OK
+
+
 def _info(args) -> int:
+    """The device report, and for each installed model and preset size the most frames that fit."""
     import platform
 
     import torch
 
-    from . import devices
+    from . import memory
 
-    device = devices.pick_device(args.device)
+    if args.vram is not None and not 0.5 <= args.vram <= 1024:
+        raise InvalidRequest("vram", f"must be between 0.5 and 1024 GB, got {args.vram:g}")
+    generator = _generator(args)
+    report = generator.device_report()
+    rows = generator.length_table(args.vram)
+    if args.json:
+        print(json.dumps({"version": __version__, "device": report.to_dict(), "vram_gb": args.vram,
+                          "max_length": [row.to_dict() for row in rows]}))
+        return EXIT_OK
     print(f"video-gen {__version__}, Python {platform.python_version()}, torch {torch.__version__}")
-    print(f"device: {device} ({devices.describe(device)}), precision {str(devices.pick_dtype(device))[6:]}")
+    for line in report.lines():
+        print(line)
     print(f"CUDA available: {torch.cuda.is_available()}, MPS available: {torch.backends.mps.is_available()}")
+    planned = f"a {args.vram:g} GB GPU (--vram)" if args.vram else f"{memory._gb(report.budget())} usable now"
+    print(f"\nlongest video of one pass, planning for {planned}:")
+    for line in memory.format_length_table(rows):
+        print(f"  {line}")
     return EXIT_OK
 
 
 def _selftest(args) -> int:
-    """Build a tiny random model, generate with it, read the video back: checks torch, diffusers, ffmpeg, disk."""
+    """Build a tiny random model, generate with it, encode, read the video back: checks torch, diffusers,
+    ffmpeg and the disk in seconds, without downloading anything. One line per stage; exit 0, or 2."""
     import tempfile
 
-    from . import video_io
+    import numpy as np
+    from PIL import Image
+
+    from . import memory, video_io
     from .engine import Generator
     from .testing import build_tiny_svd
 
-    with tempfile.TemporaryDirectory(prefix="video-gen-selftest-") as folder:
-        folder = Path(folder)
-        started = time.perf_counter()
-        build_tiny_svd(folder / "models" / "selftest")
-        built = time.perf_counter()
-        picture = folder / "picture.png"
-        from PIL import Image
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
-        Image.new("RGB", (64, 64), (200, 120, 40)).save(picture)
-        generator = Generator(models_dir=folder / "models", outputs_dir=folder / "outputs", device=args.device)
-        result = generator.generate(GenerationRequest(image=str(picture), width=64, height=64, num_frames=8,
-                                                      num_inference_steps=2, seed=1))
-        generated = time.perf_counter()
-        info = video_io.probe_video(result.path)
-        read = time.perf_counter()
-        if (info.frames, info.width, info.height, info.codec) != (8, 64, 64, "h264"):
-            print(f"selftest FAILED: the video read back is {info}", file=sys.stderr)
-            return EXIT_FAILED
-    print(f"device {result.device} ({result.dtype}); build tiny model {built - started:.1f} s, "
-          f"generate {generated - built:.1f} s ({', '.join(f'{k} {v:.2f} s' for k, v in result.timings.items())}), "
-          f"read back {read - generated:.2f} s: OK")
+    diffusers_logging.set_verbosity_error()  # the tiny model's save/load chatter is not the newcomer's concern
+    transformers_logging.set_verbosity_error()
+    stage, times = "starting", {}
+
+    def timed(name: str, function):
+        nonlocal stage
+        stage = name
+        started = time.perf_counter()
+        value = function()
+        times[name] = time.perf_counter() - started
+        print(f"selftest: {name:<22} {times[name]:6.2f} s", flush=True)
+        return value
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="video-gen-selftest-") as folder:
+            folder = Path(folder)
+            generator = Generator(models_dir=folder / "models", outputs_dir=folder / "outputs", device=args.device)
+            report = timed("probe device", generator.device_report)
+            print(f"selftest: {'; '.join(report.lines())}")
+            timed("build tiny model", lambda: build_tiny_svd(folder / "models" / "selftest"))
+            picture = folder / "picture.png"
+            Image.fromarray(np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3).astype(np.uint8)).save(picture)
+            request = GenerationRequest(image=str(picture), width=64, height=64, num_frames=8, num_inference_steps=2,
+                                        seed=1)
+            result = timed("generate and encode", lambda: generator.generate(request))
+            for name, seconds in result.timings.items():
+                print(f"selftest:   {name:<20} {seconds:6.2f} s")
+            frames, info = timed("read back", lambda: video_io.read_video(result.path))
+            if (len(frames), info.width, info.height, info.codec) != (8, 64, 64, "h264"):
+                raise video_io.FFmpegError(f"the video read back is {len(frames)} frames of {info}, "
+                                           "expected 8 frames of 64x64 h264")
+    except (VideoGenError, OSError, RuntimeError, ValueError, ImportError) as error:
+        message = str(error).strip().splitlines()
+        print(f"selftest FAILED while {stage}: {type(error).__name__}: {message[0] if message else ''}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    peak = result.peak_memory_bytes
+    print(f"selftest OK on {result.device} ({result.dtype}, {result.memory_plan.label()})"
+          f"{f', peak {peak / memory.GiB:.2f} GB' if peak else ''}: {sum(times.values()):.1f} s in all")
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""Which device and precision a job runs on. Imported lazily: nothing here runs at import time."""
+"""Which device and precision a job runs on (memory policy is in `memory.py`). Nothing runs at import time."""
 
 from __future__ import annotations
 
@@ -45,56 +45,3 @@ def describe(device: str) -> str:
         total = torch.cuda.get_device_properties(index).total_memory / 2**30
         return f"{torch.cuda.get_device_name(index)} ({total:.0f} GB)"
     return device
-
-
-def free_memory(device: str) -> None:
-    """Return cached blocks to the driver after a job, so the next one (or another program) can use them."""
-    import gc
-
-    import torch
-
-    gc.collect()
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
-    elif device == "mps":
-        torch.mps.empty_cache()
-
-
-def peak_memory_bytes(device: str) -> int | None:
-    import torch
-
-    if device.startswith("cuda"):
-        return torch.cuda.max_memory_allocated(device)
-    return None
-
-
-def reset_peak_memory(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-# Below this much GPU memory, SVD-XT at 1024x576 does not fit resident in fp16 (UNet 3 GB + VAE + CLIP
-# + activations peak near 13 GB in diffusers' own measurements), so components take turns on the GPU
-# with `enable_model_cpu_offload`. The memory planner (issue 5) replaces this single threshold.
-RESIDENT_MIN_GPU_BYTES = 16 * 2**30
-
-
-def place_pipeline(pipe, device: str):
-    """Put a loaded pipeline on `device`, offloading idle components on small GPUs; xformers when installed."""
-    import importlib.util
-
-    import torch
-
-    if device.startswith("cuda"):
-        index = torch.device(device).index or 0
-        if torch.cuda.get_device_properties(index).total_memory < RESIDENT_MIN_GPU_BYTES:
-            pipe.enable_model_cpu_offload(gpu_id=index)
-        else:
-            pipe.to(device)
-        if importlib.util.find_spec("xformers") is not None:
-            pipe.enable_xformers_memory_efficient_attention()
-    else:
-        pipe.to(device)
-    return pipe

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import os
 import re
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,9 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, devices, video_io
-from .errors import Cancelled, GenerationFailed, InvalidRequest
+from . import __version__, devices, memory, video_io
+from .errors import Cancelled, GenerationFailed, InvalidRequest, ModelNotFound, VideoGenError, first_line
 from .events import (
+    DECODING,
     INTERPOLATING,
     LOADING_MODEL,
     STAGE_LABELS,
@@ -32,7 +34,8 @@ from .events import (
 from .families import load_family
 from .frames import apply_loop, channel_stats, match_colors
 from .images import fit_to_size, open_image
-from .models import ModelInfo, default_models_dir, file_sha256, list_models, resolve_model, weights_sha256
+from .memory import MemoryPlan
+from .models import HOW_TO_GET, ModelInfo, default_models_dir, file_sha256, list_models, resolve_model, weights_sha256
 from .planner import LengthPlan, plan_length
 from .request import GenerationRequest
 
@@ -51,6 +54,8 @@ class GenerationResult:
     metadata: dict[str, Any] = field(default_factory=dict)  # what is stored in the output and beside it
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     peak_memory_bytes: int | None = None  # GPU only
+    memory_plan: MemoryPlan | None = None  # the plan that succeeded
+    retries: list[dict[str, Any]] = field(default_factory=list)  # out-of-memory step-downs on the way
 
 
 class _FifoLock:
@@ -100,6 +105,53 @@ class Job:
         self._first_step_at: float | None = None
         self.segment = (1, 1)  # (number, of how many), for long videos made of chained segments
         self.timings: dict[str, float] = {}
+        self.plans: list[MemoryPlan] = []  # the memory ladder of this job, fastest first
+        self.plan: MemoryPlan | None = None  # the rung it runs on now
+        self.retries: list[dict[str, Any]] = []
+
+    @property
+    def decode_chunk_size(self) -> int:
+        return self.plan.decode_chunk_size
+
+    @property
+    def current_stage(self) -> str:
+        return self._stage or LOADING_MODEL
+
+    def step_down(self, error: BaseException, cheaper: MemoryPlan | None) -> None:
+        """Out of memory: record it and move to `cheaper`, or fail saying what to reduce when none is left."""
+        stage = self.current_stage
+        if cheaper is None:
+            raise GenerationFailed(
+                f"out of {self.plan.device} memory while {STAGE_LABELS.get(stage, stage).lower()}, on the "
+                f"cheapest plan ({self.plan.label()}); lower the resolution, the number of frames or "
+                f"decode_chunk_size (now {self.plan.decode_chunk_size})"
+            ) from error
+        self.retries.append({"stage": stage, "error": first_line(error), "from": self.plan.label(),
+                             "to": cheaper.label()})
+        self.plan = cheaper
+        self.emit(StageEvent(stage, f"out of memory; retrying with {cheaper.label().split(': ', 1)[-1]}",
+                             *self.segment))
+
+    def decode_with_retries(self, decode: Callable[[int], Any]) -> Any:
+        """Run `decode(chunk_size)`; on out-of-memory free memory and retry with a smaller chunk.
+
+        The denoised latents stay where they are (the caller's), so only decoding is redone.
+        """
+        import torch
+
+        from .memory import free_memory, is_out_of_memory, next_cheaper
+
+        while True:
+            try:
+                return decode(self.decode_chunk_size)
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                if not is_out_of_memory(error):
+                    raise
+                cheaper = next_cheaper(self.plans, self.plan, DECODING, decode_only=True)
+                if cheaper is None:
+                    raise  # the engine steps down to a plan placed more cheaply and starts again
+                free_memory(self.plan.device)
+                self.step_down(error, cheaper)
 
     def emit(self, event) -> None:
         if self._on_event is not None:
@@ -138,6 +190,10 @@ class Job:
     def finish(self) -> None:
         self._enter(None)
 
+    def enter(self, stage: str) -> None:
+        """Mark that `stage` has begun without reporting a unit (so out-of-memory is blamed on the right stage)."""
+        self._enter(stage)
+
     def _enter(self, stage: str | None) -> None:
         if stage == self._stage:
             return
@@ -162,8 +218,12 @@ class Generator:
     """The engine. Cheap to create: nothing loads and no GPU is probed until the first job."""
 
     def __init__(self, models_dir: str | os.PathLike | None = None, outputs_dir: str | os.PathLike | None = None,
-                 device: str | None = None):
+                 device: str | None = None, vram_gb: float | None = None, extra_models_dirs=(),
+                 allow_pickle: bool = False):
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
+        # More places to find models (a ComfyUI or A1111 tree); the Hugging Face cache is always searched.
+        self.extra_models_dirs = tuple(Path(folder) for folder in extra_models_dirs or ())
+        self.allow_pickle = allow_pickle  # load .ckpt/.pt/.bin (with weights_only=True) only when asked
         self.outputs_dir = Path(outputs_dir or os.environ.get("VIDEO_GEN_OUTPUTS_DIR") or "outputs")
         self._device_choice = device
         self._device: str | None = None
@@ -173,6 +233,11 @@ class Generator:
         self._pipe = None
         self._loaded: ModelInfo | None = None
         self._weights_sha256: str | None = None
+        self._placement: tuple | None = None  # MemoryPlan.placement of the resident pipeline
+        self._weights: dict[ModelInfo, memory.ModelWeights] = {}
+        # Plan for this much device memory instead of what is free ($VIDEO_GEN_VRAM_GB; the benchmark's cap)
+        self.vram_gb = vram_gb or (float(os.environ["VIDEO_GEN_VRAM_GB"]) if os.environ.get("VIDEO_GEN_VRAM_GB")
+                                   else None)
         self.loads = 0  # how many times a model was loaded from disk (tests check residency with it)
 
     # ---- public -------------------------------------------------------------------------
@@ -196,22 +261,29 @@ class Generator:
         return self._queue.waiting
 
     def list_models(self) -> list[ModelInfo]:
-        return list_models(self.models_dir)
+        return list_models(self.models_dir, self.extra_models_dirs)
+
+    def resolve(self, name: str | None, motion_adapter: str | None = None) -> ModelInfo:
+        """The model a name or path means, searched in every place this generator knows."""
+        return resolve_model(name, self.models_dir, self.extra_models_dirs, motion_adapter=motion_adapter,
+                             allow_pickle=self.allow_pickle)
 
     def defaults(self, model: str | None = None) -> dict[str, Any]:
         """The request defaults of an installed model (reads its configs only)."""
-        info = resolve_model(model, self.models_dir)
+        info = self.resolve(model)
         return load_family(info.family).defaults(info)
 
     def prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, ModelInfo]:
         """Check a request completely and fill in the model's defaults and the seed; loads nothing."""
-        request = request.validate()
-        model = resolve_model(request.model, self.models_dir)
-        family = load_family(model.family)
-        request = request.replace(model=request.model or model.name)
-        request = request.with_defaults(family.defaults(model)).with_seed().validate()
-        family.check(request)
+        request, model = self._with_defaults(request)
+        load_family(model.family).check(request)
         return request, model
+
+    def _with_defaults(self, request: GenerationRequest) -> tuple[GenerationRequest, ModelInfo]:
+        request = request.validate()
+        model = self.resolve(request.model, request.motion_adapter)
+        request = request.replace(model=request.model or model.name)
+        return request.with_defaults(load_family(model.family).defaults(model)).with_seed().validate(), model
 
     def generate(self, request: GenerationRequest, on_event: EventCallback | None = None, *,
                  preview_every: int = 0) -> GenerationResult:
@@ -227,28 +299,45 @@ class Generator:
         request, model = self.prepare(request)
         family = load_family(model.family)
         plan = self.plan(request, model)
-        image = fit_to_size(open_image(request.image), request.width, request.height, request.resize_mode)
-        image_sha256 = file_sha256(request.image)
+        image = image_sha256 = None  # text-to-video families run without a picture (their `check` decides)
+        if request.image:
+            image = fit_to_size(open_image(request.image), request.width, request.height, request.resize_mode)
+            image_sha256 = file_sha256(request.image)
         target_dir = Path(request.output_path).parent if request.output_path else self.outputs_dir
         _check_writable(target_dir)
+        _check_free_space(target_dir, request, plan)
 
         # 2. Wait for our turn
         with self._queue:
             import torch
 
-            job = Job(on_event, torch.Generator("cpu").manual_seed(request.seed), preview_every,
-                      getattr(family, "LATENT_RGB_FACTORS", None))
+            job = Job(on_event, None, preview_every, getattr(family, "LATENT_RGB_FACTORS", None))
             with self._lock:
                 self._job = job
-            devices.reset_peak_memory(self.device)
+            memory.reset_peak_memory(self.device)
             finished = False
             try:
-                # 3. Load the model unless it is already resident
-                pipe = self._pipeline(model, family, job)
-                dtype = str(devices.pick_dtype(self.device)).removeprefix("torch.")
+                # 3. Plan memory for this job on this device now (free memory changes between jobs)
+                job.plans = self.memory_plans(request, model)
+                job.plan = memory.choose(job.plans, self._budget())
+                dtype = job.plan.dtype
 
-                # 4. Generate the frames: segments, interpolation, loop
-                frames = self._frames(family, pipe, request, plan, image, job)
+                # 4. Load the model unless it is resident, and generate the frames (segments, interpolation,
+                #    loop); out of memory anywhere steps down to the next cheaper plan and starts again
+                while True:
+                    job.generator = torch.Generator("cpu").manual_seed(request.seed)  # as an uninterrupted run
+                    try:
+                        pipe = self._pipeline(model, family, job)
+                        frames = self._frames(family, pipe, request, plan, image, job)
+                        break
+                    except (torch.OutOfMemoryError, RuntimeError) as error:
+                        if not memory.is_out_of_memory(error):
+                            raise
+                        job.step_down(error, memory.next_cheaper(job.plans, job.plan, job.current_stage))
+                        if job.plan.placement != self._placement:
+                            self._drop_pipeline()  # placed again, the cheaper way, on the next try
+                        memory.free_memory(self.device)
+                request = request.replace(decode_chunk_size=job.plan.decode_chunk_size)  # what made these frames
 
                 # 5. Write the video under its final name only when complete, and its settings beside it
                 job.stage(WRITING, f"writing {request.output_format}")
@@ -257,27 +346,24 @@ class Generator:
                     "app": "video-gen", "version": __version__, "model": model.name, "family": model.family,
                     "model_sha256": self._weights_sha256, "image_sha256": image_sha256, "device": self.device,
                     "dtype": dtype, "fps": request.fps, "plan": plan.to_dict(), "request": request.to_dict(),
+                    "memory": {"plan": job.plan.to_dict(), "retries": job.retries},
                 }
                 path = video_io.write_video(frames, output, fps=request.fps, format=request.output_format,
                                             crf=request.crf, metadata=metadata)
                 video_io.write_sidecar(path, metadata)
                 job.finish()
                 finished = True
-            except torch.OutOfMemoryError as error:
-                raise GenerationFailed(
-                    f"out of {self.device} memory ({_first_line(error)}); lower the resolution, the number of "
-                    f"frames or decode_chunk_size (now {request.decode_chunk_size})"
-                ) from error
             finally:
                 with self._lock:
                     self._job = None
                 if not finished:
-                    devices.free_memory(self.device)  # a failed or cancelled job leaves nothing behind
+                    memory.free_memory(self.device)  # a failed or cancelled job leaves nothing behind
 
         result = GenerationResult(
             path=path, seed=request.seed, frames_written=len(frames), elapsed_s=time.perf_counter() - submitted,
             request=request, model=model.name, device=self.device, dtype=dtype, plan=plan, metadata=metadata,
-            timings=dict(job.timings), peak_memory_bytes=devices.peak_memory_bytes(self.device),
+            timings=dict(job.timings), peak_memory_bytes=memory.peak_memory_bytes(self.device),
+            memory_plan=job.plan, retries=list(job.retries),
         )
         job.emit(DoneEvent(result))
         return result
@@ -287,6 +373,77 @@ class Generator:
         native = load_family(model.family).defaults(model)
         return plan_length(request.num_frames, request.fps, native_frames=native["num_frames"],
                            native_fps=native["fps"], interpolation=request.interpolation, loop=request.loop)
+
+    def device_report(self) -> memory.DeviceReport:
+        """What the device has now (initialises CUDA on first use)."""
+        return memory.probe(self.device)
+
+    def memory_plans(self, request: GenerationRequest, model: ModelInfo | None = None) -> list[MemoryPlan]:
+        """The memory ladder of a prepared request on this device, fastest plan first."""
+        model = model or self.resolve(request.model, request.motion_adapter)
+        weights = self._weights.get(model)
+        if weights is None:
+            try:
+                weights = self._weights[model] = memory.ModelWeights.from_model(model)
+            except (ValueError, KeyError, OSError) as error:
+                raise ModelNotFound(f"{model.path} could not be loaded ({first_line(error)}); download it again "
+                                    f"({HOW_TO_GET})") from None
+        report = self.device_report()
+        shape = memory.JobShape(model.family, self.plan(request, model).segment_frames[0], request.width,
+                                request.height, request.decode_chunk_size)
+        dtype = str(devices.pick_dtype(self.device)).removeprefix("torch.")
+        try:
+            return memory.ladder(self.device, dtype, weights, shape, choice=request.memory_plan,
+                                 attention=memory.default_attention(report), total_bytes=self._total(report))
+        except ValueError as error:
+            raise InvalidRequest("memory_plan", str(error)) from None
+
+    def length_table(self, vram_gb: float | None = None) -> list[memory.LengthRow]:
+        """For each installed model and preset size, the most frames that fit (SVD-XT's if none is installed)."""
+        report = self.device_report()
+        vram_gb = vram_gb or self.vram_gb
+        budget = report.budget(vram_gb) if vram_gb or not self.device.startswith("cuda") else self._budget()
+        total = int(vram_gb * memory.GiB) if vram_gb else report.total_bytes
+        dtype = str(devices.pick_dtype(self.device)).removeprefix("torch.")
+        # --vram plans for another card: a CUDA one, with every offload level, whatever this machine has
+        device = "cuda:0" if vram_gb and not self.device.startswith(("cuda", "mps")) else self.device
+        dtype = "float16" if device != "cpu" else dtype
+        models = []
+        for model in self.list_models():
+            try:
+                weights = self._weights.get(model) or memory.ModelWeights.from_model(model)
+                models.append((model.name, model.family, weights, load_family(model.family).defaults(model)))
+            except (OSError, ValueError, KeyError, VideoGenError):
+                continue  # an unreadable model is reported when it is used, not here
+        if not models:
+            models.append(("svd-xt (not installed)", "svd", memory.SVD_XT_WEIGHTS,
+                           {"num_frames": 25, "fps": 7, "decode_chunk_size": 8}))
+        rows = []
+        for name, family, weights, defaults in models:
+            rows += memory.length_rows(name, family, weights, defaults, device=device, dtype=dtype,
+                                       budget_bytes=budget, total_bytes=total,
+                                       attention=memory.default_attention(report))
+        return rows
+
+    def memory_plan(self, request: GenerationRequest) -> MemoryPlan:
+        """The plan a request would run with now (its picture may be missing): shown on the page beforehand."""
+        request, model = self._with_defaults(request)
+        return memory.choose(self.memory_plans(request, model), self._budget())
+
+    def _total(self, report: memory.DeviceReport) -> int:
+        return int(self.vram_gb * memory.GiB) if self.vram_gb else report.total_bytes
+
+    def _budget(self) -> int:
+        """Bytes a job may use: free device memory plus what our own resident pipeline holds, less headroom."""
+        if self.vram_gb:
+            return int(self.vram_gb * memory.GiB * (1 - memory.HEADROOM))
+        report = self.device_report()
+        ours = 0
+        if self.device.startswith("cuda"):
+            import torch
+
+            ours = torch.cuda.memory_reserved(self.device)  # ours to reuse: the resident model, cached blocks
+        return int((report.free_bytes + ours) * (1 - memory.HEADROOM))
 
     def cancel(self) -> bool:
         """Ask the running job to stop; it ends at its next step boundary. False if nothing is running."""
@@ -304,11 +461,18 @@ class Generator:
 
     # ---- internals ----------------------------------------------------------------------
     def _pipeline(self, model: ModelInfo, family, job: Job):
-        if self._loaded is not None and self._loaded.path == model.path and self._pipe is not None:
+        """The resident pipeline, loaded and placed under the job's memory plan unless it already is."""
+        plan = job.plan
+        if (self._loaded is not None and self._loaded == model and self._pipe is not None
+                and self._placement == plan.placement):
+            memory.set_job_options(self._pipe, plan)
             return self._pipe
-        self._drop_pipeline()  # never hold two models at once
-        job.stage(LOADING_MODEL, f"loading {model.name}")
-        self._pipe = family.load(model, self.device, devices.pick_dtype(self.device))
+        self._drop_pipeline()  # never hold two models (or one model placed twice) at once
+        job.stage(LOADING_MODEL, f"loading {model.name} ({plan.label().split(': ', 1)[-1]})")
+        import torch
+
+        self._pipe = memory.apply_plan(family.load(model, self.device, getattr(torch, plan.dtype)), plan)
+        self._placement = plan.placement
         self._weights_sha256 = weights_sha256(model)  # cached on disk: slow only the first time
         self._loaded = model
         self.loads += 1
@@ -341,8 +505,8 @@ class Generator:
 
     def _drop_pipeline(self) -> None:
         if self._pipe is not None:
-            self._pipe, self._loaded = None, None
-            devices.free_memory(self.device)
+            self._pipe, self._loaded, self._placement = None, None, None
+            memory.free_memory(self.device)
 
     def _output_path(self, request: GenerationRequest, model: ModelInfo, submitted_at: datetime) -> Path:
         if request.output_path:
@@ -361,6 +525,19 @@ def _check_writable(folder: Path) -> None:
         raise InvalidRequest("output_path", f"the folder {folder} is not writable")
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+# Room kept free beyond the video itself: ffmpeg's buffers, the sidecar, the history database's WAL.
+MIN_FREE_BYTES = 64 * 2**20
+
+
+def _check_free_space(folder: Path, request: GenerationRequest, plan: LengthPlan) -> None:
+    """Refuse before any work when the disk cannot hold the result (a full disk found after a 10-minute job
+    loses the job). The need is bounded by the raw frames for PNG, a tenth of them for a compressed video."""
+    raw_bytes = plan.frames * request.width * request.height * 3
+    needed = MIN_FREE_BYTES + (raw_bytes if request.output_format == "png" else raw_bytes // 10)
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return  # a folder whose free space cannot be read (some network drives): the write reports itself
+    if free < needed:
+        raise InvalidRequest("output_path", f"not enough free disk space in {folder}: {free / 2**20:.0f} MB free, "
+                                            f"this video needs about {needed / 2**20:.0f} MB; free some space")

@@ -35,3 +35,9 @@ class Cancelled(VideoGenError):
 
     def __init__(self, message: str = "cancelled by the user"):
         super().__init__(message)
+
+
+def first_line(error: BaseException) -> str:
+    """An exception's message in one line (for one-line user messages); its type's name if it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -1,25 +1,75 @@
-"""Finding models on disk and telling which family each one is, by reading JSON only (no weights)."""
+"""Finding models on disk and telling which family each one is, by reading JSON only (no weights).
+
+Three kinds of places are searched (`discover`):
+- the models folder: diffusers folders (`model_index.json`), motion adapter folders (`config.json` of a
+  `MotionAdapter`) and single files directly inside it;
+- the Hugging Face cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`): the
+  snapshot of each `models--ORG--NAME` repository, named `ORG/NAME`;
+- extra folders the user names (`--extra-models-dir`), searched a few levels deep, so that a ComfyUI or
+  A1111 tree (`models/checkpoints`, `models/animatediff_models`, `models/svd`, `models/Stable-diffusion`)
+  works as it is.
+A single file is told apart by the names of the tensors in its safetensors header (the first bytes of
+the file), never by loading it. Pickle files (`.ckpt`, `.pt`, `.bin`) can run code when loaded, so they
+are listed but refused unless the user opts in (`--allow-pickle`), and then loaded with `weights_only=True`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import ModelNotFound
+from .errors import ModelNotFound, first_line
 
 HOW_TO_GET = "see models/README.md for the folder layout and how to download one"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin")
+ALLOW_PICKLE_FLAG = "--allow-pickle"
+PICKLE_REFUSED = (
+    "is a pickle file ({suffix}): loading a pickle can run any code hidden in it, so only .safetensors "
+    "files and diffusers folders of .safetensors load by default. If you trust where it came from, pass "
+    f"{ALLOW_PICKLE_FLAG} (it is then read with torch.load(weights_only=True), which refuses code), or "
+    "better, use a .safetensors version of it"
+)
+
+# Roles: a "model" runs on its own; a "motion-adapter" is the motion part of AnimateDiff, used with an SD1.5
+# base; "unsupported" is recognised but cannot run here (the note says why).
+MODEL, MOTION_ADAPTER, UNSUPPORTED = "model", "motion-adapter", "unsupported"
+
+# The largest safetensors header we read: real ones are well under 1 MB (SD1.5's is ~90 kB).
+MAX_HEADER_BYTES = 64 * 2**20
+# How deep an extra folder is searched: ComfyUI/models/checkpoints/sub/file.safetensors is 4 levels.
+EXTRA_DIR_DEPTH = 4
+# Parts of an SD1.5 folder that video-gen never loads (`models download sd15` leaves them out).
+OPTIONAL_PARTS = ("safety_checker", "feature_extractor")
+SAFETENSORS_PRECISION = {"F16": "fp16", "BF16": "bf16", "F32": "fp32", "F64": "fp64"}
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    name: str  # what the user types: the folder name under the models dir, or the file's stem
+    name: str  # what the user types: the folder name under the models dir, the file's stem, or ORG/NAME
     path: Path
     family: str  # a module name under video_gen.families, e.g. "svd"
-    class_name: str  # the pipeline class from model_index.json
+    class_name: str  # the pipeline class from model_index.json (or what a single file holds)
+    # AnimateDiff only: the motion adapter (a folder or a single file) that goes with this SD1.5 base.
+    motion_adapter: Path | None = None
+    # Single-file SD1.5 checkpoints only: the folder of configs to build the pipeline from, chosen without
+    # the network (`sd15_config_dir`): the configs shipped with video-gen, or an installed SD1.5 folder's.
+    config_dir: Path | None = None
+    # Set only when the user opted in to loading pickle files (`--allow-pickle`).
+    allow_pickle: bool = False
+    role: str = field(default=MODEL, compare=False)
+    precision: str = field(default="", compare=False)  # fp16, fp32, "fp16+fp32" for folders with both
+    size_bytes: int = field(default=0, compare=False)
+    source: str = field(default="models", compare=False)  # models, hf-cache, or the extra folder
+    note: str = field(default="", compare=False)
+
+    @property
+    def single_file(self) -> bool:
+        return self.path.is_file()
 
     def read_config(self, component: str) -> dict:
         """A component's config.json (for example the UNet's), read without loading any weights."""
@@ -34,12 +84,23 @@ def default_models_dir() -> Path:
     return Path(os.environ.get("VIDEO_GEN_MODELS_DIR") or "models")
 
 
+def hf_hub_cache() -> Path:
+    """Where huggingface_hub keeps downloads, by its own rules (HF_HUB_CACHE, then HF_HOME)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
+# ---- reading what a folder or a file is ------------------------------------------------------
 def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
     """Read a diffusers folder's model_index.json, check its parts exist, and name its family."""
     from .families import family_for_class  # the registry imports no torch
 
     index_file = path / "model_index.json"
     if not index_file.is_file():
+        if _motion_adapter_config(path) is not None:
+            return _adapter_info(path, name or path.name)
         raise ModelNotFound(
             f"{path} is not a diffusers model folder: expected {index_file.name} with one subfolder per part "
             f"(unet/, vae/, image_encoder/, …); {HOW_TO_GET}"
@@ -55,58 +116,404 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
     missing = [
         part for part, spec in index.items()
         if not part.startswith("_") and isinstance(spec, list) and spec[0] is not None and not (path / part).is_dir()
+        and part not in OPTIONAL_PARTS
     ]
     if missing:
         raise ModelNotFound(
             f"{path} is incomplete: missing {', '.join(part + '/' for part in missing)}; "
             f"download the model again ({HOW_TO_GET})"
         )
-    return ModelInfo(name=name or path.name, path=path, family=family, class_name=class_name)
+    own_adapter = path / "motion_adapter" if (path / "motion_adapter").is_dir() else None
+    return ModelInfo(name=name or path.name, path=path, family=family, class_name=class_name,
+                     motion_adapter=own_adapter, precision=_folder_precision(path), size_bytes=_size(path))
 
 
-def list_models(models_dir: str | os.PathLike) -> list[ModelInfo]:
-    """Every usable diffusers folder directly under `models_dir`, sorted by name."""
-    models_dir = Path(models_dir)
+def read_safetensors_header(path: Path) -> dict:
+    """The JSON header of a .safetensors file (tensor names, dtypes, shapes): 8 bytes of length, then JSON."""
+    with open(path, "rb") as file:
+        prefix = file.read(8)
+        if len(prefix) < 8:
+            raise ValueError("shorter than a safetensors header")
+        (length,) = struct.unpack("<Q", prefix)
+        if not 2 <= length <= MAX_HEADER_BYTES:
+            raise ValueError(f"header length {length} is not plausible")
+        header = json.loads(file.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("header is not a JSON object")
+    header.pop("__metadata__", None)
+    return header
+
+
+def classify_checkpoint(keys) -> str:
+    """What a single file holds, from its tensor names: sd15, svd, motion-adapter, sdxl, sd2 or unknown."""
+    keys = list(keys)
+    if any(".time_stack." in key for key in keys) and any(key.startswith("model.diffusion_model.") for key in keys):
+        return "svd"  # SVD's UNet has temporal "time_stack" blocks beside SD's spatial ones
+    if any(key.startswith("conditioner.embedders.") for key in keys):
+        return "sdxl"
+    if any(key.startswith("model.diffusion_model.input_blocks.") for key in keys):
+        if any(key.startswith("cond_stage_model.model.") for key in keys):
+            return "sd2"  # OpenCLIP text encoder
+        return "sd15"
+    if any("motion_modules." in key for key in keys):
+        return "motion-adapter"
+    return "unknown"
+
+
+def inspect_file(path: Path, name: str | None = None, allow_pickle: bool = False) -> ModelInfo:
+    """A single file, told apart by its header; pickle files are named but not opened."""
+    name = name or path.stem
+    size = path.stat().st_size
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        return ModelInfo(name=name, path=path, family="", class_name="pickle", role=UNSUPPORTED, size_bytes=size,
+                         note=f"pickle file: refused unless {ALLOW_PICKLE_FLAG}", allow_pickle=allow_pickle)
+    try:
+        header = read_safetensors_header(path)
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        return ModelInfo(name=name, path=path, family="", class_name="damaged", role=UNSUPPORTED, size_bytes=size,
+                         note=f"not a readable single-file checkpoint (.safetensors: {error})")
+    kind = classify_checkpoint(header)
+    precision = _header_precision(header)
+    common = dict(name=name, path=path, precision=precision, size_bytes=size)
+    if kind == "sd15":
+        return ModelInfo(family="animatediff", class_name="StableDiffusionCheckpoint", **common)
+    if kind == "motion-adapter":
+        return ModelInfo(family="animatediff", class_name="MotionAdapter", role=MOTION_ADAPTER, **common)
+    if kind == "svd":
+        return ModelInfo(family="svd", class_name="SVDCheckpoint", role=UNSUPPORTED,
+                         note="single-file SVD is not supported yet: use the diffusers folder", **common)
+    labels = {"sdxl": "an SDXL checkpoint", "sd2": "an SD 2.x checkpoint", "unknown": "not a known checkpoint"}
+    return ModelInfo(family="", class_name=kind, role=UNSUPPORTED, note=f"{labels[kind]}: not supported", **common)
+
+
+def _motion_adapter_config(path: Path) -> dict | None:
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        return None
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return config if isinstance(config, dict) and config.get("_class_name") == "MotionAdapter" else None
+
+
+def _adapter_info(path: Path, name: str) -> ModelInfo:
+    return ModelInfo(name=name, path=path, family="animatediff", class_name="MotionAdapter", role=MOTION_ADAPTER,
+                     precision=_folder_precision(path), size_bytes=_size(path))
+
+
+def _header_precision(header: dict) -> str:
+    counts: dict[str, int] = {}
+    for entry in header.values():
+        if isinstance(entry, dict) and "dtype" in entry:
+            count = 1
+            for side in entry.get("shape", []):
+                count *= side
+            counts[entry["dtype"]] = counts.get(entry["dtype"], 0) + count
+    if not counts:
+        return ""
+    dtype = max(counts, key=counts.get)
+    return SAFETENSORS_PRECISION.get(dtype, dtype.lower())
+
+
+def _folder_precision(path: Path) -> str:
+    files = [file.name for file in path.rglob("*.safetensors")]
+    has_fp16 = any(".fp16." in name for name in files)
+    plain = [file for file in path.rglob("*.safetensors") if ".fp16." not in file.name]
+    found = []
+    if has_fp16:
+        found.append("fp16")
+    if plain:
+        try:
+            found.append(_header_precision(read_safetensors_header(max(plain, key=lambda f: f.stat().st_size))))
+        except (OSError, ValueError, UnicodeDecodeError):
+            found.append("?")
+    if not files and any(path.rglob("*.bin")):
+        found.append("pickle")
+    return "+".join(dict.fromkeys(found))
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+
+
+# ---- discovery -----------------------------------------------------------------------------
+def _scan_entry(path: Path, name: str, source: str) -> ModelInfo | None:
+    """One folder or file as a model, or None when it is neither (broken folders are skipped here)."""
+    try:
+        if path.is_dir():
+            if (path / "model_index.json").is_file() or _motion_adapter_config(path) is not None:
+                return replace(inspect_folder(path, name=name), source=source)
+            return None
+        if path.is_file() and path.suffix.lower() in SINGLE_FILE_SUFFIXES:
+            return replace(inspect_file(path, name=name), source=source)
+    except (ModelNotFound, OSError):
+        return None  # a broken folder is reported when asked for by name, not in the list
+    return None
+
+
+def _scan_models_dir(models_dir: Path) -> list[ModelInfo]:
     if not models_dir.is_dir():
         return []
     found = []
     for child in sorted(models_dir.iterdir()):
-        if child.is_dir() and (child / "model_index.json").is_file():
-            try:
-                found.append(inspect_folder(child))
-            except ModelNotFound:
-                continue  # a broken folder is reported when asked for by name, not in the list
+        if child.name.startswith("."):
+            continue
+        name = child.name if child.is_dir() else child.stem
+        info = _scan_entry(child, name, "models")
+        if info is not None:
+            found.append(info)
     return found
 
 
-def resolve_model(name_or_path: str | None, models_dir: str | os.PathLike) -> ModelInfo:
-    """Turn `--model` into a model: a folder name under models_dir, a path to a folder, or the only one installed."""
+def _scan_tree(root: Path, source: str, depth: int = EXTRA_DIR_DEPTH) -> list[ModelInfo]:
+    """Diffusers folders and single files anywhere under `root` (not inside a found model folder)."""
+    if not root.is_dir():
+        return []
+    found = []
+    for child in sorted(root.iterdir()):
+        if child.name.startswith(".") or child.name in ("custom_nodes", "venv", ".venv", "__pycache__", "node_modules"):
+            continue
+        info = _scan_entry(child, child.name if child.is_dir() else child.stem, source)
+        if info is not None:
+            found.append(info)
+        elif child.is_dir() and depth > 1:
+            found.extend(_scan_tree(child, source, depth - 1))
+    return found
+
+
+def _scan_hf_cache(hub: Path) -> list[ModelInfo]:
+    """Each `models--ORG--NAME` repository's current snapshot, named ORG/NAME."""
+    if not hub.is_dir():
+        return []
+    found = []
+    for repo in sorted(hub.glob("models--*")):
+        snapshot = _current_snapshot(repo)
+        if snapshot is None:
+            continue
+        repo_name = repo.name.removeprefix("models--").replace("--", "/")
+        info = _scan_entry(snapshot, repo_name, "hf-cache")
+        if info is not None:
+            found.append(info)
+            continue
+        # A repository of single files (community checkpoints, AnimateDiff's own motion modules).
+        for file in sorted(snapshot.rglob("*")):
+            if file.suffix.lower() in SINGLE_FILE_SUFFIXES:
+                info = _scan_entry(file, f"{repo_name}/{file.relative_to(snapshot).with_suffix('')}", "hf-cache")
+                if info is not None and info.class_name not in ("unknown", "damaged", "pickle"):
+                    found.append(info)
+    return found
+
+
+def _current_snapshot(repo: Path) -> Path | None:
+    snapshots = repo / "snapshots"
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        candidate = snapshots / ref.read_text().strip()
+        if candidate.is_dir():
+            return candidate
+    if not snapshots.is_dir():
+        return None
+    revisions = [path for path in snapshots.iterdir() if path.is_dir()]
+    return max(revisions, key=lambda path: path.stat().st_mtime) if revisions else None
+
+
+def discover(models_dir: str | os.PathLike, extra_dirs=(), hf_cache: bool = True) -> list[ModelInfo]:
+    """Everything recognisable: the models folder, then the extra folders, then the Hugging Face cache."""
+    found = _scan_models_dir(Path(models_dir))
+    for extra in extra_dirs:
+        found.extend(_scan_tree(Path(extra).expanduser(), source=str(extra)))
+    if hf_cache:
+        found.extend(_scan_hf_cache(hf_hub_cache()))
+    return found
+
+
+def list_models(models_dir: str | os.PathLike, extra_dirs=()) -> list[ModelInfo]:
+    """Every model that can run (not motion adapters or unsupported files): what the page's dropdown shows."""
+    return [info for info in discover(models_dir, extra_dirs) if info.role == MODEL]
+
+
+def list_motion_adapters(models_dir: str | os.PathLike, extra_dirs=()) -> list[ModelInfo]:
+    return [info for info in discover(models_dir, extra_dirs) if info.role == MOTION_ADAPTER]
+
+
+# ---- resolving what the user asked for ------------------------------------------------------------
+def resolve_model(name_or_path: str | None, models_dir: str | os.PathLike, extra_dirs=(), *,
+                  motion_adapter: str | None = None, allow_pickle: bool = False) -> ModelInfo:
+    """Turn `--model` into a model: a name from `models list`, a path to a folder or file, or the only one.
+
+    AnimateDiff bases get their motion adapter here (`motion_adapter`, else the base's own, else the first
+    installed by name), so that a request is complete before anything loads.
+    """
     models_dir = Path(models_dir)
+    everything = discover(models_dir, extra_dirs)
+    runnable = [info for info in everything if info.role == MODEL]
     if not name_or_path:
-        installed = list_models(models_dir)
-        if len(installed) == 1:
-            return installed[0]
-        if not installed:
+        if len(runnable) == 1:
+            info = runnable[0]
+        elif not runnable:
             raise ModelNotFound(f"no model installed in {models_dir.resolve()}; {HOW_TO_GET}")
-        names = ", ".join(model.name for model in installed)
-        raise ModelNotFound(f"several models are installed ({names}); choose one with --model")
+        else:
+            names = ", ".join(model.name for model in runnable)
+            raise ModelNotFound(f"several models are installed ({names}); choose one with --model")
+    else:
+        info = next((model for model in everything if model.name == name_or_path), None)
+        if info is None:
+            info = _resolve_path(name_or_path, models_dir, runnable, allow_pickle)
+    if info.role == MOTION_ADAPTER:
+        raise ModelNotFound(
+            f"{info.name} is an AnimateDiff motion adapter, not a model on its own: choose an SD1.5 base with "
+            f"--model and this adapter with --motion-adapter {info.name}"
+        )
+    if info.role == UNSUPPORTED:
+        if info.class_name == "pickle":
+            if not allow_pickle:
+                raise ModelNotFound(f"{info.path} " + PICKLE_REFUSED.format(suffix=info.path.suffix))
+            info = _inspect_pickle(info)
+        else:
+            raise ModelNotFound(f"{info.path}: {info.note}; {HOW_TO_GET}")
+    if allow_pickle:
+        info = replace(info, allow_pickle=True)
+    elif info.path.is_dir() and _only_pickle_weights(info.path):
+        raise ModelNotFound(f"{info.path} holds only .bin weights, which " + PICKLE_REFUSED.format(suffix=".bin"))
+    if info.family == "animatediff":
+        info = replace(info, motion_adapter=_pick_motion_adapter(info, motion_adapter, everything, models_dir,
+                                                                 allow_pickle))
+    if info.class_name == "StableDiffusionCheckpoint":
+        info = replace(info, config_dir=sd15_config_dir(info.path, everything))
+    return info
+
+
+SHIPPED_SD15_CONFIG = Path(__file__).parent / "configs" / "sd15"
+
+
+def sd15_config_dir(checkpoint: Path, everything: list[ModelInfo] = ()) -> Path:
+    """The configs that fit a single-file SD1.5 checkpoint, found offline.
+
+    diffusers' single-file loader needs the diffusers configs of each part and would fetch them from the
+    hub; video-gen ships SD1.5's (video_gen/configs/sd15) and checks that the checkpoint's tensor shapes
+    agree with them. A checkpoint of other widths (a distilled or toy model) takes the configs of an
+    installed SD1.5 diffusers folder whose widths agree instead.
+    """
+    widths = _sd15_widths_from_checkpoint(checkpoint)
+    candidates = [SHIPPED_SD15_CONFIG] + [
+        info.path for info in everything
+        if info.path.is_dir() and info.class_name in ("StableDiffusionPipeline", "AnimateDiffPipeline")
+    ]
+    for candidate in candidates:
+        if widths is None or _sd15_widths_from_configs(candidate) == widths:
+            return candidate
+    raise ModelNotFound(
+        f"{checkpoint} has the layout of an SD1.5 checkpoint but not its sizes (UNet, text encoder, VAE widths "
+        f"{widths}); install a diffusers folder of the same architecture next to it ({HOW_TO_GET})"
+    )
+
+
+def _sd15_widths_from_checkpoint(checkpoint: Path) -> tuple | None:
+    names = ("model.diffusion_model.input_blocks.0.0.weight",
+             "cond_stage_model.transformer.text_model.final_layer_norm.weight", "first_stage_model.encoder.conv_in.weight")
+    if checkpoint.suffix.lower() != ".safetensors":  # reached only with --allow-pickle: read with weights_only
+        state = _pickle_state_dict(checkpoint)
+        if not all(name in state for name in names):
+            return None
+        return tuple(state[name].shape[0] for name in names)
+    header = read_safetensors_header(checkpoint)
+    if not all(name in header for name in names):
+        return None
+    return tuple(header[name]["shape"][0] for name in names)
+
+
+def _sd15_widths_from_configs(folder: Path) -> tuple | None:
+    try:
+        unet = json.loads((folder / "unet" / "config.json").read_text())
+        text = json.loads((folder / "text_encoder" / "config.json").read_text())
+        vae = json.loads((folder / "vae" / "config.json").read_text())
+        return (unet["block_out_channels"][0], text["hidden_size"], vae["block_out_channels"][0])
+    except (OSError, json.JSONDecodeError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _resolve_path(name_or_path: str, models_dir: Path, runnable: list[ModelInfo], allow_pickle: bool) -> ModelInfo:
     candidate = models_dir / name_or_path
     if os.sep not in name_or_path and "/" not in name_or_path and candidate.exists():
         path = candidate
     else:
         path = Path(name_or_path).expanduser()
     if path.is_file():
-        if path.suffix.lower() in SINGLE_FILE_SUFFIXES:
-            raise ModelNotFound(
-                f"{path} is a single-file checkpoint; single-file Stable Video Diffusion checkpoints are not "
-                f"supported yet: use the diffusers folder ({HOW_TO_GET})"
-            )
-        raise ModelNotFound(f"{path} is not a model: expected a diffusers folder ({HOW_TO_GET})")
+        if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+            raise ModelNotFound(f"{path} is not a model: expected a diffusers folder or a .safetensors file "
+                                f"({HOW_TO_GET})")
+        return inspect_file(path.resolve(), name=path.stem, allow_pickle=allow_pickle)
     if path.is_dir():
         return inspect_folder(path.resolve(), name=path.name)
-    installed = ", ".join(model.name for model in list_models(models_dir)) or "none"
+    installed = ", ".join(model.name for model in runnable) or "none"
+    raise ModelNotFound(f"{name_or_path!r} is not installed (installed: {installed}); {HOW_TO_GET}")
+
+
+def _inspect_pickle(info: ModelInfo) -> ModelInfo:
+    """Opted in: read the pickle with weights_only=True (no code runs) and tell what it holds."""
+    checkpoint = _pickle_state_dict(info.path)
+    kind = classify_checkpoint(checkpoint.keys()) if checkpoint else "unknown"
+    if kind == "sd15":
+        return replace(info, family="animatediff", class_name="StableDiffusionCheckpoint", role=MODEL,
+                       allow_pickle=True, note="")
+    if kind == "motion-adapter":
+        return replace(info, family="animatediff", class_name="MotionAdapter", role=MOTION_ADAPTER,
+                       allow_pickle=True, note="")
+    raise ModelNotFound(f"{info.path} holds {kind}, which this app cannot run; {HOW_TO_GET}")
+
+
+def _pickle_state_dict(path: Path) -> dict:
+    """A pickle checkpoint's tensors, read with weights_only=True (no code runs; memory-mapped, not copied)."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, ... for unsafe or damaged files
+        raise ModelNotFound(f"{path} could not be read safely ({first_line(error)}); use a .safetensors "
+                            f"version") from None
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+        checkpoint = checkpoint["state_dict"]
+    return checkpoint if isinstance(checkpoint, dict) else {}
+
+
+def _only_pickle_weights(path: Path) -> bool:
+    return not any(path.rglob("*.safetensors")) and any(path.rglob("*.bin"))
+
+
+def _pick_motion_adapter(base: ModelInfo, requested: str | None, everything: list[ModelInfo], models_dir: Path,
+                         allow_pickle: bool) -> Path:
+    adapters = [info for info in everything if info.role == MOTION_ADAPTER]
+    if requested:
+        match = next((info for info in adapters if info.name == requested), None)
+        if match is not None:
+            return match.path
+        path = Path(requested).expanduser()
+        if not path.exists() and (models_dir / requested).exists():
+            path = models_dir / requested
+        if path.is_dir() and _motion_adapter_config(path) is not None:
+            return path.resolve()
+        if path.is_file():
+            info = inspect_file(path, allow_pickle=allow_pickle)
+            if info.class_name == "pickle":
+                if not allow_pickle:
+                    raise ModelNotFound(f"{path} " + PICKLE_REFUSED.format(suffix=path.suffix))
+                info = _inspect_pickle(info)
+            if info.role == MOTION_ADAPTER:
+                return path.resolve()
+            raise ModelNotFound(f"{path} is not a motion adapter (it holds {info.class_name})")
+        names = ", ".join(info.name for info in adapters) or "none"
+        raise ModelNotFound(f"motion adapter {requested!r} is not installed (installed: {names}); {HOW_TO_GET}")
+    if base.motion_adapter is not None:
+        return base.motion_adapter  # an AnimateDiffPipeline folder brings its own
+    if adapters:
+        return adapters[0].path  # the first by place (models folder first), then by name
     raise ModelNotFound(
-        f"{name_or_path!r} is not installed (installed in {models_dir}: {installed}); {HOW_TO_GET}"
+        f"{base.name} is a Stable Diffusion 1.5 base: AnimateDiff also needs a motion adapter and none is "
+        f"installed; get one with `video-gen models download animatediff-v1-5-3` ({HOW_TO_GET})"
     )
 
 
@@ -122,6 +529,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VIDEO_GEN_CACHE_DIR") or Path.home() / ".cache" / "video-gen")
 
 
+def _weight_files(model: ModelInfo) -> list[tuple[str, Path]]:
+    """(name in the hash, file) for every weight file of a model, its motion adapter included."""
+    files = []
+    for prefix, root in (("", model.path), ("motion_adapter:", model.motion_adapter)):
+        if root is None or (prefix and model.path.is_dir() and root.is_relative_to(model.path)):
+            continue
+        if root.is_file():
+            files.append((prefix + root.name, root))
+        else:
+            files.extend((prefix + str(file.relative_to(root)), file)
+                         for file in sorted(root.rglob("*.safetensors")) if file.is_file())
+    return files
+
+
 def weights_sha256(model: ModelInfo) -> str:
     """One SHA-256 over every weight file of a model (path and content), cached by size and mtime.
 
@@ -129,20 +550,19 @@ def weights_sha256(model: ModelInfo) -> str:
     version of the files and remembered in the cache folder; outputs carry it so a result can be
     traced to the exact weights that made it.
     """
-    files = sorted(file for file in model.path.rglob("*.safetensors") if file.is_file())
-    fingerprint = [[str(file.relative_to(model.path)), file.stat().st_size, file.stat().st_mtime_ns]
-                   for file in files]
+    named_files = _weight_files(model)
+    fingerprint = [[name, file.stat().st_size, file.stat().st_mtime_ns] for name, file in named_files]
     cache_file = cache_dir() / "weights-sha256.json"
     try:
         cache = json.loads(cache_file.read_text())
     except (OSError, json.JSONDecodeError):
         cache = {}
-    key = str(model.path.resolve())
+    key = str(model.path.resolve()) + (f"+{model.motion_adapter.resolve()}" if model.motion_adapter else "")
     entry = cache.get(key)
     if isinstance(entry, dict) and entry.get("files") == fingerprint:
         return entry["sha256"]
     digest = hashlib.sha256()
-    for (relative, _, _), file in zip(fingerprint, files):
+    for (relative, _, _), (_, file) in zip(fingerprint, named_files):
         digest.update(f"{relative}\0{file_sha256(file)}\n".encode())
     cache[key] = {"files": fingerprint, "sha256": digest.hexdigest()}
     try:

@@ -16,10 +16,13 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import InvalidRequest
+from .memory import parse_plan_choice
 from .planner import LOOPS
 
 FORMATS = ("mp4", "webm", "gif", "png")
 RESIZE_MODES = ("crop", "fit")
+# Samplers for the text families (AnimateDiff): None is the model's default (see families.animatediff).
+SCHEDULERS = ("euler", "ddim", "lcm")
 
 # Seed values that mean "draw a random seed" (-1 by convention, 0 as the seed document's UI uses it).
 RANDOM_SEEDS = (-1, 0)
@@ -39,10 +42,11 @@ LIMITS: dict[str, tuple[float, float]] = {
     "max_guidance_scale": (0.0, 30.0),
     "crf": (0, 51),
     "interpolation": (0, 4),
+    "image_strength": (0.0, 1.0),  # how much the picture shapes a text family's video (0 ignores it)
 }
 INT_FIELDS = {"num_frames", "fps", "width", "height", "motion_bucket_id", "decode_chunk_size",
               "num_inference_steps", "crf", "seed", "interpolation"}
-FLOAT_FIELDS = {"noise_aug_strength", "min_guidance_scale", "max_guidance_scale"}
+FLOAT_FIELDS = {"noise_aug_strength", "min_guidance_scale", "max_guidance_scale", "image_strength"}
 
 # Names accepted in JSON for compatibility with the seed document's request keys.
 ALIASES = {
@@ -78,6 +82,10 @@ class GenerationRequest:
     loop: str = "none"  # none, pingpong, or crossfade (a seamless loop)
     prompt: str = ""
     negative_prompt: str = ""
+    image_strength: float | None = None  # text families with a picture: 0 ignores it, near 1 keeps it as is
+    scheduler: str | None = None  # text families: euler, ddim or lcm (None: the model's default)
+    motion_adapter: str | None = None  # AnimateDiff: a motion adapter's name or path (None: the installed one)
+    memory_plan: str = "auto"  # auto (the planner picks), or force none|model|group|sequential, optionally +fp8
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -152,6 +160,12 @@ class GenerationRequest:
             raise InvalidRequest("output_format", f"must be one of {', '.join(FORMATS)}, got {self.output_format!r}")
         if self.loop not in LOOPS:
             raise InvalidRequest("loop", f"must be one of {', '.join(LOOPS)}, got {self.loop!r}")
+        try:
+            parse_plan_choice(self.memory_plan)
+        except ValueError as error:
+            raise InvalidRequest("memory_plan", str(error)) from None
+        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
+            raise InvalidRequest("scheduler", f"must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise InvalidRequest("resize_mode", f"must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
         if self.output_path is not None and self.output_format is not None:

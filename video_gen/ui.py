@@ -28,7 +28,7 @@ import gradio as gr  # noqa: E402
 from PIL import Image, UnidentifiedImageError  # noqa: E402
 
 from . import video_io  # noqa: E402
-from .errors import InvalidRequest  # noqa: E402
+from .errors import InvalidRequest, VideoGenError, first_line  # noqa: E402
 from .events import (  # noqa: E402
     DECODING,
     DENOISING,
@@ -44,7 +44,8 @@ from .events import (  # noqa: E402
 from .models import HOW_TO_GET  # noqa: E402
 from .planner import LengthPlan, plan_length  # noqa: E402
 from .request import LIMITS, GenerationRequest  # noqa: E402
-from .ui_jobs import CANCELLED, DONE, JobBoard, JobEnded, OutputRecord, Tick  # noqa: E402
+from .images import check_image_file  # noqa: E402
+from .ui_jobs import CANCELLED, DONE, JobBoard, JobEnded, OutputRecord, Tick, Waiting  # noqa: E402
 from .ui_tools import (  # noqa: E402
     TARGET_FPS_CHOICES,
     check_video,
@@ -77,10 +78,16 @@ FORMATS = [("MP4 (H.264)", "mp4"), ("WebM (VP9)", "webm"), ("PNG frames (lossles
 RESIZE_MODES = [("crop to fill", "crop"), ("fit with black bars", "fit")]
 LOOPS = [("none", "none"), ("ping-pong (forward, then back)", "pingpong"),
          ("seamless crossfade (end flows into start)", "crossfade")]
+MEMORY_PLAN_CHOICES = [("auto (fastest that fits)", "auto"), ("everything on the GPU", "none"),
+                       ("model offload", "model"), ("group offload", "group"), ("sequential offload (least memory)",
+                                                                              "sequential"),
+                       ("model offload + fp8 weights", "model+fp8")]  # memory.MEMORY_PLANS, and one fp8 choice
 INTERPOLATIONS = [("auto", 0), ("off", 1), ("2×", 2), ("3×", 3), ("4×", 4)]  # GenerationRequest.interpolation
 SMOOTH_FPS_CHOICES = [(f"{fps} fps", fps) for fps in TARGET_FPS_CHOICES] + [("keep (loop only)", 0)]
 MAX_RANDOM_SEED = 2**32 - 1
 GALLERY_SIZE = 48  # newest outputs shown; each is a <video> element in the page
+HISTORY_ROWS = 200  # newest jobs in the history table
+HISTORY_HEADERS = ["job", "queued", "status", "model", "seed", "frames", "size", "output or error"]
 # At most ~5 progress updates a second: a step of a real model takes longer, so each one is shown, while
 # tiny fast jobs do not spend their time on page updates (see ui_jobs.WebJob.batches).
 UPDATE_EVERY_S = 0.2
@@ -217,6 +224,8 @@ def status_done(record: OutputRecord) -> str:
     info = record.info
     text = (f"<b>Done</b> in {info['elapsed_s']:.1f} s · seed {record.seed} · {info['frames']} frames at "
             f"{info['fps']} fps · {info['resolution']}<br><small>{html.escape(str(record.path))}</small>")
+    for note in info.get("notes", []):  # what was done to the picture (first frame of an animation, …)
+        text += f"<br><small>Note: {html.escape(note)}</small>"
     return _box(text, "done")
 
 
@@ -231,9 +240,12 @@ class ProgressView:
         self.segment, self.segments = 0, segments  # 0 until the first segment starts
         self.elapsed_s: float | None = None
         self.eta_s: float | None = None
+        self.ahead: int | None = None  # jobs before this one while it waits its turn
 
     def update(self, message) -> None:
-        if isinstance(message, StageEvent):
+        if isinstance(message, Waiting):
+            self.ahead = message.ahead
+        elif isinstance(message, StageEvent):
             if message.stage == ENCODING_IMAGE:  # each segment starts by encoding its first picture
                 self.segment = min(self.segment + 1, self.segments)
             self.stage, self.message, self.index, self.total, self.eta_s = message.stage, message.message, 0, 0, None
@@ -261,7 +273,9 @@ class ProgressView:
 
     def html(self) -> str:
         segment = f" · segment {self.segment} of {self.segments}" if self.segments > 1 and self.segment else ""
-        if self.stage is None:
+        if self.stage is None and self.ahead:
+            headline = f"Waiting for its turn: {self.ahead} job{'s' if self.ahead > 1 else ''} ahead"
+        elif self.stage is None:
             headline = "Starting… (waiting for the engine)"
         elif self.stage == DENOISING and self.total:
             headline = f"Denoising{segment} · step {self.index} of {self.total}"
@@ -306,6 +320,13 @@ class PictureInput(gr.Image):
     is_template = True  # rendered by gr.Image's frontend
 
     def preprocess(self, payload):
+        path = getattr(payload, "path", None)
+        if path and not str(getattr(payload, "url", "") or "").startswith("data:"):
+            try:  # before Gradio's Image.open: sizes and bombs get our message, not Pillow's warning
+                check_image_file(path)
+            except InvalidRequest as error:
+                name = getattr(payload, "orig_name", None) or Path(path).name
+                raise user_error(str(error).replace(str(path), name)) from None
         try:
             return super().preprocess(payload)
         except (OSError, ValueError, Image.DecompressionBombError, UnidentifiedImageError):
@@ -326,6 +347,17 @@ class NamedSlider(gr.Slider):
         if not self.minimum <= payload <= self.maximum:
             raise user_error(f"{self.field}: must be from {_num(self.minimum)} to {_num(self.maximum)}, "
                              f"got {_num(payload)}")
+        return super().preprocess(payload)
+
+
+class SeedNumber(gr.Number):
+    """gr.Number for the seed whose non-numbers (from API clients) are refused in one line, not a server error."""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        if payload is not None and (isinstance(payload, bool) or not isinstance(payload, (int, float))):
+            raise user_error(f"seed: must be a whole number (-1 for random), got {payload!r}")
         return super().preprocess(payload)
 
 
@@ -368,14 +400,38 @@ def _num(value: float) -> str:
 class WebApp:
     """The page's handlers, bound to one `Generator` and one `JobBoard`."""
 
-    def __init__(self, generator, work_dir: str | Path):
+    def __init__(self, generator, work_dir: str | Path, history=None, queue_size: int | None = None):
+        """`history`: the app's `history.History` (None: this page's jobs are remembered in memory only)."""
         self.generator = generator
-        self.board = JobBoard(generator, work_dir)
+        self.board = JobBoard(generator, work_dir, history, max_waiting=queue_size)
         self._previews: dict[tuple, Path] = {}  # (source, size, mtime, plan) -> its preview in tools_dir()
 
     # ---- models ---------------------------------------------------------------------------
     def installed(self) -> list[str]:
         return [info.name for info in self.generator.list_models()]
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        """The dropdown's (label, name) pairs: each label names the model's family."""
+        from .families import LABELS
+
+        return [(f"{info.name} · {LABELS.get(info.family, info.family)}", info.name)
+                for info in self.generator.list_models()]
+
+    def model_family(self, name: str | None) -> str | None:
+        return next((info.family for info in self.generator.list_models() if info.name == name), None)
+
+    def text_controls(self, model):
+        """Prompt fields and image strength only for the families that use text; the picture's label says
+        whether it is needed."""
+        from .families import IMAGE_OPTIONAL_FAMILIES, TEXT_FAMILIES
+
+        family = self.model_family(model)
+        text = family in TEXT_FAMILIES
+        label = ("Picture (optional: drives the video when given)" if family in IMAGE_OPTIONAL_FAMILIES
+                 else "Picture (drop, paste or browse)")
+        strength = model_defaults(self.generator, model).get("image_strength", 0.5)
+        return (gr.update(visible=text), gr.update(visible=text), gr.update(visible=text, value=strength),
+                gr.update(label=label))
 
     def empty_state(self) -> str:
         return (f"**No model installed.** Put a Stable Video Diffusion folder (diffusers layout, with "
@@ -385,9 +441,13 @@ class WebApp:
     # ---- the request from the controls ---------------------------------------------------
     def request_from_controls(self, image, model, duration, fps, resolution, motion_bucket_id, num_inference_steps,
                               seed, noise_aug_strength, min_guidance_scale, max_guidance_scale, decode_chunk_size,
-                              output_format, crf, resize_mode, loop="none", interpolation=0) -> GenerationRequest:
+                              output_format, crf, resize_mode, loop="none", interpolation=0, prompt="",
+                              negative_prompt="", image_strength=None, memory_plan="auto") -> GenerationRequest:
         """Turn the page's values into a checked `GenerationRequest` (raises InvalidRequest)."""
-        if not image:
+        from .families import IMAGE_OPTIONAL_FAMILIES, TEXT_FAMILIES
+
+        family = self.model_family(model) if model else None
+        if not image and family not in IMAGE_OPTIONAL_FAMILIES:
             raise InvalidRequest("image", "missing: drop, paste or browse for a picture first")
         installed = self.installed()
         if not installed:
@@ -409,25 +469,33 @@ class WebApp:
         defaults = model_defaults(self.generator, model)
         num_frames = int(duration) * int(fps)  # the engine plans segments and interpolation for it
         size = parse_resolution(resolution)
+        if size is None and not image:
+            size = (defaults["width"], defaults["height"])
         if size is None:
             width, height = picture_size(image)
             size = match_image_size(width, height, defaults["width"] * defaults["height"])
+        text = {}
+        if self.model_family(model) in TEXT_FAMILIES:  # the prompt fields are hidden (and ignored) for others
+            text = dict(prompt=prompt or "", negative_prompt=negative_prompt or "",
+                        image_strength=None if image_strength in (None, "") else float(image_strength))
         request = GenerationRequest(
-            image=image, model=model, num_frames=num_frames, fps=int(fps), width=size[0], height=size[1],
+            image=image or None, model=model, num_frames=num_frames, fps=int(fps), width=size[0], height=size[1],
             motion_bucket_id=int(motion_bucket_id), noise_aug_strength=float(noise_aug_strength),
             decode_chunk_size=int(decode_chunk_size), num_inference_steps=int(num_inference_steps),
             min_guidance_scale=float(min_guidance_scale), max_guidance_scale=float(max_guidance_scale),
             seed=seed_value(seed), output_format=output_format, crf=int(crf), resize_mode=resize_mode or "crop",
-            loop=loop or "none", interpolation=int(interpolation),
+            loop=loop or "none", interpolation=int(interpolation), memory_plan=memory_plan or "auto", **text,
         )
         self.generator.prepare(request)  # the engine's complete check, before the job is queued
-        picture_size(image)  # an unreadable picture fails here, not after the model has loaded
+        if image:
+            picture_size(image)  # an unreadable picture fails here, not after the model has loaded
         return request
 
     # ---- handlers -------------------------------------------------------------------------
     def generate(self, image, model, duration, fps, resolution, motion_bucket_id, num_inference_steps, seed,
                  noise_aug_strength, min_guidance_scale, max_guidance_scale, decode_chunk_size, output_format, crf,
-                 resize_mode, live_preview, loop="none", interpolation=0, http: gr.Request = None):
+                 resize_mode, live_preview, loop="none", interpolation=0, prompt="", negative_prompt="",
+                 image_strength=0.5, memory_plan="auto", http: gr.Request = None):
         """Animate a picture into a video with Stable Video Diffusion; streams progress, ends with the video.
 
         Parameters:
@@ -452,6 +520,12 @@ class WebApp:
                 into the start); the video keeps exactly duration x fps frames
             interpolation: 0 auto (the model works near its own rate, the rest is interpolated), 1 off, or a
                 forced factor 2-4
+            prompt: text families (AnimateDiff, ModelScope): what the video shows; ignored for SVD
+            negative_prompt: text families: what to avoid
+            image_strength: text families with a picture: how much it shapes the video, 0-1 (the picture is
+                optional for them: None or empty makes text to video)
+            memory_plan: auto (the fastest plan that fits this GPU's free memory), or force none, model, group
+                or sequential offload, optionally with +fp8 (fp8 weights: less memory, slightly different frames)
         Returns:
             video: the MP4/WebM to play (for PNG frames, an MP4 made from them)
             info: model, seed, plan, parameters, elapsed_s, peak_memory, timings_s, output (path on the server)
@@ -470,13 +544,19 @@ class WebApp:
             request = self.request_from_controls(
                 image, model, duration, fps, resolution, motion_bucket_id, num_inference_steps, seed,
                 noise_aug_strength, min_guidance_scale, max_guidance_scale, decode_chunk_size, output_format, crf,
-                resize_mode, loop, interpolation)
+                resize_mode, loop, interpolation, prompt, negative_prompt, image_strength, memory_plan)
         except InvalidRequest as error:
             yield skip, skip, skip, status_error(str(error)), skip, skip
             raise user_error(str(error)) from None
 
         preview_every = (1 if request.num_inference_steps <= 30 else 2) if live_preview else 0
-        job = self.board.submit(request, session, preview_every)
+        try:
+            job = self.board.submit(request, session, preview_every)
+        except InvalidRequest as error:  # the queue is full
+            yield skip, skip, skip, status_error(str(error)), skip, skip
+            raise user_error(str(error)) from None
+        for note in job.notes:
+            gr.Warning(f"image: {note}")
         view = ProgressView(segments=self.generator.plan(*self.generator.prepare(request)).segments)
         yield skip, skip, skip, view.html(), None, skip
         ended: JobEnded | None = None
@@ -523,7 +603,8 @@ class WebApp:
     def refresh_models(self, current):
         names = self.installed()
         value = current if current in names else (names[0] if names else None)
-        return gr.Dropdown(choices=names, value=value), gr.Markdown(self.empty_state(), visible=not names)
+        return (gr.Dropdown(choices=self.model_choices(), value=value),
+                gr.Markdown(self.empty_state(), visible=not names))
 
     def refresh_form(self, current, fps, loop="none", interpolation=0):
         """Refresh, and when that picks another model, its defaults (model_box.input does not fire then)."""
@@ -540,9 +621,42 @@ class WebApp:
         resolution = f"{defaults['width']}x{defaults['height']}"
         note = length_note(length_plan(duration, fps, defaults, interpolation, loop), defaults)
         steps = _clamp(defaults["num_inference_steps"], STEPS_RANGE)
-        return (duration, resolution, defaults["motion_bucket_id"], steps, defaults["noise_aug_strength"],
+        # Text families have no motion bucket or noise augmentation: those controls keep SVD's values.
+        return (duration, resolution, defaults.get("motion_bucket_id", FALLBACK_DEFAULTS["motion_bucket_id"]), steps,
+                defaults.get("noise_aug_strength", FALLBACK_DEFAULTS["noise_aug_strength"]),
                 defaults["min_guidance_scale"], defaults["max_guidance_scale"],
                 _clamp(defaults["decode_chunk_size"], DECODE_CHUNK_RANGE), note)
+
+    def about(self, model=None, resolution=None, duration=None, fps=None, decode_chunk_size=None) -> str:
+        """The "About this machine" tab: the device, the memory plan for the Generate tab's settings, and the
+        longest video each installed model makes in one pass at each preset size."""
+        try:
+            report = self.generator.device_report()
+            rows = self.generator.length_table()
+        except (VideoGenError, RuntimeError, OSError) as error:
+            return f"Could not check this machine: {first_line(error)}"
+        lines = ["### Device", *[f"- {line}" for line in report.lines()], ""]
+        size = parse_resolution(resolution) if resolution and resolution != MATCH_IMAGE else None
+        try:
+            request = GenerationRequest(
+                model=model or None, fps=int(fps) if fps else None, decode_chunk_size=int(decode_chunk_size or 8),
+                num_frames=int(duration) * int(fps) if duration and fps else None,
+                width=size[0] if size else None, height=size[1] if size else None)
+            lines.append(f"**Memory plan for the Generate tab's settings:** {self.generator.memory_plan(request).label()}")
+        except (VideoGenError, ValueError) as error:
+            lines.append(f"Memory plan for the Generate tab's settings: not available ({first_line(error)})")
+        lines += ["", "### Longest video of one generation pass",
+                  "| model | size | fastest plan | cheapest plan |", "|---|---|---|---|"]
+        for row in rows:
+            def cell(frames: int) -> str:
+                return f"{frames} frames ({frames / row.fps:.1f} s)" if frames else "does not fit"
+
+            lines.append(f"| {row.model} | {row.width}×{row.height} | {cell(row.fastest_frames)} | "
+                         f"{cell(row.cheapest_frames)} |")
+        if rows:
+            lines += ["", f"Fastest plan: {rows[0].fastest.label()}. Cheapest: {rows[0].cheapest.label()}. "
+                          "Longer videos are made of several passes (see the README's section on length)."]
+        return "\n".join(lines)
 
     def frames_note(self, model, duration, fps, loop="none", interpolation=0) -> str:
         defaults = model_defaults(self.generator, model)
@@ -550,8 +664,8 @@ class WebApp:
                            defaults)
 
     def shown_records(self) -> list[OutputRecord]:
-        """This run's outputs for the gallery, newest first."""
-        return list(reversed(self.board.records))[:GALLERY_SIZE]
+        """Past outputs for the gallery, newest first: every finished job in the history whose file is there."""
+        return self.board.past_outputs(GALLERY_SIZE)
 
     def gallery(self) -> list[tuple[str, str]]:
         return [(str(record.playable), record.caption) for record in self.shown_records()]
@@ -560,8 +674,98 @@ class WebApp:
         records = self.shown_records()
         if not 0 <= event.index < len(records):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        record = records[event.index]
+        record = self.board.playable_record(records[event.index])
         return str(record.playable), record.info, str(record.seed), str(record.download)
+
+    # ---- history: every job across restarts, re-run, delete ------------------------------------
+    def history_rows(self) -> list[list[Any]]:
+        """The history table: newest first."""
+        rows = []
+        for entry in self.board.history.entries(limit=HISTORY_ROWS):
+            request = entry.request
+            where = entry.output if entry.status == "done" else (entry.error or "")
+            rows.append([entry.id, entry.queued_at.replace("T", " ")[:19], entry.status, request.get("model") or "",
+                         request.get("seed"), request.get("num_frames"),
+                         f"{request.get('width')}x{request.get('height')}", where])
+        return rows
+
+    def history_list(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Every job in the history, newest first (the API's /history).
+
+        Parameters:
+            limit: at most this many jobs
+        Returns:
+            jobs: each with id, status, queued_at, started_at, finished_at, elapsed_s, output, error, request
+        """
+        return [{"id": entry.id, "status": entry.status, "queued_at": entry.queued_at, "started_at": entry.started_at,
+                 "finished_at": entry.finished_at, "elapsed_s": entry.elapsed_s, "output": entry.output,
+                 "error": entry.error, "rerun_of": entry.rerun_of, "request": entry.request}
+                for entry in self.board.history.entries(limit=int(limit))]
+
+    def select_job(self, event: gr.SelectData):
+        row = event.row_value if isinstance(getattr(event, "row_value", None), list) else None
+        return row[0] if row else gr.skip()
+
+    def select_output_job(self, event: gr.SelectData):
+        records = self.shown_records()
+        if 0 <= event.index < len(records) and records[event.index].history_id is not None:
+            return records[event.index].history_id
+        return gr.skip()
+
+    def _entry(self, job_id):
+        if job_id in (None, ""):
+            raise user_error("job: choose a job first (click a row of the history or a video)")
+        entry = self.board.history.get(int(job_id))
+        if entry is None:
+            raise user_error(f"job: no job {job_id} in the history")
+        return entry
+
+    def rerun_settings(self, job_id):
+        """Load a past job's picture and settings into the Generate form (re-run with changes).
+
+        Parameters:
+            job_id: the job's number in the history
+        Returns:
+            image and every control of the Generate form, the frames note and a message
+        """
+        entry = self._entry(job_id)
+        try:
+            request = GenerationRequest.from_dict(entry.request)
+        except InvalidRequest as error:
+            raise user_error(str(error)) from None
+        picture = request.image if request.image and Path(request.image).is_file() else gr.skip()
+        return (picture, *self.form_values(request, f"job {entry.id}"))
+
+    def rerun(self, job_id, http: gr.Request = None):
+        """Run a past job again, with its picture, settings and seed, in one click (an interrupted one, say).
+
+        Parameters:
+            job_id: the job's number in the history
+        Returns:
+            message: the new job's number; it runs in the queue and its video appears in the history
+            table: the history table
+        """
+        entry = self._entry(job_id)
+        try:
+            job = self.board.rerun(entry.id, _session(http))
+        except InvalidRequest as error:
+            raise user_error(str(error)) from None
+        return f"Job {entry.id} queued again as job {job.history_id}.", self.history_rows()
+
+    def delete_job(self, job_id):
+        """Delete a past job: its video (and settings file) and its row in the history.
+
+        Parameters:
+            job_id: the job's number in the history
+        Returns:
+            message, table, gallery
+        """
+        entry = self._entry(job_id)
+        try:
+            self.board.delete(entry.id)
+        except InvalidRequest as error:
+            raise user_error(str(error)) from None
+        return f"Deleted job {entry.id}.", self.history_rows(), self.gallery()
 
     # ---- smooth / loop any video -----------------------------------------------------------
     def smooth_preview(self, video, fps, loop, progress=gr.Progress()):
@@ -660,6 +864,11 @@ class WebApp:
             request = stored_request(file)
         except InvalidRequest as error:
             raise user_error(str(error)) from None
+        return self.form_values(request, Path(file).name)
+
+    def form_values(self, request: GenerationRequest, source: str):
+        """The Generate form's values for a stored request (fitted to the page's ranges), its frames note and a
+        message saying what was loaded and what had to change."""
         notes = []
         fps = request.fps or FPS_CHOICES[0]
         if fps not in FPS_CHOICES:
@@ -697,7 +906,7 @@ class WebApp:
         values = tuple(gr.skip() if value is None else value for value in values)
         note = self.frames_note(request.model if request.model in self.installed() else None, duration, fps,
                                 request.loop, request.interpolation)
-        message = (f"Loaded the settings of {Path(file).name} (seed {request.seed}). Drop the same picture to "
+        message = (f"Loaded the settings of {source} (seed {request.seed}). Drop the same picture to "
                    f"make the same video.")
         if notes:
             message += " Changed to fit the page: " + "; ".join(notes) + "."
@@ -729,11 +938,21 @@ class WebApp:
                                                  sources=["upload", "clipboard"], height=300, elem_id="vg-image")
                             with gr.Row(equal_height=True):
                                 model_box = gr.Dropdown(
-                                    names, value=model, label="Model", allow_custom_value=True, scale=8,
-                                    info="Installed models (folders in the models dir). Each has its own defaults.",
+                                    self.model_choices(), value=model, label="Model", allow_custom_value=True, scale=8,
+                                    info="Installed models and their family. Each has its own defaults.",
                                     elem_id="vg-model")
                                 refresh = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
                             empty = gr.Markdown(self.empty_state(), visible=not names, elem_id="vg-empty")
+                            text_shown, _, _, _ = self.text_controls(model)
+                            prompt_box = gr.Textbox(
+                                "", label="Prompt", lines=2, elem_id="vg-prompt", visible=text_shown["visible"],
+                                info="What the video shows (AnimateDiff and ModelScope are driven by text).")
+                            negative_box = gr.Textbox("", label="Negative prompt", lines=1, elem_id="vg-negative-prompt",
+                                                      visible=text_shown["visible"], info="What to avoid.")
+                            strength_box = slider(
+                                *LIMITS["image_strength"], value=0.5, step=0.05, field="image_strength",
+                                label="Image strength", visible=text_shown["visible"],
+                                info="With a picture: how much it shapes the video (0 ignores it, near 1 keeps it).")
                             with gr.Row():
                                 duration_box = slider(
                                     *DURATION_RANGE, value=duration, step=1, field="duration", label="Length (seconds)",
@@ -756,7 +975,7 @@ class WebApp:
                                 *STEPS_RANGE, value=steps, step=1, field="num_inference_steps", label="Inference steps",
                                 info="Denoising steps: more is slower and a little cleaner; 25 is the usual.")
                             with gr.Row(equal_height=True):
-                                seed_box = gr.Number(-1, label="Seed", precision=0, scale=6, elem_id="vg-seed",
+                                seed_box = SeedNumber(-1, label="Seed", precision=0, scale=6, elem_id="vg-seed",
                                                      info="-1 = random. The same seed and settings give the same "
                                                           "video.")
                                 dice = gr.Button("Random", scale=1, min_width=80, elem_id="vg-dice")
@@ -778,6 +997,10 @@ class WebApp:
                                     label="Decode chunk size",
                                     info="Frames decoded at once: lower uses less GPU memory, higher is a bit "
                                          "smoother.")
+                                memory_box = gr.Dropdown(
+                                    MEMORY_PLAN_CHOICES, value="auto", label="Memory plan", elem_id="vg-memory-plan",
+                                    info="auto: the fastest plan that fits the GPU's free memory (see About this "
+                                         "machine); or force an offload level. Out of memory always steps down.")
                                 format_box = radio(
                                     FORMATS, value="mp4", field="output_format", label="Output format",
                                     info="MP4 plays everywhere; PNG frames are lossless, for editing.")
@@ -819,9 +1042,23 @@ class WebApp:
                                                        placeholder="(after a run)",
                                                        elem_id="vg-seed-used")
                             info = gr.JSON(label="Info", elem_id="vg-info", open=True)
-                            gallery = gr.Gallery(label="Outputs of this run", columns=6, fit_columns=False, height=200,
+                            gallery = gr.Gallery(label="All outputs, newest first", columns=6, fit_columns=False, height=200,
                                                  object_fit="contain",
                                                  allow_preview=False, elem_id="vg-gallery")
+                            with gr.Accordion("History: every job, across restarts", open=False,
+                                              elem_id="vg-history-box"):
+                                history_table = gr.Dataframe(
+                                    self.history_rows(), headers=HISTORY_HEADERS, interactive=False, wrap=True,
+                                    max_height=300, elem_id="vg-history")
+                                with gr.Row(equal_height=True):
+                                    job_box = gr.Number(label="Job", precision=0, scale=2, elem_id="vg-job",
+                                                        info="Click a row or a video to choose it.")
+                                    job_load = gr.Button("Re-run: load settings", scale=2, elem_id="vg-job-load")
+                                    job_run = gr.Button("Run again now", variant="primary", scale=2,
+                                                        elem_id="vg-job-rerun")
+                                    job_delete = gr.Button("Delete", variant="stop", scale=1, elem_id="vg-job-delete")
+                                    history_refresh = gr.Button("Refresh", scale=1, elem_id="vg-history-refresh")
+                                job_message = gr.Markdown(elem_id="vg-job-message")
 
                 with gr.Tab("Smooth / loop a video", id="tools-tab", elem_id="vg-tools-tab"):
                     gr.Markdown("Make any video smoother (frames computed between its frames, no model needed) "
@@ -850,21 +1087,48 @@ class WebApp:
                                                   elem_id="vg-tool-player", buttons=["download"])
                             tool_info = gr.JSON(label="What was done", elem_id="vg-tool-info", open=True)
 
+                with gr.Tab("About this machine", id="about-tab", elem_id="vg-about-tab") as about_tab:
+                    about_box = gr.Markdown("Open this tab to check the device.", elem_id="vg-about")
+                    about_refresh = gr.Button("Check again", size="sm", elem_id="vg-about-refresh")
+            about_inputs = [model_box, resolution_box, duration_box, fps_box, decode_box]
+            for trigger in (about_tab.select, about_refresh.click):
+                trigger(self.about, about_inputs, [about_box], queue=False, api_visibility="private",
+                        show_progress="hidden")
+
             inputs = [image, model_box, duration_box, fps_box, resolution_box, motion_box, steps_box, seed_box,
                       noise_box, min_guidance_box, max_guidance_box, decode_box, format_box, crf_box, resize_box,
-                      live_preview, loop_box, interpolation_box]
+                      live_preview, loop_box, interpolation_box, prompt_box, negative_box, strength_box, memory_box]
             # The gallery is refreshed by a separate step below, not returned by /generate: it holds every
             # video of this run, and gradio_client downloads every file of a response, so an API call
             # would cost more with each job made before it (measured: HTTP/bare 1.09 after 5 jobs, 1.19 after 7).
             outputs = [video, info, seed_used, status, preview, download]
-            # The queue position and the busy frame show on the player. Not on the status panel: the Cancel
-            # handler writes that panel, and Gradio 6.31 then sometimes paints "Error" over a tracker that a
-            # cancelled event left on the same component.
+            # The busy frame shows on the player. Not on the status panel: the Cancel handler writes that
+            # panel, and Gradio 6.31 then sometimes paints "Error" over a tracker that a cancelled event left
+            # on the same component. No Gradio concurrency limit: a handler only submits its job to the
+            # board's queue (one job at a time, in order, persisted in the history) and shows its place.
             generate_event = generate_button.click(
-                self.generate, inputs, outputs, api_name="generate", concurrency_limit=1, concurrency_id="generate",
+                self.generate, inputs, outputs, api_name="generate", concurrency_limit=None, concurrency_id="watch",
                 trigger_mode="once", show_progress="full", show_progress_on=[video])
             generate_event.then(self.gallery, None, [gallery], queue=False, api_visibility="private",
-                                show_progress="hidden")
+                                show_progress="hidden").then(
+                self.history_rows, None, [history_table], queue=False, api_visibility="private",
+                show_progress="hidden")
+            history_table.select(self.select_job, None, [job_box], queue=False, api_visibility="private",
+                                 show_progress="hidden")
+            gallery.select(self.select_output_job, None, [job_box], queue=False, api_visibility="private",
+                           show_progress="hidden")
+            history_refresh.click(lambda: (self.history_rows(), self.gallery()), None, [history_table, gallery],
+                                  queue=False, api_visibility="private", show_progress="hidden")
+            job_load.click(self.rerun_settings, [job_box],
+                           [image, model_box, duration_box, fps_box, resolution_box, motion_box, steps_box, seed_box,
+                            noise_box, min_guidance_box, max_guidance_box, decode_box, format_box, crf_box, resize_box,
+                            loop_box, interpolation_box, note_box, job_message],
+                           api_name="rerun_settings", show_progress="hidden")
+            job_run.click(self.rerun, [job_box], [job_message, history_table], api_name="rerun", queue=False,
+                          show_progress="hidden")
+            job_delete.click(self.delete_job, [job_box], [job_message, history_table, gallery], api_name="delete_job",
+                             queue=False, show_progress="hidden")
+            gr.api(self.history_list, api_name="history")
             cancel_button.click(self.cancel, None, [status], api_name="cancel", queue=False,
                                 cancels=[generate_event], show_progress="hidden")
             demo.unload(self.closed)
@@ -874,6 +1138,9 @@ class WebApp:
             refresh.click(self.refresh_form, [model_box, fps_box, loop_box, interpolation_box],
                           [model_box, empty, *model_defaults_outputs], queue=False, api_visibility="private",
                           show_progress="hidden")
+            # .change: the prompt fields follow the model however it is set (picked, refreshed, loaded).
+            model_box.change(self.text_controls, [model_box], [prompt_box, negative_box, strength_box, image],
+                             queue=False, api_visibility="private", show_progress="hidden")
             # .input, not .change: "Load settings" sets the model too, and its values must stay.
             model_box.input(self.apply_model_defaults, [model_box, fps_box, loop_box, interpolation_box],
                             model_defaults_outputs, queue=False, api_visibility="private", show_progress="hidden")
@@ -923,13 +1190,21 @@ def _session(http: gr.Request | None) -> str:
     return (getattr(http, "session_hash", None) or "no-session") if http is not None else "no-session"
 
 
-def build_ui(generator, *, work_dir: str | Path, queue_size: int = 20) -> gr.Blocks:
-    """The page for `generator`, its Generate jobs queued one at a time, at most `queue_size` waiting.
+def build_ui(generator, *, work_dir: str | Path, queue_size: int = 20, history=None) -> gr.Blocks:
+    """The page for `generator`, its Generate jobs run one at a time, at most `queue_size` waiting.
 
     `work_dir` holds the files made for the page (previews of PNG frames, zips), not the outputs.
+    `history`: the app's `history.History`; its queued jobs are run again (`JobBoard.resume`).
+    The page's `WebApp` is `demo.video_gen_web`.
     """
-    demo = WebApp(generator, work_dir).build()
-    return demo.queue(max_size=queue_size, default_concurrency_limit=1)
+    web = WebApp(generator, work_dir, history, queue_size=queue_size)
+    demo = web.build()
+    demo.video_gen_web = web
+    if history is not None:
+        web.board.resume()
+    # Gradio's own queue only holds events for a moment: Generate handlers start at once and wait in the
+    # board's queue (one job at a time, persisted), so max_size here is only a bound on a burst of clicks.
+    return demo.queue(max_size=max(queue_size * 2, 8), default_concurrency_limit=1)
 
 
 __all__ = ["build_ui", "WebApp", "CSS", "length_plan", "length_note", "parse_resolution", "match_image_size",

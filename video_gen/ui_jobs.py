@@ -10,12 +10,22 @@ and never another's. The stop is checked at every event the engine sends, which 
 step, every decoded chunk and every stage change, the same points where `Generator.cancel` is
 checked; at that moment the job's own thread calls `Generator.cancel()` (so the running engine job
 is certainly this one) and raises `Cancelled`, and the engine frees the job's memory on the way out.
+
+The queue is the board's own, not Gradio's: a Generate handler submits at once and then only watches
+its job, so every waiting job is known here, runs in submission order (one at a time: the next job's
+thread starts when the last one ends) and is written to the history (`history.History`) the moment
+it is submitted. Jobs still queued when the app stops are run again when it starts
+(`JobBoard.resume`), and a job found running then was cut off and is marked interrupted.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import logging
 import queue
+import shutil
+import sys
 import threading
 import time
 import zipfile
@@ -25,13 +35,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import Cancelled, InvalidRequest, VideoGenError
+from . import history as job_history
+from .errors import Cancelled, InvalidRequest, VideoGenError, first_line
 from .events import DoneEvent
 from .request import GenerationRequest
 
 log = logging.getLogger(__name__)
 
 DONE, CANCELLED, FAILED = "done", "cancelled", "failed"
+INPUTS_DIRNAME = ".inputs"  # in the outputs folder: the pictures of queued and past jobs, for re-runs
+RESUMED = "resumed"  # the session of jobs run again after a restart: nobody is watching them
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,18 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """The job waits for its turn: `ahead` jobs run or wait before it."""
+
+    ahead: int
+    kind: str = "waiting"
+
+
+class QueueFull(InvalidRequest):
+    """More jobs wait than the app allows (`--queue-size`)."""
+
+
+@dataclass(frozen=True)
 class OutputRecord:
     """One finished video, as the page shows it (player, download button, info panel, gallery)."""
 
@@ -62,15 +87,19 @@ class OutputRecord:
     info: dict[str, Any]
     caption: str
     seed: int
+    history_id: int | None = None  # its job's row in the history
 
 
 class WebJob:
     """One Generate click: its request, its message queue and its cancel flag."""
 
-    def __init__(self, request: GenerationRequest, session: str, preview_every: int):
+    def __init__(self, request: GenerationRequest, session: str, preview_every: int, history_id: int | None = None,
+                 notes: list[str] | None = None):
         self.request = request
         self.session = session
         self.preview_every = preview_every
+        self.history_id = history_id  # its row in the history
+        self.notes = list(notes or [])  # what was done to the picture that the user should know
         self.messages: queue.Queue = queue.Queue()
         self.cancel_requested = threading.Event()
         self.finished = threading.Event()
@@ -110,31 +139,117 @@ class WebJob:
 
 
 class JobBoard:
-    """Starts web jobs on the shared `Generator`, cancels them per session, keeps this run's outputs."""
+    """Queues web jobs and runs them one at a time on the shared `Generator`, in submission order; cancels
+    them per session; records every job in the history."""
 
-    def __init__(self, generator, work_dir: str | Path):
+    def __init__(self, generator, work_dir: str | Path, history: job_history.History | None = None,
+                 max_waiting: int | None = None):
+        """`history`: the app's store in the outputs folder, whose queued jobs `resume` runs; None keeps
+        this board's history in memory (a page built without `app.py`). `max_waiting`: more waiting jobs
+        are refused with `QueueFull`."""
         self.generator = generator
         self.work_dir = Path(work_dir)  # derived files (previews of PNG frames, zips); not the outputs
+        self.persistent = history is not None
+        self.history = history if history is not None else job_history.History(
+            ":memory:", outputs_dir=generator.outputs_dir)
+        self.max_waiting = max_waiting
         self._lock = threading.Lock()
         self._jobs: list[WebJob] = []  # not yet finished
+        self._pending: list[WebJob] = []  # waiting for their turn, in submission order
+        self._running: WebJob | None = None
         self._records: list[OutputRecord] = []
+        self._derived: dict[str, tuple[Path, Path]] = {}  # PNG folder -> (playable preview, zip)
         self._cancelled_at: dict[str, float] = {}  # session -> when a job of it was last asked to stop
         self._closed: dict[str, float] = {}  # session -> when its tab was closed
 
     # ---- jobs ---------------------------------------------------------------------------
-    def submit(self, request: GenerationRequest, session: str, preview_every: int = 0) -> WebJob:
-        """Start `request` for `session` in a new worker thread; its messages arrive on `job.batches()`.
+    def submit(self, request: GenerationRequest, session: str, preview_every: int = 0, *,
+               rerun_of: int | None = None, history_id: int | None = None) -> WebJob:
+        """Queue `request` for `session`; it runs when the jobs before it have ended. Its messages arrive
+        on `job.batches()`: `Waiting` while it waits, then the engine's events, then one `JobEnded`.
 
-        A fresh thread per job, ending with it: on the CPU, torch is about 2x slower in a process where
-        two long-lived threads take turns running it (each keeps an OpenMP team that spins; measured on
-        2 cores, a 10-step 64x64 job went from 0.49 s to 0.91 s), while a thread that ends takes its team
-        with it. Jobs never overlap: `Generator.generate` runs one at a time.
+        Each job runs in a fresh thread, started when its turn comes and ending with it: on the CPU,
+        torch is about 2x slower in a process where two long-lived threads take turns running it (each
+        keeps an OpenMP team that spins; measured on 2 cores, a 10-step 64x64 job went from 0.49 s to
+        0.91 s), while a thread that ends takes its team with it.
         """
-        job = WebJob(request, session, preview_every)
+        with self._lock:
+            waiting = len(self._pending)
+        if self.max_waiting is not None and waiting >= self.max_waiting:
+            raise QueueFull("queue", f"{waiting} jobs are already waiting (at most {self.max_waiting}, "
+                                     f"--queue-size); try again when one has finished")
+        try:
+            request = self.generator.prepare(request)[0]  # the seed is drawn now, so a re-run repeats it
+        except InvalidRequest:
+            pass  # the job fails with this message when it runs, and its row says so
+        notes = _image_notes(request.image)
+        if history_id is None:
+            stored = request.replace(image=self._keep_input(request.image))
+            history_id = self.history.add(stored.to_json(), rerun_of=rerun_of)
+        job = WebJob(request, session, preview_every, history_id, notes)
         with self._lock:
             self._jobs.append(job)
-        threading.Thread(target=self._work, args=(job,), name=f"video-gen-web-{session[:8]}", daemon=True).start()
+            self._pending.append(job)
+        self._dispatch()
         return job
+
+    def resume(self) -> list[WebJob]:
+        """At start-up: jobs left running by the last process become interrupted, and jobs it left
+        queued are run, oldest first, with nobody watching (their results go to the history)."""
+        self.history.mark_interrupted()
+        jobs = []
+        for entry in self.history.queued():
+            try:
+                request = GenerationRequest.from_dict(entry.request)
+            except InvalidRequest as error:
+                self.history.finished(entry.id, job_history.FAILED, error=str(error))
+                continue
+            jobs.append(self.submit(request, RESUMED, history_id=entry.id))
+        return jobs
+
+    def rerun(self, job_id: int, session: str = RESUMED) -> WebJob:
+        """Queue a past job again with its stored settings, picture and seed."""
+        entry = self.history.get(job_id)
+        if entry is None:
+            raise InvalidRequest("job", f"no job {job_id} in the history")
+        request = GenerationRequest.from_dict(entry.request).replace(output_path=None)
+        return self.submit(request, session, rerun_of=job_id)
+
+    def delete(self, job_id: int) -> job_history.HistoryEntry | None:
+        """Forget a finished job and delete its output; a queued or running job is left alone."""
+        entry = self.history.get(job_id)
+        if entry is None:
+            return None
+        if entry.status in (job_history.QUEUED, job_history.RUNNING):
+            raise InvalidRequest("job", f"job {job_id} is {entry.status}; cancel it first")
+        with self._lock:
+            self._records = [record for record in self._records if record.history_id != job_id]
+        return self.history.delete(job_id)
+
+    def ahead_of(self, job: WebJob) -> int | None:
+        """How many jobs run or wait before `job`; None once it runs."""
+        with self._lock:
+            if job not in self._pending:
+                return None
+            return self._pending.index(job) + (self._running is not None)
+
+    @property
+    def waiting(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def _dispatch(self) -> None:
+        """Start the next job if none runs, and tell the waiting ones their place."""
+        with self._lock:
+            start = None
+            if self._running is None and self._pending:
+                start = self._running = self._pending.pop(0)
+            places = [(job, index + (self._running is not None)) for index, job in enumerate(self._pending)]
+        for job, ahead in places:
+            job.messages.put(Waiting(ahead))
+        if start is not None:
+            threading.Thread(target=self._work, args=(start,), name=f"video-gen-web-{start.session[:8]}",
+                             daemon=True).start()
 
     def cancel(self, session: str) -> int:
         """Ask every unfinished job of `session` to stop; returns how many were asked."""
@@ -152,6 +267,12 @@ class JobBoard:
             for session, at in list(self._cancelled_at.items()):
                 if now - at > 60:
                     del self._cancelled_at[session]
+            waiting = job in self._pending
+            if waiting:  # never started: it leaves the queue now
+                self._pending.remove(job)
+        if waiting:
+            self._end(job, JobEnded(CANCELLED, "cancelled"))
+            self._dispatch()
 
     def close_session(self, session: str) -> None:
         """The session's tab is gone: stop its jobs, and any job of it that starts later ends at once.
@@ -199,7 +320,11 @@ class JobBoard:
                 raise Cancelled()
             job.messages.put(event)
 
+        result = None
         try:
+            self.history.started(job.history_id)
+            if job.cancel_requested.is_set():
+                raise Cancelled()
             result = self.generator.generate(job.request, on_event=on_event, preview_every=job.preview_every)
             record = self._record(job, result)
             ended = JobEnded(DONE, f"done in {result.elapsed_s:.1f} s, seed {result.seed}", record)
@@ -208,27 +333,108 @@ class JobBoard:
         except InvalidRequest as error:
             ended = JobEnded(FAILED, str(error))
         except VideoGenError as error:
-            ended = JobEnded(FAILED, _first_line(error))
+            ended = JobEnded(FAILED, first_line(error))
         except Exception as error:  # noqa: BLE001 - the page gets one line, the log the traceback
             log.exception("web job failed")
-            ended = JobEnded(FAILED, f"unexpected error: {_first_line(error)} (details in the server log)")
+            ended = JobEnded(FAILED, f"unexpected error: {first_line(error)} (details in the server log)")
+        _return_freed_memory()  # before the job is seen as ended: whoever looks next sees the settled size
+        try:
+            self._end(job, ended, result)
+        finally:
+            with self._lock:
+                self._running = None
+            self._dispatch()
+
+    def _end(self, job: WebJob, ended: JobEnded, result=None) -> None:
+        """Record how the job ended, then send its last message."""
+        try:
+            if ended.outcome == DONE:
+                stored = result.request.replace(image=self._keep_input(job.request.image))
+                self.history.finished(job.history_id, job_history.DONE, output=str(result.path),
+                                      info=ended.record.info, elapsed_s=result.elapsed_s,
+                                      request_json=stored.to_json())
+            else:
+                status = job_history.CANCELLED if ended.outcome == CANCELLED else job_history.FAILED
+                self.history.finished(job.history_id, status, error=None if status == CANCELLED else ended.message,
+                                      elapsed_s=job.elapsed_s)
+        except Exception:  # noqa: BLE001 - a history that cannot be written must not hide the job's result
+            log.exception("could not record job %s in the history", job.history_id)
         with self._lock:
-            self._jobs.remove(job)
+            if job in self._jobs:
+                self._jobs.remove(job)
             if ended.record is not None:
                 self._records.append(ended.record)
         job.finished.set()
         job.messages.put(ended)
+
+    def _keep_input(self, image: str | None) -> str | None:
+        """A copy of the job's picture in the outputs folder (named by its content), so that a queued job
+        or a re-run still has it after Gradio's temporary uploads are gone; in-memory boards keep the path."""
+        if not self.persistent or not image or not Path(image).is_file():
+            return image
+        source = Path(image)
+        folder = Path(self.generator.outputs_dir) / INPUTS_DIRNAME
+        if source.resolve().parent == folder.resolve():
+            return str(source)
+        digest = hashlib.sha256()
+        with open(source, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        target = folder / f"{digest.hexdigest()[:24]}{source.suffix.lower()[:10]}"
+        if not target.exists():
+            from .video_io import atomic_path
+
+            folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as temporary:
+                shutil.copyfile(source, temporary)
+        return str(target)
 
     def _record(self, job: WebJob, result) -> OutputRecord:
         path = Path(result.path)
         playable = download = path
         if path.is_dir():  # PNG frames: a playable preview and one zip to download
             playable, download = self._png_preview(path, result.request.fps), self._zip(path)
+            self._derived[str(path)] = (playable, download)
         finished_at = datetime.now()
         info = result_info(result, job, finished_at)
         request = result.request
         caption = f"seed {result.seed} · {request.width}×{request.height} · {result.frames_written} frames"
-        return OutputRecord(path, playable, download, info, caption, result.seed)
+        return OutputRecord(path, playable, download, info, caption, result.seed, job.history_id)
+
+    # ---- past outputs, from the history -----------------------------------------------------
+    def past_outputs(self, limit: int | None = None) -> list[OutputRecord]:
+        """Every finished job whose output is still there, newest first, across restarts.
+
+        A PNG-frames output shows its first frame until it is opened (`playable_record` makes its preview)."""
+        records = []
+        for entry in self.history.entries(status=job_history.DONE):
+            if not entry.output_exists:
+                continue
+            path = Path(entry.output)
+            playable, download = self._derived.get(str(path), (None, None))
+            if playable is None:
+                frames = sorted(path.glob("frame_*.png")) if path.is_dir() else []
+                playable = download = frames[0] if frames else path
+            info = dict(entry.info or {})
+            request = entry.request
+            seed = int(request.get("seed") or info.get("seed") or 0)
+            caption = (f"#{entry.id} · seed {seed} · {request.get('width')}×{request.get('height')} · "
+                       f"{info.get('frames', request.get('num_frames'))} frames")
+            records.append(OutputRecord(path, playable, download, info, caption, seed, entry.id))
+            if limit is not None and len(records) >= limit:
+                break
+        return records
+
+    def playable_record(self, record: OutputRecord) -> OutputRecord:
+        """The record with a playable video and one file to download (PNG frames: made now, then kept)."""
+        if not record.path.is_dir():
+            return record
+        if str(record.path) not in self._derived:
+            fps = int(record.info.get("fps") or 8)
+            self._derived[str(record.path)] = (self._png_preview(record.path, fps), self._zip(record.path))
+        playable, download = self._derived[str(record.path)]
+        return OutputRecord(record.path, playable, download, record.info, record.caption, record.seed,
+                            record.history_id)
 
     def _png_preview(self, folder: Path, fps: int) -> Path:
         from . import video_io
@@ -265,11 +471,17 @@ def result_info(result, job: WebJob | None = None, finished_at: datetime | None 
         "output": str(result.path),
         "elapsed_s": round(result.elapsed_s, 2),
         "peak_memory": format_bytes(result.peak_memory_bytes) if result.peak_memory_bytes else "n/a (CPU)",
+        "memory_plan": result.memory_plan.label() if getattr(result, "memory_plan", None) else None,
+        "out_of_memory_retries": list(getattr(result, "retries", [])),
         "device": result.device,
         "dtype": result.dtype,
         "timings_s": {stage: round(seconds, 3) for stage, seconds in result.timings.items()},
         "parameters": request.to_dict(),
     }
+    if job is not None and job.notes:
+        info["notes"] = list(job.notes)
+    if job is not None and job.history_id is not None:
+        info["job"] = job.history_id
     if job is not None and job.started_at is not None:
         info["started_at"] = job.started_at.isoformat(timespec="milliseconds")
     if finished_at is not None:
@@ -285,9 +497,51 @@ def format_bytes(count: int) -> str:
     return f"{count} B"
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Let all threads share a few glibc heaps instead of one per thread (glibc's default: up to 8 per core).
+
+    The page runs every job and every waiting tab's handler in threads of their own; each new thread that
+    allocates gets its own heap, which keeps memory no other thread can reuse. Measured with
+    tests/test_load.py (20 jobs from 4 clients, `app.py` in its own process, 2 cores): the server's RSS
+    grew 6-12 % from the first job to the 20th without this, 0.3 % (twice) with 2 arenas, at the same speed.
+    `app.py` calls it before any thread starts.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").mallopt(-8, int(arenas))  # -8: M_ARENA_MAX
+        except (OSError, AttributeError):  # not glibc
+            pass
 
 
-__all__ = ["JobBoard", "WebJob", "JobEnded", "Tick", "OutputRecord", "result_info", "DONE", "CANCELLED", "FAILED"]
+def _return_freed_memory() -> None:
+    """Give the memory a finished job freed back to the system, so that a page left running for a week
+    stays at the size it had after its first job.
+
+    glibc keeps freed memory in its heaps (one per thread that allocated, and every job runs in a new
+    thread), so without this the server's RSS wandered upward: measured on 2 cores, 20 tiny jobs in one
+    process went 532 -> 576 MB with swings of 40 MB, and 614 -> 723 MB (+18 %) behind the web page;
+    with gc + malloc_trim after each job it stayed at 463 MB from the first job to the 20th.
+    """
+    import gc
+
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl, say): nothing to trim
+            pass
+
+
+def _image_notes(image: str | None) -> list[str]:
+    """What will be done to the picture that the user might not expect; nothing for a bad one (the job says)."""
+    from .images import check_image_file
+
+    if not image:
+        return []
+    try:
+        return check_image_file(image)
+    except InvalidRequest:
+        return []
+
+
+__all__ = ["JobBoard", "WebJob", "JobEnded", "Tick", "Waiting", "QueueFull", "OutputRecord", "result_info", "DONE", "CANCELLED", "FAILED"]

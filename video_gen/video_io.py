@@ -1,8 +1,9 @@
 """Write generated frames to a video file or a folder of PNG frames, and read them back.
 
 Everything goes through the ffmpeg binary bundled with imageio-ffmpeg (there is no ffprobe), fed raw
-RGB frames over a pipe. Writes are atomic: a temporary name in the target's folder is moved into place
-only once complete, so a crash or Ctrl-C never leaves a half-written video under the final name.
+RGB frames over a pipe. Writes are atomic: a temporary name in the target's folder (in its `.partial`
+work area when it has one, as the app's outputs folder does) is moved into place only once complete,
+so a crash, kill -9 or Ctrl-C never leaves a half-written video under the final name.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _X264_PRESET = "medium"
 _PNG_PATTERN = "frame_{index:05d}.png"
 _PNG_METADATA_KEY = "parameters"  # the AUTOMATIC1111 convention, read by most image viewers/tools
 _STDERR_TAIL_CHARS = 2000
+PARTIAL_DIRNAME = ".partial"  # work area inside an outputs folder; see partial_dir
 
 # Tag the output as BT.709 (limited range), what browsers assume for untagged video anyway; without
 # setparams, ffmpeg 9 tags only the matrix and leaves primaries/transfer "unknown".
@@ -111,13 +113,50 @@ def atomic_path(target, suffix: str = ""):
     file under the final name and no stray temporary is left in the folder.
     """
     target = Path(target)
-    temporary = target.with_name(f".{target.name}.partial-{secrets.token_hex(8)}{suffix}")
+    temporary = _work_path(target, suffix)
     try:
         yield temporary
         os.replace(temporary, target)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def partial_dir(folder) -> Path:
+    """The folder's work area for files being written (`<folder>/.partial`), made if missing.
+
+    Once it exists, every write into `folder` works there and is moved into place when complete, so
+    cleaning it at start-up (`clean_partial`) removes everything a killed process left half-written,
+    and nothing but complete files ever carries a final name in `folder`.
+    """
+    work = Path(folder) / PARTIAL_DIRNAME
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def clean_partial(folder) -> int:
+    """Remove what a killed process left in `<folder>/.partial`; returns how many entries went."""
+    work = Path(folder) / PARTIAL_DIRNAME
+    if not work.is_dir() or work.is_symlink():
+        return 0
+    removed = 0
+    for entry in work.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _work_path(target: Path, suffix: str = "") -> Path:
+    """A fresh temporary name for `target`: in its folder's `.partial` work area when there is one
+    (the outputs folder of the app), else beside it (a file the user named anywhere)."""
+    name = f".{target.name}.partial-{secrets.token_hex(8)}{suffix}"
+    work = target.parent / PARTIAL_DIRNAME
+    if work.is_dir() and not work.is_symlink():
+        return work / name
+    return target.with_name(name)
 
 
 def probe_video(path) -> VideoInfo:
@@ -297,9 +336,9 @@ def _encode(frames, output: Path, *, fps, format: str, crf, comment: str | None)
 
 def _write_png_folder(frames, target: Path, metadata_json: str | None) -> None:
     """Write lossless frame_00000.png, ... into a temporary folder, then swap it in for `target`."""
-    token = secrets.token_hex(8)
-    temporary = target.with_name(f".{target.name}.partial-{token}")
-    old_aside = target.with_name(f".{target.name}.old-{token}")
+    temporary = _work_path(target)
+    token = temporary.name.rsplit("-", 1)[1]
+    old_aside = temporary.with_name(f".{target.name}.old-{token}")
     png_info = None
     if metadata_json is not None:
         png_info = PngImagePlugin.PngInfo()

@@ -4,8 +4,8 @@ A family module exposes:
     CLASS_NAMES        the `_class_name`s of model_index.json it runs
     defaults(model)    the request defaults for this model, read from its configs (no weights)
     check(request)     family-specific validation, before anything loads
-    load(model, device, dtype) -> pipeline
-    run(pipe, request, image, job) -> uint8 frames (F, H, W, 3)
+    load(model, device, dtype) -> pipeline, still on the CPU (the engine places it under the memory plan)
+    run(pipe, request, image, job) -> uint8 frames (F, H, W, 3); `image` is None for text-to-video
 Adding a family (LTX, Wan, …) is adding a module here and a line to FAMILIES.
 This registry imports no torch.
 """
@@ -17,7 +17,16 @@ from types import ModuleType
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "svd": ("StableVideoDiffusionPipeline",),
+    # An SD1.5 base (a diffusers folder or a single-file checkpoint) plus a motion adapter.
+    "animatediff": ("AnimateDiffPipeline", "StableDiffusionPipeline", "StableDiffusionCheckpoint"),
+    "modelscope": ("TextToVideoSDPipeline",),
 }
+# Families driven by a text prompt: the page shows the prompt fields only for these, and lets the picture
+# be left out (text to video).
+TEXT_FAMILIES = frozenset({"animatediff", "modelscope"})
+# The picture is optional for these (it drives the result when given).
+IMAGE_OPTIONAL_FAMILIES = frozenset({"animatediff", "modelscope"})
+LABELS = {"svd": "Stable Video Diffusion", "animatediff": "AnimateDiff", "modelscope": "ModelScope T2V"}
 
 
 def family_for_class(class_name: str) -> str | None:

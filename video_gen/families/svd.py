@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidRequest, ModelNotFound
+from ..errors import InvalidRequest, ModelNotFound, first_line
 from ..events import DECODING, DENOISING, ENCODING_IMAGE
 from ..models import HOW_TO_GET, ModelInfo
 
@@ -53,17 +53,15 @@ def check(request) -> None:
 def load(model: ModelInfo, device: str, dtype):
     from diffusers import StableVideoDiffusionPipeline
 
-    from ..devices import place_pipeline
-
     variant = _variant(model, dtype)
     try:
         pipe = StableVideoDiffusionPipeline.from_pretrained(
             model.path, local_files_only=True, dtype=dtype, variant=variant, use_safetensors=True
         )
     except (OSError, ValueError, EnvironmentError) as error:
-        raise ModelNotFound(f"{model.path} could not be loaded ({_first_line(error)}); {HOW_TO_GET}") from error
+        raise ModelNotFound(f"{model.path} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
     pipe.set_progress_bar_config(disable=True)
-    return place_pipeline(pipe, device)
+    return pipe  # on the CPU; the engine places it on the device under the memory plan
 
 
 def run(pipe, request, image, job) -> np.ndarray:
@@ -74,6 +72,8 @@ def run(pipe, request, image, job) -> np.ndarray:
         job.step(DENOISING, index + 1, request.num_inference_steps, preview=lambda: tensors["latents"][0, middle])
         return tensors
 
+    # The pipeline encodes the image and then denoises in one call: the UNet's first forward marks the switch.
+    entered_denoising = pipe.unet.register_forward_pre_hook(lambda module, args: job.enter(DENOISING))
     try:
         # 1. Encode the image and denoise, stopping at latents
         job.stage(ENCODING_IMAGE, "encoding image")
@@ -95,23 +95,30 @@ def run(pipe, request, image, job) -> np.ndarray:
             callback_on_step_end_tensor_inputs=["latents"],
         ).frames
 
-        # 2. Decode in chunks, as the pipeline would, with progress and cancel between chunks
-        import torch
-
-        chunk_size = request.decode_chunk_size
-        starts = range(0, request.num_frames, chunk_size)
-        job.stage(DECODING, f"decoding {request.num_frames} frames, {chunk_size} at a time")
-        decoded = []
-        with torch.no_grad():
-            for number, start in enumerate(starts, 1):
-                chunk = latents[:, start : start + chunk_size]
-                decoded.append(pipe.decode_latents(chunk, chunk.shape[1], chunk_size))
-                job.step(DECODING, number, len(starts))
-            video = pipe.video_processor.postprocess_video(video=torch.cat(decoded, dim=2), output_type="np")[0]
-        # The same rounding as diffusers' numpy_to_pil, so PNG frames equal the pipeline's PIL output.
-        return (video * 255).round().astype(np.uint8)
+        # 2. Decode in chunks, as the pipeline would, with progress and cancel between chunks; out of
+        #    memory here retries with smaller chunks and keeps the latents (the memory plan's decode chunk)
+        return job.decode_with_retries(lambda chunk_size: decode(pipe, latents, chunk_size, job))
     finally:
+        entered_denoising.remove()
         pipe.maybe_free_model_hooks()
+
+
+def decode(pipe, latents, chunk_size: int, job) -> np.ndarray:
+    """Latents (1, F, C, h, w) to uint8 frames, `chunk_size` frames at a time, with the pipeline's own decode."""
+    import torch
+
+    frames = latents.shape[1]
+    starts = range(0, frames, chunk_size)
+    job.stage(DECODING, f"decoding {frames} frames, {chunk_size} at a time")
+    decoded = []
+    with torch.no_grad():
+        for number, start in enumerate(starts, 1):
+            chunk = latents[:, start : start + chunk_size]
+            decoded.append(pipe.decode_latents(chunk, chunk.shape[1], chunk_size))
+            job.step(DECODING, number, len(starts))
+        video = pipe.video_processor.postprocess_video(video=torch.cat(decoded, dim=2), output_type="np")[0]
+    # The same rounding as diffusers' numpy_to_pil, so PNG frames equal the pipeline's PIL output.
+    return (video * 255).round().astype(np.uint8)
 
 
 def _variant(model: ModelInfo, dtype) -> str | None:
@@ -124,8 +131,3 @@ def _variant(model: ModelInfo, dtype) -> str | None:
     if has_fp16 and (dtype == torch.float16 or not has_plain):
         return "fp16"
     return None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

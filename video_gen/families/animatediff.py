@@ -1,0 +1,303 @@
+"""AnimateDiff: a Stable Diffusion 1.5 base plus a motion adapter, prompt-driven (`AnimateDiffPipeline`).
+
+The base is a diffusers folder or a single-file `.safetensors` checkpoint (the way community models are
+shared); the adapter is a diffusers folder or AnimateDiff's own single file (`MotionAdapter.from_single_file`).
+Single files load without the network: the configs come from video_gen/configs/sd15 (or an installed SD1.5
+folder of the same widths, see `models.sd15_config_dir`) and the CLIP vocabulary from the `openai-clip`
+package. With a picture, the picture drives the result: `AnimateDiffVideoToVideoPipeline` over the picture
+repeated for every frame, denoised from `1 - image_strength` of the way (1.0 would keep it unchanged).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InvalidRequest, ModelNotFound, first_line
+from ..events import DENOISING, ENCODING_IMAGE
+from ..models import HOW_TO_GET, ModelInfo, cache_dir, read_safetensors_header
+
+CLASS_NAMES = ("AnimateDiffPipeline", "StableDiffusionPipeline", "StableDiffusionCheckpoint")
+
+# The same SD latent space as SVD (ComfyUI comfy/latent_formats.py, SD15), for the live preview.
+LATENT_RGB_FACTORS = [
+    [0.3512, 0.2297, 0.3227],
+    [0.3250, 0.4974, 0.2350],
+    [-0.2829, 0.1762, 0.2721],
+    [-0.2120, -0.2616, -0.7177],
+]
+
+# The seed document's scheduler: Euler with trailing timestep spacing and linear betas, the setting the
+# AnimateDiff adapters were trained with (diffusers' AnimateDiff docs, AnimateDiff-Lightning model card).
+# DDIM with the same betas is AnimateDiff's original sampler; LCM is for AnimateLCM-style adapters.
+SCHEDULERS = ("euler", "ddim", "lcm")
+
+
+def defaults(model: ModelInfo) -> dict:
+    """AnimateDiff's settings: 16 frames (what the v1.5 adapters were trained on) at 8 fps, 512x512."""
+    lcm = _is_lcm(model)
+    return {
+        "num_frames": 16,
+        "fps": 8,
+        "width": 512,
+        "height": 512,
+        # AnimateLCM's model card: 4-8 steps at guidance 1-2; otherwise the diffusers docs' 25 at 7.5.
+        "num_inference_steps": 6 if lcm else 25,
+        "max_guidance_scale": 1.5 if lcm else 7.5,
+        "min_guidance_scale": 0.0,  # unused here: the guidance is one number, max_guidance_scale
+        "decode_chunk_size": 16,
+        "scheduler": "lcm" if lcm else "euler",
+        "image_strength": 0.5,
+    }
+
+
+def check(request) -> None:
+    if request.scheduler is not None and request.scheduler not in SCHEDULERS:
+        raise InvalidRequest("scheduler", f"must be one of {', '.join(SCHEDULERS)} for AnimateDiff, "
+                                          f"got {request.scheduler!r}")
+    if not request.image and not request.prompt.strip():
+        raise InvalidRequest("prompt", "missing: AnimateDiff makes a video from a text prompt (and optionally a "
+                                       "picture); describe the video")
+    if request.image:
+        _check_image_strength(request)
+
+
+def denoise_strength(request) -> float:
+    """How far from the picture the video-to-video pipeline starts: 1 - image_strength, rounded so that
+    float error does not lose a step (1 - 0.9 is 0.0999…, and diffusers takes int(steps x strength))."""
+    return round(1 - request.image_strength, 6)
+
+
+def _check_image_strength(request) -> None:
+    denoised_steps = int(request.num_inference_steps * denoise_strength(request))
+    if denoised_steps < 1:
+        allowed = 1 - 1 / request.num_inference_steps
+        raise InvalidRequest(
+            "image_strength", f"{request.image_strength} leaves no denoising step out of "
+            f"{request.num_inference_steps}; use at most {allowed:.2f} or more steps"
+        )
+
+
+def load(model: ModelInfo, device: str, dtype):
+    from diffusers import AnimateDiffPipeline
+
+    adapter = load_motion_adapter(model.motion_adapter, dtype, model.allow_pickle)
+    try:
+        if model.single_file:
+            pipe = _load_single_file(model, adapter, dtype)
+        else:
+            safetensors = any(model.path.rglob("*.safetensors"))
+            pipe = AnimateDiffPipeline.from_pretrained(
+                model.path, motion_adapter=adapter, local_files_only=True, dtype=dtype,
+                variant=_variant(model.path, dtype), use_safetensors=safetensors or not model.allow_pickle,
+            )
+    except (OSError, ValueError, EnvironmentError) as error:
+        raise ModelNotFound(f"{model.path} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
+    pipe.set_progress_bar_config(disable=True)
+    return pipe  # on the CPU; the engine places it on the device under the memory plan
+
+
+def run(pipe, request, image, job) -> np.ndarray:
+    """Generate the frames of `request`; `image` (already width x height) drives them when given."""
+    from diffusers import AnimateDiffVideoToVideoPipeline
+
+    middle = request.num_frames // 2
+    steps = request.num_inference_steps
+    pipe.scheduler = make_scheduler(request.scheduler, pipe.scheduler.config)
+    common = dict(
+        prompt=request.prompt,
+        negative_prompt=request.negative_prompt or None,
+        num_inference_steps=steps,
+        guidance_scale=request.max_guidance_scale,
+        generator=job.generator,
+        decode_chunk_size=job.decode_chunk_size,  # the memory plan's: lowered after out-of-memory
+        output_type="np",
+    )
+
+    def on_step_end(pipeline, index, timestep, tensors):
+        job.step(DENOISING, index + 1, total, preview=lambda: tensors["latents"][0, :, middle])
+        return tensors
+
+    try:
+        if image is None:
+            total = steps
+            job.stage(DENOISING)
+            frames = pipe(num_frames=request.num_frames, height=request.height, width=request.width,
+                          callback_on_step_end=on_step_end, **common).frames[0]
+        else:
+            # 1. Encode the picture, repeated for every frame, and denoise from part of the way
+            job.stage(ENCODING_IMAGE, "encoding image")
+            strength = denoise_strength(request)
+            total = int(steps * strength)
+            video_pipe = AnimateDiffVideoToVideoPipeline.from_pipe(pipe)  # shares every module: no copy
+            video_pipe.set_progress_bar_config(disable=True)
+            frames = video_pipe(video=[image] * request.num_frames, strength=strength, height=request.height,
+                                width=request.width, callback_on_step_end=on_step_end, **common).frames[0]
+        frames = np.asarray(frames)
+        # The same rounding as diffusers' numpy_to_pil, so PNG frames equal the pipeline's PIL output.
+        return (frames * 255).round().astype(np.uint8)
+    finally:
+        pipe.maybe_free_model_hooks()
+
+
+def make_scheduler(name: str | None, config):
+    """The scheduler called `name`, made from the model's own scheduler config (its betas and timesteps)."""
+    from diffusers import DDIMScheduler, EulerDiscreteScheduler, LCMScheduler
+
+    name = name or "euler"
+    if name == "euler":
+        return EulerDiscreteScheduler.from_config(config, timestep_spacing="trailing", beta_schedule="linear")
+    if name == "ddim":
+        return DDIMScheduler.from_config(config, beta_schedule="linear", clip_sample=False,
+                                         timestep_spacing="linspace", steps_offset=1)
+    if name == "lcm":
+        return LCMScheduler.from_config(config, beta_schedule="linear")
+    raise InvalidRequest("scheduler", f"must be one of {', '.join(SCHEDULERS)}, got {name!r}")
+
+
+# ---- loading the parts offline -----------------------------------------------------------------
+def load_motion_adapter(path: Path | None, dtype, allow_pickle: bool = False):
+    from diffusers import MotionAdapter
+
+    if path is None:
+        raise ModelNotFound(f"AnimateDiff needs a motion adapter and none is installed ({HOW_TO_GET})")
+    try:
+        if path.is_dir():
+            safetensors = any(path.glob("*.safetensors"))
+            return MotionAdapter.from_pretrained(path, local_files_only=True, dtype=dtype,
+                                                 variant=_adapter_variant(path, dtype),
+                                                 use_safetensors=safetensors or not allow_pickle)
+        if path.suffix.lower() != ".safetensors" and not allow_pickle:
+            raise ModelNotFound(f"{path} is a pickle file; pass --allow-pickle to load it (with weights_only=True)")
+        return MotionAdapter.from_single_file(str(path), config=str(motion_adapter_config_dir(path)),
+                                              local_files_only=True, dtype=dtype)
+    except (OSError, ValueError, EnvironmentError) as error:
+        if isinstance(error, ModelNotFound):
+            raise
+        raise ModelNotFound(f"motion adapter {path} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
+
+
+def motion_adapter_config_dir(path: Path) -> Path:
+    """A folder with the diffusers config of a single-file motion adapter, read off its tensor shapes.
+
+    diffusers would fetch the config of guoyww's adapter from the hub; the shapes say everything it needs
+    (widths per level, layers per block, mid block, position table length), so we write it locally.
+    """
+    if path.suffix.lower() == ".safetensors":
+        shapes = {name: entry["shape"] for name, entry in read_safetensors_header(path).items()}
+    else:
+        import torch
+
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        checkpoint = checkpoint.get("state_dict", checkpoint)
+        shapes = {name: list(tensor.shape) for name, tensor in checkpoint.items()}
+    config = motion_adapter_config(shapes)
+    text = json.dumps(config, sort_keys=True, indent=2)
+    folder = cache_dir() / "motion-adapter-configs" / hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(text)
+    return folder
+
+
+def motion_adapter_config(shapes: dict[str, list[int]]) -> dict:
+    widths, level = [], 0
+    while f"down_blocks.{level}.motion_modules.0.temporal_transformer.proj_in.weight" in shapes:
+        widths.append(shapes[f"down_blocks.{level}.motion_modules.0.temporal_transformer.proj_in.weight"][0])
+        level += 1
+    if not widths:
+        raise ModelNotFound("not an AnimateDiff motion adapter: no down_blocks.*.motion_modules found")
+    layers = len({name.split(".")[3] for name in shapes if name.startswith("down_blocks.0.motion_modules.")})
+    transformer_layers = len({name.split(".")[6] for name in shapes
+                              if name.startswith("down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.")})
+    tables = [shape for name, shape in shapes.items() if name.endswith("pos_encoder.pe")]
+    return {
+        "_class_name": "MotionAdapter",
+        "block_out_channels": widths,
+        "motion_layers_per_block": layers,
+        "motion_transformer_layers_per_block": transformer_layers,
+        "motion_mid_block_layers_per_block": 1,
+        "use_motion_mid_block": any(name.startswith("mid_block.motion_modules.") for name in shapes),
+        "motion_num_attention_heads": 8,  # every released v1.5 adapter; the shapes cannot tell heads apart
+        "motion_norm_num_groups": 32,
+        "motion_max_seq_length": tables[0][1] if tables else 32,
+    }
+
+
+def _load_single_file(model: ModelInfo, adapter, dtype):
+    from diffusers import AnimateDiffPipeline, StableDiffusionPipeline
+
+    config_dir = model.config_dir
+    if config_dir is None:
+        raise ModelNotFound(f"{model.path}: no configs chosen for this checkpoint ({HOW_TO_GET})")
+    parts = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+    if not (config_dir / "tokenizer" / "vocab.json").is_file():
+        parts["tokenizer"] = clip_tokenizer()
+    base = StableDiffusionPipeline.from_single_file(str(model.path), config=str(config_dir), local_files_only=True,
+                                                    dtype=dtype, **parts)
+    return AnimateDiffPipeline.from_pipe(base, motion_adapter=adapter)
+
+
+def clip_tokenizer():
+    """CLIP ViT-L/14's tokenizer (SD1.5's), built from the BPE file that the `openai-clip` package ships.
+
+    The vocabulary is OpenAI's `bpe_simple_vocab_16e6.txt.gz`, turned into the same vocab.json/merges.txt
+    as openai/clip-vit-large-patch14 the way OpenAI's own SimpleTokenizer does (clip/simple_tokenizer.py):
+    256 byte symbols, the same with "</w>", the first 48,894 merges, then the two special tokens.
+    The package is found without importing it (its __init__ imports torchvision).
+    """
+    from transformers import CLIPTokenizer
+
+    spec = importlib.util.find_spec("clip")
+    vocab_file = None
+    if spec is not None and spec.submodule_search_locations:
+        vocab_file = Path(next(iter(spec.submodule_search_locations))) / "bpe_simple_vocab_16e6.txt.gz"
+    if vocab_file is None or not vocab_file.is_file():
+        raise ModelNotFound("the CLIP tokenizer vocabulary is missing: install the `openai-clip` package "
+                            "(pip install openai-clip), or put an SD1.5 diffusers folder in the models dir")
+    lines = gzip.open(vocab_file, "rt", encoding="utf-8").read().split("\n")
+    merges = [tuple(line.split()) for line in lines[1 : 49152 - 256 - 2 + 1]]
+    symbols = bytes_to_unicode()
+    vocab = symbols + [symbol + "</w>" for symbol in symbols] + ["".join(merge) for merge in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    return CLIPTokenizer(vocab={token: index for index, token in enumerate(vocab)},
+                         merges=merges, model_max_length=77)
+
+
+def bytes_to_unicode() -> list[str]:
+    """CLIP's (and GPT-2's) printable stand-ins for the 256 byte values, in CLIP's vocabulary order."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    codes = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            codes.append(256 + extra)
+            extra += 1
+    return [chr(code) for code in codes]
+
+
+def _is_lcm(model: ModelInfo) -> bool:
+    names = [model.name, model.path.name] + ([model.motion_adapter.name] if model.motion_adapter else [])
+    return any("lcm" in name.lower() for name in names)
+
+
+def _variant(path: Path, dtype) -> str | None:
+    import torch
+
+    unet = path / "unet"
+    has_fp16 = any(unet.glob("*.fp16.safetensors"))
+    has_plain = any(file for file in unet.glob("*.safetensors") if ".fp16." not in file.name)
+    return "fp16" if has_fp16 and (dtype == torch.float16 or not has_plain) else None
+
+
+def _adapter_variant(path: Path, dtype) -> str | None:
+    import torch
+
+    has_fp16 = any(path.glob("*.fp16.safetensors"))
+    has_plain = any(file for file in path.glob("*.safetensors") if ".fp16." not in file.name)
+    return "fp16" if has_fp16 and (dtype == torch.float16 or not has_plain) else None

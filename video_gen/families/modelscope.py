@@ -1,0 +1,87 @@
+"""ModelScope text-to-video (ali-vilab/text-to-video-ms-1.7b): `TextToVideoSDPipeline` with a UNet3D.
+
+Prompt-driven. With a picture, the picture drives the result the same way as for AnimateDiff:
+`VideoToVideoSDPipeline` (the same parts) over the picture repeated, denoised from `1 - image_strength`.
+This pipeline still reports steps through the old `callback` argument, which is where progress, previews
+and cancel are handled.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InvalidRequest, ModelNotFound, first_line
+from ..events import DENOISING, ENCODING_IMAGE
+from ..models import HOW_TO_GET, ModelInfo
+from .animatediff import LATENT_RGB_FACTORS, _check_image_strength, _variant, denoise_strength  # noqa: F401  same SD VAE
+
+CLASS_NAMES = ("TextToVideoSDPipeline",)
+
+
+def defaults(model: ModelInfo) -> dict:
+    """The settings of the model card: 16 frames at 8 fps, 256x256, 25 steps, guidance 9."""
+    return {
+        "num_frames": 16,
+        "fps": 8,
+        "width": 256,
+        "height": 256,
+        "num_inference_steps": 25,
+        "max_guidance_scale": 9.0,
+        "min_guidance_scale": 0.0,  # unused here: the guidance is one number, max_guidance_scale
+        "decode_chunk_size": 16,
+        "image_strength": 0.5,
+    }
+
+
+def check(request) -> None:
+    if request.scheduler not in (None, "ddim"):
+        raise InvalidRequest("scheduler", f"ModelScope runs with its own DDIM scheduler only, got {request.scheduler!r}")
+    if not request.image and not request.prompt.strip():
+        raise InvalidRequest("prompt", "missing: ModelScope makes a video from a text prompt; describe the video")
+    if request.image:
+        _check_image_strength(request)
+
+
+def load(model: ModelInfo, device: str, dtype):
+    from diffusers import TextToVideoSDPipeline
+
+    try:
+        pipe = TextToVideoSDPipeline.from_pretrained(
+            model.path, local_files_only=True, dtype=dtype, variant=_variant(model.path, dtype),
+            use_safetensors=not model.allow_pickle or any(model.path.rglob("*.safetensors")),
+        )
+    except (OSError, ValueError, EnvironmentError) as error:
+        raise ModelNotFound(f"{model.path} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
+    pipe.set_progress_bar_config(disable=True)
+    return pipe  # on the CPU; the engine places it on the device under the memory plan
+
+
+def run(pipe, request, image, job) -> np.ndarray:
+    from diffusers import VideoToVideoSDPipeline
+
+    middle = request.num_frames // 2
+    steps = request.num_inference_steps
+    total = steps
+
+    def on_step(index, timestep, latents):
+        job.step(DENOISING, index + 1, total, preview=lambda: latents[0, :, middle])
+
+    common = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None,
+                  num_inference_steps=steps, guidance_scale=request.max_guidance_scale, generator=job.generator,
+                  output_type="np", callback=on_step, callback_steps=1)
+    try:
+        if image is None:
+            job.stage(DENOISING)
+            frames = pipe(num_frames=request.num_frames, height=request.height, width=request.width,
+                          **common).frames[0]
+        else:
+            job.stage(ENCODING_IMAGE, "encoding image")
+            strength = denoise_strength(request)
+            total = int(steps * strength)
+            video_pipe = VideoToVideoSDPipeline(**pipe.components)  # shares every module: no copy
+            video_pipe.set_progress_bar_config(disable=True)
+            frames = video_pipe(video=[image] * request.num_frames, strength=strength, **common).frames[0]
+        # The same rounding as diffusers' numpy_to_pil, so PNG frames equal the pipeline's PIL output.
+        return (np.asarray(frames) * 255).round().astype(np.uint8)
+    finally:
+        pipe.maybe_free_model_hooks()

@@ -1,0 +1,180 @@
+"""Getting models into the models folder: `video-gen models download NAME` and `video-gen models import PATH`.
+
+Download takes a short list of known repositories from the Hugging Face hub with
+`huggingface_hub.snapshot_download`, only the files a model needs: its configs and one copy of each
+weight file, the fp16 `.safetensors` where the repository has it (no .bin/.ckpt/.onnx duplicates, no
+original single-file checkpoint beside the diffusers folder, no safety checker). Downloads resume:
+huggingface_hub keeps partial files and continues them on the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidRequest, VideoGenError
+from .models import (
+    ALLOW_PICKLE_FLAG,
+    MOTION_ADAPTER,
+    PICKLE_REFUSED,
+    UNSUPPORTED,
+    ModelInfo,
+    inspect_file,
+    inspect_folder,
+)
+
+
+@dataclass(frozen=True)
+class KnownModel:
+    name: str
+    repo: str
+    family: str
+    description: str
+
+
+KNOWN_MODELS = {
+    model.name: model for model in (
+        KnownModel("svd", "stabilityai/stable-video-diffusion-img2vid", "svd",
+                   "Stable Video Diffusion, 14 frames at 1024x576 (image to video)"),
+        KnownModel("svd-xt", "stabilityai/stable-video-diffusion-img2vid-xt", "svd",
+                   "Stable Video Diffusion XT, 25 frames at 1024x576 (image to video)"),
+        KnownModel("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "animatediff",
+                   "Stable Diffusion 1.5 base for AnimateDiff (needs a motion adapter)"),
+        KnownModel("animatediff-v1-5-3", "guoyww/animatediff-motion-adapter-v1-5-3", "animatediff",
+                   "AnimateDiff v3 motion adapter for SD1.5 bases"),
+        KnownModel("modelscope-t2v", "ali-vilab/text-to-video-ms-1.7b", "modelscope",
+                   "ModelScope text to video 1.7B, 256x256"),
+    )
+}
+
+CONFIG_NAMES = ("model_index.json", "config.json", "scheduler_config.json", "preprocessor_config.json",
+                "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
+# Parts of a diffusers repository that video-gen never uses.
+SKIPPED_PARTS = ("safety_checker",)
+
+
+class DownloadFailed(VideoGenError):
+    """The hub could not be reached, or the repository is not as expected."""
+
+
+def select_files(repo_files: list[str]) -> list[str]:
+    """The files of a repository that a model needs: configs, and one .safetensors per weight (fp16 first)."""
+    is_pipeline = "model_index.json" in repo_files
+    chosen = [name for name in repo_files if name.rsplit("/", 1)[-1] in CONFIG_NAMES]
+    weights: dict[str, list[str]] = {}
+    for name in repo_files:
+        if not name.endswith(".safetensors") and not name.endswith(".safetensors.index.json"):
+            continue
+        if is_pipeline and "/" not in name:
+            continue  # the original single-file checkpoint beside a diffusers folder: the same weights again
+        variant = name.rsplit("/", 1)[-1].split(".safetensors")[0].split(".")[1:]
+        if variant and not variant[-1].startswith("fp16"):
+            continue  # another variant of the same weights (non_ema, ema_only, …)
+        weights.setdefault(name.replace(".fp16", ""), []).append(name)
+    for group in weights.values():
+        fp16 = [name for name in group if ".fp16" in name]
+        chosen.append((fp16 or group)[0])
+    chosen = [name for name in chosen if name.split("/", 1)[0] not in SKIPPED_PARTS]
+    # Sharded weights: keep the shards the chosen index files name (same variant).
+    return sorted(dict.fromkeys(chosen))
+
+
+def download(name: str, models_dir: str | os.PathLike) -> Path:
+    """Download a known model into models_dir/NAME (resumable) and check the result is a model."""
+    if name not in KNOWN_MODELS:
+        raise InvalidRequest("name", f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}")
+    known = KNOWN_MODELS[name]
+    target = Path(models_dir) / name
+    import huggingface_hub
+    from huggingface_hub.utils import HfHubHTTPError
+
+    try:
+        repo_files = huggingface_hub.list_repo_files(known.repo)
+        files = select_files(repo_files)
+        # huggingface_hub draws a progress bar per file on stderr and resumes partial files.
+        huggingface_hub.snapshot_download(known.repo, allow_patterns=files, local_dir=target)
+    except (HfHubHTTPError, OSError, ConnectionError) as error:
+        raise DownloadFailed(_offline_message(known, error)) from None
+    except Exception as error:  # huggingface_hub's offline and network errors share no base class across versions
+        if "offline" in type(error).__name__.lower() or "connect" in type(error).__name__.lower():
+            raise DownloadFailed(_offline_message(known, error)) from None
+        raise
+    info = inspect_folder(target, name=name)
+    return info.path
+
+
+def _offline_message(known: KnownModel, error: BaseException) -> str:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (f"could not download {known.name} from huggingface.co/{known.repo} ({reason}). Are you offline? "
+            f"Download it on a connected machine (`video-gen models download {known.name}`), copy the folder, "
+            f"and add it with `video-gen models import PATH`; partial downloads resume when run again")
+
+
+def import_model(path: str | os.PathLike, models_dir: str | os.PathLike, *, name: str | None = None,
+                 copy: bool = False, allow_pickle: bool = False) -> ModelInfo:
+    """Check a folder or file is a model video-gen can use, then link (or copy) it into the models folder."""
+    source = Path(path).expanduser()
+    if not source.exists():
+        raise InvalidRequest("path", f"not found: {source}")
+    source = source.resolve()
+    if source.is_dir():
+        info = inspect_folder(source)
+    else:
+        info = inspect_file(source)
+        if info.class_name == "pickle":
+            if not allow_pickle:
+                raise InvalidRequest("path", f"{source} " + PICKLE_REFUSED.format(suffix=source.suffix))
+            from .models import _inspect_pickle
+
+            info = _inspect_pickle(info)
+        elif info.role == UNSUPPORTED:
+            raise InvalidRequest("path", f"{source}: {info.note}")
+    name = readable_name(name or (source.name if source.is_dir() else source.stem))
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / (name if source.is_dir() else name + source.suffix.lower())
+    if target.exists() or target.is_symlink():
+        raise InvalidRequest("name", f"{target} already exists; choose another name with --name")
+    if copy:
+        temporary = models_dir / f".{target.name}.importing"
+        if source.is_dir():
+            shutil.copytree(source, temporary)
+        else:
+            shutil.copy2(source, temporary)
+        os.replace(temporary, target)
+    else:
+        _link(source, target)
+    kind = "motion adapter" if info.role == MOTION_ADAPTER else f"{info.family} model"
+    return ModelInfo(name=target.stem if target.is_file() else target.name, path=target, family=info.family,
+                     class_name=info.class_name, role=info.role, note=kind)
+
+
+def readable_name(text: str) -> str:
+    """A name that is easy to type: letters, digits, '.', '_' and '-'."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    if not cleaned:
+        raise InvalidRequest("name", f"{text!r} has no letters or digits to name the model by")
+    return cleaned
+
+
+def _link(source: Path, target: Path) -> None:
+    """A symbolic link; where those need privileges (Windows), a hard link for a file, else a copy."""
+    try:
+        target.symlink_to(source, target_is_directory=source.is_dir())
+        return
+    except OSError:
+        pass
+    if source.is_file():
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            shutil.copy2(source, target)
+            return
+    shutil.copytree(source, target)
+
+
+__all__ = ["KNOWN_MODELS", "download", "import_model", "select_files", "ALLOW_PICKLE_FLAG"]
