@@ -352,6 +352,9 @@ def _history(args) -> int:
         entries = store.entries(status=args.status, limit=max(1, args.limit))
     finally:
         store.close()
+    if not entries:
+        only = f" with status {args.status}" if args.status else ""
+        print(f"no jobs{only} in {database}", file=sys.stderr)
     for entry in entries:
         request = entry.request
         if args.json:
