@@ -206,13 +206,13 @@ def test_output_path_is_overwritten_only_when_named(generator, photo, tmp_path):
 
 
 def test_fp16_files_are_chosen_for_half_precision_and_fp32_for_the_cpu(copy_model, models_dir):
-    from video_gen.families import svd
+    from video_gen.families import fp16_variant
     from video_gen.models import resolve_model
 
     model = resolve_model(TINY_MODEL, models_dir)
-    assert svd._variant(model, torch.float16) == "fp16"  # what a GPU loads: half the bytes to read
-    assert svd._variant(model, torch.float32) is None
+    assert fp16_variant(model.path / "unet", torch.float16) == "fp16"  # what a GPU loads: half the bytes to read
+    assert fp16_variant(model.path / "unet", torch.float32) is None
     plain_only = copy_model("plain")
     for half in plain_only.glob("*/*.fp16.safetensors"):
         half.unlink()
-    assert svd._variant(resolve_model(str(plain_only), models_dir), torch.float16) is None
+    assert fp16_variant(resolve_model(str(plain_only), models_dir).path / "unet", torch.float16) is None

@@ -391,7 +391,7 @@ def _info(args) -> int:
     for line in report.lines():
         print(line)
     print(f"CUDA available: {torch.cuda.is_available()}, MPS available: {torch.backends.mps.is_available()}")
-    planned = f"a {args.vram:g} GB GPU (--vram)" if args.vram else f"{memory._gb(report.budget())} usable now"
+    planned = f"a {args.vram:g} GB GPU (--vram)" if args.vram else f"{memory.gigabytes(report.budget())} usable now"
     print(f"\nlongest video of one pass, planning for {planned}:")
     for line in memory.format_length_table(rows):
         print(f"  {line}")

@@ -37,6 +37,11 @@ def pick_dtype(device: str):
     return torch.float32 if device == "cpu" else torch.float16
 
 
+def dtype_name(device: str) -> str:
+    """`pick_dtype`'s choice by name ("float16"), as plans and metadata record it."""
+    return str(pick_dtype(device)).removeprefix("torch.")
+
+
 def describe(device: str) -> str:
     import torch
 

@@ -93,8 +93,8 @@ class _FifoLock:
 class Job:
     """What a family's `run` talks to: stages, steps (where cancel is checked), previews, the seed."""
 
-    def __init__(self, on_event: EventCallback | None, generator, preview_every: int, latent_rgb_factors):
-        self.generator = generator
+    def __init__(self, on_event: EventCallback | None, preview_every: int, latent_rgb_factors):
+        self.generator = None  # the job's torch.Generator, seeded afresh for every attempt
         self.cancelled = threading.Event()
         self._on_event = on_event
         self._preview_every = preview_every
@@ -129,7 +129,7 @@ class Job:
         self.retries.append({"stage": stage, "error": first_line(error), "from": self.plan.label(),
                              "to": cheaper.label()})
         self.plan = cheaper
-        self.emit(StageEvent(stage, f"out of memory; retrying with {cheaper.label().split(': ', 1)[-1]}",
+        self.emit(StageEvent(stage, f"out of memory; retrying with {cheaper.label(with_device=False)}",
                              *self.segment))
 
     def decode_with_retries(self, decode: Callable[[int], Any]) -> Any:
@@ -137,20 +137,16 @@ class Job:
 
         The denoised latents stay where they are (the caller's), so only decoding is redone.
         """
-        import torch
-
-        from .memory import free_memory, is_out_of_memory, next_cheaper
-
         while True:
             try:
                 return decode(self.decode_chunk_size)
-            except (torch.OutOfMemoryError, RuntimeError) as error:
-                if not is_out_of_memory(error):
+            except RuntimeError as error:  # torch.OutOfMemoryError is one
+                if not memory.is_out_of_memory(error):
                     raise
-                cheaper = next_cheaper(self.plans, self.plan, DECODING, decode_only=True)
+                cheaper = memory.next_cheaper(self.plans, self.plan, DECODING, decode_only=True)
                 if cheaper is None:
                     raise  # the engine steps down to a plan placed more cheaply and starts again
-                free_memory(self.plan.device)
+                memory.free_memory(self.plan.device)
                 self.step_down(error, cheaper)
 
     def emit(self, event) -> None:
@@ -311,15 +307,16 @@ class Generator:
         with self._queue:
             import torch
 
-            job = Job(on_event, None, preview_every, getattr(family, "LATENT_RGB_FACTORS", None))
+            job = Job(on_event, preview_every, getattr(family, "LATENT_RGB_FACTORS", None))
             with self._lock:
                 self._job = job
             memory.reset_peak_memory(self.device)
             finished = False
             try:
                 # 3. Plan memory for this job on this device now (free memory changes between jobs)
-                job.plans = self.memory_plans(request, model)
-                job.plan = memory.choose(job.plans, self._budget())
+                report = self.device_report()
+                job.plans = self.memory_plans(request, model, report)
+                job.plan = memory.choose(job.plans, report.budget(self.vram_gb))
                 dtype = job.plan.dtype
 
                 # 4. Load the model unless it is resident, and generate the frames (segments, interpolation,
@@ -330,7 +327,7 @@ class Generator:
                         pipe = self._pipeline(model, family, job)
                         frames = self._frames(family, pipe, request, plan, image, job)
                         break
-                    except (torch.OutOfMemoryError, RuntimeError) as error:
+                    except RuntimeError as error:  # torch.OutOfMemoryError is one
                         if not memory.is_out_of_memory(error):
                             raise
                         job.step_down(error, memory.next_cheaper(job.plans, job.plan, job.current_stage))
@@ -378,23 +375,18 @@ class Generator:
         """What the device has now (initialises CUDA on first use)."""
         return memory.probe(self.device)
 
-    def memory_plans(self, request: GenerationRequest, model: ModelInfo | None = None) -> list[MemoryPlan]:
+    def memory_plans(self, request: GenerationRequest, model: ModelInfo | None = None,
+                     report: memory.DeviceReport | None = None) -> list[MemoryPlan]:
         """The memory ladder of a prepared request on this device, fastest plan first."""
         model = model or self.resolve(request.model, request.motion_adapter)
-        weights = self._weights.get(model)
-        if weights is None:
-            try:
-                weights = self._weights[model] = memory.ModelWeights.from_model(model)
-            except (ValueError, KeyError, OSError) as error:
-                raise ModelNotFound(f"{model.path} could not be loaded ({first_line(error)}); download it again "
-                                    f"({HOW_TO_GET})") from None
-        report = self.device_report()
+        report = report or self.device_report()
         shape = memory.JobShape(model.family, self.plan(request, model).segment_frames[0], request.width,
                                 request.height, request.decode_chunk_size)
-        dtype = str(devices.pick_dtype(self.device)).removeprefix("torch.")
+        weights = self._model_weights(model)
         try:
-            return memory.ladder(self.device, dtype, weights, shape, choice=request.memory_plan,
-                                 attention=memory.default_attention(report), total_bytes=self._total(report))
+            return memory.ladder(self.device, devices.dtype_name(self.device), weights, shape,
+                                 choice=request.memory_plan, attention=memory.default_attention(report),
+                                 total_bytes=report.capacity(self.vram_gb))
         except ValueError as error:
             raise InvalidRequest("memory_plan", str(error)) from None
 
@@ -402,17 +394,13 @@ class Generator:
         """For each installed model and preset size, the most frames that fit (SVD-XT's if none is installed)."""
         report = self.device_report()
         vram_gb = vram_gb or self.vram_gb
-        budget = report.budget(vram_gb) if vram_gb or not self.device.startswith("cuda") else self._budget()
-        total = int(vram_gb * memory.GiB) if vram_gb else report.total_bytes
-        dtype = str(devices.pick_dtype(self.device)).removeprefix("torch.")
         # --vram plans for another card: a CUDA one, with every offload level, whatever this machine has
         device = "cuda:0" if vram_gb and not self.device.startswith(("cuda", "mps")) else self.device
-        dtype = "float16" if device != "cpu" else dtype
         models = []
         for model in self.list_models():
             try:
-                weights = self._weights.get(model) or memory.ModelWeights.from_model(model)
-                models.append((model.name, model.family, weights, load_family(model.family).defaults(model)))
+                models.append((model.name, model.family, self._model_weights(model),
+                               load_family(model.family).defaults(model)))
             except (OSError, ValueError, KeyError, VideoGenError):
                 continue  # an unreadable model is reported when it is used, not here
         if not models:
@@ -420,30 +408,28 @@ class Generator:
                            {"num_frames": 25, "fps": 7, "decode_chunk_size": 8}))
         rows = []
         for name, family, weights, defaults in models:
-            rows += memory.length_rows(name, family, weights, defaults, device=device, dtype=dtype,
-                                       budget_bytes=budget, total_bytes=total,
+            rows += memory.length_rows(name, family, weights, defaults, device=device,
+                                       dtype=devices.dtype_name(device), budget_bytes=report.budget(vram_gb),
+                                       total_bytes=report.capacity(vram_gb),
                                        attention=memory.default_attention(report))
         return rows
 
     def memory_plan(self, request: GenerationRequest) -> MemoryPlan:
         """The plan a request would run with now (its picture may be missing): shown on the page beforehand."""
         request, model = self._with_defaults(request)
-        return memory.choose(self.memory_plans(request, model), self._budget())
-
-    def _total(self, report: memory.DeviceReport) -> int:
-        return int(self.vram_gb * memory.GiB) if self.vram_gb else report.total_bytes
-
-    def _budget(self) -> int:
-        """Bytes a job may use: free device memory plus what our own resident pipeline holds, less headroom."""
-        if self.vram_gb:
-            return int(self.vram_gb * memory.GiB * (1 - memory.HEADROOM))
         report = self.device_report()
-        ours = 0
-        if self.device.startswith("cuda"):
-            import torch
+        return memory.choose(self.memory_plans(request, model, report), report.budget(self.vram_gb))
 
-            ours = torch.cuda.memory_reserved(self.device)  # ours to reuse: the resident model, cached blocks
-        return int((report.free_bytes + ours) * (1 - memory.HEADROOM))
+    def _model_weights(self, model: ModelInfo) -> memory.ModelWeights:
+        """A model's parameter counts from its safetensors headers, read once per model."""
+        weights = self._weights.get(model)
+        if weights is None:
+            try:
+                weights = self._weights[model] = memory.ModelWeights.from_model(model)
+            except (ValueError, KeyError, OSError) as error:
+                raise ModelNotFound(f"{model.path} could not be loaded ({first_line(error)}); download it again "
+                                    f"({HOW_TO_GET})") from None
+        return weights
 
     def cancel(self) -> bool:
         """Ask the running job to stop; it ends at its next step boundary. False if nothing is running."""
@@ -468,7 +454,7 @@ class Generator:
             memory.set_job_options(self._pipe, plan)
             return self._pipe
         self._drop_pipeline()  # never hold two models (or one model placed twice) at once
-        job.stage(LOADING_MODEL, f"loading {model.name} ({plan.label().split(': ', 1)[-1]})")
+        job.stage(LOADING_MODEL, f"loading {model.name} ({plan.label(with_device=False)})")
         import torch
 
         self._pipe = memory.apply_plan(family.load(model, self.device, getattr(torch, plan.dtype)), plan)

@@ -86,23 +86,31 @@ class DeviceReport:
     attention: tuple[str, ...] = ()  # backends that ran a test call: "sdpa", "xformers"
     torch_version: str = ""
     cuda_version: str | None = None
+    # What this process already holds in PyTorch's CUDA cache (the resident model, cached blocks): not free
+    # to other programs, but ours to reuse, so it counts towards a job's budget.
+    reusable_bytes: int = 0
 
     @property
     def kind(self) -> str:
         return self.device.split(":")[0]
 
     def budget(self, vram_gb: float | None = None) -> int:
-        """Bytes a job may use: the free memory (or `vram_gb`, to plan for another card), less headroom."""
-        available = int(vram_gb * GiB) if vram_gb else self.free_bytes
+        """Bytes a job may use: the free memory and what we hold (or `vram_gb`, to plan for another card),
+        less headroom."""
+        available = int(vram_gb * GiB) if vram_gb else self.free_bytes + self.reusable_bytes
         return int(available * (1 - HEADROOM))
+
+    def capacity(self, vram_gb: float | None = None) -> int:
+        """The device's memory (or `vram_gb`'s), for plan labels such as '12 GB GPU: …'."""
+        return int(vram_gb * GiB) if vram_gb else self.total_bytes
 
     def lines(self) -> list[str]:
         lines = [f"device: {self.device} ({self.name})"]
         if self.kind == "cpu":
-            lines.append(f"memory: {_gb(self.ram_available_bytes)} available of {_gb(self.ram_total_bytes)} RAM")
+            lines.append(f"memory: {gigabytes(self.ram_available_bytes)} available of {gigabytes(self.ram_total_bytes)} RAM")
         else:
-            lines.append(f"memory: {_gb(self.free_bytes)} free of {_gb(self.total_bytes)}; "
-                         f"RAM {_gb(self.ram_available_bytes)} available of {_gb(self.ram_total_bytes)}")
+            lines.append(f"memory: {gigabytes(self.free_bytes)} free of {gigabytes(self.total_bytes)}; "
+                         f"RAM {gigabytes(self.ram_available_bytes)} available of {gigabytes(self.ram_total_bytes)}")
         if self.compute_capability:
             lines.append(f"compute capability: {self.compute_capability}, CUDA {self.cuda_version}")
         lines.append(f"attention: {', '.join(self.attention) or 'none working'}; torch {self.torch_version}")
@@ -126,7 +134,7 @@ def probe(device: str) -> DeviceReport:
         props = torch.cuda.get_device_properties(index)
         return DeviceReport(device=f"cuda:{index}", name=props.name, total_bytes=total, free_bytes=free,
                             compute_capability=f"{props.major}.{props.minor}", cuda_version=torch.version.cuda,
-                            **common)
+                            reusable_bytes=torch.cuda.memory_reserved(index), **common)
     if kind == "mps":
         # Unified memory: what Metal recommends for one process, less what it already holds.
         total = int(torch.mps.recommended_max_memory())
@@ -166,8 +174,7 @@ def _ram() -> tuple[int, int]:
         return int(fields["MemTotal"].split()[0]) * 1024, int(fields["MemAvailable"].split()[0]) * 1024
     except (OSError, KeyError, ValueError):
         page = os.sysconf("SC_PAGE_SIZE")
-        total = os.sysconf("SC_PHYS_PAGES") * page
-        return total, os.sysconf("SC_AVPHYS_PAGES") * page if hasattr(os, "sysconf") else total
+        return os.sysconf("SC_PHYS_PAGES") * page, os.sysconf("SC_AVPHYS_PAGES") * page
 
 
 def _cpu_name() -> str:
@@ -327,14 +334,23 @@ class MemoryPlan:
     def itemsize(self) -> int:
         return 4 if self.dtype == "float32" else 2
 
-    def label(self) -> str:
+    def label(self, *, with_device: bool = True) -> str:
         """One line for people: '12 GB GPU: model offload, decode 4 frames at a time, ~10.6 GB'."""
+        text = f"{self.summary()}, ~{self.estimate_bytes / GiB:.1f} GB"
+        if not with_device:
+            return text
         kind = self.device.split(":")[0]
-        where = {"cuda": "GPU", "mps": "Apple GPU", "cpu": "CPU"}.get(kind, kind)
-        if self.total_bytes:
-            where = f"{self.total_bytes / GiB:.0f} GB {'RAM' if kind == 'cpu' else where}" if kind == "cpu" \
-                else f"{self.total_bytes / GiB:.0f} GB {where}"
-        parts = ["on the CPU" if kind == "cpu" and self.offload == "none" else OFFLOAD_LABELS[self.offload],
+        where = {"cuda": "GPU", "mps": "Apple GPU", "cpu": "RAM"}.get(kind, kind)
+        if not self.total_bytes:
+            where = "CPU" if kind == "cpu" else where
+        else:
+            where = f"{self.total_bytes / GiB:.0f} GB {where}"
+        return f"{where}: {text}"
+
+    def summary(self) -> str:
+        """The mechanisms alone: 'model offload, decode 4 frames at a time, chunked feed-forward'."""
+        on_cpu = self.device.split(":")[0] == "cpu" and self.offload == "none"
+        parts = ["on the CPU" if on_cpu else OFFLOAD_LABELS[self.offload],
                  f"decode {self.decode_chunk_size} frame{'s' if self.decode_chunk_size > 1 else ''} at a time"]
         if self.forward_chunking:
             parts.append("chunked feed-forward")
@@ -342,7 +358,7 @@ class MemoryPlan:
             parts.append("fp8 weights")
         if self.attention != "sdpa":
             parts.append(self.attention)
-        return f"{where}: {', '.join(parts)}, ~{self.estimate_bytes / GiB:.1f} GB"
+        return ", ".join(parts)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "label": self.label()}
@@ -586,7 +602,7 @@ def reset_peak_memory(device: str) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def _gb(count: int) -> str:
+def gigabytes(count: int) -> str:
     return f"{count / GiB:.1f} GB"
 
 
@@ -614,8 +630,9 @@ class LengthRow:
     cheapest: MemoryPlan
     cheapest_frames: int
 
-    def seconds(self, frames: int) -> float:
-        return frames / self.fps
+    def length_text(self, frames: int) -> str:
+        """'25 frames (3.6 s)', or 'does not fit'."""
+        return f"{frames} frames ({frames / self.fps:.1f} s)" if frames else "does not fit"
 
     def to_dict(self) -> dict:
         return {"model": self.model, "family": self.family, "width": self.width, "height": self.height,
@@ -643,15 +660,11 @@ def length_rows(name: str, family: str, weights: ModelWeights, defaults: dict, *
 
 def format_length_table(rows: list[LengthRow]) -> list[str]:
     """Plain-text lines (the command line's `info` and the page's panel)."""
-    def cell(frames: int, row: LengthRow) -> str:
-        return f"{frames} frames ({row.seconds(frames):.1f} s)" if frames else "does not fit"
-
     lines = [f"{'model':22} {'family':12} {'size':>9}  {'fastest plan':24} {'cheapest plan':24}"]
     for row in rows:
         lines.append(f"{row.model[:22]:22} {row.family:12} {row.width:>4}x{row.height:<4}  "
-                     f"{cell(row.fastest_frames, row):24} {cell(row.cheapest_frames, row):24}")
+                     f"{row.length_text(row.fastest_frames):24} {row.length_text(row.cheapest_frames):24}")
     if rows:
-        lines.append(f"fastest plan: {rows[0].fastest.label().split(': ', 1)[-1].rsplit(', ~', 1)[0]}; cheapest: "
-                     f"{rows[0].cheapest.label().split(': ', 1)[-1].rsplit(', ~', 1)[0]}. Frames of one pass at the "
-                     f"model's default fps; longer videos chain passes (README: length).")
+        lines.append(f"fastest plan: {rows[0].fastest.summary()}; cheapest: {rows[0].cheapest.summary()}. Frames of "
+                     f"one pass at the model's default fps; longer videos chain passes (README: length).")
     return lines

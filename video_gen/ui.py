@@ -648,11 +648,8 @@ class WebApp:
         lines += ["", "### Longest video of one generation pass",
                   "| model | size | fastest plan | cheapest plan |", "|---|---|---|---|"]
         for row in rows:
-            def cell(frames: int) -> str:
-                return f"{frames} frames ({frames / row.fps:.1f} s)" if frames else "does not fit"
-
-            lines.append(f"| {row.model} | {row.width}×{row.height} | {cell(row.fastest_frames)} | "
-                         f"{cell(row.cheapest_frames)} |")
+            lines.append(f"| {row.model} | {row.width}×{row.height} | {row.length_text(row.fastest_frames)} | "
+                         f"{row.length_text(row.cheapest_frames)} |")
         if rows:
             lines += ["", f"Fastest plan: {rows[0].fastest.label()}. Cheapest: {rows[0].cheapest.label()}. "
                           "Longer videos are made of several passes (see the README's section on length)."]

@@ -12,7 +12,10 @@ This registry imports no torch.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -40,3 +43,28 @@ def load_family(name: str) -> ModuleType:
     if name not in FAMILIES:
         raise KeyError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}")
     return importlib.import_module(f"{__name__}.{name}")
+
+
+# ---- what every family's `load` needs ---------------------------------------------------------------
+def fp16_variant(folder: Path, dtype) -> str | None:
+    """"fp16" where a component folder's fp16 files are the ones to read: on a GPU (half the reading), or
+    when they are all it has; None for its full-precision files."""
+    import torch
+
+    has_fp16 = any(folder.glob("*.fp16.safetensors"))
+    has_plain = any(file for file in folder.glob("*.safetensors") if ".fp16." not in file.name)
+    return "fp16" if has_fp16 and (dtype == torch.float16 or not has_plain) else None
+
+
+@contextlib.contextmanager
+def loading(what: str) -> Iterator[None]:
+    """Turn a loader's OSError/ValueError into one `ModelNotFound` line naming `what` and how to get a model."""
+    from ..errors import ModelNotFound, first_line
+    from ..models import HOW_TO_GET
+
+    try:
+        yield
+    except ModelNotFound:
+        raise  # already says what is wrong
+    except (OSError, ValueError) as error:
+        raise ModelNotFound(f"{what} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InvalidRequest, ModelNotFound, first_line
+from ..errors import InvalidRequest, ModelNotFound
 from ..events import DENOISING, ENCODING_IMAGE
 from ..models import HOW_TO_GET, ModelInfo, cache_dir, read_safetensors_header
+from . import fp16_variant, loading
 
 CLASS_NAMES = ("AnimateDiffPipeline", "StableDiffusionPipeline", "StableDiffusionCheckpoint")
 
@@ -87,17 +88,16 @@ def load(model: ModelInfo, device: str, dtype):
     from diffusers import AnimateDiffPipeline
 
     adapter = load_motion_adapter(model.motion_adapter, dtype, model.allow_pickle)
-    try:
+    with loading(str(model.path)):
         if model.single_file:
             pipe = _load_single_file(model, adapter, dtype)
         else:
             safetensors = any(model.path.rglob("*.safetensors"))
             pipe = AnimateDiffPipeline.from_pretrained(
                 model.path, motion_adapter=adapter, local_files_only=True, dtype=dtype,
-                variant=_variant(model.path, dtype), use_safetensors=safetensors or not model.allow_pickle,
+                variant=fp16_variant(model.path / "unet", dtype),
+                use_safetensors=safetensors or not model.allow_pickle,
             )
-    except (OSError, ValueError, EnvironmentError) as error:
-        raise ModelNotFound(f"{model.path} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
     pipe.set_progress_bar_config(disable=True)
     return pipe  # on the CPU; the engine places it on the device under the memory plan
 
@@ -166,20 +166,16 @@ def load_motion_adapter(path: Path | None, dtype, allow_pickle: bool = False):
 
     if path is None:
         raise ModelNotFound(f"AnimateDiff needs a motion adapter and none is installed ({HOW_TO_GET})")
-    try:
+    with loading(f"motion adapter {path}"):
         if path.is_dir():
             safetensors = any(path.glob("*.safetensors"))
             return MotionAdapter.from_pretrained(path, local_files_only=True, dtype=dtype,
-                                                 variant=_adapter_variant(path, dtype),
+                                                 variant=fp16_variant(path, dtype),
                                                  use_safetensors=safetensors or not allow_pickle)
         if path.suffix.lower() != ".safetensors" and not allow_pickle:
             raise ModelNotFound(f"{path} is a pickle file; pass --allow-pickle to load it (with weights_only=True)")
         return MotionAdapter.from_single_file(str(path), config=str(motion_adapter_config_dir(path)),
                                               local_files_only=True, dtype=dtype)
-    except (OSError, ValueError, EnvironmentError) as error:
-        if isinstance(error, ModelNotFound):
-            raise
-        raise ModelNotFound(f"motion adapter {path} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
 
 
 def motion_adapter_config_dir(path: Path) -> Path:
@@ -284,20 +280,3 @@ def bytes_to_unicode() -> list[str]:
 def _is_lcm(model: ModelInfo) -> bool:
     names = [model.name, model.path.name] + ([model.motion_adapter.name] if model.motion_adapter else [])
     return any("lcm" in name.lower() for name in names)
-
-
-def _variant(path: Path, dtype) -> str | None:
-    import torch
-
-    unet = path / "unet"
-    has_fp16 = any(unet.glob("*.fp16.safetensors"))
-    has_plain = any(file for file in unet.glob("*.safetensors") if ".fp16." not in file.name)
-    return "fp16" if has_fp16 and (dtype == torch.float16 or not has_plain) else None
-
-
-def _adapter_variant(path: Path, dtype) -> str | None:
-    import torch
-
-    has_fp16 = any(path.glob("*.fp16.safetensors"))
-    has_plain = any(file for file in path.glob("*.safetensors") if ".fp16." not in file.name)
-    return "fp16" if has_fp16 and (dtype == torch.float16 or not has_plain) else None

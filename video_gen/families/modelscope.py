@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidRequest, ModelNotFound, first_line
+from ..errors import InvalidRequest
 from ..events import DENOISING, ENCODING_IMAGE
-from ..models import HOW_TO_GET, ModelInfo
-from .animatediff import LATENT_RGB_FACTORS, _check_image_strength, _variant, denoise_strength  # noqa: F401  same SD VAE
+from ..models import ModelInfo
+from . import fp16_variant, loading
+from .animatediff import LATENT_RGB_FACTORS, _check_image_strength, denoise_strength  # noqa: F401  same SD VAE
 
 CLASS_NAMES = ("TextToVideoSDPipeline",)
 
@@ -45,13 +46,11 @@ def check(request) -> None:
 def load(model: ModelInfo, device: str, dtype):
     from diffusers import TextToVideoSDPipeline
 
-    try:
+    with loading(str(model.path)):
         pipe = TextToVideoSDPipeline.from_pretrained(
-            model.path, local_files_only=True, dtype=dtype, variant=_variant(model.path, dtype),
+            model.path, local_files_only=True, dtype=dtype, variant=fp16_variant(model.path / "unet", dtype),
             use_safetensors=not model.allow_pickle or any(model.path.rglob("*.safetensors")),
         )
-    except (OSError, ValueError, EnvironmentError) as error:
-        raise ModelNotFound(f"{model.path} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
     pipe.set_progress_bar_config(disable=True)
     return pipe  # on the CPU; the engine places it on the device under the memory plan
 

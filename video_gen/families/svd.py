@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidRequest, ModelNotFound, first_line
+from ..errors import InvalidRequest
 from ..events import DECODING, DENOISING, ENCODING_IMAGE
-from ..models import HOW_TO_GET, ModelInfo
+from ..models import ModelInfo
+from . import fp16_variant, loading
 
 CLASS_NAMES = ("StableVideoDiffusionPipeline",)
 
@@ -53,13 +54,11 @@ def check(request) -> None:
 def load(model: ModelInfo, device: str, dtype):
     from diffusers import StableVideoDiffusionPipeline
 
-    variant = _variant(model, dtype)
-    try:
+    with loading(str(model.path)):
         pipe = StableVideoDiffusionPipeline.from_pretrained(
-            model.path, local_files_only=True, dtype=dtype, variant=variant, use_safetensors=True
+            model.path, local_files_only=True, dtype=dtype, variant=fp16_variant(model.path / "unet", dtype),
+            use_safetensors=True,
         )
-    except (OSError, ValueError, EnvironmentError) as error:
-        raise ModelNotFound(f"{model.path} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
     pipe.set_progress_bar_config(disable=True)
     return pipe  # on the CPU; the engine places it on the device under the memory plan
 
@@ -119,15 +118,3 @@ def decode(pipe, latents, chunk_size: int, job) -> np.ndarray:
         video = pipe.video_processor.postprocess_video(video=torch.cat(decoded, dim=2), output_type="np")[0]
     # The same rounding as diffusers' numpy_to_pil, so PNG frames equal the pipeline's PIL output.
     return (video * 255).round().astype(np.uint8)
-
-
-def _variant(model: ModelInfo, dtype) -> str | None:
-    """The fp16 files on a GPU where they exist (half the reading); full precision on the CPU if present."""
-    import torch
-
-    unet = model.path / "unet"
-    has_fp16 = any(unet.glob("*.fp16.safetensors"))
-    has_plain = any(path for path in unet.glob("*.safetensors") if ".fp16." not in path.name)
-    if has_fp16 and (dtype == torch.float16 or not has_plain):
-        return "fp16"
-    return None
