@@ -994,8 +994,8 @@ class WebApp:
                                     label="Decode chunk size",
                                     info="Frames decoded at once: lower uses less GPU memory, higher is a bit "
                                          "smoother.")
-                                memory_box = gr.Dropdown(
-                                    MEMORY_PLAN_CHOICES, value="auto", label="Memory plan", elem_id="vg-memory-plan",
+                                memory_box = radio(
+                                    MEMORY_PLAN_CHOICES, value="auto", field="memory_plan", label="Memory plan",
                                     info="auto: the fastest plan that fits the GPU's free memory (see About this "
                                          "machine); or force an offload level. Out of memory always steps down.")
                                 format_box = radio(
