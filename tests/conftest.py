@@ -31,6 +31,13 @@ TINY_MODEL = "tiny-svd"
 FAST = dict(width=64, height=64, num_frames=8, num_inference_steps=3)
 
 
+def video_files(folder: Path) -> list[Path]:
+    """What an outputs folder holds besides the job history (`history.sqlite3*`) and the kept pictures of
+    jobs (`.inputs/`): the videos, their settings files and any temporary left behind."""
+    return sorted(path for path in Path(folder).iterdir()
+                  if not path.name.startswith("history.sqlite3") and path.name != ".inputs")
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     """A models folder holding one tiny SVD model named `tiny-svd`."""

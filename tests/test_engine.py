@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import FAST, TINY_MODEL
+from conftest import FAST, TINY_MODEL, video_files
 from video_gen import Cancelled, GenerationFailed, GenerationRequest, Generator, InvalidRequest, ModelNotFound
 from video_gen import video_io
 from video_gen.events import PreviewEvent, StageEvent, StepEvent
@@ -134,7 +134,7 @@ def test_cancel_ends_within_one_step_and_next_job_succeeds(models_dir, outputs_d
     worker.join(timeout=60)
     assert "cancelled" in outcome
     assert len(steps) <= cancelled_at + 1 < 30
-    assert list(outputs_dir.iterdir()) == []  # no output, no temporary left behind
+    assert video_files(outputs_dir) == []  # no output, no temporary left behind
     assert generator.cancel() is False  # nothing running now
     result = generator.generate(GenerationRequest(image=str(photo), seed=9, **FAST))
     assert result.path.exists() and generator.loads == 1
@@ -193,7 +193,7 @@ def test_out_of_memory_is_a_clear_failure_and_the_generator_survives(models_dir,
     monkeypatch.setattr(svd, "run", out_of_memory)
     with pytest.raises(GenerationFailed, match="decode_chunk_size"):
         generator.generate(GenerationRequest(image=str(photo), seed=1, **FAST))
-    assert list(outputs_dir.iterdir()) == []
+    assert video_files(outputs_dir) == []
     monkeypatch.setattr(svd, "run", real_run)
     assert generator.generate(GenerationRequest(image=str(photo), seed=1, **FAST)).path.exists()
 

@@ -160,7 +160,8 @@ def test_shipped_sd15_configs_and_the_packaged_clip_vocabulary_work_offline(tmp_
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from video_gen.families.animatediff import clip_tokenizer
-    from video_gen.models import SHIPPED_SD15_CONFIG, resolve_model
+    from video_gen.families.animatediff import SHIPPED_SD15_CONFIG
+    from video_gen.models import resolve_model
 
     # The three tensors whose widths tell SD1.5 apart, at SD1.5's real shapes (a few kB), plus a text one.
     checkpoint = tmp_path / "community-model.safetensors"
@@ -258,7 +259,7 @@ def test_the_page_api_generates_with_each_text_family_without_a_picture(family_m
             assert (parameters["image"] is None) == (image is None) and parameters["image_strength"] == 0.3
             assert video_io.read_metadata(Path(info["output"]))["family"] == model_family[model]
         # The dropdown names each model's family; the prompt fields belong to the text families only.
-        from video_gen.ui import WebApp
+        from video_gen.web.app import WebApp
 
         app = WebApp(server.generator, tmp_path / "work")
         assert ("tiny-modelscope · ModelScope T2V", "tiny-modelscope") in app.model_choices()
@@ -269,7 +270,7 @@ def test_the_page_api_generates_with_each_text_family_without_a_picture(family_m
 
 
 def test_the_page_shows_prompt_fields_only_for_text_families(generator, tmp_path):
-    from video_gen.ui import WebApp
+    from video_gen.web.app import WebApp
 
     app = WebApp(generator, tmp_path / "work")  # conftest's models folder: one tiny SVD
     assert app.model_choices() == [("tiny-svd · Stable Video Diffusion", "tiny-svd")]

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import FAST
+from conftest import FAST, video_files
 from video_gen import GenerationRequest, Generator, memory
 from video_gen.errors import GenerationFailed, InvalidRequest
 from video_gen.video_io import read_video
@@ -46,6 +46,12 @@ def test_svd_xt_weights_match_the_published_sizes(svd_xt_weights):
     assert svd_xt_weights.numel["unet"] == pytest.approx(1.5246e9, rel=0.01)
     assert svd_xt_weights.numel["vae"] == pytest.approx(97.7e6, rel=0.01)
     assert svd_xt_weights.numel["image_encoder"] == pytest.approx(632e6, rel=0.01)
+    # ... and the SVD family's reference model (the table before any download) carries exactly these counts
+    from video_gen.families import spec_for
+
+    reference = spec_for("svd").reference_model
+    assert (reference.numel, reference.largest_block, reference.largest_tensor) == (
+        svd_xt_weights.numel, svd_xt_weights.largest_block, svd_xt_weights.largest_tensor)
 
 
 def test_more_memory_never_picks_a_slower_plan(svd_xt_weights):
@@ -182,13 +188,13 @@ def test_out_of_memory_on_every_plan_fails_clearly_and_the_generator_survives(mo
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
 
     unet.forward = always
-    before = sorted(outputs_dir.iterdir())
+    before = video_files(outputs_dir)
     try:
         with pytest.raises(GenerationFailed, match=r"out of cpu memory while denoising.*lower the resolution"):
             generator.generate(request)
     finally:
         unet.forward = original
-    assert sorted(outputs_dir.iterdir()) == before  # nothing written
+    assert video_files(outputs_dir) == before  # nothing written
     assert generator.generate(request).frames_written == FAST["num_frames"]
 
 
@@ -317,7 +323,7 @@ def test_gpu_benchmark_runs_small_on_the_cpu(tmp_path):
 
 
 def test_the_page_about_tab_shows_the_device_the_plan_and_the_table(models_dir, tmp_path):
-    from video_gen.ui import WebApp
+    from video_gen.web.app import WebApp
 
     page = WebApp(Generator(models_dir=models_dir, outputs_dir=tmp_path / "outputs"), tmp_path / "work")
     text = page.about("tiny-svd", "512x512", 2, 8, 4)

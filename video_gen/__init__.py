@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .engine import GenerationResult, Generator
+    from .engine import GenerationResult, Generator, PreparedJob
     from .errors import Cancelled, GenerationFailed, InvalidRequest, ModelNotFound, VideoGenError
     from .request import GenerationRequest
 
 _EXPORTS = {
     "Generator": "engine",
     "GenerationResult": "engine",
+    "PreparedJob": "engine",
     "GenerationRequest": "request",
     "VideoGenError": "errors",
     "InvalidRequest": "errors",

@@ -15,11 +15,10 @@ from pathlib import Path
 from . import __version__
 from .errors import Cancelled, InvalidRequest, VideoGenError
 from .planner import LOOPS
-from .request import FORMATS, RESIZE_MODES, SCHEDULERS, GenerationRequest
+from .families import specs
+from .request import FORMATS, RESIZE_MODES, GenerationRequest, schedulers
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
-# `models download` names (video_gen.model_store.KNOWN_MODELS; listed here so --help imports no hub code).
-KNOWN_MODEL_NAMES = ("svd", "svd-xt", "sd15", "animatediff-v1-5-3", "modelscope-t2v")
 
 # The request field behind each `generate` flag: the flags are the CLI's names for GenerationRequest.
 FLAG_FIELDS = {
@@ -30,7 +29,7 @@ FLAG_FIELDS = {
     "resize": "resize_mode", "prompt": "prompt", "negative_prompt": "negative_prompt",
     "interpolation": "interpolation", "loop": "loop",
     "image_strength": "image_strength", "scheduler": "scheduler", "motion_adapter": "motion_adapter",
-    "memory_plan": "memory_plan",
+    "memory_plan": "memory_plan", "last_frame": "last_image",
 }
 FIELD_FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in FLAG_FIELDS.items()}
 
@@ -86,7 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--negative-prompt", help="what to avoid (for text-driven families)")
     generate.add_argument("--image-strength", type=float,
                           help="text families with a picture: how much it shapes the video, 0..1 (default 0.5)")
-    generate.add_argument("--scheduler", choices=SCHEDULERS, help="AnimateDiff: euler (default), ddim, or lcm")
+    generate.add_argument("--scheduler", choices=schedulers(),
+                          help="sampler, for families that offer a choice: "
+                               + "; ".join(f"{spec.label}: {', '.join(spec.schedulers)}" for spec in specs()
+                                           if len(spec.schedulers) > 1))
+    generate.add_argument("--last-frame", help="a picture to end on, for families that take one")
     generate.add_argument("--motion-adapter", help="AnimateDiff: motion adapter name or path (default: installed)")
     generate.add_argument("--memory-plan", metavar="PLAN",
                           help="auto (default: the fastest plan that fits), or force none|model|group|sequential "
@@ -101,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     models_commands.add_parser("list", parents=[common],
                                help="list models in the models dir, the Hugging Face cache and --extra-models-dir")
     download = models_commands.add_parser("download", parents=[common], help="download a known model (resumable)")
-    download.add_argument("name", help="one of: " + ", ".join(KNOWN_MODEL_NAMES))
+    download.add_argument("name", help="one of: " + ", ".join(download.name for spec in specs()
+                                                                for download in spec.downloads))
     import_parser = models_commands.add_parser("import", parents=[common],
                                                help="check a model folder or file and link it into the models dir")
     import_parser.add_argument("path", help="a diffusers folder, a .safetensors file, or a motion adapter")
@@ -189,7 +193,7 @@ def _generate(args) -> int:
     if args.duration is not None:
         if not args.duration > 0:
             raise InvalidRequest("duration", f"must be more than 0 seconds, got {args.duration}")
-        fps = generator.prepare(request)[0].fps
+        fps = generator.prepare(request).request.fps
         request = request.replace(num_frames=max(1, round(args.duration * fps)))
     progress = None if args.quiet else _ProgressBar()
     try:

@@ -30,16 +30,18 @@ def pick_device(preferred: str | None = None) -> str:
     return "cpu"
 
 
-def pick_dtype(device: str):
-    """Half precision on GPUs (the models are trained and shipped in fp16), fp32 on the CPU (fp16 is slow there)."""
+def pick_dtype(device: str, preferred: str = "float16"):
+    """The family's preferred precision on CUDA (`FamilySpec.dtype`: fp16 for SVD, bf16 for Wan and LTX), fp16 on
+    Apple MPS, fp32 on the CPU (half precision is slow there)."""
     import torch
 
-    return torch.float32 if device == "cpu" else torch.float16
+    return getattr(torch, dtype_name(device, preferred))
 
 
-def dtype_name(device: str) -> str:
-    """`pick_dtype`'s choice by name ("float16"), as plans and metadata record it."""
-    return str(pick_dtype(device)).removeprefix("torch.")
+def dtype_name(device: str, preferred: str = "float16") -> str:
+    """`pick_dtype`'s choice by name ("float16"), as plans and metadata record it; imports no torch."""
+    kind = device.split(":")[0]
+    return "float32" if kind == "cpu" else preferred if kind == "cuda" else "float16"
 
 
 def describe(device: str) -> str:

@@ -1,12 +1,15 @@
 """`Generator`: keeps pipelines resident, runs one job at a time in arrival order, reports events.
 
-The path of a job: check the request completely (no GPU work) → wait for its turn → load the model
-if it is not resident → the family's `run` → `video_io.write_video` → `GenerationResult`.
+The path of a job: `prepare` checks the request completely (no GPU work) into a `PreparedJob` → wait for
+its turn → load the model if it is not resident → the family's `run`, segment by segment → 
+`video_io.write_video` → `GenerationResult`. Every job is recorded in the outputs folder's history
+(`history.History`), whoever asked for it: the page, the command line, JSON mode or Python.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import re
 import shutil
@@ -18,9 +21,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__, devices, memory, video_io
+from . import history as job_history
 from .errors import Cancelled, GenerationFailed, InvalidRequest, ModelNotFound, VideoGenError, first_line
 from .events import (
-    DECODING,
     INTERPOLATING,
     LOADING_MODEL,
     STAGE_LABELS,
@@ -32,12 +35,30 @@ from .events import (
     StepEvent,
 )
 from .families import load_family
+from .families.spec import FamilySpec
 from .frames import apply_loop, channel_stats, match_colors
-from .images import fit_to_size, open_image
+from .images import check_image_file, fit_to_size, open_image
 from .memory import MemoryPlan
-from .models import HOW_TO_GET, ModelInfo, default_models_dir, file_sha256, list_models, resolve_model, weights_sha256
+from .models import HOW_TO_GET, Catalog, ModelInfo, default_models_dir, file_sha256, weights_sha256
 from .planner import LengthPlan, plan_length
 from .request import GenerationRequest
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A request checked completely, with the model's defaults and the seed filled in: what `generate`, the
+    page's job board and the command line all take, so that validation, defaults and the seed happen once."""
+
+    request: GenerationRequest
+    model: ModelInfo
+    spec: FamilySpec
+    length: LengthPlan  # how its length and rate become model work (segments, interpolation, loop)
+    notes: tuple[str, ...] = ()  # what will be done to the picture that the user might not expect
+
+    @property
+    def family(self):
+        """The family's module (its `load` and `run`)."""
+        return load_family(self.spec.name)
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,49 @@ class GenerationResult:
     peak_memory_bytes: int | None = None  # GPU only
     memory_plan: MemoryPlan | None = None  # the plan that succeeded
     retries: list[dict[str, Any]] = field(default_factory=list)  # out-of-memory step-downs on the way
+    job_id: int | None = None  # its number in the history
+    notes: tuple[str, ...] = ()
+    started_at: datetime | None = None  # when its turn came
+    finished_at: datetime | None = None
+
+    def info(self) -> dict[str, Any]:
+        """What the page's info panel shows and the history keeps: model, seed, every parameter, times, memory."""
+        request = self.request
+        info: dict[str, Any] = {
+            "model": self.model,
+            "seed": self.seed,
+            "frames": self.frames_written,
+            "fps": request.fps,
+            "duration_s": round(self.frames_written / request.fps, 2) if request.fps else None,
+            "resolution": f"{request.width}x{request.height}",
+            "plan": self.plan.describe() if self.plan else None,
+            "output": str(self.path),
+            "elapsed_s": round(self.elapsed_s, 2),
+            "peak_memory": format_bytes(self.peak_memory_bytes) if self.peak_memory_bytes else "n/a (CPU)",
+            "memory_plan": self.memory_plan.label() if self.memory_plan else None,
+            "out_of_memory_retries": list(self.retries),
+            "device": self.device,
+            "dtype": self.dtype,
+            "timings_s": {stage: round(seconds, 3) for stage, seconds in self.timings.items()},
+            "parameters": request.to_dict(),
+        }
+        if self.notes:
+            info["notes"] = list(self.notes)
+        if self.job_id is not None:
+            info["job"] = self.job_id
+        if self.started_at is not None:
+            info["started_at"] = self.started_at.isoformat(timespec="milliseconds")
+        if self.finished_at is not None:
+            info["finished_at"] = self.finished_at.isoformat(timespec="milliseconds")
+        return info
+
+
+def format_bytes(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count} B"
 
 
 class _FifoLock:
@@ -94,10 +158,11 @@ class Job:
     """What a family's `run` talks to: stages, steps (where cancel is checked), previews, the seed."""
 
     def __init__(self, on_event: EventCallback | None, preview_every: int, latent_rgb_factors):
-        self.generator = None  # the job's torch.Generator, seeded afresh for every attempt
+        self.generator = None  # the job's torch.Generator, seeded once; a retried segment restores its state
         self.cancelled = threading.Event()
         self._on_event = on_event
-        self._preview_every = preview_every
+        # No preview for a family without a latent-to-RGB map (its spec's latent_rgb_factors is None).
+        self._preview_every = preview_every if latent_rgb_factors is not None else 0
         self._latent_rgb_factors = latent_rgb_factors
         self._started = time.perf_counter()
         self._stage: str | None = None
@@ -117,6 +182,31 @@ class Job:
     def current_stage(self) -> str:
         return self._stage or LOADING_MODEL
 
+    # ---- out of memory: the one place that steps down --------------------------------------------
+    def retry_out_of_memory(self, attempt: Callable[[], Any], *, decode_only: bool = False,
+                            recover: Callable[[], None] = lambda: None) -> Any:
+        """Run `attempt()`; when the device runs out of memory, step down to the next cheaper plan for the
+        stage that ran out, `recover()`, free memory and try again; fail saying what to reduce when no cheaper
+        plan is left (ComfyUI's model_management: one owner of out-of-memory).
+
+        `decode_only`: only plans that decode in smaller chunks (a family's decode loop keeps its latents);
+        without one, the error goes up to the segment's own retry, which may place the pipeline more cheaply.
+        Memory is freed after the `except` block has ended, when the traceback and the frames it held (the
+        failed attempt's tensors and pipeline) are gone.
+        """
+        while True:
+            try:
+                return attempt()
+            except RuntimeError as error:  # torch.OutOfMemoryError is one
+                if not memory.is_out_of_memory(error):
+                    raise
+                cheaper = memory.next_cheaper(self.plans, self.plan, self.current_stage, decode_only=decode_only)
+                if cheaper is None and decode_only:
+                    raise
+                self.step_down(error, cheaper)
+            recover()
+            memory.free_memory(self.plan.device)
+
     def step_down(self, error: BaseException, cheaper: MemoryPlan | None) -> None:
         """Out of memory: record it and move to `cheaper`, or fail saying what to reduce when none is left."""
         stage = self.current_stage
@@ -127,28 +217,17 @@ class Job:
                 f"decode_chunk_size (now {self.plan.decode_chunk_size})"
             ) from error
         self.retries.append({"stage": stage, "error": first_line(error), "from": self.plan.label(),
-                             "to": cheaper.label()})
+                             "to": cheaper.label(), "segment": self.segment[0]})
         self.plan = cheaper
         self.emit(StageEvent(stage, f"out of memory; retrying with {cheaper.label(with_device=False)}",
                              *self.segment))
 
     def decode_with_retries(self, decode: Callable[[int], Any]) -> Any:
-        """Run `decode(chunk_size)`; on out-of-memory free memory and retry with a smaller chunk.
+        """Run `decode(chunk_size)`; out of memory decodes again in smaller chunks. The denoised latents stay
+        where they are (the caller's), so only decoding is redone."""
+        return self.retry_out_of_memory(lambda: decode(self.decode_chunk_size), decode_only=True)
 
-        The denoised latents stay where they are (the caller's), so only decoding is redone.
-        """
-        while True:
-            try:
-                return decode(self.decode_chunk_size)
-            except RuntimeError as error:  # torch.OutOfMemoryError is one
-                if not memory.is_out_of_memory(error):
-                    raise
-                cheaper = memory.next_cheaper(self.plans, self.plan, DECODING, decode_only=True)
-                if cheaper is None:
-                    raise  # the engine steps down to a plan placed more cheaply and starts again
-                memory.free_memory(self.plan.device)
-                self.step_down(error, cheaper)
-
+    # ---- progress ---------------------------------------------------------------------------------
     def emit(self, event) -> None:
         if self._on_event is not None:
             self._on_event(event)
@@ -215,16 +294,20 @@ class Generator:
 
     def __init__(self, models_dir: str | os.PathLike | None = None, outputs_dir: str | os.PathLike | None = None,
                  device: str | None = None, vram_gb: float | None = None, extra_models_dirs=(),
-                 allow_pickle: bool = False):
+                 allow_pickle: bool = False, history: job_history.History | None = None):
+        """`history`: where jobs are recorded; None opens `history.sqlite3` in the outputs folder on the first
+        job (`History(":memory:")` keeps it in memory only)."""
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
         # More places to find models (a ComfyUI or A1111 tree); the Hugging Face cache is always searched.
         self.extra_models_dirs = tuple(Path(folder) for folder in extra_models_dirs or ())
+        self.catalog = Catalog(self.models_dir, self.extra_models_dirs)
         self.allow_pickle = allow_pickle  # load .ckpt/.pt/.bin (with weights_only=True) only when asked
         self.outputs_dir = Path(outputs_dir or os.environ.get("VIDEO_GEN_OUTPUTS_DIR") or "outputs")
+        self._history = history
         self._device_choice = device
         self._device: str | None = None
         self._queue = _FifoLock()
-        self._lock = threading.Lock()  # guards _job
+        self._lock = threading.Lock()  # guards _job and _history
         self._job: Job | None = None
         self._pipe = None
         self._loaded: ModelInfo | None = None
@@ -244,6 +327,26 @@ class Generator:
         return self._device
 
     @property
+    def history(self) -> job_history.History:
+        """The job history (opened on first use: `history.sqlite3` in the outputs folder)."""
+        with self._lock:
+            if self._history is None:
+                self._history = job_history.History(job_history.history_path(self.outputs_dir),
+                                                    outputs_dir=self.outputs_dir)
+            return self._history
+
+    @history.setter
+    def history(self, store: job_history.History) -> None:
+        """Record jobs in `store` from now on (the app opens the outputs folder's own at start-up)."""
+        with self._lock:
+            self._history = store
+
+    def _stored(self, request: GenerationRequest) -> GenerationRequest:
+        """The request as the history keeps it: its picture copied into the outputs folder (once per content),
+        so that a queued job or a re-run still has it after an upload or a temporary file is gone."""
+        return request.replace(image=job_history.keep_input(request.image, self.history))
+
+    @property
     def loaded_model(self) -> str | None:
         return self._loaded.name if self._loaded else None
 
@@ -256,137 +359,168 @@ class Generator:
         """Jobs waiting for their turn (not counting the running one)."""
         return self._queue.waiting
 
-    def list_models(self) -> list[ModelInfo]:
-        return list_models(self.models_dir, self.extra_models_dirs)
+    def list_models(self, refresh: bool = False) -> list[ModelInfo]:
+        """The runnable models, from the catalog (scanned once; `refresh` scans the folders again)."""
+        if refresh:
+            self.catalog.refresh()
+        return self.catalog.models()
 
     def resolve(self, name: str | None, motion_adapter: str | None = None) -> ModelInfo:
         """The model a name or path means, searched in every place this generator knows."""
-        return resolve_model(name, self.models_dir, self.extra_models_dirs, motion_adapter=motion_adapter,
-                             allow_pickle=self.allow_pickle)
+        return self.catalog.resolve(name, motion_adapter=motion_adapter, allow_pickle=self.allow_pickle)
 
     def defaults(self, model: str | None = None) -> dict[str, Any]:
         """The request defaults of an installed model (reads its configs only)."""
         info = self.resolve(model)
         return load_family(info.family).defaults(info)
 
-    def prepare(self, request: GenerationRequest) -> tuple[GenerationRequest, ModelInfo]:
-        """Check a request completely and fill in the model's defaults and the seed; loads nothing."""
+    def prepare(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
+        """Check a request completely and fill in the model's defaults and the seed; loads nothing.
+        A prepared job is returned as it is."""
+        if isinstance(request, PreparedJob):
+            return request
         request, model = self._with_defaults(request)
+        spec = load_family(model.family).SPEC
         load_family(model.family).check(request)
-        return request, model
+        spec.check_request(request)
+        notes = tuple(note for picture in (request.image, request.last_image) if picture
+                      for note in check_image_file(picture))
+        return PreparedJob(request, model, spec, self.plan(request, model), notes)
 
     def _with_defaults(self, request: GenerationRequest) -> tuple[GenerationRequest, ModelInfo]:
+        if not isinstance(request, GenerationRequest):
+            raise InvalidRequest("request", f"must be a GenerationRequest, got {type(request).__name__}")
         request = request.validate()
         model = self.resolve(request.model, request.motion_adapter)
         request = request.replace(model=request.model or model.name)
         return request.with_defaults(load_family(model.family).defaults(model)).with_seed().validate(), model
 
-    def generate(self, request: GenerationRequest, on_event: EventCallback | None = None, *,
-                 preview_every: int = 0) -> GenerationResult:
+    def record(self, request: GenerationRequest | PreparedJob, *, rerun_of: int | None = None) -> int:
+        """Add a queued job to the history (before its turn comes); pass its number to `generate`."""
+        if isinstance(request, PreparedJob):
+            request = request.request
+        return self.history.add(self._stored(request).to_json(), rerun_of=rerun_of)
+
+    def generate(self, request: GenerationRequest | PreparedJob, on_event: EventCallback | None = None, *,
+                 preview_every: int = 0, history_id: int | None = None) -> GenerationResult:
         """Run one job and return where its video is. Waits its turn behind earlier jobs.
 
-        `preview_every` > 0 sends a `PreviewEvent` every that many denoising steps.
+        `preview_every` > 0 sends a `PreviewEvent` every that many denoising steps. `history_id`: its row
+        from `record`; without one, a job that passes the checks is added to the history when it starts.
         Raises InvalidRequest (bad input, nothing ran), Cancelled, or GenerationFailed.
         """
         submitted = time.perf_counter()
         submitted_at = datetime.now()
-
-        # 1. Check inputs: the whole request, the model folder and the picture, before any GPU work
-        request, model = self.prepare(request)
-        family = load_family(model.family)
-        plan = self.plan(request, model)
-        image = image_sha256 = None  # text-to-video families run without a picture (their `check` decides)
-        if request.image:
-            image = fit_to_size(open_image(request.image), request.width, request.height, request.resize_mode)
-            image_sha256 = file_sha256(request.image)
-        target_dir = Path(request.output_path).parent if request.output_path else self.outputs_dir
-        _check_writable(target_dir)
-        _check_free_space(target_dir, request, plan)
+        try:
+            # 1. Check inputs: the whole request, the model folder and the picture, before any GPU work
+            job = self.prepare(request)
+            target_dir = Path(job.request.output_path).parent if job.request.output_path else self.outputs_dir
+            _check_writable(target_dir)
+            _check_free_space(target_dir, job.request, job.length)
+            image = None  # text-to-video families run without a picture (their spec decides)
+            if job.request.image:
+                image = fit_to_size(open_image(job.request.image), job.request.width, job.request.height,
+                                    job.request.resize_mode)
+        except VideoGenError as error:
+            if history_id is not None:
+                self.history.finished(history_id, job_history.FAILED, error=first_line(error))
+            raise
+        if history_id is None:
+            history_id = self.history.add(self._stored(job.request).to_json(), status=job_history.RUNNING)
 
         # 2. Wait for our turn
         with self._queue:
-            import torch
-
-            job = Job(on_event, preview_every, getattr(family, "LATENT_RGB_FACTORS", None))
-            with self._lock:
-                self._job = job
-            memory.reset_peak_memory(self.device)
-            finished = False
+            started_at = datetime.now()
+            self.history.started(history_id)
             try:
-                # 3. Plan memory for this job on this device now (free memory changes between jobs)
-                report = self.device_report()
-                job.plans = self.memory_plans(request, model, report)
-                job.plan = memory.choose(job.plans, report.budget(self.vram_gb))
-                dtype = job.plan.dtype
-
-                # 4. Load the model unless it is resident, and generate the frames (segments, interpolation,
-                #    loop); out of memory anywhere steps down to the next cheaper plan and starts again
-                while True:
-                    job.generator = torch.Generator("cpu").manual_seed(request.seed)  # as an uninterrupted run
-                    try:
-                        pipe = self._pipeline(model, family, job)
-                        frames = self._frames(family, pipe, request, plan, image, job)
-                        break
-                    except RuntimeError as error:  # torch.OutOfMemoryError is one
-                        if not memory.is_out_of_memory(error):
-                            raise
-                        job.step_down(error, memory.next_cheaper(job.plans, job.plan, job.current_stage))
-                        if job.plan.placement != self._placement:
-                            self._drop_pipeline()  # placed again, the cheaper way, on the next try
-                        memory.free_memory(self.device)
-                request = request.replace(decode_chunk_size=job.plan.decode_chunk_size)  # what made these frames
-
-                # 5. Write the video under its final name only when complete, and its settings beside it
-                job.stage(WRITING, f"writing {request.output_format}")
-                output = self._output_path(request, model, submitted_at)
-                metadata = {
-                    "app": "video-gen", "version": __version__, "model": model.name, "family": model.family,
-                    "model_sha256": self._weights_sha256, "image_sha256": image_sha256, "device": self.device,
-                    "dtype": dtype, "fps": request.fps, "plan": plan.to_dict(), "request": request.to_dict(),
-                    "memory": {"plan": job.plan.to_dict(), "retries": job.retries},
-                }
-                path = video_io.write_video(frames, output, fps=request.fps, format=request.output_format,
-                                            crf=request.crf, metadata=metadata)
-                video_io.write_sidecar(path, metadata)
-                job.finish()
-                finished = True
-            finally:
-                with self._lock:
-                    self._job = None
-                if not finished:
-                    memory.free_memory(self.device)  # a failed or cancelled job leaves nothing behind
-
-        result = GenerationResult(
-            path=path, seed=request.seed, frames_written=len(frames), elapsed_s=time.perf_counter() - submitted,
-            request=request, model=model.name, device=self.device, dtype=dtype, plan=plan, metadata=metadata,
-            timings=dict(job.timings), peak_memory_bytes=memory.peak_memory_bytes(self.device),
-            memory_plan=job.plan, retries=list(job.retries),
-        )
-        job.emit(DoneEvent(result))
+                path, frames, metadata, running = self._run(job, image, on_event, preview_every, submitted_at)
+            except Cancelled:
+                self.history.finished(history_id, job_history.CANCELLED, elapsed_s=time.perf_counter() - submitted)
+                raise
+            except BaseException as error:
+                self.history.finished(history_id, job_history.FAILED, error=first_line(error),
+                                      elapsed_s=time.perf_counter() - submitted)
+                raise
+            request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)  # what made the frames
+            result = GenerationResult(
+                path=path, seed=request.seed, frames_written=len(frames), elapsed_s=time.perf_counter() - submitted,
+                request=request, model=job.model.name, device=self.device, dtype=running.plan.dtype,
+                plan=job.length, metadata=metadata, timings=dict(running.timings),
+                peak_memory_bytes=memory.peak_memory_bytes(self.device), memory_plan=running.plan,
+                retries=list(running.retries), job_id=history_id, notes=job.notes, started_at=started_at,
+                finished_at=datetime.now(),
+            )
+            # Recorded before the next job's turn, so the history's order is the order jobs ran in
+            self.history.finished(history_id, job_history.DONE, output=str(path), info=result.info(),
+                                  elapsed_s=result.elapsed_s, request_json=self._stored(request).to_json())
+        running.emit(DoneEvent(result))
         return result
 
+    def _run(self, job: PreparedJob, image, on_event, preview_every: int, submitted_at: datetime):
+        """A job's turn: plan memory, load, make the frames, write the video. Frees everything on failure."""
+        running = Job(on_event, preview_every, job.spec.latent_rgb_factors)
+        with self._lock:
+            self._job = running
+        finished = False
+        try:
+            import torch
+
+            memory.reset_peak_memory(self.device)
+            # 3. Plan memory for this job on this device now (free memory changes between jobs)
+            report = self.device_report()
+            running.plans = self.memory_plans(job, report=report)
+            running.plan = memory.choose(running.plans, report.budget(self.vram_gb))
+            running.generator = torch.Generator("cpu").manual_seed(job.request.seed)
+
+            # 4. Load the model unless it is resident, and generate the frames (segments, interpolation, loop)
+            frames = self._frames(job, image, running)
+
+            # 5. Write the video under its final name only when complete, and its settings beside it
+            request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)
+            running.stage(WRITING, f"writing {request.output_format}")
+            metadata = {
+                "app": "video-gen", "version": __version__, "model": job.model.name, "family": job.spec.name,
+                "model_sha256": self._weights_sha256,
+                "image_sha256": file_sha256(request.image) if request.image else None, "device": self.device,
+                "dtype": running.plan.dtype, "fps": request.fps, "plan": job.length.to_dict(),
+                "request": request.to_dict(), "memory": {"plan": running.plan.to_dict(), "retries": running.retries},
+            }
+            path = video_io.write_video(frames, self._output_path(request, job.model, submitted_at), fps=request.fps,
+                                        format=request.output_format, crf=request.crf, metadata=metadata)
+            video_io.write_sidecar(path, metadata)
+            running.finish()
+            finished = True
+            return path, frames, metadata, running
+        finally:
+            with self._lock:
+                self._job = None
+            if not finished:
+                memory.free_memory(self.device)  # a failed or cancelled job leaves nothing behind
+
     def plan(self, request: GenerationRequest, model: ModelInfo) -> LengthPlan:
-        """How a prepared request's length and rate become model work (segments, interpolation, loop)."""
-        native = load_family(model.family).defaults(model)
+        """How a request with its defaults filled in becomes model work (segments, interpolation, loop)."""
+        family = load_family(model.family)
+        native = family.defaults(model)
         return plan_length(request.num_frames, request.fps, native_frames=native["num_frames"],
-                           native_fps=native["fps"], interpolation=request.interpolation, loop=request.loop)
+                           native_fps=native["fps"], interpolation=request.interpolation, loop=request.loop,
+                           frame_step=family.SPEC.frame_step)
 
     def device_report(self) -> memory.DeviceReport:
         """What the device has now (initialises CUDA on first use)."""
         return memory.probe(self.device)
 
-    def memory_plans(self, request: GenerationRequest, model: ModelInfo | None = None,
+    def memory_plans(self, request: GenerationRequest | PreparedJob,
                      report: memory.DeviceReport | None = None) -> list[MemoryPlan]:
-        """The memory ladder of a prepared request on this device, fastest plan first."""
-        model = model or self.resolve(request.model, request.motion_adapter)
-        report = report or self.device_report()
-        shape = memory.JobShape(model.family, self.plan(request, model).segment_frames[0], request.width,
-                                request.height, request.decode_chunk_size)
-        weights = self._model_weights(model)
+        """The memory ladder of a request on this device, fastest plan first."""
+        job = self._planned(request)
+        request, report = job.request, report or self.device_report()
+        shape = memory.JobShape(job.spec.name, job.length.generated_frames[0], request.width, request.height,
+                                request.decode_chunk_size)
+        weights = self._model_weights(job.model)
         try:
-            return memory.ladder(self.device, devices.dtype_name(self.device), weights, shape,
-                                 choice=request.memory_plan, attention=memory.default_attention(report),
-                                 total_bytes=report.capacity(self.vram_gb))
+            return memory.ladder(self.device, devices.dtype_name(self.device, job.spec.dtype), weights, shape,
+                                 choice=request.memory_plan,
+                                 attention=memory.default_attention(report), total_bytes=report.capacity(self.vram_gb))
         except ValueError as error:
             raise InvalidRequest("memory_plan", str(error)) from None
 
@@ -399,26 +533,37 @@ class Generator:
         models = []
         for model in self.list_models():
             try:
-                models.append((model.name, model.family, self._model_weights(model),
-                               load_family(model.family).defaults(model)))
+                family = load_family(model.family)
+                models.append((model.name, family.SPEC, self._model_weights(model), family.defaults(model)))
             except (OSError, ValueError, KeyError, VideoGenError):
                 continue  # an unreadable model is reported when it is used, not here
-        if not models:
-            models.append(("svd-xt (not installed)", "svd", memory.SVD_XT_WEIGHTS,
-                           {"num_frames": 25, "fps": 7, "decode_chunk_size": 8}))
+        if not models:  # the families' best-known models, as they would be once downloaded
+            from .families import specs
+
+            models += [(f"{spec.reference_model.name} (not installed)", spec,
+                        memory.ModelWeights(spec.reference_model.numel, spec.reference_model.largest_block,
+                                            spec.reference_model.largest_tensor), spec.reference_model.defaults)
+                       for spec in specs() if spec.reference_model is not None]
         rows = []
-        for name, family, weights, defaults in models:
-            rows += memory.length_rows(name, family, weights, defaults, device=device,
-                                       dtype=devices.dtype_name(device), budget_bytes=report.budget(vram_gb),
+        for name, spec, weights, defaults in models:
+            rows += memory.length_rows(name, spec.name, weights, defaults, device=device,
+                                       dtype=devices.dtype_name(device, spec.dtype), budget_bytes=report.budget(vram_gb),
                                        total_bytes=report.capacity(vram_gb),
                                        attention=memory.default_attention(report))
         return rows
 
-    def memory_plan(self, request: GenerationRequest) -> MemoryPlan:
+    def memory_plan(self, request: GenerationRequest | PreparedJob) -> MemoryPlan:
         """The plan a request would run with now (its picture may be missing): shown on the page beforehand."""
-        request, model = self._with_defaults(request)
         report = self.device_report()
-        return memory.choose(self.memory_plans(request, model, report), report.budget(self.vram_gb))
+        return memory.choose(self.memory_plans(request, report=report), report.budget(self.vram_gb))
+
+    def _planned(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
+        """A prepared job, or a request with its defaults filled in and planned without the family's checks
+        (for plans shown before the form is complete: its picture may still be missing)."""
+        if isinstance(request, PreparedJob):
+            return request
+        request, model = self._with_defaults(request)
+        return PreparedJob(request, model, load_family(model.family).SPEC, self.plan(request, model))
 
     def _model_weights(self, model: ModelInfo) -> memory.ModelWeights:
         """A model's parameter counts from its safetensors headers, read once per model."""
@@ -440,54 +585,76 @@ class Generator:
         job.cancelled.set()
         return True
 
+    @contextlib.contextmanager
+    def turn(self):
+        """Wait for the one-at-a-time slot, behind the jobs already waiting, and hold it while the block runs:
+        for other heavy work that must not run beside a job (the page's smoothing tool)."""
+        with self._queue:
+            yield
+
     def unload(self) -> None:
         """Free the resident model (the next job loads again)."""
         with self._queue:
             self._drop_pipeline()
 
     # ---- internals ----------------------------------------------------------------------
-    def _pipeline(self, model: ModelInfo, family, job: Job):
+    def _pipeline(self, job: PreparedJob, running: Job):
         """The resident pipeline, loaded and placed under the job's memory plan unless it already is."""
-        plan = job.plan
+        plan, model = running.plan, job.model
         if (self._loaded is not None and self._loaded == model and self._pipe is not None
                 and self._placement == plan.placement):
             memory.set_job_options(self._pipe, plan)
             return self._pipe
         self._drop_pipeline()  # never hold two models (or one model placed twice) at once
-        job.stage(LOADING_MODEL, f"loading {model.name} ({plan.label(with_device=False)})")
+        running.stage(LOADING_MODEL, f"loading {model.name} ({plan.label(with_device=False)})")
         import torch
 
-        self._pipe = memory.apply_plan(family.load(model, self.device, getattr(torch, plan.dtype)), plan)
+        self._pipe = memory.apply_plan(job.family.load(model, self.device, getattr(torch, plan.dtype)), plan)
         self._placement = plan.placement
         self._weights_sha256 = weights_sha256(model)  # cached on disk: slow only the first time
         self._loaded = model
         self.loads += 1
         return self._pipe
 
-    def _frames(self, family, pipe, request: GenerationRequest, plan: LengthPlan, image, job: Job):
-        """Run the plan: chained segments, colour-matched to the first, then interpolation, then the loop."""
+    def _frames(self, job: PreparedJob, image, running: Job):
+        """Run the plan: chained segments, colour-matched to the first, then interpolation, then the loop.
+
+        Out of memory in a segment steps down and makes that segment again, from the same noise (the seed's
+        state at its start); the segments before it are kept."""
         import numpy as np
         from PIL import Image
 
+        length, request = job.length, job.request
         pieces, reference = [], None
-        for number, count in enumerate(plan.segment_frames, 1):
-            job.segment = (number, plan.segments)
+        for number, (count, generated) in enumerate(zip(length.segment_frames, length.generated_frames), 1):
+            running.segment = (number, length.segments)
             start = image if number == 1 else Image.fromarray(pieces[-1][-1])  # lossless, from memory
-            frames = family.run(pipe, request.replace(num_frames=count, fps=plan.generation_fps), start, job)
+            segment = request.replace(num_frames=generated, fps=length.generation_fps)
+            seed_state = running.generator.get_state()
+
+            def run_segment():
+                return job.family.run(self._pipeline(job, running), segment, start, running)
+
+            def recover():
+                if running.plan.placement != self._placement:
+                    self._drop_pipeline()  # placed again, the cheaper way, on the next try
+                running.generator.set_state(seed_state)  # the same noise as an uninterrupted run of that plan
+
+            frames = running.retry_out_of_memory(run_segment, recover=recover)[:count]
             if reference is None:
                 reference = channel_stats(frames)
             else:
                 frames = match_colors(frames, *reference)[1:]  # its first frame is the previous one's last
             pieces.append(frames)
         frames = np.concatenate(pieces)
-        if plan.factor > 1:
+        if length.factor > 1:
             from .interpolate import interpolate
 
-            job.segment = (1, 1)  # interpolation runs once, over the whole clip
-            job.stage(INTERPOLATING, f"interpolating {plan.factor}x to {plan.fps} fps")
-            frames = interpolate(frames, plan.factor,
-                                 on_progress=lambda done, total: job.step(INTERPOLATING, done, total))
-        return apply_loop(frames[:plan.loop_frames], plan.loop, plan.frames)
+            running.segment = (1, 1)  # interpolation runs once, over the whole clip
+            running.stage(INTERPOLATING, f"interpolating {length.factor}x to {length.fps} fps")
+            frames = interpolate(frames, length.factor,
+                                 on_progress=lambda done, total: running.step(INTERPOLATING, done, total))
+        return apply_loop(frames[:length.loop_frames], length.loop, length.frames)
 
     def _drop_pipeline(self) -> None:
         if self._pipe is not None:

@@ -1,6 +1,7 @@
 """Typed messages from a running job to whoever watches it (the page, the CLI's progress bar).
 
-Nothing flows back up the pipeline except these (STYLE.md: FramePack's `progress`/`file`/`end`).
+Nothing flows back up the pipeline except these (as FramePack's worker sends `progress`/`file`/`end`
+messages to its page).
 """
 
 from __future__ import annotations

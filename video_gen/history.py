@@ -14,6 +14,7 @@ Standard library only: importing this loads no torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -67,6 +68,32 @@ class HistoryEntry:
     @property
     def output_exists(self) -> bool:
         return bool(self.output) and os.path.exists(self.output)
+
+
+INPUTS_DIRNAME = ".inputs"  # in the outputs folder: the pictures of queued and past jobs, for re-runs
+
+
+def keep_input(image: str | None, store: History) -> str | None:
+    """A copy of a job's picture in the outputs folder (named by its content), so that a queued job or a
+    re-run still has it after the original is gone; a store kept in memory keeps the path as it is."""
+    if str(store.path) == ":memory:" or not image or not Path(image).is_file():
+        return image
+    source = Path(image)
+    folder = store.outputs_dir / INPUTS_DIRNAME
+    if source.resolve().parent == folder.resolve():
+        return str(source)
+    digest = hashlib.sha256()
+    with open(source, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    target = folder / f"{digest.hexdigest()[:24]}{source.suffix.lower()[:10]}"
+    if not target.exists():
+        from .video_io import atomic_path
+
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(target) as temporary:
+            shutil.copyfile(source, temporary)
+    return str(target)
 
 
 def history_path(outputs_dir: str | os.PathLike) -> Path:

@@ -128,8 +128,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def fit_to_size(image: Image.Image, width: int, height: int, mode: str = "crop") -> Image.Image:
     """Scale `image` to exactly width x height without distortion.
 
-    crop: cover the target and cut the overflow evenly from both sides (the seed's plain
-    resize squashed non-16:9 photos); fit: the whole picture, centred on black bars.
+    crop: cover the target and cut the overflow evenly from both sides (a plain resize
+    would squash non-16:9 photos); fit: the whole picture, centred on black bars.
     """
     if image.size == (width, height):
         return image

@@ -16,9 +16,7 @@ Importing this module imports no torch and probes nothing.
 
 from __future__ import annotations
 
-import json
 import os
-import struct
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -36,29 +34,13 @@ OFFLOAD_LABELS = {
 }
 
 # ---- the estimator's constants -----------------------------------------------------------------
-# Activation bytes in fp16, measured as the peak of live tensor bytes during one forward of the
-# full-size SVD-XT architecture by `python bench/memory_constants.py` (CPU, torch 2.13, where SDPA is a
-# fused flash kernel, so attention memory is linear in tokens as with CUDA's flash kernels), fitted
-# as a line through two sizes (2x8x8 and 4x8x16 latents). Its output on 2026-11-24:
-#   unet 18292 B per (CFG batch x frame x latent pixel), base 0.2 MB; with feed-forward chunking the
-#   slope is 43.7 % lower; VAE decode 2048 B per (frame x output pixel); image stage (CLIP at 224x224
-#   plus the VAE encoder on one frame) 571 B per output pixel + 5.9 MB.
-# So SVD-XT at 1024x576 needs ~8.4 GB for the UNet's activations (25 frames, CFG) and ~9.7 GB to decode
-# 8 frames at once, which is why 12 GB cards run out at decode (ComfyUI #7006).
-# GPU calibration (`bench/gpu_svd.py` prints measured peaks next to these estimates) is still owed: no
-# GPU was lent when these were set. Other families use the SVD numbers until they are measured.
-UNET_BYTES_PER_TOKEN = 18_292
-UNET_BASE_BYTES = 200_000
-FORWARD_CHUNKING_SAVING = 0.437
-VAE_DECODE_BYTES_PER_PIXEL = 2_048
-VAE_ENCODE_BYTES_PER_PIXEL = 571
-ENCODE_BASE_BYTES = 5_900_000
+# Each family's activation bytes are in its spec (`FamilySpec.memory`, families/spec.py), with where they were
+# measured; SVD's come from `python bench/memory_constants.py`. These are the device's own:
 # What the CUDA context's kernels, cuBLAS/cuDNN workspaces and allocator rounding take beyond tensors,
 # and the share of free memory kept back for fragmentation. Until the GPU run calibrates them these are
 # conservative: the planner would rather pick a slower plan than crash (and a crash only steps down).
 RUNTIME_OVERHEAD_BYTES = 768 * 2**20
 HEADROOM = 0.10
-CFG_BATCH = 2  # classifier-free guidance runs the UNet on a batch of two
 
 # The component that denoises, per family (its weights stay resident for the whole denoising loop).
 DENOISERS = ("unet", "transformer")
@@ -246,22 +228,10 @@ class ModelWeights:
 
 
 def safetensors_header(path: str | os.PathLike) -> dict:
-    """The JSON header of a .safetensors file: tensor names, dtypes and shapes (reads a few KB)."""
-    with open(path, "rb") as file:
-        start = file.read(8)
-        length = struct.unpack("<Q", start)[0] if len(start) == 8 else -1
-        if not 0 < length <= 100 * 2**20:
-            raise ValueError(f"{Path(path).name} is not a complete .safetensors file")
-        text = file.read(length)
-    if len(text) < length:
-        raise ValueError(f"{Path(path).name} is truncated")
-    try:
-        header = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError(f"{Path(path).name} has a damaged header") from None
-    if not isinstance(header, dict):
-        raise ValueError(f"{Path(path).name} has a damaged header")
-    return header
+    """The JSON header of a .safetensors file: `models.read_safetensors_header`, the one reader."""
+    from .models import read_safetensors_header
+
+    return read_safetensors_header(path)
 
 
 def _component_files(path: Path) -> dict[str, list[Path]]:
@@ -303,11 +273,17 @@ class JobShape:
     width: int
     height: int
     decode_chunk_size: int
-    cfg_batch: int = CFG_BATCH
+
+    @property
+    def constants(self):
+        """The family's activation constants (`FamilySpec.memory`)."""
+        from .families import spec_for
+
+        return spec_for(self.family).memory
 
     @property
     def latent_tokens(self) -> int:
-        return self.cfg_batch * self.frames * (self.width // 8) * (self.height // 8)
+        return self.constants.latent_tokens(self.frames, self.width, self.height)
 
 
 # ---- plans --------------------------------------------------------------------------------------
@@ -376,12 +352,14 @@ def estimate_stages(plan: MemoryPlan, weights: ModelWeights, shape: JobShape) ->
     vae = others.get("vae", 0)
     encoders = max((bytes_ for name, bytes_ in others.items() if name != "vae"), default=0)  # image/text encoders
 
-    unet_activations = UNET_BASE_BYTES + UNET_BYTES_PER_TOKEN * shape.latent_tokens * size // 2
+    constants = shape.constants
+    unet_activations = constants.denoise_base_bytes + constants.denoise_bytes_per_token * shape.latent_tokens * size // 2
     if plan.forward_chunking:
-        unet_activations = int(unet_activations * (1 - FORWARD_CHUNKING_SAVING))
+        unet_activations = int(unet_activations * (1 - constants.forward_chunking_saving))
     pixels = shape.width * shape.height
-    decode_activations = VAE_DECODE_BYTES_PER_PIXEL * min(plan.decode_chunk_size, shape.frames) * pixels * size // 2
-    encode_activations = ENCODE_BASE_BYTES + VAE_ENCODE_BYTES_PER_PIXEL * pixels * size // 2
+    decode_activations = (constants.decode_bytes_per_pixel * min(plan.decode_chunk_size, shape.frames) * pixels
+                          * size // 2)
+    encode_activations = constants.encode_base_bytes + constants.encode_bytes_per_pixel * pixels * size // 2
 
     if plan.offload == "none":  # everything resident all the time
         resident = denoiser_weights + sum(others.values())
@@ -529,10 +507,7 @@ def apply_plan(pipe, plan: MemoryPlan):
     elif plan.offload == "model":
         pipe.enable_model_cpu_offload(device=device)
     elif plan.offload == "group":
-        # Block by block with the next block prefetched on a CUDA stream (diffusers' recommended setting).
-        pipe.enable_group_offload(onload_device=device, offload_device=torch.device("cpu"),
-                                  offload_type="block_level", num_blocks_per_group=1,
-                                  use_stream=device.type == "cuda")
+        enable_group_offload(pipe, device)
     else:
         pipe.enable_sequential_cpu_offload(device=device)
     if plan.attention == "xformers":
@@ -541,15 +516,69 @@ def apply_plan(pipe, plan: MemoryPlan):
     return pipe
 
 
+def group_offload_options(device, *, streamed: bool = True) -> dict:
+    """diffusers' group-offload arguments for `device`: block by block, the next block prefetched on a CUDA
+    stream. `record_stream` lets a block's weights be freed without the host waiting for the compute
+    stream (with `record_stream=False` diffusers synchronises the host once per block); diffusers 0.42.1
+    allows it only with `use_stream`, streams only on an accelerator, and streams only with one block a group."""
+    import torch
+
+    streamed = streamed and device.type == "cuda"
+    return dict(onload_device=device, offload_device=torch.device("cpu"), offload_type="block_level",
+                num_blocks_per_group=1, use_stream=streamed, record_stream=streamed)
+
+
+def enable_group_offload(pipe, device) -> None:
+    """`pipe.enable_group_offload`, except for models the pipeline calls through `encode`/`decode`
+    (autoencoders), which get:
+    - every child as a block: diffusers hooks a model's `forward` unless its class names its blocks
+      (`_group_offload_block_modules`); SVD's `AutoencoderKLTemporalDecoder` names none (diffusers 0.42.1),
+      so its weights never reached the GPU;
+    - no stream: SVD's pipeline casts its VAE to float32 to encode and back (`force_upcast`), and streamed
+      offload copies the pinned float16 weights it made at setup back in, under float32 inputs. The VAE
+      runs a few times a job, on big tensors: a stream would hide nothing worth hiding."""
+    import torch
+    from diffusers.hooks import apply_group_offloading
+
+    for component in pipe.components.values():
+        if not isinstance(component, torch.nn.Module):
+            continue
+        if hasattr(component, "decode"):  # an autoencoder (every diffusers one supports group offload)
+            options = group_offload_options(device, streamed=False)
+            component.enable_group_offload(**options, block_modules=_group_offload_blocks(component))
+        elif hasattr(component, "enable_group_offload"):  # the denoiser: called through forward
+            component.enable_group_offload(**group_offload_options(device))
+        else:  # an image or text encoder from transformers: the pipeline calls its forward
+            apply_group_offloading(module=component, **group_offload_options(device))
+
+
+def _group_offload_blocks(model) -> list[str] | None:
+    """The blocks of a model entered through `encode`/`decode`; None leaves diffusers' own choice."""
+    if getattr(model, "_group_offload_block_modules", None):
+        return None
+    return [name for name, child in model.named_children() if next(child.parameters(), None) is not None]
+
+
+# Temporal transformers see (batch x height x width, frames, channels): AnimateDiff's motion modules and
+# ModelScope's temporal attention (diffusers 0.42.1). SVD's `TemporalBasicTransformerBlock` chunks along
+# frames by itself, whatever it is told.
+TEMPORAL_TRANSFORMERS = frozenset({"AnimateDiffTransformer3D", "TransformerTemporalModel"})
+
+
 def set_job_options(pipe, plan: MemoryPlan) -> None:
     """What may change between jobs without placing the pipeline again: the UNet's feed-forward chunking."""
     denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
     if denoiser is None:
         return
     chunk = 1 if plan.forward_chunking else None
+    temporal = {id(block) for parent in denoiser.modules() if type(parent).__name__ in TEMPORAL_TRANSFORMERS
+                for block in parent.modules()}
     for module in denoiser.modules():
         if hasattr(module, "set_chunk_feed_forward"):
-            module.set_chunk_feed_forward(chunk_size=chunk, dim=0)
+            # Spatial blocks see (batch x frames, pixels, channels): one feed-forward per image (dim 0).
+            # Temporal blocks chunked on dim 0 ran one per latent pixel, ~50,000 tiny feed-forwards a step
+            # at 512x512 (issue 11): chunk them per frame (dim 1), as diffusers does for SVD's.
+            module.set_chunk_feed_forward(chunk_size=chunk, dim=1 if id(module) in temporal else 0)
 
 
 def default_attention(report: DeviceReport) -> str:
@@ -557,13 +586,22 @@ def default_attention(report: DeviceReport) -> str:
 
 
 # ---- out of memory --------------------------------------------------------------------------------
+# What cuBLAS and cuDNN say when the GPU is too full for their workspaces (PyTorch raises these as plain
+# RuntimeErrors, not `torch.OutOfMemoryError`): a cheaper plan fixes them like any other out of memory.
+ALLOCATION_FAILURES = ("CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED")
+
+
 def is_out_of_memory(error: BaseException) -> bool:
-    """CUDA's `torch.OutOfMemoryError`, or MPS's RuntimeError ('MPS backend out of memory')."""
+    """CUDA's `torch.OutOfMemoryError`; a RuntimeError saying so (MPS's 'MPS backend out of memory', CUDA's
+    'CUDA error: out of memory', raised as `torch.AcceleratorError` by torch >= 2.8); or cuBLAS/cuDNN failing
+    to allocate their workspaces on a full GPU (`CUBLAS_STATUS_ALLOC_FAILED`, `CUDNN_STATUS_ALLOC_FAILED`)."""
     import torch
 
     if isinstance(error, torch.OutOfMemoryError):
         return True
-    return isinstance(error, RuntimeError) and "out of memory" in str(error).lower()
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("out of memory" in text.lower()
+                                                or any(marker in text for marker in ALLOCATION_FAILURES))
 
 
 def free_memory(device: str) -> None:
@@ -596,9 +634,11 @@ def peak_memory_bytes(device: str) -> int | None:
 
 
 def reset_peak_memory(device: str) -> None:
+    """Start counting the peak afresh; before CUDA is initialised there is nothing to reset (and resetting
+    would initialise it, or raise on a machine without the device asked for)."""
     import torch
 
-    if device.startswith("cuda"):
+    if device.startswith("cuda") and torch.cuda.is_initialized():
         torch.cuda.reset_peak_memory_stats(device)
 
 
@@ -608,15 +648,6 @@ def gigabytes(count: int) -> str:
 
 # ---- the max-length table -------------------------------------------------------------------------
 PRESET_RESOLUTIONS = ((1024, 576), (768, 768), (512, 512))  # the page's presets (portrait costs as landscape)
-
-# Stable Video Diffusion XT's parameter counts (stabilityai/stable-video-diffusion-img2vid-xt; tests check
-# them against the architecture): the table shows these before any model is installed.
-SVD_XT_WEIGHTS = ModelWeights(
-    numel={"unet": 1_524_623_082, "vae": 97_742_847, "image_encoder": 632_076_800},
-    largest_block={"unet": 489_498_886, "vae": 63_579_183, "image_encoder": 630_766_080},
-    largest_tensor=29_491_200,
-)
-
 
 @dataclass(frozen=True)
 class LengthRow:

@@ -35,20 +35,15 @@ class KnownModel:
     description: str
 
 
-KNOWN_MODELS = {
-    model.name: model for model in (
-        KnownModel("svd", "stabilityai/stable-video-diffusion-img2vid", "svd",
-                   "Stable Video Diffusion, 14 frames at 1024x576 (image to video)"),
-        KnownModel("svd-xt", "stabilityai/stable-video-diffusion-img2vid-xt", "svd",
-                   "Stable Video Diffusion XT, 25 frames at 1024x576 (image to video)"),
-        KnownModel("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5", "animatediff",
-                   "Stable Diffusion 1.5 base for AnimateDiff (needs a motion adapter)"),
-        KnownModel("animatediff-v1-5-3", "guoyww/animatediff-motion-adapter-v1-5-3", "animatediff",
-                   "AnimateDiff v3 motion adapter for SD1.5 bases"),
-        KnownModel("modelscope-t2v", "ali-vilab/text-to-video-ms-1.7b", "modelscope",
-                   "ModelScope text to video 1.7B, 256x256"),
-    )
-}
+def known_models() -> dict[str, KnownModel]:
+    """What `models download` fetches: every family spec's download entries, by name."""
+    from .families import specs
+
+    return {download.name: KnownModel(download.name, download.repo, spec.name, download.description)
+            for spec in specs() for download in spec.downloads}
+
+
+KNOWN_MODELS = known_models()  # the families of this package; `known_models()` includes registered ones
 
 CONFIG_NAMES = ("model_index.json", "config.json", "scheduler_config.json", "preprocessor_config.json",
                 "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
@@ -84,9 +79,10 @@ def select_files(repo_files: list[str]) -> list[str]:
 
 def download(name: str, models_dir: str | os.PathLike) -> Path:
     """Download a known model into models_dir/NAME (resumable) and check the result is a model."""
-    if name not in KNOWN_MODELS:
-        raise InvalidRequest("name", f"unknown model {name!r}; known: {', '.join(KNOWN_MODELS)}")
-    known = KNOWN_MODELS[name]
+    known_names = known_models()
+    if name not in known_names:
+        raise InvalidRequest("name", f"unknown model {name!r}; known: {', '.join(known_names)}")
+    known = known_names[name]
     target = Path(models_dir) / name
     import huggingface_hub
     from huggingface_hub.utils import HfHubHTTPError

@@ -19,10 +19,14 @@ import hashlib
 import json
 import os
 import struct
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import ModelNotFound, first_line
+# Roles: a "model" runs on its own; a "motion-adapter" is the motion part of AnimateDiff, used with an SD1.5
+# base; "unsupported" is recognised but cannot run here (the note says why).
+from .families.spec import MODEL, MOTION_ADAPTER, UNSUPPORTED
 
 HOW_TO_GET = "see models/README.md for the folder layout and how to download one"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
@@ -35,9 +39,6 @@ PICKLE_REFUSED = (
     "better, use a .safetensors version of it"
 )
 
-# Roles: a "model" runs on its own; a "motion-adapter" is the motion part of AnimateDiff, used with an SD1.5
-# base; "unsupported" is recognised but cannot run here (the note says why).
-MODEL, MOTION_ADAPTER, UNSUPPORTED = "model", "motion-adapter", "unsupported"
 
 # The largest safetensors header we read: real ones are well under 1 MB (SD1.5's is ~90 kB).
 MAX_HEADER_BYTES = 64 * 2**20
@@ -128,36 +129,65 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
                      motion_adapter=own_adapter, precision=_folder_precision(path), size_bytes=_size(path))
 
 
-def read_safetensors_header(path: Path) -> dict:
-    """The JSON header of a .safetensors file (tensor names, dtypes, shapes): 8 bytes of length, then JSON."""
+def read_safetensors_header(path: str | os.PathLike) -> dict:
+    """The JSON header of a .safetensors file (tensor names, dtypes, shapes; 8 bytes of length, then JSON),
+    without its `__metadata__`; reads a few KB. Raises ValueError naming the file when it is not a complete
+    safetensors file, or is truncated or damaged. The one reader for discovery and the memory estimator."""
+    name = Path(path).name
     with open(path, "rb") as file:
         prefix = file.read(8)
-        if len(prefix) < 8:
-            raise ValueError("shorter than a safetensors header")
-        (length,) = struct.unpack("<Q", prefix)
+        length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
         if not 2 <= length <= MAX_HEADER_BYTES:
-            raise ValueError(f"header length {length} is not plausible")
-        header = json.loads(file.read(length))
+            raise ValueError(f"{name} is not a complete .safetensors file")
+        text = file.read(length)
+    if len(text) < length:
+        raise ValueError(f"{name} is truncated")
+    try:
+        header = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{name} has a damaged header") from None
     if not isinstance(header, dict):
-        raise ValueError("header is not a JSON object")
+        raise ValueError(f"{name} has a damaged header")
     header.pop("__metadata__", None)
     return header
 
 
-def classify_checkpoint(keys) -> str:
-    """What a single file holds, from its tensor names: sd15, svd, motion-adapter, sdxl, sd2 or unknown."""
+# Layouts that no family runs, recognised so that `models list` can say what a file is.
+_NOT_SUPPORTED = (
+    ("sdxl", "an SDXL checkpoint", 10, lambda keys: any(key.startswith("conditioner.embedders.") for key in keys)),
+    ("sd2", "an SD 2.x checkpoint", 20,  # the OpenCLIP text encoder
+     lambda keys: any(key.startswith("model.diffusion_model.input_blocks.") for key in keys)
+     and any(key.startswith("cond_stage_model.model.") for key in keys)),
+)
+
+
+def _single_file_kinds():
+    """Every (kind, priority, matches, what it means) known: the families' single files, then the rest."""
+    from .families import specs
+    from .families.spec import SingleFile
+
+    kinds = [(single.priority, single.kind, single.matches, (spec.name, single)) for spec in specs()
+             for single in spec.single_files]
+    kinds += [(priority, kind, matches, ("", SingleFile(kind, kind, matches, role=UNSUPPORTED,
+                                                          note=f"{label}: not supported")))
+              for kind, label, priority, matches in _NOT_SUPPORTED]
+    return sorted(kinds, key=lambda entry: entry[0])
+
+
+def _classify(keys) -> tuple[str, object] | None:
+    """(family, SingleFile) of a single file from its tensor names, or None when nothing knows it."""
     keys = list(keys)
-    if any(".time_stack." in key for key in keys) and any(key.startswith("model.diffusion_model.") for key in keys):
-        return "svd"  # SVD's UNet has temporal "time_stack" blocks beside SD's spatial ones
-    if any(key.startswith("conditioner.embedders.") for key in keys):
-        return "sdxl"
-    if any(key.startswith("model.diffusion_model.input_blocks.") for key in keys):
-        if any(key.startswith("cond_stage_model.model.") for key in keys):
-            return "sd2"  # OpenCLIP text encoder
-        return "sd15"
-    if any("motion_modules." in key for key in keys):
-        return "motion-adapter"
-    return "unknown"
+    for _, _, matches, found in _single_file_kinds():
+        if matches(keys):
+            return found
+    return None
+
+
+def classify_checkpoint(keys) -> str:
+    """What a single file holds, from its tensor names: a kind a family declares (sd15, svd, motion-adapter, …),
+    sdxl, sd2 or unknown."""
+    found = _classify(keys)
+    return found[1].kind if found else "unknown"
 
 
 def inspect_file(path: Path, name: str | None = None, allow_pickle: bool = False) -> ModelInfo:
@@ -173,18 +203,13 @@ def inspect_file(path: Path, name: str | None = None, allow_pickle: bool = False
     except (OSError, ValueError, UnicodeDecodeError) as error:
         return ModelInfo(name=name, path=path, family="", class_name="damaged", role=UNSUPPORTED, size_bytes=size,
                          note=f"not a readable single-file checkpoint (.safetensors: {error})")
-    kind = classify_checkpoint(header)
-    precision = _header_precision(header)
-    common = dict(name=name, path=path, precision=precision, size_bytes=size)
-    if kind == "sd15":
-        return ModelInfo(family="animatediff", class_name="StableDiffusionCheckpoint", **common)
-    if kind == "motion-adapter":
-        return ModelInfo(family="animatediff", class_name="MotionAdapter", role=MOTION_ADAPTER, **common)
-    if kind == "svd":
-        return ModelInfo(family="svd", class_name="SVDCheckpoint", role=UNSUPPORTED,
-                         note="single-file SVD is not supported yet: use the diffusers folder", **common)
-    labels = {"sdxl": "an SDXL checkpoint", "sd2": "an SD 2.x checkpoint", "unknown": "not a known checkpoint"}
-    return ModelInfo(family="", class_name=kind, role=UNSUPPORTED, note=f"{labels[kind]}: not supported", **common)
+    found = _classify(header)
+    common = dict(name=name, path=path, precision=_header_precision(header), size_bytes=size)
+    if found is None:
+        return ModelInfo(family="", class_name="unknown", role=UNSUPPORTED, note="not a known checkpoint: not supported",
+                         **common)
+    family, single = found
+    return ModelInfo(family=family, class_name=single.class_name, role=single.role, note=single.note, **common)
 
 
 def _motion_adapter_config(path: Path) -> dict | None:
@@ -199,8 +224,15 @@ def _motion_adapter_config(path: Path) -> dict | None:
 
 
 def _adapter_info(path: Path, name: str) -> ModelInfo:
-    return ModelInfo(name=name, path=path, family="animatediff", class_name="MotionAdapter", role=MOTION_ADAPTER,
+    return ModelInfo(name=name, path=path, family=_adapter_family(), class_name="MotionAdapter", role=MOTION_ADAPTER,
                      precision=_folder_precision(path), size_bytes=_size(path))
+
+
+def _adapter_family() -> str:
+    """The family whose single files include motion adapters (AnimateDiff): adapter folders belong to it."""
+    from .families import specs
+
+    return next((spec.name for spec in specs() for single in spec.single_files if single.role == MOTION_ADAPTER), "")
 
 
 def _header_precision(header: dict) -> str:
@@ -340,16 +372,64 @@ def list_motion_adapters(models_dir: str | os.PathLike, extra_dirs=()) -> list[M
     return [info for info in discover(models_dir, extra_dirs) if info.role == MOTION_ADAPTER]
 
 
+class Catalog:
+    """What `discover` found in a set of places, kept until `refresh` (InvokeAI's model records: a model is
+    looked up once per job, not scanned for on every call). `resolve` rescans once when a name is not found,
+    so a model added while the app runs is found by its name without a Refresh. Safe to share between threads.
+    """
+
+    def __init__(self, models_dir: str | os.PathLike, extra_dirs=()):
+        self.models_dir = Path(models_dir)
+        self.extra_dirs = tuple(Path(folder) for folder in extra_dirs)
+        self._lock = threading.Lock()
+        self._entries: list[ModelInfo] | None = None
+        self.scans = 0  # how many times the places were scanned (tests and the benchmark read it)
+
+    def entries(self) -> list[ModelInfo]:
+        with self._lock:
+            if self._entries is None:
+                self._entries = discover(self.models_dir, self.extra_dirs)
+                self.scans += 1
+            return list(self._entries)
+
+    def refresh(self) -> list[ModelInfo]:
+        with self._lock:
+            self._entries = None
+        return self.entries()
+
+    def models(self) -> list[ModelInfo]:
+        """The runnable models (what the page's dropdown shows)."""
+        return [info for info in self.entries() if info.role == MODEL]
+
+    def find(self, name: str) -> ModelInfo | None:
+        return next((info for info in self.entries() if info.name == name), None)
+
+    def resolve(self, name_or_path: str | None, *, motion_adapter: str | None = None,
+                allow_pickle: bool = False) -> ModelInfo:
+        """`resolve_model` over this catalog. A name it does not know, or no name when it does not hold exactly
+        one model, rescans once first."""
+        if (self.find(name_or_path) is None) if name_or_path else (len(self.models()) != 1):
+            self.refresh()  # a model added (or removed) since the last scan
+        return _resolve(name_or_path, self.models_dir, self.entries(), motion_adapter=motion_adapter,
+                        allow_pickle=allow_pickle)
+
+
 # ---- resolving what the user asked for ------------------------------------------------------------
 def resolve_model(name_or_path: str | None, models_dir: str | os.PathLike, extra_dirs=(), *,
                   motion_adapter: str | None = None, allow_pickle: bool = False) -> ModelInfo:
     """Turn `--model` into a model: a name from `models list`, a path to a folder or file, or the only one.
 
-    AnimateDiff bases get their motion adapter here (`motion_adapter`, else the base's own, else the first
-    installed by name), so that a request is complete before anything loads.
+    A family that needs more than the model itself gets it here (its `complete_model`: AnimateDiff picks its
+    motion adapter), so that a request is complete before anything loads.
     """
-    models_dir = Path(models_dir)
-    everything = discover(models_dir, extra_dirs)
+    return _resolve(name_or_path, Path(models_dir), discover(models_dir, extra_dirs), motion_adapter=motion_adapter,
+                    allow_pickle=allow_pickle)
+
+
+def _resolve(name_or_path: str | None, models_dir: Path, everything: list[ModelInfo], *,
+             motion_adapter: str | None, allow_pickle: bool) -> ModelInfo:
+    from .families import load_family
+
     runnable = [info for info in everything if info.role == MODEL]
     if not name_or_path:
         if len(runnable) == 1:
@@ -379,61 +459,11 @@ def resolve_model(name_or_path: str | None, models_dir: str | os.PathLike, extra
         info = replace(info, allow_pickle=True)
     elif info.path.is_dir() and _only_pickle_weights(info.path):
         raise ModelNotFound(f"{info.path} holds only .bin weights, which " + PICKLE_REFUSED.format(suffix=".bin"))
-    if info.family == "animatediff":
-        info = replace(info, motion_adapter=_pick_motion_adapter(info, motion_adapter, everything, models_dir,
-                                                                 allow_pickle))
-    if info.class_name == "StableDiffusionCheckpoint":
-        info = replace(info, config_dir=sd15_config_dir(info.path, everything))
+    complete = getattr(load_family(info.family), "complete_model", None)
+    if complete is not None:
+        info = complete(info, everything, motion_adapter=motion_adapter, models_dir=models_dir,
+                        allow_pickle=allow_pickle)
     return info
-
-
-SHIPPED_SD15_CONFIG = Path(__file__).parent / "configs" / "sd15"
-
-
-def sd15_config_dir(checkpoint: Path, everything: list[ModelInfo] = ()) -> Path:
-    """The configs that fit a single-file SD1.5 checkpoint, found offline.
-
-    diffusers' single-file loader needs the diffusers configs of each part and would fetch them from the
-    hub; video-gen ships SD1.5's (video_gen/configs/sd15) and checks that the checkpoint's tensor shapes
-    agree with them. A checkpoint of other widths (a distilled or toy model) takes the configs of an
-    installed SD1.5 diffusers folder whose widths agree instead.
-    """
-    widths = _sd15_widths_from_checkpoint(checkpoint)
-    candidates = [SHIPPED_SD15_CONFIG] + [
-        info.path for info in everything
-        if info.path.is_dir() and info.class_name in ("StableDiffusionPipeline", "AnimateDiffPipeline")
-    ]
-    for candidate in candidates:
-        if widths is None or _sd15_widths_from_configs(candidate) == widths:
-            return candidate
-    raise ModelNotFound(
-        f"{checkpoint} has the layout of an SD1.5 checkpoint but not its sizes (UNet, text encoder, VAE widths "
-        f"{widths}); install a diffusers folder of the same architecture next to it ({HOW_TO_GET})"
-    )
-
-
-def _sd15_widths_from_checkpoint(checkpoint: Path) -> tuple | None:
-    names = ("model.diffusion_model.input_blocks.0.0.weight",
-             "cond_stage_model.transformer.text_model.final_layer_norm.weight", "first_stage_model.encoder.conv_in.weight")
-    if checkpoint.suffix.lower() != ".safetensors":  # reached only with --allow-pickle: read with weights_only
-        state = _pickle_state_dict(checkpoint)
-        if not all(name in state for name in names):
-            return None
-        return tuple(state[name].shape[0] for name in names)
-    header = read_safetensors_header(checkpoint)
-    if not all(name in header for name in names):
-        return None
-    return tuple(header[name]["shape"][0] for name in names)
-
-
-def _sd15_widths_from_configs(folder: Path) -> tuple | None:
-    try:
-        unet = json.loads((folder / "unet" / "config.json").read_text())
-        text = json.loads((folder / "text_encoder" / "config.json").read_text())
-        vae = json.loads((folder / "vae" / "config.json").read_text())
-        return (unet["block_out_channels"][0], text["hidden_size"], vae["block_out_channels"][0])
-    except (OSError, json.JSONDecodeError, KeyError, IndexError, TypeError):
-        return None
 
 
 def _resolve_path(name_or_path: str, models_dir: Path, runnable: list[ModelInfo], allow_pickle: bool) -> ModelInfo:
@@ -456,14 +486,13 @@ def _resolve_path(name_or_path: str, models_dir: Path, runnable: list[ModelInfo]
 def _inspect_pickle(info: ModelInfo) -> ModelInfo:
     """Opted in: read the pickle with weights_only=True (no code runs) and tell what it holds."""
     checkpoint = _pickle_state_dict(info.path)
-    kind = classify_checkpoint(checkpoint.keys()) if checkpoint else "unknown"
-    if kind == "sd15":
-        return replace(info, family="animatediff", class_name="StableDiffusionCheckpoint", role=MODEL,
-                       allow_pickle=True, note="")
-    if kind == "motion-adapter":
-        return replace(info, family="animatediff", class_name="MotionAdapter", role=MOTION_ADAPTER,
-                       allow_pickle=True, note="")
-    raise ModelNotFound(f"{info.path} holds {kind}, which this app cannot run; {HOW_TO_GET}")
+    found = _classify(checkpoint.keys()) if checkpoint else None
+    if found is not None and found[1].role != UNSUPPORTED:
+        family, single = found
+        return replace(info, family=family, class_name=single.class_name, role=single.role, allow_pickle=True,
+                       note="")
+    raise ModelNotFound(f"{info.path} holds {found[1].kind if found else 'unknown'}, which this app cannot run; "
+                        f"{HOW_TO_GET}")
 
 
 def _pickle_state_dict(path: Path) -> dict:
@@ -482,39 +511,6 @@ def _pickle_state_dict(path: Path) -> dict:
 
 def _only_pickle_weights(path: Path) -> bool:
     return not any(path.rglob("*.safetensors")) and any(path.rglob("*.bin"))
-
-
-def _pick_motion_adapter(base: ModelInfo, requested: str | None, everything: list[ModelInfo], models_dir: Path,
-                         allow_pickle: bool) -> Path:
-    adapters = [info for info in everything if info.role == MOTION_ADAPTER]
-    if requested:
-        match = next((info for info in adapters if info.name == requested), None)
-        if match is not None:
-            return match.path
-        path = Path(requested).expanduser()
-        if not path.exists() and (models_dir / requested).exists():
-            path = models_dir / requested
-        if path.is_dir() and _motion_adapter_config(path) is not None:
-            return path.resolve()
-        if path.is_file():
-            info = inspect_file(path, allow_pickle=allow_pickle)
-            if info.class_name == "pickle":
-                if not allow_pickle:
-                    raise ModelNotFound(f"{path} " + PICKLE_REFUSED.format(suffix=path.suffix))
-                info = _inspect_pickle(info)
-            if info.role == MOTION_ADAPTER:
-                return path.resolve()
-            raise ModelNotFound(f"{path} is not a motion adapter (it holds {info.class_name})")
-        names = ", ".join(info.name for info in adapters) or "none"
-        raise ModelNotFound(f"motion adapter {requested!r} is not installed (installed: {names}); {HOW_TO_GET}")
-    if base.motion_adapter is not None:
-        return base.motion_adapter  # an AnimateDiffPipeline folder brings its own
-    if adapters:
-        return adapters[0].path  # the first by place (models folder first), then by name
-    raise ModelNotFound(
-        f"{base.name} is a Stable Diffusion 1.5 base: AnimateDiff also needs a motion adapter and none is "
-        f"installed; get one with `video-gen models download animatediff-v1-5-3` ({HOW_TO_GET})"
-    )
 
 
 def file_sha256(path: str | os.PathLike, chunk_bytes: int = 8 * 2**20) -> str:

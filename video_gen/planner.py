@@ -24,6 +24,12 @@ class LengthPlan:
     segment_frames: tuple[int, ...]  # frames generated per segment; segments after the first share a seam
     loop: str
     loop_frames: int  # frames before the loop is applied (= frames when loop is "none")
+    frame_step: int = 1  # the model's frame rule: one generation makes frame_step*k + 1 frames
+
+    @property
+    def generated_frames(self) -> tuple[int, ...]:
+        """What each segment asks the model for: its frames rounded up to the frame rule (the extra are dropped)."""
+        return tuple(valid_frames(count, self.frame_step) for count in self.segment_frames)
 
     @property
     def segments(self) -> int:
@@ -51,6 +57,13 @@ class LengthPlan:
         return ", ".join(parts)
 
 
+def valid_frames(frames: int, step: int) -> int:
+    """The fewest frames one generation can make that hold `frames`, under the rule step*k + 1 (1: any count)."""
+    if step <= 1 or frames <= 1:
+        return max(1, frames)
+    return -(-(frames - 1) // step) * step + 1
+
+
 def loop_source_frames(frames: int, loop: str) -> int:
     """Frames needed before looping so that the loop yields exactly `frames`."""
     if frames < 3 or loop == "none":
@@ -73,11 +86,13 @@ def choose_factor(fps: int, native_fps: int) -> int:
 
 
 def plan_length(frames: int, fps: int, *, native_frames: int, native_fps: int, interpolation: int = 0,
-                loop: str = "none") -> LengthPlan:
+                loop: str = "none", frame_step: int = 1) -> LengthPlan:
     """Plan `frames` output frames at `fps`.
 
     interpolation: 0 picks the factor automatically, 1 turns interpolation off, 2-4 force that factor.
     native_frames: the most frames one generation makes (the UNet's training length).
+    frame_step: the model's frame rule (Wan 4: 4k+1 frames); a segment of another length is generated at the
+    next valid length and cut.
     """
     needed = loop_source_frames(frames, loop)
     factor = choose_factor(fps, native_fps) if interpolation == 0 else interpolation
@@ -91,4 +106,4 @@ def plan_length(frames: int, fps: int, *, native_frames: int, native_fps: int, i
     if model_frames == 1:
         segment_frames = (1,)
     return LengthPlan(frames=frames, fps=fps, generation_fps=max(1, round(fps / factor)), factor=factor,
-                      segment_frames=segment_frames, loop=loop, loop_frames=needed)
+                      segment_frames=segment_frames, loop=loop, loop_frames=needed, frame_step=frame_step)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import secrets
 from dataclasses import dataclass, fields
@@ -21,10 +22,8 @@ from .planner import LOOPS
 
 FORMATS = ("mp4", "webm", "gif", "png")
 RESIZE_MODES = ("crop", "fit")
-# Samplers for the text families (AnimateDiff): None is the model's default (see families.animatediff).
-SCHEDULERS = ("euler", "ddim", "lcm")
 
-# Seed values that mean "draw a random seed" (-1 by convention, 0 as the seed document's UI uses it).
+# Seed values that mean "draw a random seed" (-1 by convention; 0 as some UIs use it).
 RANDOM_SEEDS = (-1, 0)
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts any unsigned 64-bit value
 
@@ -48,7 +47,7 @@ INT_FIELDS = {"num_frames", "fps", "width", "height", "motion_bucket_id", "decod
               "num_inference_steps", "crf", "seed", "interpolation"}
 FLOAT_FIELDS = {"noise_aug_strength", "min_guidance_scale", "max_guidance_scale", "image_strength"}
 
-# Names accepted in JSON for compatibility with the seed document's request keys.
+# Older names accepted in JSON (the first version's request keys: image_path, guidance_scale, format, output).
 ALIASES = {
     "image_path": "image",
     "guidance_scale": "max_guidance_scale",
@@ -85,12 +84,13 @@ class GenerationRequest:
     image_strength: float | None = None  # text families with a picture: 0 ignores it, near 1 keeps it as is
     scheduler: str | None = None  # text families: euler, ddim or lcm (None: the model's default)
     motion_adapter: str | None = None  # AnimateDiff: a motion adapter's name or path (None: the installed one)
+    last_image: str | None = None  # families that take one (their spec's `last_image`): the picture to end on
     memory_plan: str = "auto"  # auto (the planner picks), or force none|model|group|sequential, optionally +fp8
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
-        """Build from JSON-like data, accepting the seed document's key names; unknown keys are errors."""
+        """Build from JSON-like data, accepting the older key names (ALIASES); unknown keys are errors."""
         if not isinstance(data, dict):
             raise InvalidRequest("request", f"must be a JSON object, got {type(data).__name__}")
         names = {f.name for f in fields(cls)}
@@ -141,12 +141,13 @@ class GenerationRequest:
             if value is not None and not low <= value <= high:
                 kind = "a whole number" if name in INT_FIELDS else "a number"
                 raise InvalidRequest(name, f"must be {kind} from {_fmt(low)} to {_fmt(high)}, got {_fmt(value)}")
+        multiple = size_multiple()
         for name in ("width", "height"):
             value = getattr(self, name)
-            if value is not None and value % 8:
+            if value is not None and value % multiple:
                 raise InvalidRequest(
-                    name, f"must be a multiple of 8 (the VAE works on 8x8 pixel blocks), got {value}; "
-                    f"try {max(64, round(value / 8) * 8)}"
+                    name, f"must be a multiple of {multiple} (the VAE works on {multiple}x{multiple} pixel blocks), "
+                    f"got {value}; try {max(64, round(value / multiple) * multiple)}"
                 )
         if self.seed not in RANDOM_SEEDS and not 1 <= self.seed <= MAX_SEED:
             raise InvalidRequest("seed", f"must be -1 or 0 (random) or from 1 to {MAX_SEED}, got {self.seed}")
@@ -164,8 +165,8 @@ class GenerationRequest:
             parse_plan_choice(self.memory_plan)
         except ValueError as error:
             raise InvalidRequest("memory_plan", str(error)) from None
-        if self.scheduler is not None and self.scheduler not in SCHEDULERS:
-            raise InvalidRequest("scheduler", f"must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        if self.scheduler is not None and self.scheduler not in schedulers():
+            raise InvalidRequest("scheduler", f"must be one of {', '.join(schedulers())}, got {self.scheduler!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise InvalidRequest("resize_mode", f"must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
         if self.output_path is not None and self.output_format is not None:
@@ -175,6 +176,20 @@ class GenerationRequest:
                     "output_path", f"suffix says {implied} but output_format is {self.output_format}; make them agree"
                 )
         return self
+
+
+def schedulers() -> tuple[str, ...]:
+    """Every scheduler some family accepts (a family's spec says which are its own): the CLI's choices."""
+    from .families import specs
+
+    return tuple(dict.fromkeys(name for spec in specs() for name in spec.schedulers))
+
+
+def size_multiple() -> int:
+    """The multiple every family's sizes share (each family's spec may ask for a larger one: Wan 16, LTX 32)."""
+    from .families import specs
+
+    return math.gcd(*(spec.size_multiple for spec in specs())) or 8
 
 
 def _fmt(value: float) -> str:

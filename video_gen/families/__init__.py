@@ -1,48 +1,88 @@
-"""Model families: one module each, with the same entry points (STYLE.md, k-diffusion's samplers).
+"""Model families: one module each, with one spec and the same entry points (like k-diffusion's samplers:
+same signature, one file each).
 
 A family module exposes:
-    CLASS_NAMES        the `_class_name`s of model_index.json it runs
+    SPEC               its `FamilySpec` (spec.py): what it is, read by the rest of the program
     defaults(model)    the request defaults for this model, read from its configs (no weights)
-    check(request)     family-specific validation, before anything loads
+    check(request)     family-specific validation beyond the spec's own, before anything loads
     load(model, device, dtype) -> pipeline, still on the CPU (the engine places it under the memory plan)
     run(pipe, request, image, job) -> uint8 frames (F, H, W, 3); `image` is None for text-to-video
-Adding a family (LTX, Wan, …) is adding a module here and a line to FAMILIES.
-This registry imports no torch.
+and optionally `complete_model(info, catalog, options)`, which finishes a resolved model before it is used
+(AnimateDiff picks its motion adapter there).
+Adding a family (LTX, Wan, …) is adding a module here: every module of this package with a `SPEC` is a
+family (`register` adds one from elsewhere, as the contract's test does). This registry imports no torch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
+import pkgutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "svd": ("StableVideoDiffusionPipeline",),
-    # An SD1.5 base (a diffusers folder or a single-file checkpoint) plus a motion adapter.
-    "animatediff": ("AnimateDiffPipeline", "StableDiffusionPipeline", "StableDiffusionCheckpoint"),
-    "modelscope": ("TextToVideoSDPipeline",),
-}
-# Families driven by a text prompt: the page shows the prompt fields only for these, and lets the picture
-# be left out (text to video).
-TEXT_FAMILIES = frozenset({"animatediff", "modelscope"})
-# The picture is optional for these (it drives the result when given).
-IMAGE_OPTIONAL_FAMILIES = frozenset({"animatediff", "modelscope"})
-LABELS = {"svd": "Stable Video Diffusion", "animatediff": "AnimateDiff", "modelscope": "ModelScope T2V"}
+from .spec import FamilySpec
+
+_NOT_FAMILIES = frozenset({"spec"})
+_registry: dict[str, ModuleType] = {}
+_registry_lock = threading.Lock()
+_scanned: tuple[str, ...] | None = None  # the package's search path when it was last scanned
+
+
+def _families() -> dict[str, ModuleType]:
+    """Every family module by name: the modules of this package that declare a SPEC, found once (and again
+    when the package's path grows, so that a folder of families added to it is seen)."""
+    global _scanned
+    with _registry_lock:
+        if _scanned != tuple(__path__):
+            for found in pkgutil.iter_modules(__path__):
+                if found.name.startswith("_") or found.name in _NOT_FAMILIES:
+                    continue
+                module = importlib.import_module(f"{__name__}.{found.name}")
+                if isinstance(getattr(module, "SPEC", None), FamilySpec):
+                    _registry.setdefault(module.SPEC.name, module)
+            _scanned = tuple(__path__)
+        return _registry
+
+
+def register(module: ModuleType) -> FamilySpec:
+    """Add a family module defined outside this package (it needs the same SPEC and entry points)."""
+    spec = getattr(module, "SPEC", None)
+    if not isinstance(spec, FamilySpec):
+        raise TypeError(f"{module.__name__} has no SPEC (a FamilySpec)")
+    families = _families()
+    with _registry_lock:
+        families[spec.name] = module
+    return spec
+
+
+def unregister(name: str) -> None:
+    with _registry_lock:
+        _registry.pop(name, None)
+
+
+def specs() -> list[FamilySpec]:
+    return [module.SPEC for module in _families().values()]
+
+
+def spec_for(name: str) -> FamilySpec:
+    return load_family(name).SPEC
 
 
 def family_for_class(class_name: str) -> str | None:
-    for family, class_names in FAMILIES.items():
-        if class_name in class_names:
-            return family
+    for module in _families().values():
+        if class_name in module.SPEC.class_names:
+            return module.SPEC.name
     return None
 
 
 def load_family(name: str) -> ModuleType:
-    if name not in FAMILIES:
-        raise KeyError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}")
-    return importlib.import_module(f"{__name__}.{name}")
+    families = _families()
+    if name not in families:
+        raise KeyError(f"unknown model family {name!r}; known: {', '.join(families)}")
+    return families[name]
 
 
 # ---- what every family's `load` needs ---------------------------------------------------------------

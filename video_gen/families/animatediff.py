@@ -3,7 +3,7 @@
 The base is a diffusers folder or a single-file `.safetensors` checkpoint (the way community models are
 shared); the adapter is a diffusers folder or AnimateDiff's own single file (`MotionAdapter.from_single_file`).
 Single files load without the network: the configs come from video_gen/configs/sd15 (or an installed SD1.5
-folder of the same widths, see `models.sd15_config_dir`) and the CLIP vocabulary from the `openai-clip`
+folder of the same widths, see `sd15_config_dir`) and the CLIP vocabulary from the `openai-clip`
 package. With a picture, the picture drives the result: `AnimateDiffVideoToVideoPipeline` over the picture
 repeated for every frame, denoised from `1 - image_strength` of the way (1.0 would keep it unchanged).
 """
@@ -14,29 +14,57 @@ import gzip
 import hashlib
 import importlib.util
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InvalidRequest, ModelNotFound
 from ..events import DENOISING, ENCODING_IMAGE
-from ..models import HOW_TO_GET, ModelInfo, cache_dir, read_safetensors_header
+from .. import models
+from ..models import HOW_TO_GET, PICKLE_REFUSED, ModelInfo, cache_dir, read_safetensors_header
 from . import fp16_variant, loading
+from .spec import MOTION_ADAPTER, OPTIONAL, SD_LATENT_RGB_FACTORS, SVD_MEMORY, Download, FamilySpec, SingleFile
 
-CLASS_NAMES = ("AnimateDiffPipeline", "StableDiffusionPipeline", "StableDiffusionCheckpoint")
-
-# The same SD latent space as SVD (ComfyUI comfy/latent_formats.py, SD15), for the live preview.
-LATENT_RGB_FACTORS = [
-    [0.3512, 0.2297, 0.3227],
-    [0.3250, 0.4974, 0.2350],
-    [-0.2829, 0.1762, 0.2721],
-    [-0.2120, -0.2616, -0.7177],
-]
-
-# The seed document's scheduler: Euler with trailing timestep spacing and linear betas, the setting the
+# The default scheduler: Euler with trailing timestep spacing and linear betas, the setting the
 # AnimateDiff adapters were trained with (diffusers' AnimateDiff docs, AnimateDiff-Lightning model card).
 # DDIM with the same betas is AnimateDiff's original sampler; LCM is for AnimateLCM-style adapters.
 SCHEDULERS = ("euler", "ddim", "lcm")
+
+
+def _is_sd15_checkpoint(keys) -> bool:
+    """An SD1.5 checkpoint in the original (LDM) layout, told from SD2's OpenCLIP text encoder and SDXL's."""
+    return (any(key.startswith("model.diffusion_model.input_blocks.") for key in keys)
+            and not any(key.startswith(("cond_stage_model.model.", "conditioner.embedders.")) for key in keys))
+
+
+SPEC = FamilySpec(
+    name="animatediff",
+    label="AnimateDiff",
+    # An SD1.5 base (a diffusers folder or a single-file checkpoint) plus a motion adapter.
+    class_names=("AnimateDiffPipeline", "StableDiffusionPipeline", "StableDiffusionCheckpoint"),
+    image=OPTIONAL,
+    prompt=True,
+    schedulers=SCHEDULERS,
+    native_frames=16,  # what the v1.5 adapters were trained on
+    native_fps=8,
+    steps_range=(4, 50),  # AnimateLCM runs 4-8 steps
+    latent_rgb_factors=SD_LATENT_RGB_FACTORS,
+    # Estimated: SVD's UNet constants (both are SD1.5-width UNets with temporal layers); not yet measured.
+    memory=replace(SVD_MEMORY, measured="estimated: SVD-XT's constants, not measured for AnimateDiff"),
+    controls=frozenset({"image_strength"}),
+    downloads=(
+        Download("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5",
+                 "Stable Diffusion 1.5 base for AnimateDiff (needs a motion adapter)"),
+        Download("animatediff-v1-5-3", "guoyww/animatediff-motion-adapter-v1-5-3",
+                 "AnimateDiff v3 motion adapter for SD1.5 bases"),
+    ),
+    single_files=(
+        SingleFile("sd15", "StableDiffusionCheckpoint", matches=_is_sd15_checkpoint, priority=30),
+        SingleFile("motion-adapter", "MotionAdapter", role=MOTION_ADAPTER, priority=40,
+                   matches=lambda keys: any("motion_modules." in key for key in keys)),
+    ),
+)
 
 
 def defaults(model: ModelInfo) -> dict:
@@ -57,13 +85,101 @@ def defaults(model: ModelInfo) -> dict:
     }
 
 
+def complete_model(model: ModelInfo, catalog, *, motion_adapter: str | None, models_dir: Path,
+                   allow_pickle: bool) -> ModelInfo:
+    """Give a resolved base the motion adapter it runs with (`motion_adapter`, else the base's own, else the
+    first installed by name) and, for a single file, the configs it is built from, before anything loads."""
+    model = replace(model, motion_adapter=pick_motion_adapter(model, motion_adapter, catalog, models_dir, allow_pickle))
+    if model.class_name == "StableDiffusionCheckpoint":
+        model = replace(model, config_dir=sd15_config_dir(model.path, catalog))
+    return model
+
+
+# ---- what goes with a base: its motion adapter, and the configs of a single file --------------------
+def pick_motion_adapter(base: ModelInfo, requested: str | None, everything: list[ModelInfo], models_dir: Path,
+                         allow_pickle: bool) -> Path:
+    adapters = [info for info in everything if info.role == MOTION_ADAPTER]
+    if requested:
+        match = next((info for info in adapters if info.name == requested), None)
+        if match is not None:
+            return match.path
+        path = Path(requested).expanduser()
+        if not path.exists() and (models_dir / requested).exists():
+            path = models_dir / requested
+        if path.is_dir() and models._motion_adapter_config(path) is not None:
+            return path.resolve()
+        if path.is_file():
+            info = models.inspect_file(path, allow_pickle=allow_pickle)
+            if info.class_name == "pickle":
+                if not allow_pickle:
+                    raise ModelNotFound(f"{path} " + PICKLE_REFUSED.format(suffix=path.suffix))
+                info = models._inspect_pickle(info)
+            if info.role == MOTION_ADAPTER:
+                return path.resolve()
+            raise ModelNotFound(f"{path} is not a motion adapter (it holds {info.class_name})")
+        names = ", ".join(info.name for info in adapters) or "none"
+        raise ModelNotFound(f"motion adapter {requested!r} is not installed (installed: {names}); {HOW_TO_GET}")
+    if base.motion_adapter is not None:
+        return base.motion_adapter  # an AnimateDiffPipeline folder brings its own
+    if adapters:
+        return adapters[0].path  # the first by place (models folder first), then by name
+    raise ModelNotFound(
+        f"{base.name} is a Stable Diffusion 1.5 base: AnimateDiff also needs a motion adapter and none is "
+        f"installed; get one with `video-gen models download animatediff-v1-5-3` ({HOW_TO_GET})"
+    )
+
+
+SHIPPED_SD15_CONFIG = Path(__file__).parent.parent / "configs" / "sd15"
+
+
+def sd15_config_dir(checkpoint: Path, everything: list[ModelInfo] = ()) -> Path:
+    """The configs that fit a single-file SD1.5 checkpoint, found offline.
+
+    diffusers' single-file loader needs the diffusers configs of each part and would fetch them from the
+    hub; video-gen ships SD1.5's (video_gen/configs/sd15) and checks that the checkpoint's tensor shapes
+    agree with them. A checkpoint of other widths (a distilled or toy model) takes the configs of an
+    installed SD1.5 diffusers folder whose widths agree instead.
+    """
+    widths = _sd15_widths_from_checkpoint(checkpoint)
+    candidates = [SHIPPED_SD15_CONFIG] + [
+        info.path for info in everything
+        if info.path.is_dir() and info.class_name in ("StableDiffusionPipeline", "AnimateDiffPipeline")
+    ]
+    for candidate in candidates:
+        if widths is None or _sd15_widths_from_configs(candidate) == widths:
+            return candidate
+    raise ModelNotFound(
+        f"{checkpoint} has the layout of an SD1.5 checkpoint but not its sizes (UNet, text encoder, VAE widths "
+        f"{widths}); install a diffusers folder of the same architecture next to it ({HOW_TO_GET})"
+    )
+
+
+def _sd15_widths_from_checkpoint(checkpoint: Path) -> tuple | None:
+    names = ("model.diffusion_model.input_blocks.0.0.weight",
+             "cond_stage_model.transformer.text_model.final_layer_norm.weight", "first_stage_model.encoder.conv_in.weight")
+    if checkpoint.suffix.lower() != ".safetensors":  # reached only with --allow-pickle: read with weights_only
+        state = models._pickle_state_dict(checkpoint)
+        if not all(name in state for name in names):
+            return None
+        return tuple(state[name].shape[0] for name in names)
+    header = read_safetensors_header(checkpoint)
+    if not all(name in header for name in names):
+        return None
+    return tuple(header[name]["shape"][0] for name in names)
+
+
+def _sd15_widths_from_configs(folder: Path) -> tuple | None:
+    try:
+        unet = json.loads((folder / "unet" / "config.json").read_text())
+        text = json.loads((folder / "text_encoder" / "config.json").read_text())
+        vae = json.loads((folder / "vae" / "config.json").read_text())
+        return (unet["block_out_channels"][0], text["hidden_size"], vae["block_out_channels"][0])
+    except (OSError, json.JSONDecodeError, KeyError, IndexError, TypeError):
+        return None
+
+
 def check(request) -> None:
-    if request.scheduler is not None and request.scheduler not in SCHEDULERS:
-        raise InvalidRequest("scheduler", f"must be one of {', '.join(SCHEDULERS)} for AnimateDiff, "
-                                          f"got {request.scheduler!r}")
-    if not request.image and not request.prompt.strip():
-        raise InvalidRequest("prompt", "missing: AnimateDiff makes a video from a text prompt (and optionally a "
-                                       "picture); describe the video")
+    """Beyond the spec's checks (scheduler, prompt): the picture's strength must leave a step to denoise."""
     if request.image:
         _check_image_strength(request)
 

@@ -8,15 +8,30 @@ and cancel are handled.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from ..errors import InvalidRequest
 from ..events import DENOISING, ENCODING_IMAGE
 from ..models import ModelInfo
 from . import fp16_variant, loading
-from .animatediff import LATENT_RGB_FACTORS, _check_image_strength, denoise_strength  # noqa: F401  same SD VAE
+from .animatediff import _check_image_strength, denoise_strength
+from .spec import OPTIONAL, SD_LATENT_RGB_FACTORS, SVD_MEMORY, Download, FamilySpec
 
-CLASS_NAMES = ("TextToVideoSDPipeline",)
+SPEC = FamilySpec(
+    name="modelscope",
+    label="ModelScope T2V",
+    class_names=("TextToVideoSDPipeline",),
+    image=OPTIONAL,
+    prompt=True,
+    schedulers=("ddim",),  # its own
+    native_frames=16,
+    native_fps=8,
+    latent_rgb_factors=SD_LATENT_RGB_FACTORS,  # the same SD VAE
+    memory=replace(SVD_MEMORY, measured="estimated: SVD-XT's constants, not measured for ModelScope"),
+    controls=frozenset({"image_strength"}),
+    downloads=(Download("modelscope-t2v", "ali-vilab/text-to-video-ms-1.7b", "ModelScope text to video 1.7B, 256x256"),),
+)
 
 
 def defaults(model: ModelInfo) -> dict:
@@ -35,10 +50,7 @@ def defaults(model: ModelInfo) -> dict:
 
 
 def check(request) -> None:
-    if request.scheduler not in (None, "ddim"):
-        raise InvalidRequest("scheduler", f"ModelScope runs with its own DDIM scheduler only, got {request.scheduler!r}")
-    if not request.image and not request.prompt.strip():
-        raise InvalidRequest("prompt", "missing: ModelScope makes a video from a text prompt; describe the video")
+    """Beyond the spec's checks (its own DDIM scheduler, a prompt): the picture must leave a step to denoise."""
     if request.image:
         _check_image_strength(request)
 

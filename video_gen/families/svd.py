@@ -10,21 +10,44 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidRequest
 from ..events import DECODING, DENOISING, ENCODING_IMAGE
 from ..models import ModelInfo
 from . import fp16_variant, loading
+from .spec import (REQUIRED, SD_LATENT_RGB_FACTORS, SVD_MEMORY, UNSUPPORTED, Download, FamilySpec, ReferenceModel,
+                   SingleFile)
 
-CLASS_NAMES = ("StableVideoDiffusionPipeline",)
-
-# SVD's SD-VAE latent space to RGB, a linear fit (ComfyUI comfy/latent_formats.py, SD15): used only for
-# the live preview, which must cost far less than a VAE decode.
-LATENT_RGB_FACTORS = [
-    [0.3512, 0.2297, 0.3227],
-    [0.3250, 0.4974, 0.2350],
-    [-0.2829, 0.1762, 0.2721],
-    [-0.2120, -0.2616, -0.7177],
-]
+SPEC = FamilySpec(
+    name="svd",
+    label="Stable Video Diffusion",
+    class_names=("StableVideoDiffusionPipeline",),
+    image=REQUIRED,
+    native_frames=25,  # SVD-XT's; `defaults` reads the UNet's own (14 for SVD)
+    native_fps=7,
+    latent_rgb_factors=SD_LATENT_RGB_FACTORS,
+    memory=SVD_MEMORY,
+    controls=frozenset({"motion_bucket_id", "noise_aug_strength", "min_guidance_scale", "max_guidance_scale"}),
+    downloads=(
+        Download("svd", "stabilityai/stable-video-diffusion-img2vid",
+                 "Stable Video Diffusion, 14 frames at 1024x576 (image to video)"),
+        Download("svd-xt", "stabilityai/stable-video-diffusion-img2vid-xt",
+                 "Stable Video Diffusion XT, 25 frames at 1024x576 (image to video)"),
+    ),
+    single_files=(
+        # SVD's UNet has temporal "time_stack" blocks beside SD's spatial ones: asked before SD1.5's layout.
+        SingleFile("svd", "SVDCheckpoint", role=UNSUPPORTED, priority=0,
+                   note="single-file SVD is not supported yet: use the diffusers folder",
+                   matches=lambda keys: any(".time_stack." in key for key in keys)
+                   and any(key.startswith("model.diffusion_model.") for key in keys)),
+    ),
+    # stabilityai/stable-video-diffusion-img2vid-xt's parameter counts (tests check them against the architecture)
+    reference_model=ReferenceModel(
+        "svd-xt",
+        numel={"unet": 1_524_623_082, "vae": 97_742_847, "image_encoder": 632_076_800},
+        largest_block={"unet": 489_498_886, "vae": 63_579_183, "image_encoder": 630_766_080},
+        largest_tensor=29_491_200,
+        defaults={"num_frames": 25, "fps": 7, "decode_chunk_size": 8},
+    ),
+)
 
 
 def defaults(model: ModelInfo) -> dict:
@@ -47,8 +70,7 @@ def defaults(model: ModelInfo) -> dict:
 
 
 def check(request) -> None:
-    if not request.image:
-        raise InvalidRequest("image", "missing: Stable Video Diffusion animates a picture; give its path")
+    """Nothing beyond the spec's checks (a picture is required)."""
 
 
 def load(model: ModelInfo, device: str, dtype):

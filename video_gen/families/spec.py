@@ -1,0 +1,157 @@
+"""`FamilySpec`: what a model family is, declared once in its module (ComfyUI's `supported_models.py`).
+
+The rest of the program reads these fields instead of asking "is this SVD?": request validation (size
+multiple, schedulers, picture, prompt, last frame), the length planner (native frames and fps, frame
+rule), the precision (`dtype`), the memory estimator (`memory`), the live preview
+(`latent_rgb_factors`), model discovery (`class_names`, `single_files`), downloads (`downloads`) and the
+page's controls. This module imports no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+# How a family takes a picture.
+REQUIRED, OPTIONAL, NONE = "required", "optional", "none"
+# Roles of what discovery finds (models.py): a model that runs on its own, an AnimateDiff-style motion
+# adapter that goes with a base, or something recognised that cannot run here.
+MODEL, MOTION_ADAPTER, UNSUPPORTED = "model", "motion-adapter", "unsupported"
+
+
+@dataclass(frozen=True)
+class MemoryConstants:
+    """Activation bytes of a family's stages, for the memory estimator (`memory.estimate_stages`).
+
+    Bytes are for fp16 (scaled by the element size); `measured` says where the numbers come from, or starts
+    with "estimated" when they were not measured for this family.
+    """
+
+    denoise_bytes_per_token: int  # per (CFG batch x latent frame x latent pixel)
+    denoise_base_bytes: int
+    forward_chunking_saving: float  # the share of denoise activations that feed-forward chunking saves
+    decode_bytes_per_pixel: int  # per (decoded frame x output pixel)
+    encode_bytes_per_pixel: int  # the picture's encoders, per output pixel
+    encode_base_bytes: int
+    measured: str
+    spatial_compression: int = 8  # output pixels per latent pixel, along each side
+    temporal_compression: int = 1  # output frames per latent frame (Wan 4, LTX 8)
+    cfg_batch: int = 2  # classifier-free guidance runs the denoiser on a batch of two
+
+    def latent_tokens(self, frames: int, width: int, height: int) -> int:
+        latent_frames = (frames - 1) // self.temporal_compression + 1
+        side = self.spatial_compression
+        return self.cfg_batch * latent_frames * (width // side) * (height // side)
+
+
+@dataclass(frozen=True)
+class Download:
+    """A model `video-gen models download NAME` fetches: only configs and one .safetensors per weight."""
+
+    name: str
+    repo: str
+    description: str
+
+
+@dataclass(frozen=True)
+class SingleFile:
+    """One kind of single-file checkpoint a family recognises from its safetensors tensor names alone."""
+
+    kind: str  # what `models.classify_checkpoint` answers, e.g. "sd15"
+    class_name: str  # ModelInfo.class_name of such a file
+    matches: Callable[[Collection[str]], bool]
+    role: str = MODEL
+    note: str = ""  # for UNSUPPORTED: why, and what to use instead
+    priority: int = 50  # lower is asked first (a more specific layout before the one it extends)
+
+
+@dataclass(frozen=True)
+class ReferenceModel:
+    """A family's best-known model, sized from its published parameter counts: `video-gen info` shows how long
+    a video it makes before any model is installed."""
+
+    name: str
+    numel: dict[str, int]  # component -> parameters
+    largest_block: dict[str, int]  # component -> parameters of its largest top-level block
+    largest_tensor: int
+    defaults: dict[str, int]  # num_frames, fps, decode_chunk_size
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    name: str  # the module's name under video_gen.families, also what ModelInfo.family holds
+    label: str  # for people: "Stable Video Diffusion"
+    class_names: tuple[str, ...]  # model_index.json `_class_name`s (and single-file class names) it runs
+    memory: MemoryConstants
+    image: str = REQUIRED  # REQUIRED, OPTIONAL or NONE
+    prompt: bool = False  # driven by a text prompt (prompt and negative prompt)
+    last_image: bool = False  # can take a last frame
+    schedulers: tuple[str, ...] = ()  # the `scheduler` values it accepts (empty: its own, no choice)
+    size_multiple: int = 8  # width and height must be multiples of this
+    frame_step: int = 1  # one generation makes frame_step*k + 1 frames (1: any count; Wan 4, LTX 8)
+    dtype: str = "float16"  # on CUDA; the CPU always runs float32
+    native_frames: int = 16  # frames of one generation when the model's config does not say
+    native_fps: int = 8
+    steps_range: tuple[int, int] = (10, 50)  # the page's slider (the request accepts 1-150)
+    latent_rgb_factors: tuple[tuple[float, ...], ...] | None = None  # live preview; None: no preview
+    downloads: tuple[Download, ...] = ()
+    single_files: tuple[SingleFile, ...] = ()
+    reference_model: ReferenceModel | None = None
+    # Family-specific parts of a request that the page shows (beyond the common ones): e.g. "motion_bucket_id".
+    controls: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def takes_image(self) -> bool:
+        return self.image != NONE
+
+    def valid_frames(self, frames: int) -> int:
+        """The fewest frames one generation can make that hold `frames` (the frame rule: step*k + 1)."""
+        from ..planner import valid_frames
+
+        return valid_frames(frames, self.frame_step)
+
+    def check_request(self, request) -> None:
+        """The checks every family shares, from this spec (each family's `check` adds its own)."""
+        from ..errors import InvalidRequest
+
+        if self.image == REQUIRED and not request.image:
+            raise InvalidRequest("image", f"missing: {self.label} animates a picture; give its path")
+        if self.image == NONE and request.image:
+            raise InvalidRequest("image", f"{self.label} makes a video from text only; leave the picture out")
+        if self.prompt and not request.image and not request.prompt.strip():
+            raise InvalidRequest("prompt", f"missing: {self.label} makes a video from a text prompt; describe the video")
+        if request.last_image and not self.last_image:
+            raise InvalidRequest("last_image", f"{self.label} cannot take a last frame; leave it out")
+        if request.scheduler is not None and self.schedulers and request.scheduler not in self.schedulers:
+            raise InvalidRequest("scheduler", f"must be one of {', '.join(self.schedulers)} for {self.label}, "
+                                              f"got {request.scheduler!r}")
+        for name in ("width", "height"):
+            value = getattr(request, name)
+            if value is not None and value % self.size_multiple:
+                nearest = max(self.size_multiple, round(value / self.size_multiple) * self.size_multiple)
+                raise InvalidRequest(name, f"must be a multiple of {self.size_multiple} for {self.label}, got "
+                                           f"{value}; try {nearest}")
+
+
+# The SD VAE's latent space to RGB, a linear fit (ComfyUI comfy/latent_formats.py, SD15): SVD, AnimateDiff and
+# ModelScope share this VAE. Used only for the live preview, which must cost far less than a VAE decode.
+SD_LATENT_RGB_FACTORS = (
+    (0.3512, 0.2297, 0.3227),
+    (0.3250, 0.4974, 0.2350),
+    (-0.2829, 0.1762, 0.2721),
+    (-0.2120, -0.2616, -0.7177),
+)
+
+# Activation bytes measured on the full-size SVD-XT architecture by `python bench/memory_constants.py` (CPU,
+# torch 2.13, where SDPA is a fused flash kernel, so attention memory is linear in tokens as with CUDA's flash
+# kernels), fitted as a line through two sizes (2x8x8 and 4x8x16 latents). Its output on 2026-11-24: UNet 18292 B
+# per (CFG batch x frame x latent pixel), base 0.2 MB; feed-forward chunking 43.7 % lower; VAE decode 2048 B per
+# (frame x output pixel); image stage (CLIP at 224x224 plus the VAE encoder on one frame) 571 B per output pixel
+# + 5.9 MB. So SVD-XT at 1024x576 needs ~8.4 GB for the UNet's activations (25 frames, CFG) and ~9.7 GB to decode
+# 8 frames at once, which is why 12 GB cards run out at decode (ComfyUI #7006). GPU calibration
+# (`bench/gpu_svd.py` prints measured peaks next to these estimates) is still owed.
+SVD_MEMORY = MemoryConstants(
+    denoise_bytes_per_token=18_292, denoise_base_bytes=200_000, forward_chunking_saving=0.437,
+    decode_bytes_per_pixel=2_048, encode_bytes_per_pixel=571, encode_base_bytes=5_900_000,
+    measured="SVD-XT, bench/memory_constants.py on the CPU, 2026-11-24",
+)
