@@ -126,7 +126,7 @@ def wait_for_denoising(job, timeout: float = 60) -> int:
 
 # ---- the UI module stays free of torch and models ---------------------------------------------
 def test_ui_modules_import_no_torch():
-    code = ("import sys, video_gen.ui, video_gen.ui_jobs; "
+    code = ("import sys, video_gen.web.app, video_gen.web.jobs, video_gen.smoothing; "
             "bad = [m for m in ('torch', 'diffusers', 'transformers') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
@@ -136,9 +136,9 @@ def test_ui_modules_import_no_torch():
 
 # ---- the page's arithmetic, without a server -------------------------------------------------------
 def test_length_and_frame_rate_give_frames_and_a_note_on_how_they_are_made():
-    from video_gen.ui import FALLBACK_DEFAULTS, length_note, length_plan
+    from video_gen.web.fields import length_note, length_plan
 
-    svd_xt = dict(FALLBACK_DEFAULTS)  # 25 frames at 7 fps per generation
+    svd_xt = {"num_frames": 25, "fps": 7}  # SVD-XT's clip: 25 frames at 7 fps per generation
     plan = length_plan(3, 8, svd_xt)
     assert (plan.frames, plan.fps, plan.segments, plan.factor) == (24, 8, 1, 1)
     assert length_note(plan, svd_xt).startswith("**24 frames at 8 fps = 3.0 s.**")
@@ -151,7 +151,7 @@ def test_length_and_frame_rate_give_frames_and_a_note_on_how_they_are_made():
 
 def test_progress_shows_stage_step_segment_elapsed_and_eta_and_only_moves_forward():
     from video_gen.events import StageEvent, StepEvent
-    from video_gen.ui import ProgressView
+    from video_gen.web.progress import ProgressView
 
     view = ProgressView(segments=2)
     events = [StageEvent("loading_model", "loading tiny-svd")]
@@ -173,7 +173,7 @@ def test_progress_shows_stage_step_segment_elapsed_and_eta_and_only_moves_forwar
 
 def test_resolutions_parse_and_match_image_keeps_shape_in_multiples_of_64():
     from video_gen.errors import InvalidRequest
-    from video_gen.ui import match_image_size, parse_resolution
+    from video_gen.web.fields import match_image_size, parse_resolution
 
     assert parse_resolution("1024x576") == (1024, 576)
     assert parse_resolution("576×1024") == (576, 1024)
@@ -186,26 +186,33 @@ def test_resolutions_parse_and_match_image_keeps_shape_in_multiples_of_64():
     assert match_image_size(3000, 4000, 1024 * 576) == (height, width)
 
 
+def page_values(**changes):
+    """The Generate form's values by field name: its start values, changed."""
+    from video_gen.web.fields import defaults
+
+    return {**defaults(), "num_inference_steps": 25, "motion_bucket_id": 127, "noise_aug_strength": 0.02,
+            "min_guidance_scale": 1.0, "max_guidance_scale": 3.0, "decode_chunk_size": 8, **changes}
+
+
 def test_controls_become_one_request_with_the_models_defaults(generator, photo, tmp_path):
     from video_gen.errors import InvalidRequest
-    from video_gen.ui import WebApp
+    from video_gen.web.app import WebApp
 
-    web = WebApp(generator, tmp_path)
-    request = web.request_from_controls(str(photo), TINY_MODEL, 3, 24, "match image", 127, 25, -1, 0.02, 1.0, 3.0, 8,
-                                        "mp4", 18, "crop")
+    tab = WebApp(generator, tmp_path).generate_tab
+    request = tab.request_from_values(page_values(image=str(photo), model=TINY_MODEL, duration=3, fps=24,
+                                                  resolution="match image"))
     assert request.num_frames == 72 and request.fps == 24  # 3 s x 24 fps; the engine plans the segments
     assert request.width % 64 == 0 and request.height % 64 == 0 and request.width > request.height  # 4:3 photo
     with pytest.raises(InvalidRequest, match="model: 'elsewhere' is not installed"):
-        web.request_from_controls(str(photo), "elsewhere", 1, 8, "64x64", 127, 25, -1, 0.02, 1.0, 3.0, 8, "mp4", 18,
-                                  "crop")
+        tab.request_from_values(page_values(image=str(photo), model="elsewhere", duration=1, resolution="64x64"))
     with pytest.raises(InvalidRequest, match="^image: missing"):
-        web.request_from_controls(None, TINY_MODEL, 1, 8, "64x64", 127, 25, -1, 0.02, 1.0, 3.0, 8, "mp4", 18, "crop")
+        tab.request_from_values(page_values(image=None, model=TINY_MODEL, duration=1, resolution="64x64"))
 
 
 def test_no_model_installed_is_a_clear_empty_state_and_refresh_finds_a_new_one(tmp_path, copy_model, photo):
     from video_gen import Generator
     from video_gen.errors import InvalidRequest
-    from video_gen.ui import WebApp
+    from video_gen.web.app import WebApp
 
     models = tmp_path / "models"
     web = WebApp(Generator(models_dir=models, outputs_dir=tmp_path / "outputs"), tmp_path / "work")
@@ -214,13 +221,17 @@ def test_no_model_installed_is_a_clear_empty_state_and_refresh_finds_a_new_one(t
     empty = next(c for c in config["components"] if c.get("props", {}).get("elem_id") == "vg-empty")
     assert empty["props"]["visible"] is True and "No model installed" in empty["props"]["value"]
     assert str(models.resolve()) in empty["props"]["value"] and "video-gen models download" in empty["props"]["value"]
+    tab = web.generate_tab
     with pytest.raises(InvalidRequest, match="^model: no model installed"):
-        web.request_from_controls(str(photo), None, 1, 8, "64x64", 127, 25, -1, 0.02, 1.0, 3.0, 8, "mp4", 18, "crop")
+        tab.request_from_values(page_values(image=str(photo), model=None, duration=1, resolution="64x64"))
 
     copy_model("new-model")  # installed while the page is open
-    dropdown, message = web.refresh_models(None)
-    assert [value for _, value in dropdown.choices] == ["new-model"] and dropdown.value == "new-model"
-    assert message.visible is False
+    form = tab.form
+    updates = tab.refresh({form["model"]: None, form["fps"]: 8, form["loop"]: "none", form["interpolation"]: 0})
+    dropdown, message = updates[form["model"]], updates[tab.model_message]
+    assert [value for _, value in dropdown["choices"]] == ["new-model"] and dropdown["value"] == "new-model"
+    assert message["visible"] is False
+    assert updates[form["resolution"]] == "1024x576"  # the new model's defaults are set with it
 
 
 # ---- a real server --------------------------------------------------------------------------------

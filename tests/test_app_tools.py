@@ -57,9 +57,9 @@ def outputs_listing(server) -> set[str]:
 
 # ---- the generate form ------------------------------------------------------------------------------
 def test_plan_note_says_what_loop_and_interpolation_do():
-    from video_gen.ui import FALLBACK_DEFAULTS, length_note, length_plan
+    from video_gen.web.fields import length_note, length_plan
 
-    defaults = FALLBACK_DEFAULTS  # SVD-XT: 25 frames at 7 fps
+    defaults = {"num_frames": 25, "fps": 7}  # SVD-XT's clip: 25 frames at 7 fps
     assert "interpolated" in length_note(length_plan(2, 24, defaults), defaults)
     off = length_note(length_plan(2, 24, defaults, interpolation=1), defaults)
     assert "interpolated" not in off and "2 chained segments" in off  # 48 frames, 25 at a time
@@ -74,14 +74,15 @@ def test_generate_takes_loop_and_interpolation_as_its_last_inputs(server):
     elem_ids = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
     generate_dep = next(d for d in config["dependencies"] if d.get("api_name") == "generate")
     names = [elem_ids[i] for i in generate_dep["inputs"]]
-    assert names[:2] == ["vg-image", "vg-model"] and names[-7:-4] == ["vg-live-preview", "vg-loop", "vg-interpolation"]
-    # Then the text families' inputs (issue 4) and the memory plan (issue 5): appended, so positional API
-    # calls made before keep working.
-    assert names[-4:] == ["vg-prompt", "vg-negative-prompt", "vg-image-strength", "vg-memory-plan"]
-    assert len(names) == 22
+    assert names[:2] == ["vg-image", "vg-model"] and names[-8:-5] == ["vg-live-preview", "vg-loop", "vg-interpolation"]
+    # Then the text families' inputs (issue 4), the memory plan (issue 5) and the last frame (issue 12):
+    # appended, so positional API calls made before keep working.
+    assert names[-5:] == ["vg-prompt", "vg-negative-prompt", "vg-image-strength", "vg-memory-plan", "vg-last-image"]
+    assert len(names) == 23
     groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in server.demo.fns.values()}
-    # Smoothing runs one at a time; Generate handlers only watch the board's queue, which runs one job at a time.
-    assert groups["smooth"] == groups["smooth_preview"] == ("generate", 1)
+    # Smoothing runs one at a time (and waits for the engine's turn: test_web_shared_slot.py); Generate
+    # handlers only watch the board's queue, which runs one job at a time.
+    assert groups["smooth"] == groups["smooth_preview"] == ("smooth", 1)
     assert groups["generate"] == ("watch", None)
 
 

@@ -202,3 +202,58 @@ def test_closing_a_tab_drops_its_queued_job(browser, page, server, photo):
     time.sleep(1.5)  # had the closed tab's job stayed queued, it would start now
     assert not generator.busy, "the closed tab's queued job ran"
     assert {path for path in outputs.iterdir() if path.suffix == ".mp4"} == before
+
+
+def test_a_model_added_while_the_page_is_open_appears_on_refresh_and_makes_a_video(browser, page, models_dir, photo,
+                                                                                  tmp_path):
+    """The guard of Refresh in a running server: a model folder copied into the models folder after the page
+    was opened is listed when Refresh is pressed, can be chosen, and makes the video."""
+    import shutil
+
+    from test_app import start_server
+
+    models = tmp_path / "models"
+    shutil.copytree(models_dir / TINY_MODEL, models / "first-model")
+    demo, server = start_server(models, tmp_path / "web", tmp_path / "gradio-temp")
+    try:
+        page.goto(server.url)
+        page.wait_for_selector("#vg-generate")
+        assert page.locator("#vg-model input").input_value() == "first-model · Stable Video Diffusion"
+        shutil.copytree(models_dir / TINY_MODEL, models / "added-model")  # while the page is open
+        page.click("#vg-refresh")
+        model = page.locator("#vg-model input")
+        model.click()
+        option = page.locator("ul.option-list li", has_text="added-model")  # listed now
+        option.wait_for(timeout=10_000)
+        option.click()
+        page.wait_for_function("() => document.querySelector('#vg-model input').value.startsWith('added-model')",
+                               timeout=10_000)
+        page.wait_for_selector("#vg-frames-note >> text=at 8 fps", timeout=10_000)  # the model's defaults are set
+        page.locator("#vg-image input[type=file]").set_input_files(str(photo))
+        page.wait_for_selector("#vg-image img")
+        resolution = page.locator("#vg-resolution input")
+        resolution.click()
+        resolution.fill(f"{FAST['width']}x{FAST['height']}")
+        resolution.press("Enter")
+        steps = page.locator("#vg-num-inference-steps input[type=number]")
+        steps.fill("10")
+        steps.press("Enter")
+        length = page.locator("#vg-duration input[type=number]")
+        length.fill("1")
+        length.press("Enter")
+        page.wait_for_selector("#vg-frames-note >> text=8 frames at 8 fps")
+        page.click("#vg-generate")
+        page.wait_for_function(
+            "() => { const v = document.querySelector('#vg-player video');"
+            " return v && v.currentSrc && v.readyState >= 1 && v.duration > 0 }", timeout=60_000)
+        assert "Done" in page.locator("#vg-status").inner_text()
+        assert '"added-model"' in page.locator("#vg-info").inner_text()  # made by the model added while open
+
+        shutil.copytree(models_dir / TINY_MODEL, models / "later-model")  # and one added with no Refresh:
+        page.reload()  # opening the page lists it
+        page.wait_for_selector("#vg-generate")
+        page.locator("#vg-model input").click()
+        page.locator("ul.option-list li", has_text="later-model").wait_for(timeout=10_000)
+        assert page.outside_requests == []
+    finally:
+        demo.close()

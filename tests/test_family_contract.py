@@ -181,6 +181,16 @@ def test_a_family_is_one_module_on_the_page(throwaway, tmp_path):
         assert np.abs(frames.astype(int) - expected.astype(int)).max() <= 1
         entry = server.generator.history.get(info["job"])
         assert entry.status == "done" and entry.request["model"] == "tiny-ddpm"
+
+        # Shown with the controls its spec asks for: no picture, no prompt, no SVD controls, its steps range
+        from video_gen.web.app import WebApp
+
+        page = WebApp(server.generator, tmp_path / "work")
+        assert ("tiny-ddpm · Throwaway DDPM", "tiny-ddpm") in page.model_choices()
+        shown = page.family_controls("tiny-ddpm")
+        for name in ("image", "last_image", "prompt", "negative_prompt", "image_strength", "motion_bucket_id"):
+            assert not shown[name]["visible"], name
+        assert (shown["num_inference_steps"]["minimum"], shown["num_inference_steps"]["maximum"]) == (2, 20)
     finally:
         demo.close()
 

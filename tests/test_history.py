@@ -105,7 +105,7 @@ def test_delete_removes_the_output_and_its_settings_but_nothing_outside_outputs(
 # ---- the board: every job recorded, its own queue in order, resumed after a restart ----------------
 def test_board_records_jobs_runs_them_in_order_and_resumes_the_queue(models_dir, photo, tmp_path):
     from video_gen import Generator
-    from video_gen.ui_jobs import DONE, JobBoard, Waiting
+    from video_gen.web.jobs import DONE, JobBoard, Waiting
 
     outputs = tmp_path / "outputs"
     store = History(outputs / job_history.FILENAME, outputs_dir=outputs)
@@ -149,7 +149,7 @@ def test_board_records_jobs_runs_them_in_order_and_resumes_the_queue(models_dir,
 
 
 def test_a_waiting_job_that_is_cancelled_leaves_the_queue_and_never_runs(generator, photo, tmp_path):
-    from video_gen.ui_jobs import CANCELLED, DONE, JobBoard
+    from video_gen.web.jobs import CANCELLED, DONE, JobBoard
 
     board = JobBoard(generator, tmp_path / "work")
     first = board.submit(fast_request(photo, num_inference_steps=20), "a")

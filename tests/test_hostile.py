@@ -233,3 +233,43 @@ def test_every_hostile_file_and_bad_parameter_set_gets_a_clear_answer(hostile_se
     counts = {"files": len(corpus), "parameter sets": len(BAD_PARAMETERS),
               "videos": sum(1 for outcome in outcomes.values() if outcome[0] == "video")}
     print(f"hostile corpus: {counts}")
+
+
+# Every input of /generate with a value of the wrong type: each gets the one-line "field: what is allowed".
+WRONG_TYPES = [
+    dict(image=5), dict(image="not a handle_file"), dict(image={"path": 3}),
+    dict(model=5), dict(model=["tiny-svd"]),
+    dict(duration={"seconds": 1}), dict(duration="1"), dict(duration=1.5),
+    dict(fps=[8]), dict(fps="8"), dict(fps=True),
+    dict(resolution=64), dict(resolution=[64, 64]),
+    dict(motion_bucket_id="lots"), dict(num_inference_steps=[10]), dict(seed="seven"), dict(seed=1.5),
+    dict(noise_aug_strength="a bit"), dict(min_guidance_scale={}), dict(max_guidance_scale=None),
+    dict(decode_chunk_size="8"), dict(output_format=3), dict(crf="high"), dict(resize_mode=1),
+    dict(live_preview="yes"), dict(loop=True), dict(interpolation="two"), dict(prompt=5), dict(negative_prompt=[1]),
+    dict(image_strength="strong"), dict(memory_plan=2), dict(last_image=3), dict(last_image="a path"),
+]
+
+
+def test_every_input_of_generate_with_a_wrong_type_gets_a_one_line_error(hostile_server, photo, tmp_path):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    client = Client(hostile_server.url, verbose=False, download_files=str(tmp_path / "downloads"))
+    inputs = [parameter["parameter_name"]
+              for parameter in client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"][
+                  "parameters"]]
+    assert not set(inputs) - {name for case in WRONG_TYPES for name in case}, "an input is never sent a wrong type"
+    problems = []
+    for case in WRONG_TYPES:
+        (name, _value), = case.items()
+        try:
+            client.predict(**{"image": handle_file(str(photo)), **WEB_FAST, **case}, api_name="/generate")
+            problems.append(f"{case}: accepted")
+        except Exception as error:  # noqa: BLE001 - every answer is collected, then checked
+            message = str(error)
+            if (not isinstance(error, AppError) or not message.startswith(f"{name}: ") or "\n" in message.strip()
+                    or "upstream" in message):
+                problems.append(f"{case}: {type(error).__name__} {message!r}")
+    assert not problems, "\n".join(problems)
+    video, info, *_ = client.predict(image=handle_file(str(photo)), **WEB_FAST, api_name="/generate")
+    assert Path(video).is_file() and info["frames"] == 8

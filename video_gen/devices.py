@@ -1,4 +1,4 @@
-"""Which device and precision a job runs on (memory policy is in `memory.py`). Nothing runs at import time."""
+"""Which device and precision a job runs on (memory policy is in the `memory` package). Nothing runs at import time."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""The page's tools that need no model: smooth / loop any video, and read a video's stored settings.
+"""Smooth and loop any video (no model needed), and read the settings stored in a video made here.
 
-Pure functions over files (no gradio, no torch): `check_video` and `plan_smooth` validate before any
-work, `render_smooth` decodes, loops, interpolates and writes atomically, `stored_request` reads the
-`GenerationRequest` that the engine wrote into a video (or its `.json`). `ui.py` wires them to the page.
+Pure functions over files (no gradio, no torch at import): `check_video` and `plan_smooth` validate
+before any work, `render_smooth` decodes, loops, interpolates and writes atomically, `stored_request`
+reads the `GenerationRequest` that the engine wrote into a video (or its `.json`), which smoothing
+carries over into its result. The page's "Smooth / loop a video" tab and "Load settings"
+(`web/smooth_tab.py`, `web/generate_tab.py`) wire them to buttons.
 """
 
 from __future__ import annotations

@@ -21,10 +21,8 @@ it is submitted. Jobs still queued when the app stops are run again when it star
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import queue
-import shutil
 import sys
 import threading
 import time
@@ -35,15 +33,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import history as job_history
-from .errors import Cancelled, InvalidRequest, VideoGenError, first_line
-from .events import DoneEvent
-from .request import GenerationRequest
+from .. import history as job_history
+from ..errors import Cancelled, InvalidRequest, VideoGenError, first_line
+from ..events import DoneEvent
+from ..request import GenerationRequest
 
 log = logging.getLogger(__name__)
 
 DONE, CANCELLED, FAILED = "done", "cancelled", "failed"
-INPUTS_DIRNAME = ".inputs"  # in the outputs folder: the pictures of queued and past jobs, for re-runs
 RESUMED = "resumed"  # the session of jobs run again after a restart: nobody is watching them
 
 
@@ -93,13 +90,15 @@ class OutputRecord:
 class WebJob:
     """One Generate click: its request, its message queue and its cancel flag."""
 
-    def __init__(self, request: GenerationRequest, session: str, preview_every: int, history_id: int | None = None,
-                 notes: list[str] | None = None):
-        self.request = request
+    def __init__(self, job, session: str, preview_every: int, history_id: int | None = None):
+        """`job`: the engine's `PreparedJob`, or the request as given when it did not pass the checks (it then
+        fails with their message when its turn comes)."""
+        self.job = job
+        self.request: GenerationRequest = getattr(job, "request", job)
         self.session = session
         self.preview_every = preview_every
         self.history_id = history_id  # its row in the history
-        self.notes = list(notes or [])  # what was done to the picture that the user should know
+        self.notes = list(getattr(job, "notes", ()))  # what was done to the picture that the user should know
         self.messages: queue.Queue = queue.Queue()
         self.cancel_requested = threading.Event()
         self.finished = threading.Event()
@@ -144,14 +143,14 @@ class JobBoard:
 
     def __init__(self, generator, work_dir: str | Path, history: job_history.History | None = None,
                  max_waiting: int | None = None):
-        """`history`: the app's store in the outputs folder, whose queued jobs `resume` runs; None keeps
-        this board's history in memory (a page built without `app.py`). `max_waiting`: more waiting jobs
-        are refused with `QueueFull`."""
+        """`history`: the store whose queued jobs `resume` runs (None: the generator's own, `history.sqlite3`
+        in its outputs folder); the engine writes every job to it. `max_waiting`: more waiting jobs are
+        refused with `QueueFull`."""
         self.generator = generator
         self.work_dir = Path(work_dir)  # derived files (previews of PNG frames, zips); not the outputs
-        self.persistent = history is not None
-        self.history = history if history is not None else job_history.History(
-            ":memory:", outputs_dir=generator.outputs_dir)
+        if history is not None:
+            generator.history = history  # the engine records every job; the board reads the same store
+        self.history = generator.history
         self.max_waiting = max_waiting
         self._lock = threading.Lock()
         self._jobs: list[WebJob] = []  # not yet finished
@@ -163,9 +162,10 @@ class JobBoard:
         self._closed: dict[str, float] = {}  # session -> when its tab was closed
 
     # ---- jobs ---------------------------------------------------------------------------
-    def submit(self, request: GenerationRequest, session: str, preview_every: int = 0, *,
+    def submit(self, request, session: str, preview_every: int = 0, *,
                rerun_of: int | None = None, history_id: int | None = None) -> WebJob:
-        """Queue `request` for `session`; it runs when the jobs before it have ended. Its messages arrive
+        """Queue `request` (a `GenerationRequest`, or the engine's `PreparedJob` of one, which is then not checked
+        again) for `session`; it runs when the jobs before it have ended. Its messages arrive
         on `job.batches()`: `Waiting` while it waits, then the engine's events, then one `JobEnded`.
 
         Each job runs in a fresh thread, started when its turn comes and ending with it: on the CPU,
@@ -179,14 +179,12 @@ class JobBoard:
             raise QueueFull("queue", f"{waiting} jobs are already waiting (at most {self.max_waiting}, "
                                      f"--queue-size); try again when one has finished")
         try:
-            request = self.generator.prepare(request)[0]  # the seed is drawn now, so a re-run repeats it
+            request = self.generator.prepare(request)  # the seed is drawn now, so a re-run repeats it
         except InvalidRequest:
             pass  # the job fails with this message when it runs, and its row says so
-        notes = _image_notes(request.image)
         if history_id is None:
-            stored = request.replace(image=self._keep_input(request.image))
-            history_id = self.history.add(stored.to_json(), rerun_of=rerun_of)
-        job = WebJob(request, session, preview_every, history_id, notes)
+            history_id = self.generator.record(request, rerun_of=rerun_of)
+        job = WebJob(request, session, preview_every, history_id)
         with self._lock:
             self._jobs.append(job)
             self._pending.append(job)
@@ -322,10 +320,10 @@ class JobBoard:
 
         result = None
         try:
-            self.history.started(job.history_id)
             if job.cancel_requested.is_set():
                 raise Cancelled()
-            result = self.generator.generate(job.request, on_event=on_event, preview_every=job.preview_every)
+            result = self.generator.generate(job.job, on_event=on_event, preview_every=job.preview_every,
+                                             history_id=job.history_id)
             record = self._record(job, result)
             ended = JobEnded(DONE, f"done in {result.elapsed_s:.1f} s, seed {result.seed}", record)
         except Cancelled:
@@ -337,7 +335,8 @@ class JobBoard:
         except Exception as error:  # noqa: BLE001 - the page gets one line, the log the traceback
             log.exception("web job failed")
             ended = JobEnded(FAILED, f"unexpected error: {first_line(error)} (details in the server log)")
-        _return_freed_memory()  # before the job is seen as ended: whoever looks next sees the settled size
+        # Before the job is seen as ended: whoever looks next sees the settled size.
+        _return_freed_memory(collect=ended.outcome != DONE)
         try:
             self._end(job, ended, result)
         finally:
@@ -346,19 +345,17 @@ class JobBoard:
             self._dispatch()
 
     def _end(self, job: WebJob, ended: JobEnded, result=None) -> None:
-        """Record how the job ended, then send its last message."""
-        try:
-            if ended.outcome == DONE:
-                stored = result.request.replace(image=self._keep_input(job.request.image))
-                self.history.finished(job.history_id, job_history.DONE, output=str(result.path),
-                                      info=ended.record.info, elapsed_s=result.elapsed_s,
-                                      request_json=stored.to_json())
-            else:
-                status = job_history.CANCELLED if ended.outcome == CANCELLED else job_history.FAILED
-                self.history.finished(job.history_id, status, error=None if status == CANCELLED else ended.message,
-                                      elapsed_s=job.elapsed_s)
-        except Exception:  # noqa: BLE001 - a history that cannot be written must not hide the job's result
-            log.exception("could not record job %s in the history", job.history_id)
+        """Send the job's last message. The engine has recorded how it ended; a job that ended before the
+        engine saw it (cancelled while waiting) is recorded here."""
+        if ended.outcome != DONE:
+            try:
+                entry = self.history.get(job.history_id)
+                if entry is not None and entry.status in (job_history.QUEUED, job_history.RUNNING):
+                    status = job_history.CANCELLED if ended.outcome == CANCELLED else job_history.FAILED
+                    self.history.finished(job.history_id, status, elapsed_s=job.elapsed_s,
+                                          error=None if status == job_history.CANCELLED else ended.message)
+            except Exception:  # noqa: BLE001 - a history that cannot be written must not hide the job's result
+                log.exception("could not record job %s in the history", job.history_id)
         with self._lock:
             if job in self._jobs:
                 self._jobs.remove(job)
@@ -367,36 +364,13 @@ class JobBoard:
         job.finished.set()
         job.messages.put(ended)
 
-    def _keep_input(self, image: str | None) -> str | None:
-        """A copy of the job's picture in the outputs folder (named by its content), so that a queued job
-        or a re-run still has it after Gradio's temporary uploads are gone; in-memory boards keep the path."""
-        if not self.persistent or not image or not Path(image).is_file():
-            return image
-        source = Path(image)
-        folder = Path(self.generator.outputs_dir) / INPUTS_DIRNAME
-        if source.resolve().parent == folder.resolve():
-            return str(source)
-        digest = hashlib.sha256()
-        with open(source, "rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-        target = folder / f"{digest.hexdigest()[:24]}{source.suffix.lower()[:10]}"
-        if not target.exists():
-            from .video_io import atomic_path
-
-            folder.mkdir(parents=True, exist_ok=True)
-            with atomic_path(target) as temporary:
-                shutil.copyfile(source, temporary)
-        return str(target)
-
     def _record(self, job: WebJob, result) -> OutputRecord:
         path = Path(result.path)
         playable = download = path
         if path.is_dir():  # PNG frames: a playable preview and one zip to download
             playable, download = self._png_preview(path, result.request.fps), self._zip(path)
             self._derived[str(path)] = (playable, download)
-        finished_at = datetime.now()
-        info = result_info(result, job, finished_at)
+        info = result.info()
         request = result.request
         caption = f"seed {result.seed} · {request.width}×{request.height} · {result.frames_written} frames"
         return OutputRecord(path, playable, download, info, caption, result.seed, job.history_id)
@@ -437,7 +411,7 @@ class JobBoard:
                             record.history_id)
 
     def _png_preview(self, folder: Path, fps: int) -> Path:
-        from . import video_io
+        from .. import video_io
 
         frames, _ = video_io.read_video(folder)
         target = video_io.unique_path(self._derived_dir() / f"{folder.name}.preview.mp4")
@@ -457,63 +431,7 @@ class JobBoard:
         return folder
 
 
-def result_info(result, job: WebJob | None = None, finished_at: datetime | None = None) -> dict[str, Any]:
-    """What the info panel shows: model, seed, every parameter, times and memory."""
-    request = result.request
-    info: dict[str, Any] = {
-        "model": result.model,
-        "seed": result.seed,
-        "frames": result.frames_written,
-        "fps": request.fps,
-        "duration_s": round(result.frames_written / request.fps, 2) if request.fps else None,
-        "resolution": f"{request.width}x{request.height}",
-        "plan": result.plan.describe() if getattr(result, "plan", None) else None,
-        "output": str(result.path),
-        "elapsed_s": round(result.elapsed_s, 2),
-        "peak_memory": format_bytes(result.peak_memory_bytes) if result.peak_memory_bytes else "n/a (CPU)",
-        "memory_plan": result.memory_plan.label() if getattr(result, "memory_plan", None) else None,
-        "out_of_memory_retries": list(getattr(result, "retries", [])),
-        "device": result.device,
-        "dtype": result.dtype,
-        "timings_s": {stage: round(seconds, 3) for stage, seconds in result.timings.items()},
-        "parameters": request.to_dict(),
-    }
-    if job is not None and job.notes:
-        info["notes"] = list(job.notes)
-    if job is not None and job.history_id is not None:
-        info["job"] = job.history_id
-    if job is not None and job.started_at is not None:
-        info["started_at"] = job.started_at.isoformat(timespec="milliseconds")
-    if finished_at is not None:
-        info["finished_at"] = finished_at.isoformat(timespec="milliseconds")
-    return info
-
-
-def format_bytes(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    return f"{count} B"
-
-
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Let all threads share a few glibc heaps instead of one per thread (glibc's default: up to 8 per core).
-
-    The page runs every job and every waiting tab's handler in threads of their own; each new thread that
-    allocates gets its own heap, which keeps memory no other thread can reuse. Measured with
-    tests/test_load.py (20 jobs from 4 clients, `app.py` in its own process, 2 cores): the server's RSS
-    grew 6-12 % from the first job to the 20th without this, 0.3 % (twice) with 2 arenas, at the same speed.
-    `app.py` calls it before any thread starts.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").mallopt(-8, int(arenas))  # -8: M_ARENA_MAX
-        except (OSError, AttributeError):  # not glibc
-            pass
-
-
-def _return_freed_memory() -> None:
+def _return_freed_memory(collect: bool) -> None:
     """Give the memory a finished job freed back to the system, so that a page left running for a week
     stays at the size it had after its first job.
 
@@ -521,10 +439,17 @@ def _return_freed_memory() -> None:
     thread), so without this the server's RSS wandered upward: measured on 2 cores, 20 tiny jobs in one
     process went 532 -> 576 MB with swings of 40 MB, and 614 -> 723 MB (+18 %) behind the web page;
     with gc + malloc_trim after each job it stayed at 463 MB from the first job to the 20th.
-    """
-    import gc
 
-    gc.collect()
+    `collect`: run a full garbage collection first. Only for a job that did not finish: its traceback holds
+    the frames of the failed step (their arrays and tensors) in reference cycles. After a finished job a
+    full collection found ~40 objects but cost 280 ms with the GIL held (540k objects tracked once torch,
+    diffusers and gradio are loaded; 2 cores), just before the result went out: most of what a web
+    request added to the job's own time (bench/overhead.py). malloc_trim alone takes ~4 ms.
+    """
+    if collect:
+        import gc
+
+        gc.collect()
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -532,16 +457,4 @@ def _return_freed_memory() -> None:
             pass
 
 
-def _image_notes(image: str | None) -> list[str]:
-    """What will be done to the picture that the user might not expect; nothing for a bad one (the job says)."""
-    from .images import check_image_file
-
-    if not image:
-        return []
-    try:
-        return check_image_file(image)
-    except InvalidRequest:
-        return []
-
-
-__all__ = ["JobBoard", "WebJob", "JobEnded", "Tick", "Waiting", "QueueFull", "OutputRecord", "result_info", "DONE", "CANCELLED", "FAILED"]
+__all__ = ["JobBoard", "WebJob", "JobEnded", "Tick", "Waiting", "QueueFull", "OutputRecord", "DONE", "CANCELLED", "FAILED"]

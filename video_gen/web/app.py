@@ -1,0 +1,105 @@
+"""The page: a `gr.Blocks` of four tabs (one module each, A1111's layout), the job board and the queue.
+
+`build_ui(generator, ...)` returns the page; the repository's `app.py` launches it. The page never loads or
+touches a model and imports no torch: jobs go to the shared `Generator` through `jobs.JobBoard` (a worker
+thread per job, typed messages back), and the handlers only turn those messages into page updates
+(FramePack's `demo_gradio.py` pattern, STYLE.md).
+
+    generate_tab.py   the form (fields.py's table), /generate, /cancel, progress, player, Load settings
+    history_tab.py    every job across restarts, the gallery, /rerun_settings, /rerun, /delete_job, /history
+    smooth_tab.py     smooth / loop any video: /smooth_preview, /smooth
+    about_tab.py      the device, the memory plan, the longest video per model
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Before gradio is imported: no telemetry, ever (Blocks(analytics_enabled=False) covers the rest).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from .about_tab import AboutTab  # noqa: E402
+from .fields import FIELD  # noqa: E402
+from .generate_tab import GenerateTab  # noqa: E402
+from .history_tab import HistoryTab  # noqa: E402
+from .jobs import JobBoard  # noqa: E402
+from .smooth_tab import SmoothTab  # noqa: E402
+
+CSS = """
+#vg-generate, #vg-cancel { min-height: 3em; }
+"""
+
+
+class WebApp:
+    """The page's tabs, bound to one `Generator` and one `JobBoard`."""
+
+    def __init__(self, generator, work_dir: str | Path, history=None, queue_size: int | None = None):
+        """`history`: the app's `history.History` (None: the generator's own, in its outputs folder)."""
+        self.generator = generator
+        self.board = JobBoard(generator, work_dir, history, max_waiting=queue_size)
+        self.generate_tab = GenerateTab(self)
+        self.history_tab = HistoryTab(self)
+        self.smooth_tab = SmoothTab(self)
+        self.about_tab = AboutTab(self)
+
+    def build(self) -> gr.Blocks:
+        with gr.Blocks(title="Video generator", analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
+            gr.Markdown("## Video generator\nDrop a picture, press **Generate**, watch it work, download the "
+                        "video. Everything runs on this computer.")
+            with gr.Tabs() as tabs:
+                with gr.Tab("Generate", id="generate-tab", elem_id="vg-generate-tab"):
+                    self.generate_tab.build()
+                with gr.Tab("History", id="history-tab", elem_id="vg-history-tab"):
+                    self.history_tab.build()
+                with gr.Tab("Smooth / loop a video", id="tools-tab", elem_id="vg-tools-tab"):
+                    self.smooth_tab.build()
+                with gr.Tab("About this machine", id="about-tab", elem_id="vg-about-tab") as about:
+                    self.about_tab.build()
+            generate_event = self.generate_tab.wire(demo)
+            self.history_tab.wire(demo, tabs, generate_event)
+            self.smooth_tab.wire(demo)
+            self.about_tab.wire(about)
+        return demo
+
+    # ---- shortcuts for scripts and tests ------------------------------------------------------
+    def model_choices(self) -> list[tuple[str, str]]:
+        return self.generate_tab.model_choices()
+
+    def family_controls(self, model: str | None) -> dict[str, dict]:
+        """What the chosen model's family shows: each family-dependent field's properties, by name."""
+        from .fields import FIELDS, follows_family
+
+        spec = self.generate_tab.spec(model)
+        return {field.name: field.update(spec) for field in FIELDS if follows_family(field)}
+
+    def text_controls(self, model: str | None):
+        """(prompt, negative prompt, image strength, picture) properties for `model`'s family."""
+        shown = self.family_controls(model)
+        return shown["prompt"], shown["negative_prompt"], shown["image_strength"], shown[FIELD["image"].name]
+
+    def about(self, *settings) -> str:
+        """The About tab's report for (model, resolution, duration, fps, decode_chunk_size)."""
+        return self.about_tab.report(*settings)
+
+
+def build_ui(generator, *, work_dir: str | Path, queue_size: int = 20, history=None) -> gr.Blocks:
+    """The page for `generator`, its Generate jobs run one at a time, at most `queue_size` waiting.
+
+    `work_dir` holds the files made for the page (previews of PNG frames, zips), not the outputs.
+    `history`: the app's `history.History`; its queued jobs are run again (`JobBoard.resume`).
+    The page's `WebApp` is `demo.video_gen_web`.
+    """
+    web = WebApp(generator, work_dir, history, queue_size=queue_size)
+    demo = web.build()
+    demo.video_gen_web = web
+    if history is not None:
+        web.board.resume()
+    # Gradio's own queue only holds events for a moment: Generate handlers start at once and wait in the
+    # board's queue (one job at a time, persisted), so max_size here is only a bound on a burst of clicks.
+    return demo.queue(max_size=max(queue_size * 2, 8), default_concurrency_limit=1)
+
+
+__all__ = ["build_ui", "WebApp", "CSS"]

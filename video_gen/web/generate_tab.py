@@ -1,0 +1,416 @@
+"""The Generate tab: the form (built from the field table), Generate and Cancel, the progress panel, the
+player, the info panel, Load settings and the model list.
+
+The Generate button's event is the API endpoint `/generate`: its inputs are `fields.FIELDS`, by name and in
+order, and its handler turns them into one checked job (one model lookup, one `Generator.prepare`), hands
+that job to the board and relays what the board says (FramePack's pattern, STYLE.md). Cancel is `/cancel`,
+Load settings `/load_settings`.
+"""
+
+from __future__ import annotations
+
+import html
+import secrets
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..errors import InvalidRequest, VideoGenError, first_line
+from ..events import PreviewEvent
+from ..families import spec_for, specs
+from ..families.spec import FamilySpec
+from ..models import HOW_TO_GET
+from ..smoothing import stored_request
+from .components import file_input, user_error
+from .fields import (
+    FIELD,
+    FIELDS,
+    FPS_CHOICES,
+    NEUTRAL_CLIP,
+    NEUTRAL_RESOLUTION,
+    Form,
+    default_values,
+    defaults,
+    length_note,
+    length_plan,
+    request_from_values,
+    stored_values,
+)
+from .jobs import CANCELLED, DONE, JobEnded
+from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error, status_idle
+
+MAX_RANDOM_SEED = 2**32 - 1
+# A model's own defaults are what its clip length and size come from; until one is installed, neutral ones.
+NEUTRAL_MODEL = {**NEUTRAL_CLIP, "width": int(NEUTRAL_RESOLUTION.split("x")[0]),
+                 "height": int(NEUTRAL_RESOLUTION.split("x")[1])}
+# What choosing a model may set (`fields.default_values`): its length, size and each field its defaults name.
+DEFAULTED = ["duration", "resolution"] + [field.name for field in FIELDS if field.request and field.stored
+                                           and field.name not in ("fps", "model")]
+
+
+class GenerateTab:
+    """The Generate tab's controls and handlers, bound to the page's `WebApp` (its generator and job board)."""
+
+    def __init__(self, web):
+        self.web = web
+        self.generator = web.generator
+        self.board = web.board
+        self.form = Form()
+
+    # ---- models -------------------------------------------------------------------------------
+    def models(self, refresh: bool = False):
+        """The installed models, from the engine's catalog (scanned once; `refresh` scans the folders again)."""
+        return self.generator.list_models(refresh=refresh)
+
+    def model_choices(self, models=None) -> list[tuple[str, str]]:
+        """The dropdown's (label, name) pairs: each label names the model's family."""
+        return [(f"{info.name} · {spec_for(info.family).label}", info.name)
+                for info in (self.models() if models is None else models)]
+
+    def spec(self, name: str | None) -> FamilySpec | None:
+        info = next((info for info in self.models() if info.name == name), None) if name else None
+        return spec_for(info.family) if info else None
+
+    def model_defaults(self, name: str | None) -> dict[str, Any]:
+        """An installed model's request defaults, read from its configs (no weights load); neutral values for
+        a name that is not installed (it is not looked for: that would scan the folders)."""
+        if not name or all(info.name != name for info in self.models()):
+            return dict(NEUTRAL_MODEL)
+        try:
+            return self.generator.defaults(name)
+        except (VideoGenError, OSError, ValueError, KeyError):  # a broken model says so when it is used
+            return dict(NEUTRAL_MODEL)
+
+    def installed_model(self, name: str | None):
+        """The installed model `name` means (None: the only one). A name not in the catalog scans the folders
+        again, once: it may have been added since."""
+        models = self.models()
+        if not models or name is not None and all(info.name != name for info in models):
+            models = self.models(refresh=True)
+        names = [info.name for info in models]
+        if not models:
+            raise InvalidRequest("model", f"no model installed in {Path(self.generator.models_dir).resolve()}; "
+                                          f"{HOW_TO_GET}")
+        if name is None:
+            if len(models) > 1:
+                raise InvalidRequest("model", f"choose one of the installed models: {', '.join(names)}")
+            return models[0]
+        if name not in names:  # only models in the models folder: a web client names no paths
+            raise InvalidRequest("model", f"{name!r} is not installed (installed: {', '.join(names)}); "
+                                          f"press Refresh after adding one")
+        return models[names.index(name)]
+
+    def empty_state(self) -> str:
+        names = ", ".join(download.name for spec in specs() for download in spec.downloads)
+        return (f"**No model installed.** Put a model folder (diffusers layout, with `model_index.json`) in "
+                f"`{html.escape(str(Path(self.generator.models_dir).resolve()))}`, for example with "
+                f"`video-gen models download NAME` ({names}), then press Refresh. ({HOW_TO_GET}.)")
+
+    # ---- the job from the form ----------------------------------------------------------------
+    def request_from_values(self, values: dict[str, Any]):
+        """The page's (or an API client's) values, by field name, as a checked `GenerationRequest` for the
+        installed model they name (raises InvalidRequest); missing values take the fields' start values."""
+        info = self.installed_model(FIELD["model"].check(values.get("model"), None))
+        spec = spec_for(info.family)
+        checked = self.form.checked({**values, "model": info.name}, spec)
+        return request_from_values(checked, spec, lambda: self.model_defaults(info.name))
+
+    def prepare(self, values: dict[str, Any]):
+        """The values as the engine's `PreparedJob`: checked completely (model, picture, sizes, disk), with
+        the model's defaults and the seed filled in, before it is queued. One lookup, one `prepare`."""
+        return self.generator.prepare(self.request_from_values(values))
+
+    # ---- handlers -----------------------------------------------------------------------------
+    def generate(self, last_image=None, http: gr.Request = None, **values):
+        # The docstring is the API's (`api_docstring`), set below; `last_image` is a parameter of its own only
+        # so that API clients may leave it out: Gradio makes an input without a start value optional only
+        # when its parameter defaults to None.
+        values["last_image"] = last_image
+        session = _session(http)
+        skip = gr.skip()
+        if self.board.is_closed(session):  # queued by a tab that has been closed since: nobody is watching
+            yield None, {"cancelled": True}, None, status_cancelled(), None, None
+            return
+        try:
+            prepared = self.prepare(values)
+            preview_every = (1 if prepared.request.num_inference_steps <= 30 else 2) if values["live_preview"] else 0
+            job = self.board.submit(prepared, session, preview_every)
+        except InvalidRequest as error:  # a bad value, or the queue is full
+            yield skip, skip, skip, status_error(str(error)), skip, skip
+            raise user_error(str(error)) from None
+        for note in job.notes:
+            gr.Warning(f"image: {note}")
+        view = ProgressView(segments=prepared.length.segments)
+        yield skip, skip, skip, view.html(), None, skip
+        ended: JobEnded | None = None
+        last_preview = None
+        try:
+            for batch in job.batches(every_s=UPDATE_EVERY_S):
+                new_preview = skip
+                for message in batch:
+                    if isinstance(message, JobEnded):
+                        ended = message
+                    elif isinstance(message, PreviewEvent):
+                        new_preview = last_preview = message.image
+                    else:
+                        view.update(message)
+                if ended is None:
+                    yield skip, skip, skip, view.html(), new_preview, skip
+        finally:
+            if ended is None:  # Gradio closed us (Cancel pressed, tab closed): stop the engine job too
+                self.board.cancel_job(job)
+
+        if ended.outcome == DONE:
+            record = ended.record
+            # Plain values, not updates, so that API clients get paths and numbers.
+            yield (str(record.playable), record.info, str(record.seed), status_done(record), last_preview,
+                   str(record.download))
+        elif ended.outcome == CANCELLED:
+            yield None, {"cancelled": True}, None, status_cancelled(), last_preview, None
+        else:
+            yield skip, skip, skip, status_error(ended.message), skip, skip
+            raise user_error(ended.message)
+
+    def cancel(self, http: gr.Request) -> str:
+        """Stop this session's job (within one denoising step) and drop it from the queue."""
+        session = _session(http)
+        if self.board.cancel(session) or self.board.recently_cancelled(session):
+            return status_cancelled("Cancelled: the job stops within one step and saves nothing. "
+                                    "Ready for the next job.")
+        return status_idle("Nothing to cancel: ready.")
+
+    def closed(self, http: gr.Request) -> None:
+        """The tab was closed or reloaded: its running job stops, and a queued one ends when it starts."""
+        self.board.close_session(_session(http))
+
+    def refresh(self, values: dict) -> dict:
+        """Scan the model folders again (Refresh, and each time the page is opened): the dropdown lists what is
+        installed now, and when the chosen model is gone, the first one is chosen and its defaults set."""
+        named = self.form.named(values)
+        current = named.get("model")
+        try:
+            models = self.models(refresh=True)
+        except (OSError, VideoGenError) as error:
+            where = Path(self.generator.models_dir).resolve()
+            text = f"**Could not list the models:** {html.escape(first_line(error))} (in `{where}`)"
+            return {self.model_message: gr.update(value=text, visible=True)}
+        names = [info.name for info in models]
+        chosen = current if current in names else (names[0] if names else None)
+        updates = {self.form["model"]: gr.update(choices=self.model_choices(models), value=chosen),
+                   self.model_message: gr.update(value=self.empty_state(), visible=not names)}
+        if chosen != current and chosen is not None:  # model.input does not fire for a value set here
+            updates.update(self.defaults_for(chosen, named))
+        return updates
+
+    def model_chosen(self, values: dict) -> dict:
+        """The user chose a model: its defaults (model.input, so that Load settings' values stay)."""
+        named = self.form.named(values)
+        return self.defaults_for(named["model"], named)
+
+    def defaults_for(self, model: str | None, named: dict) -> dict:
+        own = self.model_defaults(model)
+        spec = self.spec(model)
+        fps = int(named.get("fps") or FPS_CHOICES[0])
+        values = default_values(own, spec, fps)
+        note = self.note(model, values["duration"], fps, named.get("loop"), named.get("interpolation"))
+        return {**self.form.updates(values), self.note_box: note}
+
+    def family_controls(self, model: str | None) -> dict:
+        """Show the controls the chosen model's family uses (prompt, motion, last frame, …) with its ranges."""
+        return self.form.family_updates(self.spec(model))
+
+    def frames_note(self, values: dict) -> str:
+        named = self.form.named(values)
+        return self.note(named["model"], named["duration"], named["fps"], named["loop"], named["interpolation"])
+
+    def note(self, model, duration, fps, loop="none", interpolation=0) -> str:
+        clip, spec = self.model_defaults(model), self.spec(model)
+        plan = length_plan(int(duration or 1), int(fps or FPS_CHOICES[0]), clip, interpolation, loop,
+                           frame_step=spec.frame_step if spec else 1)
+        return length_note(plan, clip)
+
+    def load_settings(self, file):
+        """Fill the Generate form from a video made by this app (or its .json file).
+
+        Parameters:
+            file: a video made by this app, or the .json written beside it
+        Returns:
+            model, duration, fps, resolution, motion_bucket_id, num_inference_steps, seed, noise_aug_strength,
+            min_guidance_scale, max_guidance_scale, decode_chunk_size, output_format, crf, resize_mode, loop,
+            interpolation: the stored values (fitted to the page's ranges)
+            note: the frames note for them
+            message: what was loaded, and what had to change to fit the page
+            prompt, negative_prompt, image_strength, memory_plan: the stored values
+        """
+        try:
+            request = stored_request(file)
+        except InvalidRequest as error:
+            raise user_error(str(error)) from None
+        return self.stored_form(request, Path(file).name, self.settings_message, pictures=False)
+
+    def stored_form(self, request, source: str, message_box, *, pictures: bool) -> dict:
+        """The form's values for a stored request, its frames note and a message saying what was loaded and
+        what had to change (Load settings, and Re-run with `pictures`)."""
+        installed = request.model in [info.name for info in self.models()]
+        values, notes = stored_values(request, self.spec(request.model), pictures=pictures)
+        if not installed:
+            notes.append(f"model {request.model!r} is not installed here")
+        note = self.note(request.model if installed else None, values["duration"], values["fps"],
+                         values.get("loop"), values.get("interpolation"))
+        message = f"Loaded the settings of {source} (seed {request.seed}). "
+        message += ("Its pictures are in the form." if pictures and values.get("image")
+                    else "Drop the same picture to make the same video.")
+        if notes:
+            message += " Changed to fit the page: " + "; ".join(notes) + "."
+        return {**self.form.updates(values), self.note_box: note, message_box: message}
+
+    def stored_outputs(self, message_box, *, pictures: bool) -> list:
+        """The outputs of Load settings and Re-run, in their API's order."""
+        early, late = self.form.stored_outputs(pictures=pictures)
+        return [*early, self.note_box, message_box, *late]
+
+    # ---- layout -------------------------------------------------------------------------------
+    def build(self) -> None:
+        """The tab's controls (inside `gr.Tab`); `wire` connects them."""
+        models = self.models()
+        model = models[0].name if models else None
+        spec = spec_for(models[0].family) if models else None
+        start = {**defaults(), "model": model}
+        start.update(default_values(self.model_defaults(model), spec, start["fps"]))
+        form = self.form
+
+        def field(name, **layout):
+            return form.build(name, start[name], spec, **layout)
+
+        with gr.Row():
+            with gr.Column(scale=5):
+                with gr.Accordion("Load settings from a video", open=False, elem_id="vg-load-box"):
+                    self.settings_file = file_input("settings_file", label="A video made by this app, or its .json",
+                                                    height=120)
+                    self.settings_message = gr.Markdown("Drop a video made here: every control below is set to "
+                                                        "the values that made it.", elem_id="vg-settings-message")
+                field("image", height=300)
+                field("last_image", height=200)
+                with gr.Row(equal_height=True):
+                    field("model", choices=self.model_choices(models), scale=8)
+                    self.refresh_button = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
+                self.model_message = gr.Markdown(self.empty_state(), visible=not models, elem_id="vg-empty")
+                field("prompt")
+                field("negative_prompt")
+                field("image_strength")
+                with gr.Row():
+                    field("duration")
+                    field("fps")
+                self.note_box = gr.Markdown(self.note(model, start["duration"], start["fps"]),
+                                            elem_id="vg-frames-note")
+                field("resolution")
+                field("motion_bucket_id")
+                field("num_inference_steps")
+                with gr.Row(equal_height=True):
+                    field("seed", scale=6)
+                    self.dice = gr.Button("Random", scale=1, min_width=80, elem_id="vg-dice")
+                    self.reuse = gr.Button("Reuse last", scale=1, min_width=80, elem_id="vg-reuse")
+                with gr.Accordion("Advanced", open=False):
+                    for name in ("noise_aug_strength", "min_guidance_scale", "max_guidance_scale",
+                                 "decode_chunk_size", "memory_plan", "output_format", "crf", "resize_mode", "loop",
+                                 "interpolation"):
+                        field(name)
+            with gr.Column(scale=6):
+                with gr.Row():
+                    self.generate_button = gr.Button("Generate", variant="primary", scale=3, elem_id="vg-generate")
+                    self.cancel_button = gr.Button("Cancel", variant="stop", scale=1, elem_id="vg-cancel")
+                self.status = gr.HTML(status_idle(), label="Status", elem_id="vg-status")
+                with gr.Row():
+                    self.preview = gr.Image(label="Preview", interactive=False, height=220, format="jpeg",
+                                            elem_id="vg-preview", buttons=[])
+                    field("live_preview")
+                self.video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True, elem_id="vg-player",
+                                      buttons=["download"])
+                with gr.Row(equal_height=True):
+                    self.download = gr.DownloadButton("Download", variant="primary", size="md", elem_id="vg-download")
+                    self.seed_used = gr.Textbox(label="Seed used", interactive=False, placeholder="(after a run)",
+                                                elem_id="vg-seed-used")
+                self.info = gr.JSON(label="Info", elem_id="vg-info", open=True)
+                self.gallery = gr.Gallery(label="All outputs, newest first", columns=6, fit_columns=False, height=200,
+                                          object_fit="contain", allow_preview=False, elem_id="vg-gallery")
+
+    def wire(self, demo: gr.Blocks):
+        """The tab's events; returns the Generate event (the history tab refreshes after it)."""
+        form = self.form
+        private = dict(queue=False, api_visibility="private", show_progress="hidden")
+        # The gallery is refreshed by a separate step (app.py), not returned by /generate: it holds every
+        # video of this run, and gradio_client downloads every file of a response, so an API call would
+        # cost more with each job made before it (measured: HTTP/bare 1.09 after 5 jobs, 1.19 after 7).
+        outputs = [self.video, self.info, self.seed_used, self.status, self.preview, self.download]
+        # The busy frame shows on the player. Not on the status panel: the Cancel handler writes that panel,
+        # and Gradio 6.31 then sometimes paints "Error" over a tracker that a cancelled event left on the same
+        # component. No Gradio concurrency limit: a handler only submits its job to the board's queue (one job
+        # at a time, in order, persisted in the history) and shows its place. preprocess=False: the field
+        # table checks every value (one line per mistake, whatever the type), and reads the pictures itself.
+        generate_event = self.generate_button.click(
+            self.generate, inputs_kwargs=form.api_inputs(), outputs=outputs, api_name="generate",
+            concurrency_limit=None, concurrency_id="watch", trigger_mode="once", show_progress="full",
+            show_progress_on=[self.video], preprocess=False)
+        self.cancel_button.click(self.cancel, None, [self.status], api_name="cancel", queue=False,
+                                 cancels=[generate_event], show_progress="hidden")
+        demo.unload(self.closed)
+
+        model_inputs = {form["model"], form["fps"], form["loop"], form["interpolation"]}
+        defaulted = [form[name] for name in DEFAULTED] + [self.note_box]
+        refreshed = [form["model"], self.model_message, *defaulted]
+        self.refresh_button.click(self.refresh, model_inputs, refreshed, **private)
+        demo.load(self.refresh, model_inputs, refreshed, **private)  # a model added while no page was open
+        # .change: the family's controls follow the model however it is set (picked, refreshed, loaded).
+        family = list(form.family_updates(None))
+        form["model"].change(self.family_controls, [form["model"]], family, **private)
+        # .input, not .change: Load settings sets the model too, and its values must stay.
+        form["model"].input(self.model_chosen, model_inputs, defaulted, **private)
+        note_inputs = {form["model"], form["duration"], form["fps"], form["loop"], form["interpolation"]}
+        for name in ("duration", "fps", "loop", "interpolation"):
+            form[name].change(self.frames_note, note_inputs, [self.note_box], **private)
+        self.settings_file.upload(self.load_settings, [self.settings_file],
+                                  self.stored_outputs(self.settings_message, pictures=False),
+                                  api_name="load_settings", show_progress="hidden")
+        self.dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [form["seed"]], **private)
+        self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **private)
+        return generate_event
+
+
+def api_docstring() -> str:
+    """/generate's description for API clients: its inputs (the field table's) and outputs."""
+    lines = ["Make a video from a picture (or, for text families, a prompt); streams progress, ends with the video.",
+             "", "Parameters:"]
+    notes = {"image": "the picture to animate (PNG, JPEG, WebP, …); with gradio_client, handle_file(path); None for "
+                      "a text family's text to video",
+             "model": "an installed model's name (a folder under the models dir); empty for the only installed one",
+             "resolution": 'WIDTHxHEIGHT (multiples of 8), such as 1024x576, or "match image"',
+             "last_image": "families that take one: the picture the video ends on (handle_file(path)); else None"}
+    for field in FIELDS:
+        lines.append(f"    {field.name}: {notes.get(field.name) or field.info or field.label}")
+    lines += ["Returns:",
+              "    video: the MP4/WebM to play (for PNG frames, an MP4 made from them)",
+              "    info: model, seed, plan, parameters, elapsed_s, peak_memory, timings_s, output (path on the server)",
+              "    seed_used: the seed actually used, as text",
+              "    status: the status panel (HTML)",
+              "    preview: the last live preview picture",
+              "    download: the file to save (the video, or a zip of the PNG frames)"]
+    return "\n".join(lines)
+
+
+GenerateTab.generate.__doc__ = api_docstring()
+
+
+def _reuse_seed(seed_used):
+    text = str(seed_used or "").strip()
+    if not text.isdigit():
+        gr.Warning("No seed yet: generate a video first.")
+        return gr.skip()
+    return int(text)
+
+
+def _session(http: gr.Request | None) -> str:
+    return (getattr(http, "session_hash", None) or "no-session") if http is not None else "no-session"
+
+
+__all__ = ["GenerateTab", "api_docstring"]

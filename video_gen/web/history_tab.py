@@ -1,0 +1,173 @@
+"""The History tab: every job across restarts (the engine's `history.History`), and the Generate tab's
+gallery of past outputs. A job is chosen by clicking its row or its video; then Re-run: load settings
+(`/rerun_settings`: its pictures and settings into the Generate form), Run again now (`/rerun`) or Delete
+(`/delete_job`). `/history` lists the jobs for API clients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from ..errors import InvalidRequest
+from ..request import GenerationRequest
+from .components import user_error, whole_number
+from .generate_tab import _session
+from .jobs import OutputRecord
+
+GALLERY_SIZE = 48  # newest outputs shown; each is a <video> element in the page
+HISTORY_ROWS = 200  # newest jobs in the history table
+HISTORY_HEADERS = ["job", "queued", "status", "model", "seed", "frames", "size", "output or error"]
+
+
+class HistoryTab:
+    def __init__(self, web):
+        self.web = web
+        self.board = web.board
+
+    # ---- the gallery (on the Generate tab) ---------------------------------------------------------
+    def shown_records(self) -> list[OutputRecord]:
+        """Past outputs for the gallery, newest first: every finished job in the history whose file is there."""
+        return self.board.past_outputs(GALLERY_SIZE)
+
+    def gallery(self) -> list[tuple[str, str]]:
+        return [(str(record.playable), record.caption) for record in self.shown_records()]
+
+    def show_output(self, event: gr.SelectData):
+        records = self.shown_records()
+        if not 0 <= event.index < len(records):
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        record = self.board.playable_record(records[event.index])
+        return str(record.playable), record.info, str(record.seed), str(record.download)
+
+    def select_output_job(self, event: gr.SelectData):
+        records = self.shown_records()
+        if 0 <= event.index < len(records) and records[event.index].history_id is not None:
+            return records[event.index].history_id
+        return gr.skip()
+
+    # ---- the table -------------------------------------------------------------------------------
+    def history_rows(self) -> list[list[Any]]:
+        """The history table: newest first."""
+        rows = []
+        for entry in self.board.history.entries(limit=HISTORY_ROWS):
+            request = entry.request
+            where = entry.output if entry.status == "done" else (entry.error or "")
+            rows.append([entry.id, entry.queued_at.replace("T", " ")[:19], entry.status, request.get("model") or "",
+                         request.get("seed"), request.get("num_frames"),
+                         f"{request.get('width')}x{request.get('height')}", where])
+        return rows
+
+    def history_list(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Every job in the history, newest first (the API's /history).
+
+        Parameters:
+            limit: at most this many jobs
+        Returns:
+            jobs: each with id, status, queued_at, started_at, finished_at, elapsed_s, output, error, request
+        """
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not float(limit).is_integer():
+            raise user_error(f"limit: must be a whole number, got {limit!r}")
+        return [{"id": entry.id, "status": entry.status, "queued_at": entry.queued_at, "started_at": entry.started_at,
+                 "finished_at": entry.finished_at, "elapsed_s": entry.elapsed_s, "output": entry.output,
+                 "error": entry.error, "rerun_of": entry.rerun_of, "request": entry.request}
+                for entry in self.board.history.entries(limit=int(limit))]
+
+    def select_job(self, event: gr.SelectData):
+        row = event.row_value if isinstance(getattr(event, "row_value", None), list) else None
+        return row[0] if row else gr.skip()
+
+    def _entry(self, job_id):
+        if job_id in (None, ""):
+            raise user_error("job: choose a job first (click a row of the history or a video)")
+        entry = self.board.history.get(int(job_id))
+        if entry is None:
+            raise user_error(f"job: no job {job_id} in the history")
+        return entry
+
+    def rerun_settings(self, job_id):
+        """Load a past job's pictures and settings into the Generate form (re-run with changes).
+
+        Parameters:
+            job_id: the job's number in the history
+        Returns:
+            image and every control of the Generate form, the frames note, a message, then the prompt, negative
+            prompt, image strength, memory plan and last frame
+        """
+        entry = self._entry(job_id)
+        try:
+            request = GenerationRequest.from_dict(entry.request)
+        except InvalidRequest as error:
+            raise user_error(str(error)) from None
+        return self.web.generate_tab.stored_form(request, f"job {entry.id}", self.job_message, pictures=True)
+
+    def rerun(self, job_id, http: gr.Request = None):
+        """Run a past job again, with its picture, settings and seed, in one click (an interrupted one, say).
+
+        Parameters:
+            job_id: the job's number in the history
+        Returns:
+            message: the new job's number; it runs in the queue and its video appears in the history
+            table: the history table
+        """
+        entry = self._entry(job_id)
+        try:
+            job = self.board.rerun(entry.id, _session(http))
+        except InvalidRequest as error:
+            raise user_error(str(error)) from None
+        return f"Job {entry.id} queued again as job {job.history_id}.", self.history_rows()
+
+    def delete_job(self, job_id):
+        """Delete a past job: its video (and settings file) and its row in the history.
+
+        Parameters:
+            job_id: the job's number in the history
+        Returns:
+            message, table, gallery
+        """
+        entry = self._entry(job_id)
+        try:
+            self.board.delete(entry.id)
+        except InvalidRequest as error:
+            raise user_error(str(error)) from None
+        return f"Deleted job {entry.id}.", self.history_rows(), self.gallery()
+
+    # ---- layout ----------------------------------------------------------------------------------
+    def build(self) -> None:
+        self.table = gr.Dataframe(self.history_rows(), headers=HISTORY_HEADERS, interactive=False, wrap=True,
+                                  max_height=500, elem_id="vg-history")
+        with gr.Row(equal_height=True):
+            self.job_box = whole_number(field="job", label="Job", scale=2, elem_id="vg-job",
+                                        info="Click a row, or a video on the Generate tab, to choose it.")
+            self.job_load = gr.Button("Re-run: load settings", scale=2, elem_id="vg-job-load")
+            self.job_run = gr.Button("Run again now", variant="primary", scale=2, elem_id="vg-job-rerun")
+            self.job_delete = gr.Button("Delete", variant="stop", scale=1, elem_id="vg-job-delete")
+            self.refresh_button = gr.Button("Refresh", scale=1, elem_id="vg-history-refresh")
+        self.job_message = gr.Markdown(elem_id="vg-job-message")
+
+    def wire(self, demo: gr.Blocks, tabs: gr.Tabs, generate_event) -> None:
+        generate = self.web.generate_tab
+        private = dict(queue=False, api_visibility="private", show_progress="hidden")
+        generate_event.then(self.gallery, None, [generate.gallery], **private).then(
+            self.history_rows, None, [self.table], **private)
+        self.table.select(self.select_job, None, [self.job_box], **private)
+        generate.gallery.select(self.select_output_job, None, [self.job_box], **private)
+        generate.gallery.select(self.show_output, None, [generate.video, generate.info, generate.seed_used,
+                                                          generate.download], **private)
+        self.refresh_button.click(lambda: (self.history_rows(), self.gallery()), None, [self.table, generate.gallery],
+                                  **private)
+        loaded = generate.stored_outputs(self.job_message, pictures=True)
+        self.job_load.click(self.rerun_settings, [self.job_box], loaded, api_name="rerun_settings",
+                            show_progress="hidden").success(
+            lambda: gr.Tabs(selected="generate-tab"), None, [tabs], **private)
+        self.job_run.click(self.rerun, [self.job_box], [self.job_message, self.table], api_name="rerun", queue=False,
+                           show_progress="hidden")
+        self.job_delete.click(self.delete_job, [self.job_box], [self.job_message, self.table, generate.gallery],
+                              api_name="delete_job", queue=False, show_progress="hidden")
+        gr.api(self.history_list, api_name="history")
+        demo.load(self.gallery, None, [generate.gallery], **private)
+        demo.load(self.history_rows, None, [self.table], **private)
+
+
+__all__ = ["HistoryTab", "GALLERY_SIZE", "HISTORY_ROWS"]
