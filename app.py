@@ -41,7 +41,7 @@ _SIZE_UNITS = {"": 1, "b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # the project's exit code for bad input is 1 (CONTRACT.md)
+    def error(self, message: str):  # bad input exits with 1, like the CLI (README: exit codes)
         self.print_usage(sys.stderr)
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 

@@ -1,4 +1,4 @@
-"""Model discovery before and after the model catalog (issue 12), measured in ONE run.
+"""Model discovery before and after the model catalog (`models.Catalog`), measured in ONE run.
 
     .venv/bin/python bench/discovery.py [--files 2000] [--repeats 5] [--no-before] [--before c286343]
 
@@ -18,7 +18,7 @@ ran per job and for how long. Each tree runs in its own interpreter with that tr
 The two interpreters stay up and take their jobs in turns (before, after, after-rescan, then the next round
 starting one later), with one torch thread each (`--threads`), so that a shared, busy CPU weighs on every case
 alike. Also printed: submit -> first UNet forward (the work before diffusers' first step), and the median time
-of one scan. Target (issue 12): under 100 ms after. The JSON goes to bench/results/discovery-TIME.json (`--out`).
+of one scan. Target: under 100 ms after. The JSON goes to bench/results/discovery-TIME.json (`--out`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ BEFORE = "c286343"  # the last commit before the catalog: every lookup scanned e
 MODEL = "tiny-svd"
 # The tests' fast job (tests/conftest.py): 64x64, 8 frames, 3 steps.
 FAST = dict(width=64, height=64, num_frames=8, num_inference_steps=3)
-TARGET_MS = 100.0  # issue 12: submit -> first denoising step on a resident model
+TARGET_MS = 100.0  # submit -> first denoising step on a resident model
 RESULT_PREFIX = "DISCOVERY-RESULT "
 
 # What a ComfyUI tree holds, by share of its files: (weight, kind). The shares follow a tree of a few hundred

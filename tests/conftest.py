@@ -96,7 +96,7 @@ def copy_model(models_dir, tmp_path):
 
 @pytest.fixture(scope="session")
 def family_models(tmp_path_factory) -> Path:
-    """A models folder with the other families (issue 4), tiny and real, as folders and as single files:
+    """A models folder with the other families, tiny and real, as folders and as single files:
     tiny-sd15/ (SD1.5 base), tiny-adapter/ (AnimateDiff motion adapter), tiny-modelscope/ (ModelScope T2V),
     tiny-sd15-single.safetensors (the base as one original-layout checkpoint). The adapter as one file in
     AnimateDiff's own layout lies outside it, at `family_models.parent / "adapter-single.safetensors"`."""

@@ -25,7 +25,7 @@ import pytest  # noqa: E402
 from conftest import FAST, TINY_MODEL  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGE_MIN_STEPS = 10  # the page's range is 10-50 steps (issue 3)
+PAGE_MIN_STEPS = 10  # SVD's steps range on the page is 10-50 (its spec)
 # The page's controls for conftest's FAST job: 64x64, 1 s at 8 fps = 8 frames.
 WEB_FAST = dict(model=TINY_MODEL, duration=1, fps=FAST["num_frames"], resolution=f"{FAST['width']}x{FAST['height']}",
                 num_inference_steps=PAGE_MIN_STEPS)

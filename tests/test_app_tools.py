@@ -75,7 +75,7 @@ def test_generate_takes_loop_and_interpolation_as_its_last_inputs(server):
     generate_dep = next(d for d in config["dependencies"] if d.get("api_name") == "generate")
     names = [elem_ids[i] for i in generate_dep["inputs"]]
     assert names[:2] == ["vg-image", "vg-model"] and names[-8:-5] == ["vg-live-preview", "vg-loop", "vg-interpolation"]
-    # Then the text families' inputs (issue 4), the memory plan (issue 5) and the last frame (issue 12):
+    # Then the text families' inputs, the memory plan and the last frame:
     # appended, so positional API calls made before keep working.
     assert names[-5:] == ["vg-prompt", "vg-negative-prompt", "vg-image-strength", "vg-memory-plan", "vg-last-image"]
     assert len(names) == 23

@@ -1,4 +1,4 @@
-"""bench/discovery.py (issue 12's model catalog) runs small on the CPU, and a resident job scans no folder."""
+"""bench/discovery.py (the model catalog) runs small on the CPU, and a resident job scans no folder."""
 
 from __future__ import annotations
 

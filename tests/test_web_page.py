@@ -1,4 +1,4 @@
-"""The page's package (`video_gen/web/`, issue 12): the form follows each family's spec, one Generate click looks
+"""The page's package (`video_gen/web/`): the form follows each family's spec, one Generate click looks
 the model up once and prepares the job once, smoothing waits for the engine's turn, Refresh failures are shown,
 and importing the page writes nothing into the package.
 """

@@ -89,5 +89,5 @@ def set_job_options(pipe, plan: MemoryPlan) -> None:
         if hasattr(module, "set_chunk_feed_forward"):
             # Spatial blocks see (batch x frames, pixels, channels): one feed-forward per image (dim 0).
             # Temporal blocks chunked on dim 0 ran one per latent pixel, ~50,000 tiny feed-forwards a step
-            # at 512x512 (issue 11): chunk them per frame (dim 1), as diffusers does for SVD's.
+            # at 512x512: chunk them per frame (dim 1), as diffusers does for SVD's.
             module.set_chunk_feed_forward(chunk_size=chunk, dim=1 if id(module) in temporal else 0)

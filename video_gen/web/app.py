@@ -3,7 +3,7 @@
 `build_ui(generator, ...)` returns the page; the repository's `app.py` launches it. The page never loads or
 touches a model and imports no torch: jobs go to the shared `Generator` through `jobs.JobBoard` (a worker
 thread per job, typed messages back), and the handlers only turn those messages into page updates
-(FramePack's `demo_gradio.py` pattern, STYLE.md).
+(FramePack's `demo_gradio.py` pattern).
 
     generate_tab.py   the form (fields.py's table), /generate, /cancel, progress, player, Load settings
     history_tab.py    every job across restarts, the gallery, /rerun_settings, /rerun, /delete_job, /history

@@ -1,6 +1,6 @@
 """The Generate form's field table: one row per input, read by the form, the API, Load settings and Re-run.
 
-A1111's pattern (STYLE.md): each `Field` says what its control is, its start value, which model families
+A1111's pattern (one field table for the form, the API and "load settings"): each `Field` says what its control is, its start value, which model families
 show it (from their `FamilySpec`, never from a family's name), how a value from the page or an API client
 is checked (one line, `field: what is allowed`), and how a stored `GenerationRequest` fills it again. So:
 

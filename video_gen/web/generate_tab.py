@@ -3,7 +3,7 @@ player, the info panel, Load settings and the model list.
 
 The Generate button's event is the API endpoint `/generate`: its inputs are `fields.FIELDS`, by name and in
 order, and its handler turns them into one checked job (one model lookup, one `Generator.prepare`), hands
-that job to the board and relays what the board says (FramePack's pattern, STYLE.md). Cancel is `/cancel`,
+that job to the board and relays what the board says (FramePack's pattern). Cancel is `/cancel`,
 Load settings `/load_settings`.
 """
 

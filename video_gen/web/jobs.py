@@ -1,6 +1,6 @@
 """The web page's jobs: each Generate click runs in a worker thread that talks to the page by messages.
 
-FramePack's pattern (STYLE.md): a worker thread calls `Generator.generate` and puts what happens on
+FramePack's pattern (its `demo_gradio.py`): a worker thread calls `Generator.generate` and puts what happens on
 the job's queue — the engine's own typed events (`StageEvent`, `StepEvent`, `PreviewEvent`), then
 exactly one `JobEnded` — and the Gradio handler only reads that queue and turns messages into page
 updates. This module imports neither torch nor gradio.

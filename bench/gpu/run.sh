@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# The GPU benchmark (bench/gpu_svd.py) on a CUDA machine without network, in two runs of under 10 minutes.
+#
+#   bench/gpu/fetch_wheels.sh      # first, here (network): the wheels the run needs -> bench/gpu/wheels/
+#   bench/gpu/run.sh part1         # on the GPU machine, with bench/gpu/wheels carried along (~8 minutes):
+#                                  #   every case at --tiny size on CUDA (catches crashes in a minute or two),
+#                                  #   then the headline at full size: seed, default, seed-capped, capped,
+#                                  #   then bench/ff_chunking.py (AnimateDiff, 512x512, 16 frames) if time is left
+#   bench/gpu/run.sh part2         # (~9 minutes): plan:group, compile, plan:model, plan:none,
+#                                  #   channels-last, plan:sequential at full size (most telling first)
+#   bench/gpu/run.sh tiny          # the tiny CUDA pass alone; `install`: the wheels alone
+#   bench/gpu/run.sh --cpu-tiny    # here, with .venv: every case at tiny size on the CPU (errors are rows)
+#
+# Full size is SVD-XT (random fp16 weights), 25 frames, 1024x576, 25 steps. The JSON goes to $OUT (default
+# bench/results/): gpu_svd-tiny-cuda.json, gpu_svd-part1.json, gpu_svd-part2.json, gpu_svd-cpu-tiny.json,
+# each rewritten after every case (and ff_chunking-animatediff-cuda.txt). A part stops starting cases
+# ~100 s before its limit ($VIDEO_GEN_BENCH_LIMIT_S, default 570 s) and is stopped at it, keeping its rows.
+#
+# The GPU machine has Python 3.12, PyTorch, transformers 5.17 and accelerate 1.15 but no diffusers,
+# imageio-ffmpeg or gradio: the packages of bench/gpu/requirements.txt that are missing (or do not match)
+# are installed from bench/gpu/wheels/ with pip --no-index --no-deps into a folder of their own, and
+# this repository is used through PYTHONPATH (nothing is installed into the machine's Python). The random
+# model is built once per machine in $VIDEO_GEN_BENCH_MODELS (default /tmp/video-gen-bench-models) and
+# reused by the next part while the machine stays up.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$PWD
+MODE=${1:-}
+OUT=${OUT:-$REPO/bench/results}
+LIMIT_S=${VIDEO_GEN_BENCH_LIMIT_S:-570}
+MODELS=${VIDEO_GEN_BENCH_MODELS:-${TMPDIR:-/tmp}/video-gen-bench-models}
+SITE=${VIDEO_GEN_BENCH_SITE:-${TMPDIR:-/tmp}/video-gen-bench-site}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 PYTHONUNBUFFERED=1
+export VIDEO_GEN_CACHE_DIR=${VIDEO_GEN_CACHE_DIR:-${TMPDIR:-/tmp}/video-gen-bench-cache}
+mkdir -p "$OUT"
+
+remaining() { echo $(( LIMIT_S - SECONDS )); }
+
+# bench NAME MAX_S ARGS...: one call of gpu_svd.py, writing $OUT/gpu_svd-NAME.json, within MAX_S and the part's limit
+bench() {
+    local name=$1 max_s=$2 left
+    shift 2
+    left=$(remaining)
+    (( left < max_s )) || left=$max_s
+    if (( left < 40 )); then
+        echo "== $name: not run, the part's time is spent"
+        return 0
+    fi
+    echo "== $name (at most $left s): gpu_svd.py $*"
+    timeout --signal=INT --kill-after=15 "$left" "$PY" bench/gpu_svd.py --out "$OUT/gpu_svd-$name.json" \
+        --budget-s $(( left > 200 ? left - 100 : left / 2 )) "$@"
+    local status=$?
+    (( status == 0 )) || echo "== $name ended with status $status (its JSON keeps the rows it finished)"
+}
+
+# script NAME MAX_S COMMAND...: another measurement, its output kept in $OUT/NAME.txt
+script() {
+    local name=$1 max_s=$2 left
+    shift 2
+    left=$(remaining)
+    (( left < max_s )) || left=$max_s
+    if (( left < 40 )); then
+        echo "== $name: not run, the part's time is spent"
+        return 0
+    fi
+    echo "== $name (at most $left s): $*"
+    timeout --signal=INT --kill-after=15 "$left" "$@" 2>&1 | tee "$OUT/$name.txt"
+}
+
+install_wheels() {
+    local need
+    mkdir -p "$SITE"
+    export PYTHONPATH="$SITE:$REPO${PYTHONPATH:+:$PYTHONPATH}"
+    # Column 1 of requirements.txt: what is missing or does not match
+    need=$(grep -v '^#' bench/gpu/requirements.txt | awk 'NF {print $1}' | "$PY" -c '
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from packaging.requirements import Requirement
+
+for line in sys.stdin:
+    requirement = Requirement(line.strip())
+    try:
+        if requirement.specifier.contains(version(requirement.name), prereleases=True):
+            continue
+    except PackageNotFoundError:
+        pass
+    print(requirement.name)
+')
+    if [[ -n $need ]]; then
+        echo "== installing from bench/gpu/wheels into $SITE:" $need
+        # shellcheck disable=SC2086  # one argument per package
+        "$PY" -m pip install --no-index --find-links bench/gpu/wheels --no-deps --target "$SITE" \
+            --disable-pip-version-check --no-warn-conflicts --quiet $need || {
+            echo "pip install failed: did bench/gpu/fetch_wheels.sh run, and were bench/gpu/wheels carried?" >&2
+            exit 1
+        }
+    fi
+    "$PY" -c 'import platform, diffusers, imageio_ffmpeg, PIL, torch, transformers, video_gen.engine
+print(f"python {platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda}, available: "
+      f"{torch.cuda.is_available()}), diffusers {diffusers.__version__}, transformers {transformers.__version__}, "
+      f"ffmpeg {imageio_ffmpeg.get_ffmpeg_version()}")' || exit 1
+}
+
+gpu_info() {
+    nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,clocks.max.sm --format=csv 2>/dev/null || true
+}
+
+FULL_PART1=seed,default,seed-capped,capped
+FULL_PART2=plan:group,compile,plan:model,plan:none,channels-last,plan:sequential
+
+case $MODE in
+    part1 | part2 | tiny)
+        PY=${PYTHON:-python3}
+        gpu_info
+        install_wheels
+        if [[ $MODE != part2 ]]; then
+            bench tiny-cuda 240 --tiny --device cuda --cases all
+        fi
+        if [[ $MODE == part1 ]]; then
+            bench part1 "$LIMIT_S" --device cuda --model-dir "$MODELS" --cases "$FULL_PART1"
+            # Feed-forward chunking of AnimateDiff's temporal blocks: off, the old way, ours
+            script ff_chunking-animatediff-cuda 120 "$PY" bench/ff_chunking.py --device cuda --size 512 \
+                --frames 16 --repeats 2
+        elif [[ $MODE == part2 ]]; then
+            bench part2 "$LIMIT_S" --device cuda --model-dir "$MODELS" --cases "$FULL_PART2"
+        fi
+        ;;
+    install)  # the wheels alone, and the import check
+        PY=${PYTHON:-python3}
+        install_wheels
+        ;;
+    --cpu-tiny)
+        PY=${PYTHON:-$REPO/.venv/bin/python}
+        export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+        # aot_eager: torch.compile's capture of the UNet's forward without C++ code generation (minutes on 2 cores)
+        bench cpu-tiny "$LIMIT_S" --tiny --device cpu --cases all --compile-backend aot_eager
+        ;;
+    *)
+        sed -n '2,/^set /p' "$0" | sed '$d'
+        exit 2
+        ;;
+esac
+echo "== done in $SECONDS s; JSON in $OUT"
+ls -l "$OUT"/gpu_svd-*.json 2>/dev/null
