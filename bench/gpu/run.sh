@@ -36,16 +36,24 @@ mkdir -p "$OUT"
 
 remaining() { echo $(( LIMIT_S - SECONDS )); }
 
+# time_for NAME MAX_S: the seconds a step may take (MAX_S, or less if the part has less left); fails, saying
+# so, when too little is left to start it
+time_for() {
+    local left
+    left=$(remaining)
+    (( left < $2 )) || left=$2
+    if (( left < 40 )); then
+        echo "== $1: not run, the part's time is spent" >&2
+        return 1
+    fi
+    echo "$left"
+}
+
 # bench NAME MAX_S ARGS...: one call of gpu_svd.py, writing $OUT/gpu_svd-NAME.json, within MAX_S and the part's limit
 bench() {
     local name=$1 max_s=$2 left
     shift 2
-    left=$(remaining)
-    (( left < max_s )) || left=$max_s
-    if (( left < 40 )); then
-        echo "== $name: not run, the part's time is spent"
-        return 0
-    fi
+    left=$(time_for "$name" "$max_s") || return 0
     echo "== $name (at most $left s): gpu_svd.py $*"
     timeout --signal=INT --kill-after=15 "$left" "$PY" bench/gpu_svd.py --out "$OUT/gpu_svd-$name.json" \
         --budget-s $(( left > 200 ? left - 100 : left / 2 )) "$@"
@@ -57,12 +65,7 @@ bench() {
 script() {
     local name=$1 max_s=$2 left
     shift 2
-    left=$(remaining)
-    (( left < max_s )) || left=$max_s
-    if (( left < 40 )); then
-        echo "== $name: not run, the part's time is spent"
-        return 0
-    fi
+    left=$(time_for "$name" "$max_s") || return 0
     echo "== $name (at most $left s): $*"
     timeout --signal=INT --kill-after=15 "$left" "$@" 2>&1 | tee "$OUT/$name.txt"
 }
