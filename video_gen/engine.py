@@ -314,6 +314,7 @@ class Generator:
         self._weights_sha256: str | None = None
         self._placement: tuple | None = None  # MemoryPlan.placement of the resident pipeline
         self._weights: dict[ModelInfo, memory.ModelWeights] = {}
+        self._kept_inputs: dict[tuple, str] = {}  # (picture, size, mtime) -> its copy kept for the history
         # Plan for this much device memory instead of what is free ($VIDEO_GEN_VRAM_GB; the benchmark's cap)
         self.vram_gb = vram_gb or (float(os.environ["VIDEO_GEN_VRAM_GB"]) if os.environ.get("VIDEO_GEN_VRAM_GB")
                                    else None)
@@ -344,7 +345,17 @@ class Generator:
     def _stored(self, request: GenerationRequest) -> GenerationRequest:
         """The request as the history keeps it: its picture copied into the outputs folder (once per content),
         so that a queued job or a re-run still has it after an upload or a temporary file is gone."""
-        return request.replace(image=job_history.keep_input(request.image, self.history))
+        image = request.image
+        if not image or not os.path.isfile(image):
+            return request
+        status = os.stat(image)
+        key = (image, status.st_size, status.st_mtime_ns)
+        kept = self._kept_inputs.get(key)
+        if kept is None or not os.path.isfile(kept):  # a job is stored twice (queued, then done): hash it once
+            if len(self._kept_inputs) >= 1024:  # a server that runs for weeks forgets old pictures' copies
+                self._kept_inputs.clear()
+            kept = self._kept_inputs[key] = job_history.keep_input(image, self.history)
+        return request.replace(image=kept)
 
     @property
     def loaded_model(self) -> str | None:
