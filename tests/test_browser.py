@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import pytest  # noqa: E402
-from conftest import FAST, TINY_MODEL  # noqa: E402
+from conftest import FAST, TINY_MODEL, video_files  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -147,14 +147,15 @@ def wait_until_free(generator, timeout: float = 30) -> None:
 
 def test_cancel_button_stops_the_job_and_the_page_is_ready_again(page, server, photo):
     generator, outputs = server.video_gen_generator, server.video_gen_outputs
-    open_and_fill(page, server.local_url, photo, steps=50)
+    # Three segments of 50 steps: long enough that Cancel lands mid-job even when the page's updates lag
+    open_and_fill(page, server.local_url, photo, steps=50, seconds=3)
     page.click("#vg-generate")
-    page.wait_for_selector("#vg-status >> text=Denoising · step", timeout=60_000)
-    before = set(outputs.iterdir())
+    page.wait_for_selector("#vg-status >> text=Denoising", timeout=60_000)
+    before = set(video_files(outputs))
     page.click("#vg-cancel")
     page.wait_for_selector("#vg-status >> text=Cancelled", timeout=10_000)
     wait_until_free(generator)
-    assert set(outputs.iterdir()) == before, "the cancelled job still wrote a video"
+    assert set(video_files(outputs)) == before, "the cancelled job still wrote a video"
     # No error stays on the page. (Gradio 6.31 may flash "Error" on the player for a moment when it
     # closes a cancelled generator; it must be gone at once.)
     page.wait_for_function("() => ![...document.querySelectorAll('*')].some(el => el.childElementCount === 0"
@@ -165,19 +166,19 @@ def test_cancel_button_stops_the_job_and_the_page_is_ready_again(page, server, p
     step_box.press("Enter")
     page.click("#vg-generate")
     page.wait_for_selector("#vg-status >> text=Done", timeout=60_000)
-    assert len([path for path in set(outputs.iterdir()) - before if path.suffix == ".mp4"]) == 1
+    assert len([path for path in set(video_files(outputs)) - before if path.suffix == ".mp4"]) == 1
 
 
 def test_closing_the_tab_cancels_its_job(page, server, photo):
     generator, outputs = server.video_gen_generator, server.video_gen_outputs
-    before = set(outputs.iterdir()) if outputs.exists() else set()
+    before = set(video_files(outputs)) if outputs.exists() else set()
     open_and_fill(page, server.local_url, photo, steps=50, seconds=10)  # long enough to close the tab mid-job
     page.click("#vg-generate")
     page.wait_for_selector("#vg-status >> text=Denoising", timeout=60_000)
     assert generator.busy
     page.close()
     wait_until_free(generator)
-    assert set(outputs.iterdir()) == before, "the closed tab's job still wrote a video"
+    assert set(video_files(outputs)) == before, "the closed tab's job still wrote a video"
 
 
 def test_closing_a_tab_drops_its_queued_job(browser, page, server, photo):
