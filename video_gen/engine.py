@@ -9,6 +9,7 @@ its turn → load the model if it is not resident → the family's `run`, segmen
 from __future__ import annotations
 
 import collections
+import dataclasses
 import contextlib
 import os
 import re
@@ -390,21 +391,26 @@ class Generator:
         A prepared job is returned as it is."""
         if isinstance(request, PreparedJob):
             return request
-        request, model = self._with_defaults(request)
-        spec = load_family(model.family).SPEC
-        load_family(model.family).check(request)
-        spec.check_request(request)
-        notes = tuple(note for picture in (request.image, request.last_image) if picture
+        job = self._planned(request)
+        job.family.check(job.request)
+        job.spec.check_request(job.request)
+        notes = tuple(note for picture in (job.request.image, job.request.last_image) if picture
                       for note in check_image_file(picture))
-        return PreparedJob(request, model, spec, self.plan(request, model), notes)
+        return dataclasses.replace(job, notes=notes)
 
-    def _with_defaults(self, request: GenerationRequest) -> tuple[GenerationRequest, ModelInfo]:
+    def _planned(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
+        """A request with the model's defaults and the seed filled in and its length planned, without the
+        family's checks (the page shows plans before its form is complete: the picture may still be missing)."""
+        if isinstance(request, PreparedJob):
+            return request
         if not isinstance(request, GenerationRequest):
             raise InvalidRequest("request", f"must be a GenerationRequest, got {type(request).__name__}")
         request = request.validate()
         model = self.resolve(request.model, request.motion_adapter)
-        request = request.replace(model=request.model or model.name)
-        return request.with_defaults(load_family(model.family).defaults(model)).with_seed().validate(), model
+        family = load_family(model.family)
+        defaults = family.defaults(model)  # read once: the request's defaults and the planner's native length
+        request = request.replace(model=request.model or model.name).with_defaults(defaults).with_seed().validate()
+        return PreparedJob(request, model, family.SPEC, _plan_length(request, family.SPEC, defaults))
 
     def record(self, request: GenerationRequest | PreparedJob, *, rerun_of: int | None = None) -> int:
         """Add a queued job to the history (before its turn comes); pass its number to `generate`."""
@@ -511,10 +517,7 @@ class Generator:
     def plan(self, request: GenerationRequest, model: ModelInfo) -> LengthPlan:
         """How a request with its defaults filled in becomes model work (segments, interpolation, loop)."""
         family = load_family(model.family)
-        native = family.defaults(model)
-        return plan_length(request.num_frames, request.fps, native_frames=native["num_frames"],
-                           native_fps=native["fps"], interpolation=request.interpolation, loop=request.loop,
-                           frame_step=family.SPEC.frame_step)
+        return _plan_length(request, family.SPEC, family.defaults(model))
 
     def device_report(self) -> memory.DeviceReport:
         """What the device has now (initialises CUDA on first use)."""
@@ -567,14 +570,6 @@ class Generator:
         """The plan a request would run with now (its picture may be missing): shown on the page beforehand."""
         report = self.device_report()
         return memory.choose(self.memory_plans(request, report=report), report.budget(self.vram_gb))
-
-    def _planned(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
-        """A prepared job, or a request with its defaults filled in and planned without the family's checks
-        (for plans shown before the form is complete: its picture may still be missing)."""
-        if isinstance(request, PreparedJob):
-            return request
-        request, model = self._with_defaults(request)
-        return PreparedJob(request, model, load_family(model.family).SPEC, self.plan(request, model))
 
     def _model_weights(self, model: ModelInfo) -> memory.ModelWeights:
         """A model's parameter counts from its safetensors headers, read once per model."""
@@ -678,6 +673,13 @@ class Generator:
         safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", model.name).strip("-") or "model"
         stem = f"{submitted_at:%Y%m%d-%H%M%S}_{safe_model}_{request.seed}"
         return video_io.unique_path(self.outputs_dir / f"{stem}{video_io.SUFFIXES[request.output_format]}")
+
+
+def _plan_length(request: GenerationRequest, spec: FamilySpec, defaults: dict[str, Any]) -> LengthPlan:
+    """The length plan of a request whose defaults are filled in, for a model of `spec` with `defaults`."""
+    return plan_length(request.num_frames, request.fps, native_frames=defaults["num_frames"],
+                       native_fps=defaults["fps"], interpolation=request.interpolation, loop=request.loop,
+                       frame_step=spec.frame_step)
 
 
 def _check_writable(folder: Path) -> None:
