@@ -16,6 +16,7 @@ from . import __version__
 from .errors import Cancelled, InvalidRequest, VideoGenError
 from .planner import LOOPS
 from .families import specs
+from .families.speed import SPEEDS
 from .request import FORMATS, RESIZE_MODES, GenerationRequest, schedulers
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -29,7 +30,7 @@ FLAG_FIELDS = {
     "resize": "resize_mode", "prompt": "prompt", "negative_prompt": "negative_prompt",
     "interpolation": "interpolation", "loop": "loop",
     "image_strength": "image_strength", "scheduler": "scheduler", "motion_adapter": "motion_adapter",
-    "memory_plan": "memory_plan", "last_frame": "last_image",
+    "memory_plan": "memory_plan", "last_frame": "last_image", "speed": "speed",
 }
 FIELD_FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in FLAG_FIELDS.items()}
 
@@ -90,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                                + "; ".join(f"{spec.label}: {', '.join(spec.schedulers)}" for spec in specs()
                                            if len(spec.schedulers) > 1))
     generate.add_argument("--last-frame", help="a picture to end on, for families that take one")
+    generate.add_argument("--speed", choices=SPEEDS,
+                          help="transformer families (Wan, LTX): a cache hook that skips work on steps that change "
+                               "little, off (default), first-block-cache or taylorseer")
     generate.add_argument("--motion-adapter", help="AnimateDiff: motion adapter name or path (default: installed)")
     generate.add_argument("--memory-plan", metavar="PLAN",
                           help="auto (default: the fastest plan that fits), or force none|model|group|sequential "

@@ -635,7 +635,9 @@ class Generator:
         for number, (count, generated) in enumerate(zip(length.segment_frames, length.generated_frames), 1):
             running.segment = (number, length.segments)
             start = image if number == 1 else Image.fromarray(pieces[-1][-1])  # lossless, from memory
-            segment = request.replace(num_frames=generated, fps=length.generation_fps)
+            # A last frame ends the video, so only the last segment is asked to end on it
+            segment = request.replace(num_frames=generated, fps=length.generation_fps,
+                                      last_image=request.last_image if number == length.segments else None)
             seed_state = running.generator.get_state()
 
             def run_segment():

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import InvalidRequest
+from .families.speed import SPEEDS
 from .memory import parse_plan_choice
 from .planner import LOOPS
 
@@ -86,6 +87,7 @@ class GenerationRequest:
     motion_adapter: str | None = None  # AnimateDiff: a motion adapter's name or path (None: the installed one)
     last_image: str | None = None  # families that take one (their spec's `last_image`): the picture to end on
     memory_plan: str = "auto"  # auto (the planner picks), or force none|model|group|sequential, optionally +fp8
+    speed: str = "off"  # transformer families: a cache hook, "first-block-cache" or "taylorseer" (families/speed.py)
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -167,6 +169,8 @@ class GenerationRequest:
             raise InvalidRequest("memory_plan", str(error)) from None
         if self.scheduler is not None and self.scheduler not in schedulers():
             raise InvalidRequest("scheduler", f"must be one of {', '.join(schedulers())}, got {self.scheduler!r}")
+        if self.speed not in SPEEDS:
+            raise InvalidRequest("speed", f"must be one of {', '.join(SPEEDS)}, got {self.speed!r}")
         if self.resize_mode not in RESIZE_MODES:
             raise InvalidRequest("resize_mode", f"must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
         if self.output_path is not None and self.output_format is not None:

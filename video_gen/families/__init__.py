@@ -108,3 +108,13 @@ def loading(what: str) -> Iterator[None]:
         raise  # already says what is wrong
     except (OSError, ValueError) as error:
         raise ModelNotFound(f"{what} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
+
+
+def last_picture(request):
+    """The request's last frame, fitted to its size like the first picture (the engine fits that one), or None.
+    The engine gives a last frame only to the last segment of a long video."""
+    if not request.last_image:
+        return None
+    from ..images import fit_to_size, open_image
+
+    return fit_to_size(open_image(request.last_image), request.width, request.height, request.resize_mode)

@@ -125,6 +125,9 @@ class FamilySpec:
         if request.scheduler is not None and self.schedulers and request.scheduler not in self.schedulers:
             raise InvalidRequest("scheduler", f"must be one of {', '.join(self.schedulers)} for {self.label}, "
                                               f"got {request.scheduler!r}")
+        if request.speed != "off" and "speed" not in self.controls:
+            raise InvalidRequest("speed", f"{self.label} has no cache hooks (they work on transformer models such as "
+                                          f"Wan and LTX); use off, got {request.speed!r}")
         for name in ("width", "height"):
             value = getattr(request, name)
             if value is not None and value % self.size_multiple:

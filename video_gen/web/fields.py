@@ -55,6 +55,8 @@ MEMORY_PLAN_CHOICES = [("auto (fastest that fits)", "auto"), ("everything on the
                        ("model offload", "model"), ("group offload", "group"),
                        ("sequential offload (least memory)", "sequential"),
                        ("model offload + fp8 weights", "model+fp8")]  # memory.MEMORY_PLANS, and one fp8 choice
+SPEED_CHOICES = [("off", "off"), ("first block cache (about 1.5-2x)", "first-block-cache"),
+                 ("TaylorSeer", "taylorseer")]  # families/speed.SPEEDS
 INTERPOLATIONS = [("auto", 0), ("off", 1), ("2×", 2), ("3×", 3), ("4×", 4)]  # GenerationRequest.interpolation
 
 # What the page shows until a model is installed: neutral values, not any family's. Choosing a model
@@ -355,6 +357,9 @@ FIELDS: tuple[Field, ...] = (
                 info="auto: the fastest plan that fits the GPU's free memory (see About this machine); or force an "
                      "offload level. Out of memory always steps down."),
     PictureField("last_image", "Last frame", shown=takes_last_picture, stored=False, late=True),
+    ChoiceField("speed", "Speed (cache)", choices=tuple(SPEED_CHOICES), default="off", shown=family_control("speed"),
+                late=True, info="Skips work on steps that change little: faster, slightly different frames. "
+                                "Off reproduces the model exactly."),
 )
 FIELD = {field.name: field for field in FIELDS}
 

@@ -314,7 +314,7 @@ class GenerateTab:
                 with gr.Accordion("Advanced", open=False):
                     for name in ("noise_aug_strength", "min_guidance_scale", "max_guidance_scale",
                                  "decode_chunk_size", "memory_plan", "output_format", "crf", "resize_mode", "loop",
-                                 "interpolation"):
+                                 "interpolation", "speed"):
                         field(name)
             with gr.Column(scale=6):
                 with gr.Row():
