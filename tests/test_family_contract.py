@@ -47,7 +47,7 @@ FAMILY_MODULE = textwrap.dedent('''
                 "decode_chunk_size": 1, "min_guidance_scale": 0.0, "max_guidance_scale": 0.0}
 
 
-    def check(request):
+    def check(request, model):
         pass
 
 

@@ -392,7 +392,7 @@ class Generator:
         if isinstance(request, PreparedJob):
             return request
         job = self._planned(request)
-        job.family.check(job.request)
+        job.family.check(job.request, job.model)
         job.spec.check_request(job.request)
         notes = tuple(note for picture in (job.request.image, job.request.last_image) if picture
                       for note in check_image_file(picture))

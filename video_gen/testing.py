@@ -322,3 +322,28 @@ def save_motion_adapter_single_file(folder: str | Path, file: str | Path) -> Pat
             state[key.replace("to_q.weight", "pos_encoder.pe")] = torch.zeros(1, adapter.config.motion_max_seq_length, width)
     save_file(state, str(file))
     return Path(file)
+
+
+def build_tiny_t5_tokenizer(path: str | Path, *, model_max_length: int = 512):
+    """A real T5TokenizerFast (the class Wan's umT5 and LTX's T5 load) over a tiny Unigram vocabulary built here
+    with the `tokenizers` library: T5's special tokens (pad 0, </s> 1, <unk> 2), SentencePiece's "▁" word marks,
+    the lower-case letters, digits and a few words. Saved with `save_pretrained`, so it loads offline."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [(f"▁{word}", -1.0) for word in ("a", "cat", "dog", "red", "the", "on", "walks", "video")]
+    pieces += [(char, -3.0) for char in "abcdefghijklmnopqrstuvwxyz0123456789.,!?'-"]
+    pieces += [(f"▁{char}", -3.5) for char in "bcdefghijklmnopqrstuvwxyz"]  # "▁a" is a word above
+    backend = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
+    backend.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace("  ", " ")])
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    backend.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                           special_tokens=[("</s>", 1)])
+    tokenizer = T5TokenizerFast(tokenizer_object=backend, eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+                                extra_ids=0, model_max_length=model_max_length)
+    tokenizer.save_pretrained(path)
+    return T5TokenizerFast.from_pretrained(path)

@@ -4,7 +4,7 @@ same signature, one file each).
 A family module exposes:
     SPEC               its `FamilySpec` (spec.py): what it is, read by the rest of the program
     defaults(model)    the request defaults for this model, read from its configs (no weights)
-    check(request)     family-specific validation beyond the spec's own, before anything loads
+    check(request, model)  family-specific validation beyond the spec's own (the model: variants differ), before any load
     load(model, device, dtype) -> pipeline, still on the CPU (the engine places it under the memory plan)
     run(pipe, request, image, job) -> uint8 frames (F, H, W, 3); `image` is None for text-to-video
 and optionally `complete_model(info, catalog, options)`, which finishes a resolved model before it is used

@@ -178,7 +178,7 @@ def _sd15_widths_from_configs(folder: Path) -> tuple | None:
         return None
 
 
-def check(request) -> None:
+def check(request, model: ModelInfo) -> None:
     """Beyond the spec's checks (scheduler, prompt): the picture's strength must leave a step to denoise."""
     if request.image:
         _check_image_strength(request)

@@ -49,7 +49,7 @@ def defaults(model: ModelInfo) -> dict:
     }
 
 
-def check(request) -> None:
+def check(request, model: ModelInfo) -> None:
     """Beyond the spec's checks (its own DDIM scheduler, a prompt): the picture must leave a step to denoise."""
     if request.image:
         _check_image_strength(request)

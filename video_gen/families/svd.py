@@ -69,7 +69,7 @@ def defaults(model: ModelInfo) -> dict:
     }
 
 
-def check(request) -> None:
+def check(request, model: ModelInfo) -> None:
     """Nothing beyond the spec's checks (a picture is required)."""
 
 
