@@ -8,6 +8,7 @@ the output's own metadata (`generate --from`), which proves the seam frame is dr
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
@@ -77,7 +78,9 @@ def test_extend_own_12_frame_video_by_8_frames(engine, own_video, tmp_path):
     assert extensions_of(engine.history, own_video.job_id) == [result.job_id]
 
 
-def test_extend_a_foreign_video_without_metadata_and_an_odd_size(engine, tmp_path):
+def test_extend_a_foreign_video_without_metadata_and_an_odd_size(engine, tmp_path, capsys):
+    from video_gen.cli import main
+
     """A 12-frame 100x60 MP4 at 10 fps made elsewhere: the model's defaults; made at 104x64 (multiples of 8,
     at least 64 a side) and fitted back."""
     y, x = np.mgrid[0:60, 0:100]
@@ -87,14 +90,22 @@ def test_extend_a_foreign_video_without_metadata_and_an_odd_size(engine, tmp_pat
     assert video_io.read_metadata(foreign) is None
     source_frames, _ = video_io.read_video(foreign)
 
-    result = extend(engine, foreign, frames=8, overrides={"num_inference_steps": STEPS, "seed": 3})
-    frames, info = video_io.read_video(result.path)
+    # From the command line this time: `video-gen extend VIDEO --frames 8 [generate options]`
+    code = main(["extend", str(foreign), "--frames", "8", "--steps", str(STEPS), "--seed", "3", "--quiet",
+                 "--models-dir", str(engine.models_dir), "--outputs-dir", str(engine.outputs_dir)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "made at 104x64" in printed.err  # the note about fitting, said to the user
+    path = Path(printed.out.strip())
+    metadata = video_io.read_metadata(path)
+    result = engine.history.get(engine.history.entries(limit=1)[0].id)
+    frames, info = video_io.read_video(path)
     assert len(frames) == 20 and (info.width, info.height) == (100, 60) and info.fps == 10
-    assert result.path.name == "foreign_extended.mp4" and result.path.parent == engine.outputs_dir
+    assert path.name == "foreign_extended.mp4" and path.parent == engine.outputs_dir
     assert np.abs(frames[:12].astype(int) - source_frames).mean() < 3  # the source, re-encoded once
-    assert (result.request.width, result.request.height) == (104, 64)  # the model's grid, at least 64 px a side
-    assert any("made at 104x64" in note and "100x60" in note for note in result.notes)
-    metadata = video_io.read_metadata(result.path)
+    assert (metadata["request"]["width"], metadata["request"]["height"]) == (104, 64)  # the model's grid
+    assert any("made at 104x64" in note and "100x60" in note for note in result.info["notes"])
+    assert result.output == str(path) and result.info["source"]["path"] == str(foreign.resolve())
     assert metadata["source"]["request"] is None and metadata["source"]["fitted"] is True
     assert metadata["source"]["job"] is None and metadata["fps"] == 10
     assert metadata["request"]["model"] == TINY_MODEL and metadata["request"]["num_frames"] == 9

@@ -114,3 +114,14 @@ def test_a_field_the_model_ignores_is_named_in_a_warning(engine, base):
     plan = plan_sweep(engine, base, [parse_vary("image_strength=0.2,0.8")])
     assert plan.warnings == ("image_strength: Stable Video Diffusion ignores it, so its cells differ only in the "
                              "other settings",)
+
+
+def test_the_command_line_says_the_same_in_one_line(engine, photo, capsys):
+    from video_gen.cli import main
+
+    folders = ["--models-dir", str(engine.models_dir), "--outputs-dir", str(engine.outputs_dir)]
+    # --vary takes the request's field names and the command line's flag names (motion = motion_bucket_id)
+    assert main(["sweep", str(photo), "--vary", "seed=1,2,3,4,5,6,7", "--vary", "motion=1,2,3,4,5,6", *folders]) == 1
+    assert capsys.readouterr().err == "video-gen: error: vary: 7 x 6 = 42 cells; at most 36\n"
+    assert main(["sweep", str(photo), "--vary", "colour=1,2", *folders]) == 1
+    assert capsys.readouterr().err.startswith("video-gen: error: vary: unknown field 'colour'; a sweep varies one of")

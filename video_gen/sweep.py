@@ -217,13 +217,15 @@ class Sweep:
                     raise Cancelled()
                 emit(CellEvent(cell.number, len(cells), cell.label))
                 results.append(self.generator.generate(cell.job, on_event=relay, history_id=history_id))
-        except Cancelled:
-            for history_id in history_ids[len(results):]:
+        except BaseException as error:  # cancelled, failed or Ctrl-C: the cells not run must not stay queued
+            for history_id in history_ids[len(results):]:  # (the app would run queued jobs at its next start)
                 entry = self.generator.history.get(history_id)
                 if entry is not None and entry.status == job_history.QUEUED:
                     self.generator.history.finished(history_id, job_history.CANCELLED)
-            raise Cancelled(f"sweep cancelled in cell {len(results) + 1} of {len(cells)}; the {len(results)} "
-                            f"finished cell(s) are kept") from None
+            if isinstance(error, Cancelled):
+                raise Cancelled(f"sweep cancelled in cell {len(results) + 1} of {len(cells)}; the {len(results)} "
+                                f"finished cell(s) are kept") from None
+            raise
         with self.generator.turn():  # the comparison's decoding and encoding wait like any job
             grid, sheet, info = write_comparison(self.plan, [result.path for result in results],
                                                  self.generator.outputs_dir)
