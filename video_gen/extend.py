@@ -44,6 +44,7 @@ MAX_SOURCE_SIDE = 4096
 # Settings of the source that do not carry over to its continuation: its own picture(s), length, seed, loop
 # and file name. The seed is drawn afresh (or given): the same seed would repeat the source's noise.
 NOT_CARRIED = ("image", "last_image", "num_frames", "seed", "loop", "output_path")
+HISTORY_LOOKUP = 500  # newest finished jobs searched for the source's own job
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def prepare_extension(generator, video, *, frames: int | None = None, duration: 
         request = request.replace(output_path=str(video_io.unique_path(
             Path(generator.outputs_dir) / f"{stem}_extended{suffix}")))
     job = generator.prepare(request)
-    finish = Continuation(source, frames, _source_job(generator, source.path), tuple(notes))
+    finish = Continuation(source, frames, _source_job(generator, source), tuple(notes))
     return dataclasses.replace(job, finish=finish, notes=tuple(job.notes) + tuple(notes))
 
 
@@ -296,16 +297,27 @@ def _keep_last_frame(source: SourceVideo, outputs_dir: Path, count: int) -> Path
     return target
 
 
-def _source_job(generator, path: Path) -> int | None:
-    """The history's job whose output is `path`, if the video was made here."""
+def _source_job(generator, source: SourceVideo) -> int | None:
+    """The history's job whose output is the source: the same path, else the same bytes (a copy of an output, as
+    the page hands its uploads and results to handlers)."""
+    wanted, size = source.path.resolve(), _size(source.path)
     try:
-        wanted = path.resolve()
-        for entry in generator.history.entries(status="done"):
-            if entry.output and Path(entry.output).resolve() == wanted:
-                return entry.id
+        entries = generator.history.entries(status="done", limit=HISTORY_LOOKUP)
     except (OSError, VideoGenError):
         return None
+    for entry in entries:
+        if entry.output and Path(entry.output).resolve() == wanted:
+            return entry.id
+    for entry in entries:  # sizes first: a SHA-256 only of the files that could be the same
+        output = Path(entry.output) if entry.output else None
+        if output is not None and output.exists() and _size(output) == size and _sha256(output) == source.sha256:
+            return entry.id
     return None
+
+
+def _size(path: Path) -> int:
+    files = sorted(path.glob("frame_*.png")) if path.is_dir() else [path]
+    return sum(file.stat().st_size for file in files)
 
 
 __all__ = ["SourceVideo", "Continuation", "read_source", "prepare_extension", "extend", "join", "fit_frames",
