@@ -55,7 +55,8 @@ def measure_tiny(cells: int) -> dict:
         hooks = []
         for name, module in (("image_encoder", pipe.image_encoder), ("vae_encoder", pipe.vae.encoder)):
             started = {}
-            hooks.append(module.register_forward_pre_hook(lambda m, a, s=started: s.__setitem__("t", time.perf_counter())))
+            hooks.append(module.register_forward_pre_hook(
+                lambda m, a, s=started: s.__setitem__("t", time.perf_counter())))
             hooks.append(module.register_forward_hook(
                 lambda m, a, o, s=started, n=name: inside.__setitem__(n, inside[n] + time.perf_counter() - s["t"])))
         started = time.perf_counter()

@@ -124,7 +124,8 @@ def grid_size(width: int, height: int, multiple: int) -> tuple[int, int]:
         scale = low / min(width, height)
 
     def snap(side: float) -> int:
-        return int(min(high // multiple * multiple, max(-(-low // multiple) * multiple, round(side / multiple) * multiple)))
+        smallest, largest = -(-low // multiple) * multiple, high // multiple * multiple
+        return int(min(largest, max(smallest, round(side / multiple) * multiple)))
 
     return snap(width * scale), snap(height * scale)
 

@@ -91,7 +91,8 @@ class SweepTab:
                         elif message.kind != "preview":
                             view.update(message)
                     if ended is None:
-                        yield skip, skip, skip, view.html().replace('<b class="vg-stage">', heading + '<b class="vg-stage">', 1)
+                        stage = '<b class="vg-stage">'
+                        yield skip, skip, skip, view.html().replace(stage, heading + stage, 1)
                 if ended.outcome != DONE:
                     break
                 records.append(ended.record)
