@@ -181,10 +181,11 @@ def prepare_extension(generator, video, *, frames: int | None = None, duration: 
     most = int(LIMITS["num_frames"][1]) - 1
     if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= most:
         raise InvalidRequest("frames", f"must be a whole number of new frames from 1 to {most}, got {frames!r}")
+    request = request.replace(model=request.model or model.name, last_image=None, num_frames=frames + 1, fps=fps,
+                              width=width, height=height, loop="none").validate()  # before anything is written
     # 4. The picture: the source's last frame, kept losslessly where the history keeps pictures
     start = _keep_last_frame(source, Path(generator.outputs_dir), conditioning_frames(spec))
-    request = request.replace(model=request.model or model.name, image=str(start), last_image=None,
-                              num_frames=frames + 1, fps=fps, width=width, height=height, loop="none")
+    request = request.replace(image=str(start))
     if request.output_path is None:
         suffix = video_io.SUFFIXES[request.output_format or "mp4"]
         stem = source.path.stem if source.path.suffix else source.path.name
