@@ -1,8 +1,8 @@
 """The Sweep tab: one picture (or prompt) and one base request, one or two fields varied over lists of values.
 
-`/sweep` checks the whole sweep first (`sweep.plan_sweep`: one line naming the field and the cell), then queues
-every cell on the job board at once (each an ordinary job with its own output, metadata and history row) and
-watches them in order, saying "Cell k of n" above each cell's own progress. When the last cell is done it
+`/sweep` checks the whole sweep first (`sweep.plan_sweep`: one line naming the field and the cell), then runs the
+cells on the job board, each an ordinary job with its own output, metadata and history row, queued when the one
+before it starts, and says "Cell k of n" above each cell's own progress. When the last cell is done it
 writes the comparison video (every cell in sync, its values under each tile) and the contact sheet (each
 cell's middle frame) into the outputs folder and shows both. Cancel (or closing the tab) stops the running
 cell and drops the rest from the queue. The model stays resident: the cells run back to back on it.
@@ -69,26 +69,31 @@ class SweepTab:
             raise user_error(str(error)) from None
         for warning in plan.warnings:
             gr.Warning(warning)
-        jobs = []
+        # Each cell is queued when the one before it starts, so it runs right after it on the resident model,
+        # and a sweep of 36 cells fits a queue of 20 (--queue-size) like any other job.
         try:
-            for cell in plan.cells:
-                jobs.append(self.board.submit(cell.job, session))  # each its own queued job, in order
-        except InvalidRequest as error:  # the queue is full: none of this sweep runs
-            for job in jobs:
-                self.board.cancel_job(job)
+            jobs = [self.board.submit(plan.cells[0].job, session)]
+        except InvalidRequest as error:  # the queue is full
             yield skip, skip, skip, status_error(str(error))
             raise user_error(str(error)) from None
-        records, ended = [], None
+        records, ended, queue_error = [], None, None
         try:
-            for cell, job in zip(plan.cells, jobs):
-                view, ended = ProgressView(segments=cell.job.length.segments), None
+            for index, cell in enumerate(plan.cells):
+                job, view, ended = jobs[index], ProgressView(segments=cell.job.length.segments), None
                 heading = (f'<b class="vg-cell">Cell {cell.number} of {len(plan.cells)}</b> '
                            f'({html.escape(cell.label)}) · ')
                 for batch in job.batches(every_s=UPDATE_EVERY_S):
                     for message in batch:
                         if isinstance(message, JobEnded):
                             ended = message
-                        elif message.kind != "preview":
+                            continue
+                        if message.kind in ("stage", "step") and len(jobs) == index + 1 < len(plan.cells) \
+                                and queue_error is None:  # this cell runs: queue the next behind it
+                            try:
+                                jobs.append(self.board.submit(plan.cells[index + 1].job, session))
+                            except InvalidRequest as error:
+                                queue_error = error
+                        if message.kind != "preview":
                             view.update(message)
                     if ended is None:
                         stage = '<b class="vg-stage">'
@@ -96,10 +101,16 @@ class SweepTab:
                 if ended.outcome != DONE:
                     break
                 records.append(ended.record)
+                if queue_error is not None:
+                    break
         finally:
             for job in jobs:  # cancelled, failed or closed: the rest of the sweep does not run
                 if not job.finished.is_set():
                     self.board.cancel_job(job)
+        if queue_error is not None and ended is not None and ended.outcome == DONE:
+            message = f"cell {len(records) + 1} of {len(plan.cells)}: {queue_error}"
+            yield skip, skip, skip, status_error(message)
+            raise user_error(message)
         if ended is None or ended.outcome == CANCELLED:
             yield None, None, {"cancelled": True, "cells_done": len(records)}, status_cancelled(
                 f"Cancelled in cell {len(records) + 1} of {len(plan.cells)}; the {len(records)} finished cell(s) "
