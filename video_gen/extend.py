@@ -43,7 +43,7 @@ MAX_SOURCE_FRAMES = 2000
 MAX_SOURCE_SIDE = 4096
 # Settings of the source that do not carry over to its continuation: its own picture(s), length, seed, loop
 # and file name. The seed is drawn afresh (or given): the same seed would repeat the source's noise.
-NOT_CARRIED = ("image", "last_image", "num_frames", "seed", "loop", "output_path")
+NOT_CARRIED = ("image", "last_image", "keyframes", "num_frames", "seed", "loop", "output_path")
 HISTORY_LOOKUP = 500  # newest finished jobs searched for the source's own job
 
 
