@@ -12,7 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_extend
 from .errors import Cancelled, InvalidRequest, VideoGenError
 from .planner import LOOPS
 from .families import specs
@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=50, help="at most this many jobs (default 50)")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    cli_extend.add_parsers(commands, generate, common)  # extend VIDEO, sweep IMAGE --vary (generate's options)
+
     info = commands.add_parser("info", parents=[common],
                                help="describe this machine's device and the longest videos that fit its memory")
     info.add_argument("--vram", type=float, metavar="GB",
@@ -137,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"generate": _generate, "json": _json, "models": _models, "inspect": _inspect, "history": _history,
-               "info": _info, "selftest": _selftest}[args.command]
+               "info": _info, "selftest": _selftest, "extend": cli_extend.extend_command,
+               "sweep": cli_extend.sweep_command}[args.command]
     if args.command == "json":
         return handler(args)  # reports its own errors as JSON
     try:

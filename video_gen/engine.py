@@ -55,6 +55,10 @@ class PreparedJob:
     spec: FamilySpec
     length: LengthPlan  # how its length and rate become model work (segments, interpolation, loop)
     notes: tuple[str, ...] = ()  # what will be done to the picture that the user might not expect
+    # Jobs whose output is more than the frames they make (extend.py: a source video, then these frames):
+    # `finish(frames) -> (frames, fps, source)` gives the frames to write, the rate to write them at and what
+    # they were added to (stored in the metadata and the info as "source"). None: the frames as made.
+    finish: Callable[[Any], tuple[Any, float, dict[str, Any]]] | None = None
 
     @property
     def family(self):
@@ -106,6 +110,8 @@ class GenerationResult:
         }
         if self.notes:
             info["notes"] = list(self.notes)
+        if self.metadata.get("source"):  # what this job's frames were added to (an extended video's source)
+            info["source"] = self.metadata["source"]
         if self.job_id is not None:
             info["job"] = self.job_id
         if self.started_at is not None:
@@ -491,18 +497,23 @@ class Generator:
 
             # 4. Load the model unless it is resident, and generate the frames (segments, interpolation, loop)
             frames = self._frames(job, image, running)
+            request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)
+            fps, source = request.fps, None
+            if job.finish is not None:  # e.g. the source video's frames before these (extend.py)
+                frames, fps, source = job.finish(frames)
 
             # 5. Write the video under its final name only when complete, and its settings beside it
-            request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)
             running.stage(WRITING, f"writing {request.output_format}")
             metadata = {
                 "app": "video-gen", "version": __version__, "model": job.model.name, "family": job.spec.name,
                 "model_sha256": self._weights_sha256,
                 "image_sha256": file_sha256(request.image) if request.image else None, "device": self.device,
-                "dtype": running.plan.dtype, "fps": request.fps, "plan": job.length.to_dict(),
+                "dtype": running.plan.dtype, "fps": fps, "plan": job.length.to_dict(),
                 "request": request.to_dict(), "memory": {"plan": running.plan.to_dict(), "retries": running.retries},
             }
-            path = video_io.write_video(frames, self._output_path(request, job.model, submitted_at), fps=request.fps,
+            if source:
+                metadata["source"] = source
+            path = video_io.write_video(frames, self._output_path(request, job.model, submitted_at), fps=fps,
                                         format=request.output_format, crf=request.crf, metadata=metadata)
             video_io.write_sidecar(path, metadata)
             running.finish()

@@ -8,6 +8,8 @@ thread per job, typed messages back), and the handlers only turn those messages 
     generate_tab.py   the form (fields.py's table), /generate, /cancel, progress, player, Load settings
     history_tab.py    every job across restarts, the gallery, /rerun_settings, /rerun, /delete_job, /history
     smooth_tab.py     smooth / loop any video: /smooth_preview, /smooth
+    extend_tab.py     continue any video from its last frame: /extend, /cancel_extend
+    sweep_tab.py      one or two settings varied over lists, a comparison grid: /sweep, /cancel_sweep
     about_tab.py      the device, the memory plan, the longest video per model
 """
 
@@ -27,6 +29,8 @@ from .generate_tab import GenerateTab  # noqa: E402
 from .history_tab import HistoryTab  # noqa: E402
 from .jobs import JobBoard  # noqa: E402
 from .smooth_tab import SmoothTab  # noqa: E402
+from .extend_tab import ExtendTab  # noqa: E402
+from .sweep_tab import SweepTab  # noqa: E402
 
 CSS = """
 #vg-generate, #vg-cancel { min-height: 3em; }
@@ -43,6 +47,8 @@ class WebApp:
         self.generate_tab = GenerateTab(self)
         self.history_tab = HistoryTab(self)
         self.smooth_tab = SmoothTab(self)
+        self.extend_tab = ExtendTab(self)
+        self.sweep_tab = SweepTab(self)
         self.about_tab = AboutTab(self)
 
     def build(self) -> gr.Blocks:
@@ -56,11 +62,17 @@ class WebApp:
                     self.history_tab.build()
                 with gr.Tab("Smooth / loop a video", id="tools-tab", elem_id="vg-tools-tab"):
                     self.smooth_tab.build()
+                with gr.Tab("Continue a video", id="extend-tab", elem_id="vg-extend-tab"):
+                    self.extend_tab.build()
+                with gr.Tab("Sweep", id="sweep-tab", elem_id="vg-sweep-tab"):
+                    self.sweep_tab.build()
                 with gr.Tab("About this machine", id="about-tab", elem_id="vg-about-tab") as about:
                     self.about_tab.build()
             generate_event = self.generate_tab.wire(demo)
             self.history_tab.wire(demo, tabs, generate_event)
             self.smooth_tab.wire(demo)
+            self.extend_tab.wire(demo, tabs)
+            self.sweep_tab.wire(demo)
             self.about_tab.wire(about)
         return demo
 

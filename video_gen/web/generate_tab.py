@@ -331,6 +331,8 @@ class GenerateTab:
                     self.download = gr.DownloadButton("Download", variant="primary", size="md", elem_id="vg-download")
                     self.seed_used = gr.Textbox(label="Seed used", interactive=False, placeholder="(after a run)",
                                                 elem_id="vg-seed-used")
+                    # wired by extend_tab.py: the shown video goes to the "Continue a video" tab
+                    self.continue_button = gr.Button("Continue this video", size="md", elem_id="vg-continue")
                 self.info = gr.JSON(label="Info", elem_id="vg-info", open=True)
                 self.gallery = gr.Gallery(label="All outputs, newest first", columns=6, fit_columns=False, height=200,
                                           object_fit="contain", allow_preview=False, elem_id="vg-gallery")
