@@ -8,10 +8,11 @@ from pathlib import Path
 
 from .testing import build_tiny_t5_tokenizer
 
-VARIANTS = ("i2v", "a14b", "ti2v-5b", "t2v")
+VARIANTS = ("i2v", "flf2v", "a14b", "ti2v-5b", "t2v")
 
 
-def _transformer(seed: int, in_channels: int, out_channels: int = 16, image_dim: int | None = None):
+def _transformer(seed: int, in_channels: int, out_channels: int = 16, image_dim: int | None = None,
+                 pos_embed_seq_len: int | None = None):
     import torch
     from diffusers import WanTransformer3DModel
 
@@ -20,11 +21,13 @@ def _transformer(seed: int, in_channels: int, out_channels: int = 16, image_dim:
         patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=in_channels,
         out_channels=out_channels, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
         qk_norm="rms_norm_across_heads", rope_max_seq_len=32, image_dim=image_dim,
+        pos_embed_seq_len=pos_embed_seq_len,
     )
 
 
 def build_tiny_wan(path: str | Path, variant: str = "i2v", *, seed: int = 0) -> Path:
-    """A tiny Wan model of `variant`: "i2v" (Wan 2.1 I2V/FLF2V: CLIP image encoder, `image_dim`), "a14b" (Wan 2.2:
+    """A tiny Wan model of `variant`: "i2v" (Wan 2.1 I2V: CLIP image encoder, `image_dim`), "flf2v" (the same
+    with FLF2V's position table over two pictures' CLIP tokens, `pos_embed_seq_len`), "a14b" (Wan 2.2:
     two experts, `boundary_ratio` 0.875), "ti2v-5b" (a `WanPipeline` with `expand_timesteps` and the 48-channel
     VAE) or "t2v" (Wan 2.1 text to video)."""
     import torch
@@ -51,7 +54,7 @@ def build_tiny_wan(path: str | Path, variant: str = "i2v", *, seed: int = 0) -> 
         vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                                temperal_downsample=[False, True, True])
     common = dict(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae)
-    if variant == "i2v":
+    if variant in ("i2v", "flf2v"):
         torch.manual_seed(seed)
         image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
             hidden_size=4, projection_dim=4, num_hidden_layers=2, num_attention_heads=2, image_size=32,
@@ -59,7 +62,9 @@ def build_tiny_wan(path: str | Path, variant: str = "i2v", *, seed: int = 0) -> 
         pipe = WanImageToVideoPipeline(
             **common, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), image_encoder=image_encoder,
             image_processor=CLIPImageProcessor(crop_size=32, size=32),
-            transformer=_transformer(seed, 36, image_dim=4))
+            # FLF2V: the CLIP tokens of the first and the last frame (32x32 patches + the class token, twice)
+            transformer=_transformer(seed, 36, image_dim=4,
+                                     pos_embed_seq_len=2 * (32 * 32 + 1) if variant == "flf2v" else None))
     elif variant == "a14b":
         pipe = WanImageToVideoPipeline(
             **common, scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,

@@ -2,7 +2,7 @@
 
 One module for every Wan variant; which one a model is comes from its configs (`variant`), never its name:
 - Wan 2.1 I2V 14B (480P, 720P): a CLIP image encoder beside the transformer (`image_dim` in its config);
-  FLF2V 14B is the same architecture trained on a first and a last frame (`last_image`);
+  FLF2V 14B is the same with a position table for two pictures (`pos_embed_seq_len`): a first and a last frame;
 - Wan 2.2 I2V A14B: two transformers, a high-noise expert (`transformer`) and a low-noise expert
   (`transformer_2`), switched at `boundary_ratio` x 1000 timesteps, each with its own guidance
   (the request's `max_guidance_scale` for the first, `min_guidance_scale` for the second);
@@ -172,15 +172,38 @@ def check(request, model: ModelInfo) -> None:
     if kind == T2V and request.image:
         raise InvalidRequest("image", f"{model.name} is a Wan text-to-video model; leave the picture out or use "
                                       f"an image-to-video model")
-    if kind in (TI2V_5B, T2V) and request.last_image:
-        raise InvalidRequest("last_image", f"{model.name} ({kind}) cannot take a last frame; use Wan 2.1 FLF2V, "
-                                           f"2.1 I2V or 2.2 I2V A14B, or leave it out")
+    # Wan 2.1 FLF2V's transformer has a position table for two pictures' CLIP tokens (`pos_embed_seq_len`); the
+    # plain 2.1 I2V transformer takes one picture's, so diffusers fails on a last frame there.
+    first_and_last = kind == I2V and transformer_config(model).get("pos_embed_seq_len") is not None
+    if request.last_image and not (kind == A14B or first_and_last):
+        raise InvalidRequest("last_image", f"{model.name} ({kind}) cannot take a last frame; use Wan 2.1 FLF2V or "
+                                           f"Wan 2.2 I2V A14B, or leave it out")
+    if first_and_last:
+        _check_first_and_last(request, model)
     if kind == TI2V_5B:
         for name in ("width", "height"):
             value = getattr(request, name)
             if value is not None and value % 32:
                 raise InvalidRequest(name, f"must be a multiple of 32 for Wan 2.2 TI2V-5B, got {value}; "
                                            f"try {max(32, round(value / 32) * 32)}")
+
+
+def _check_first_and_last(request, model: ModelInfo) -> None:
+    """FLF2V always runs on two pictures (its transformer takes both pictures' CLIP tokens), so it needs the last
+    frame, and one pass: in a chained long video only the last segment ends on the last frame."""
+    from ..planner import plan_length
+
+    if not request.last_image:
+        raise InvalidRequest("last_image", f"missing: {model.name} is a first-and-last-frame model (FLF2V); give "
+                                           f"the last frame")
+    settings = defaults(model)
+    plan = plan_length(request.num_frames or settings["num_frames"], request.fps or settings["fps"],
+                       native_frames=settings["num_frames"], native_fps=settings["fps"],
+                       interpolation=request.interpolation, loop=request.loop, frame_step=SPEC.frame_step)
+    if plan.segments > 1:
+        raise InvalidRequest("num_frames", f"{model.name} (FLF2V) makes one pass of at most {settings['num_frames']} "
+                                           f"frames between the first and the last frame; ask for fewer frames, "
+                                           f"got {request.num_frames}")
 
 
 def complete_model(model: ModelInfo, catalog, *, models_dir: Path, **_options) -> ModelInfo:

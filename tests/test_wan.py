@@ -1,0 +1,240 @@
+"""The Wan family on tiny REAL models (video_gen.testing_wan): each variant's frames equal diffusers' pipeline
+called directly with the same seed and parameters (PNG, ±1), the GGUF transformer against its weights
+dequantised, the prompt-embedding cache, GGUF discovery, and the bad inputs, each one line."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from video_gen import GenerationRequest, Generator
+from video_gen.cli import main
+from video_gen.errors import InvalidRequest, ModelNotFound
+from video_gen.events import PreviewEvent, StepEvent
+from video_gen.families import prompts
+from video_gen.testing_wan import (build_tiny_wan, dequantized_transformer, save_gguf_of_another_family,
+                                   save_wan_gguf)
+
+TINY = dict(width=64, height=64, num_frames=9, fps=16, num_inference_steps=2, seed=5, prompt="a cat walks",
+            negative_prompt="blurry", interpolation=1)
+
+
+@pytest.fixture(scope="module")
+def wan_models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wan-models")
+    for variant in ("i2v", "flf2v", "a14b", "ti2v-5b", "t2v"):
+        build_tiny_wan(folder / f"tiny-wan-{variant}", variant, seed=1)
+    save_wan_gguf(folder / "tiny-wan-i2v" / "transformer", folder / "wan-i2v-Q8_0.gguf")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def wan_generator(wan_models, tmp_path_factory):
+    return Generator(models_dir=wan_models, outputs_dir=tmp_path_factory.mktemp("wan-outputs"))
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wan-pictures")
+    rng = np.random.default_rng(0)
+    first, last = folder / "first.png", folder / "last.png"
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(first)
+    Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(last)  # another size: fitted
+    return first, last
+
+
+def app_frames(generator, **request) -> np.ndarray:
+    result = generator.generate(GenerationRequest(**{**TINY, **request}, output_format="png"))
+    return np.stack([np.asarray(Image.open(path)) for path in sorted(result.path.glob("frame_*.png"))])
+
+
+def direct_frames(pipe, steps=2, **arguments) -> np.ndarray:
+    """diffusers' pipeline called directly, as a user of diffusers would, frames as the app writes them (PIL)."""
+    import torch
+
+    pipe.set_progress_bar_config(disable=True)
+    video = pipe(prompt=TINY["prompt"], negative_prompt=TINY["negative_prompt"], height=64, width=64, num_frames=9,
+                 num_inference_steps=steps, generator=torch.Generator("cpu").manual_seed(TINY["seed"]),
+                 output_type="pil", **arguments).frames[0]
+    return np.stack([np.asarray(frame) for frame in video])
+
+
+def fitted(path, width=64, height=64):
+    from video_gen.images import fit_to_size, open_image
+
+    return fit_to_size(open_image(path), width, height, "crop")
+
+
+def assert_close(app, direct):
+    assert app.shape == direct.shape
+    assert np.abs(app.astype(int) - direct.astype(int)).max() <= 1
+
+
+def test_wan_21_i2v_equals_the_pipeline_called_directly(wan_generator, wan_models, pictures):
+    from diffusers import WanImageToVideoPipeline
+
+    app = app_frames(wan_generator, model="tiny-wan-i2v", image=str(pictures[0]), max_guidance_scale=5.0)
+    pipe = WanImageToVideoPipeline.from_pretrained(wan_models / "tiny-wan-i2v")
+    assert_close(app, direct_frames(pipe, image=fitted(pictures[0]), guidance_scale=5.0))
+
+
+def test_wan_flf2v_first_and_last_frame_equals_the_pipeline(wan_generator, wan_models, pictures):
+    from diffusers import WanImageToVideoPipeline
+
+    first, last = pictures
+    app = app_frames(wan_generator, model="tiny-wan-flf2v", image=str(first), last_image=str(last))
+    pipe = WanImageToVideoPipeline.from_pretrained(wan_models / "tiny-wan-flf2v")
+    # The last frame (128x96) is fitted to the video's size the way the first one is
+    direct = direct_frames(pipe, image=fitted(first), last_image=fitted(last), guidance_scale=5.0)
+    assert_close(app, direct)
+
+
+def test_wan_22_a14b_two_experts_with_two_guidances_equals_the_pipeline(wan_generator, wan_models, pictures):
+    from diffusers import WanImageToVideoPipeline
+
+    app = app_frames(wan_generator, model="tiny-wan-a14b", image=str(pictures[0]), num_inference_steps=4,
+                     max_guidance_scale=4.0, min_guidance_scale=2.0)
+    pipe = WanImageToVideoPipeline.from_pretrained(wan_models / "tiny-wan-a14b")
+    # 4 steps with boundary 0.875: both experts run
+    direct = direct_frames(pipe, image=fitted(pictures[0]), guidance_scale=4.0, guidance_scale_2=2.0, steps=4)
+    assert_close(app, direct)
+
+
+def test_wan_22_ti2v_5b_from_a_picture_and_from_text_equals_the_pipelines(wan_generator, wan_models, pictures):
+    from diffusers import WanImageToVideoPipeline, WanPipeline
+
+    app = app_frames(wan_generator, model="tiny-wan-ti2v-5b", image=str(pictures[0]))
+    text_pipe = WanPipeline.from_pretrained(wan_models / "tiny-wan-ti2v-5b")
+    image_pipe = WanImageToVideoPipeline(**text_pipe.components, expand_timesteps=True)  # diffusers' 5B I2V
+    assert_close(app, direct_frames(image_pipe, image=fitted(pictures[0]), guidance_scale=5.0))
+    app_text = app_frames(wan_generator, model="tiny-wan-ti2v-5b")
+    assert_close(app_text, direct_frames(text_pipe, guidance_scale=5.0))
+
+
+def test_a_gguf_transformer_equals_its_weights_dequantised(wan_generator, wan_models, pictures, capsys):
+    from diffusers import WanImageToVideoPipeline
+
+    assert main(["models", "list", "--models-dir", str(wan_models)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("wan-i2v-Q8_0\t"))
+    assert "\twan\t" in line and "gguf Q8_0" in line  # family and quant type
+    app = app_frames(wan_generator, model="wan-i2v-Q8_0", image=str(pictures[0]))
+    folder = wan_models / "tiny-wan-i2v"
+    transformer = dequantized_transformer(wan_models / "wan-i2v-Q8_0.gguf", folder / "transformer")
+    pipe = WanImageToVideoPipeline.from_pretrained(folder, transformer=transformer)
+    assert_close(app, direct_frames(pipe, image=fitted(pictures[0]), guidance_scale=5.0))
+
+
+def test_the_second_job_with_the_same_prompt_never_runs_the_text_encoder(wan_generator, pictures):
+    request = dict(model="tiny-wan-i2v", image=str(pictures[0]), prompt="the red dog", seed=9)
+    first = app_frames(wan_generator, **request)
+    pipe = wan_generator._pipe
+    calls = []
+    hook = pipe.text_encoder.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        encodes = prompts.calls
+        second = app_frames(wan_generator, **request)
+        assert calls == [] and prompts.calls == encodes  # served from the cache
+        app_frames(wan_generator, **{**request, "prompt": "a dog on the cat"})
+        assert len(calls) == 2 and prompts.calls == encodes + 1  # a new prompt: prompt and negative prompt
+    finally:
+        hook.remove()
+    assert np.array_equal(first, second)
+
+
+def test_progress_previews_info_and_speed_hooks(wan_generator, pictures):
+    events = []
+    result = wan_generator.generate(GenerationRequest(**TINY, model="tiny-wan-i2v", image=str(pictures[0]),
+                                                      speed="first-block-cache", output_format="png"),
+                                    on_event=events.append, preview_every=1)
+    stages = [(event.stage, event.index, event.total) for event in events if isinstance(event, StepEvent)]
+    assert ("denoising", 2, 2) in stages and ("decoding", 3, 3) in stages  # 9 frames: 3 latent frames
+    assert any(isinstance(event, PreviewEvent) for event in events)
+    info = result.info()
+    assert info["run"] == {"attention": "native", "speed": "first-block-cache"}
+    assert result.metadata["request"]["speed"] == "first-block-cache"
+    # TI2V-5B's 48-channel latents have no RGB map: no previews, and no crash
+    events.clear()
+    wan_generator.generate(GenerationRequest(**TINY, model="tiny-wan-ti2v-5b", output_format="png"),
+                           on_event=events.append, preview_every=1)
+    assert not any(isinstance(event, PreviewEvent) for event in events)
+
+
+def test_cancel_during_denoising_stops_the_job(wan_generator, pictures):
+    from video_gen.errors import Cancelled
+
+    def cancel_at_first_step(event):
+        if isinstance(event, StepEvent) and event.stage == "denoising":
+            wan_generator.cancel()
+
+    with pytest.raises(Cancelled):
+        wan_generator.generate(GenerationRequest(**TINY, model="tiny-wan-i2v", image=str(pictures[0])),
+                               on_event=cancel_at_first_step)
+
+
+def test_defaults_come_from_each_variants_configs(wan_generator):
+    assert wan_generator.defaults("tiny-wan-i2v")["num_frames"] == 81
+    five = wan_generator.defaults("tiny-wan-ti2v-5b")
+    assert (five["num_frames"], five["fps"], five["width"], five["height"]) == (121, 24, 1280, 704)
+    assert wan_generator.defaults("tiny-wan-a14b")["num_inference_steps"] == 40
+
+
+@pytest.mark.parametrize("request_fields, field, words", [
+    (dict(model="tiny-wan-i2v", width=1000, height=560), "width", "multiple of 16"),
+    (dict(model="tiny-wan-ti2v-5b", width=80, height=64), "width", "multiple of 32"),
+    (dict(model="tiny-wan-ti2v-5b", last_image="LAST"), "last_image", "cannot take a last frame"),
+    (dict(model="tiny-wan-i2v", last_image="LAST"), "last_image", "use Wan 2.1 FLF2V"),
+    (dict(model="tiny-wan-flf2v"), "last_image", "missing"),
+    (dict(model="tiny-wan-flf2v", last_image="LAST", num_frames=200), "num_frames", "one pass"),
+    (dict(model="tiny-wan-i2v", image=None), "image", "missing"),
+    (dict(model="tiny-wan-t2v", image="FIRST"), "image", "text-to-video"),
+])
+def test_bad_inputs_are_refused_in_one_line_before_loading(wan_generator, pictures, request_fields, field, words):
+    values = {**TINY, "image": str(pictures[0]), **request_fields}
+    values = {key: (str(pictures[1]) if value == "LAST" else str(pictures[0]) if value == "FIRST" else value)
+              for key, value in values.items()}
+    loads = wan_generator.loads
+    with pytest.raises(InvalidRequest) as error:
+        wan_generator.prepare(GenerationRequest(**values))
+    assert error.value.field == field and words in str(error.value) and "\n" not in str(error.value)
+    assert wan_generator.loads == loads
+
+
+def test_80_frames_are_made_from_81_and_cut(wan_generator, pictures):
+    """The frame rule (4k+1) is the planner's: another count is generated at the next valid length and cut."""
+    plan = wan_generator.plan(GenerationRequest(**{**TINY, "num_frames": 80}), wan_generator.resolve("tiny-wan-i2v"))
+    assert plan.generated_frames == (81,) and plan.frames == 80
+
+
+def test_a_gguf_without_a_matching_folder_and_a_gguf_of_another_family(wan_models, tmp_path, capsys):
+    lonely = tmp_path / "models"
+    lonely.mkdir()
+    shutil.copy(wan_models / "wan-i2v-Q8_0.gguf", lonely / "wan-i2v-Q8_0.gguf")
+    shutil.copytree(wan_models / "tiny-wan-t2v", lonely / "tiny-wan-t2v")  # Wan, but another architecture
+    save_gguf_of_another_family(lonely / "flux-dev-Q4_K.gguf")
+    generator = Generator(models_dir=lonely, outputs_dir=tmp_path / "out")
+    with pytest.raises(ModelNotFound) as error:
+        generator.resolve("wan-i2v-Q8_0")
+    message = str(error.value)
+    assert "\n" not in message and "same architecture" in message and "tiny-wan-t2v" in message
+    with pytest.raises(ModelNotFound) as error:
+        generator.resolve("flux-dev-Q4_K")
+    assert "a GGUF of flux" in str(error.value) and "\n" not in str(error.value)
+    assert main(["models", "list", "--models-dir", str(lonely)]) == 0
+    listed = capsys.readouterr().out
+    assert "flux-dev-Q4_K\t-\tunsupported (a GGUF of flux" in listed
+
+
+def test_memory_estimate_reads_a_gguf_and_its_folder(wan_generator):
+    from video_gen.memory import ModelWeights
+
+    gguf_model = wan_generator.resolve("wan-i2v-Q8_0")
+    weights = ModelWeights.from_model(gguf_model)
+    folder = ModelWeights.from_model(wan_generator.resolve("tiny-wan-i2v"))
+    assert set(weights.numel) == set(folder.numel)  # text encoder, image encoder, VAE from the folder
+    # Sized by the bytes the quantised tensors keep on the device (in 2-byte units), not by their parameters
+    stored = (wan_generator.models_dir / "wan-i2v-Q8_0.gguf").stat().st_size
+    assert weights.numel["transformer"] != folder.numel["transformer"]
+    assert stored // 2 - 20_000 < weights.numel["transformer"] <= stored // 2
