@@ -63,7 +63,8 @@ def tensor_shapes(path: Path) -> dict[str, list[int]]:
 
 
 def pair_with_folder(model: ModelInfo, catalog: list[ModelInfo], *, family: str,
-                     shape_of: Callable[[dict], tuple | None], download_hint: str) -> Path:
+                     shape_of: Callable[[dict], tuple | None], describe: Callable[[tuple], str] = str,
+                     download_hint: str) -> Path:
     """The installed diffusers folder of `family` whose transformer has the architecture of the file `model`
     (`shape_of` reads it from the file's tensor shapes and from a transformer config alike)."""
     wanted = shape_of(tensor_shapes(model.path))
@@ -82,8 +83,7 @@ def pair_with_folder(model: ModelInfo, catalog: list[ModelInfo], *, family: str,
                 continue
             if shape_of(config) == wanted:
                 return info.path
-    width, blocks, channels, image = wanted
-    what = f"width {width}, {blocks} blocks, {channels} input channels{', an image projection' if image else ''}"
+    what = describe(wanted)
     installed = ", ".join(info.name for info in folders) or "none is installed"
     raise ModelNotFound(
         f"{model.path.name} is a {family} transformer ({what}) and needs an installed {family} diffusers folder of "

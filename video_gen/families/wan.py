@@ -213,7 +213,7 @@ def complete_model(model: ModelInfo, catalog, *, models_dir: Path, **_options) -
         return model
     from .single_file import pair_with_folder
 
-    folder = pair_with_folder(model, catalog, family=SPEC.name, shape_of=_transformer_shape,
+    folder = pair_with_folder(model, catalog, family=SPEC.name, shape_of=_transformer_shape, describe=_describe_shape,
                               download_hint="video-gen models download wan2.2-i2v-a14b (or the model the file "
                                             "was made from)")
     second = _low_noise_twin(model.path) if "transformer_2" in index_of(replace(model, config_dir=folder)) else None
@@ -221,18 +221,26 @@ def complete_model(model: ModelInfo, catalog, *, models_dir: Path, **_options) -
 
 
 def _transformer_shape(keys_and_shapes: dict[str, list[int]]) -> tuple | None:
-    """(width, blocks, input channels, has an image projection) of a Wan transformer, from a file's tensors
-    (Wan's layout) or from a diffusers config (a dict with `num_layers`)."""
+    """(width, blocks, input channels, has an image projection, takes two pictures (FLF2V)) of a Wan transformer,
+    from a file's tensors (Wan's layout) or from a diffusers config (a dict with `num_layers`)."""
     if "num_layers" in keys_and_shapes:  # a diffusers config
         config = keys_and_shapes
         return (config["num_attention_heads"] * config["attention_head_dim"], config["num_layers"],
-                config["in_channels"], config.get("image_dim") is not None)
+                config["in_channels"], config.get("image_dim") is not None,
+                config.get("pos_embed_seq_len") is not None)
     shapes = {key.removeprefix("model.diffusion_model."): shape for key, shape in keys_and_shapes.items()}
     patch = shapes.get("patch_embedding.weight")
     if patch is None:
         return None
     blocks = len({key.split(".")[1] for key in shapes if key.startswith("blocks.")})
-    return (patch[0], blocks, patch[1], any(key.startswith("img_emb.") for key in shapes))
+    return (patch[0], blocks, patch[1], any(key.startswith("img_emb.") for key in shapes),
+            any(key.endswith(("emb_pos", "image_embedder.pos_embed")) for key in shapes))
+
+
+def _describe_shape(shape: tuple) -> str:
+    width, blocks, channels, image, two_pictures = shape
+    return (f"width {width}, {blocks} blocks, {channels} input channels" + (", an image projection" if image else "")
+            + (", first and last frame" if two_pictures else ""))
 
 
 def _low_noise_twin(path: Path) -> Path | None:
