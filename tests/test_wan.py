@@ -238,3 +238,19 @@ def test_memory_estimate_reads_a_gguf_and_its_folder(wan_generator):
     stored = (wan_generator.models_dir / "wan-i2v-Q8_0.gguf").stat().st_size
     assert weights.numel["transformer"] != folder.numel["transformer"]
     assert stored // 2 - 20_000 < weights.numel["transformer"] <= stored // 2
+
+
+def test_a_wan_download_takes_the_umt5_tokenizer_and_every_shard():
+    from video_gen.model_store import KNOWN_MODELS, select_files
+
+    listing = ["model_index.json", "README.md", "scheduler/scheduler_config.json", "text_encoder/config.json",
+               "text_encoder/model-00001-of-00002.safetensors", "text_encoder/model-00002-of-00002.safetensors",
+               "text_encoder/model.safetensors.index.json", "tokenizer/spiece.model", "tokenizer/tokenizer.json",
+               "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json", "transformer/config.json",
+               "transformer/diffusion_pytorch_model-00001-of-00003.safetensors",
+               "transformer/diffusion_pytorch_model.safetensors.index.json", "vae/config.json",
+               "vae/diffusion_pytorch_model.safetensors", "examples/i2v_input.JPG"]
+    chosen = select_files(listing)
+    assert "tokenizer/spiece.model" in chosen and "tokenizer/tokenizer.json" in chosen
+    assert "text_encoder/model-00002-of-00002.safetensors" in chosen and "examples/i2v_input.JPG" not in chosen
+    assert KNOWN_MODELS["wan2.2-ti2v-5b"].repo == "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
