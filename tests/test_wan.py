@@ -254,3 +254,21 @@ def test_a_wan_download_takes_the_umt5_tokenizer_and_every_shard():
     assert "tokenizer/spiece.model" in chosen and "tokenizer/tokenizer.json" in chosen
     assert "text_encoder/model-00002-of-00002.safetensors" in chosen and "examples/i2v_input.JPG" not in chosen
     assert KNOWN_MODELS["wan2.2-ti2v-5b"].repo == "Wan-AI/Wan2.2-TI2V-5B-Diffusers"
+
+
+def test_the_wan_benchmark_runs_tiny_on_the_cpu_and_writes_every_row(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    out = tmp_path / "gpu_wan.json"
+    done = subprocess.run([sys.executable, str(repo / "bench" / "gpu_wan.py"), "--tiny", "--device", "cpu",
+                           "--models", "ti2v-5b", "--steps", "2", "--model-dir", str(tmp_path / "models"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["case"] for row in rows] == ["uncapped", "prompt-cache", "speed"]  # no cap without a GPU
+    assert not any("error" in row for row in rows), rows
+    assert rows[0]["s_per_step"] > 0 and rows[2]["run"]["speed"] == "first-block-cache" and "speedup" in rows[2]
