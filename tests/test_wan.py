@@ -28,6 +28,8 @@ def wan_models(tmp_path_factory):
     for variant in ("i2v", "flf2v", "a14b", "ti2v-5b", "t2v"):
         build_tiny_wan(folder / f"tiny-wan-{variant}", variant, seed=1)
     save_wan_gguf(folder / "tiny-wan-i2v" / "transformer", folder / "wan-i2v-Q8_0.gguf")
+    save_wan_gguf(folder / "tiny-wan-a14b" / "transformer", folder / "wan-a14b_high_noise_Q8_0.gguf")
+    save_wan_gguf(folder / "tiny-wan-a14b" / "transformer_2", folder / "wan-a14b_low_noise_Q8_0.gguf")
     return folder
 
 
@@ -125,6 +127,22 @@ def test_a_gguf_transformer_equals_its_weights_dequantised(wan_generator, wan_mo
     transformer = dequantized_transformer(wan_models / "wan-i2v-Q8_0.gguf", folder / "transformer")
     pipe = WanImageToVideoPipeline.from_pretrained(folder, transformer=transformer)
     assert_close(app, direct_frames(pipe, image=fitted(pictures[0]), guidance_scale=5.0))
+
+
+def test_wan_22_a14b_as_two_gguf_files_equals_its_experts_dequantised(wan_generator, wan_models, pictures):
+    from diffusers import WanImageToVideoPipeline
+
+    model = wan_generator.resolve("wan-a14b_high_noise_Q8_0")
+    assert model.config_dir == wan_models / "tiny-wan-a14b"
+    assert model.transformer_2 == wan_models / "wan-a14b_low_noise_Q8_0.gguf"
+    app = app_frames(wan_generator, model="wan-a14b_high_noise_Q8_0", image=str(pictures[0]), num_inference_steps=4,
+                     max_guidance_scale=4.0, min_guidance_scale=2.0)
+    folder = wan_models / "tiny-wan-a14b"
+    pipe = WanImageToVideoPipeline.from_pretrained(
+        folder, transformer=dequantized_transformer(wan_models / "wan-a14b_high_noise_Q8_0.gguf", folder / "transformer"),
+        transformer_2=dequantized_transformer(wan_models / "wan-a14b_low_noise_Q8_0.gguf", folder / "transformer_2"))
+    direct = direct_frames(pipe, image=fitted(pictures[0]), guidance_scale=4.0, guidance_scale_2=2.0, steps=4)
+    assert_close(app, direct)
 
 
 def test_the_second_job_with_the_same_prompt_never_runs_the_text_encoder(wan_generator, pictures):
@@ -272,3 +290,23 @@ def test_the_wan_benchmark_runs_tiny_on_the_cpu_and_writes_every_row(tmp_path):
     assert [row["case"] for row in rows] == ["uncapped", "prompt-cache", "speed"]  # no cap without a GPU
     assert not any("error" in row for row in rows), rows
     assert rows[0]["s_per_step"] > 0 and rows[2]["run"]["speed"] == "first-block-cache" and "speedup" in rows[2]
+
+
+def test_on_a_12_gb_card_umt5_never_sits_on_the_gpu_with_the_transformer():
+    """Wan 2.2 TI2V-5B's sizes (transformer 5.0 B, umT5-XXL encoder 5.7 B parameters, VAE 0.7 B): every plan the
+    planner would pick for 12 GB keeps at most one of the two on the device at a time."""
+    from video_gen import memory
+
+    weights = memory.ModelWeights(
+        numel={"transformer": 5_000_000_000, "text_encoder": 5_680_000_000, "vae": 700_000_000},
+        largest_block={"transformer": 170_000_000, "text_encoder": 240_000_000, "vae": 100_000_000},
+        largest_tensor=1_050_000_000)
+    shape = memory.JobShape("wan", 121, 1280, 704, 4)
+    plans = memory.ladder("cuda:0", "bfloat16", weights, shape, total_bytes=12 * memory.GiB)
+    chosen = memory.choose(plans, int(11.5 * memory.GiB))
+    both = (weights.numel["transformer"] + weights.numel["text_encoder"]) * 2
+    assert chosen.offload != "none"
+    assert all(chosen.stage_bytes[stage] < both for stage in memory.STAGES)
+    # with everything resident (plan none) they would be together, which is why it is not chosen
+    resident = next(plan for plan in plans if plan.offload == "none")
+    assert resident.stage_bytes["denoising"] > both
