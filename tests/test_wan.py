@@ -310,3 +310,19 @@ def test_on_a_12_gb_card_umt5_never_sits_on_the_gpu_with_the_transformer():
     # with everything resident (plan none) they would be together, which is why it is not chosen
     resident = next(plan for plan in plans if plan.offload == "none")
     assert resident.stage_bytes["denoising"] > both
+
+
+def test_lora_options_for_the_lora_support_to_wire_two_experts_and_distill_defaults(wan_models):
+    from diffusers import WanImageToVideoPipeline
+
+    from video_gen.families import wan
+
+    two = WanImageToVideoPipeline.from_pretrained(wan_models / "tiny-wan-a14b")
+    one = WanImageToVideoPipeline.from_pretrained(wan_models / "tiny-wan-i2v")
+    assert wan.lora_load_options(two, "Wan2.2-Lightning_I2V-A14B-4steps-lora_LOW_NOISE") == [
+        {"load_into_transformer_2": True}]
+    assert wan.lora_load_options(two, "wan2.2_i2v_high_noise_style") == [{}]
+    assert wan.lora_load_options(two, "style") == [{}, {"load_into_transformer_2": True}]
+    assert wan.lora_load_options(one, "anything_low_noise") == [{}]
+    assert wan.distill_defaults("Wan21_I2V_14B_lightx2v_cfg_step_distill_lora_rank64")["num_inference_steps"] == 4
+    assert wan.distill_defaults("my-style-lora") == {}
