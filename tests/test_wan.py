@@ -326,3 +326,17 @@ def test_lora_options_for_the_lora_support_to_wire_two_experts_and_distill_defau
     assert wan.lora_load_options(one, "anything_low_noise") == [{}]
     assert wan.distill_defaults("Wan21_I2V_14B_lightx2v_cfg_step_distill_lora_rank64")["num_inference_steps"] == 4
     assert wan.distill_defaults("my-style-lora") == {}
+
+
+def test_the_page_shows_the_last_frame_only_for_wan_models_that_take_one(wan_generator, tmp_path):
+    from video_gen.web.app import WebApp
+
+    page = WebApp(wan_generator, tmp_path / "work")
+    shown = {name: page.family_controls(name) for name in
+             ("tiny-wan-i2v", "tiny-wan-flf2v", "tiny-wan-a14b", "tiny-wan-ti2v-5b", "wan-a14b_high_noise_Q8_0")}
+    visible = {name: controls["last_image"]["visible"] for name, controls in shown.items()}
+    assert visible == {"tiny-wan-i2v": False, "tiny-wan-flf2v": True, "tiny-wan-a14b": True,
+                       "tiny-wan-ti2v-5b": False, "wan-a14b_high_noise_Q8_0": True}
+    assert "optional" in shown["tiny-wan-ti2v-5b"]["image"]["label"]
+    assert "optional" not in shown["tiny-wan-i2v"]["image"]["label"]
+    assert shown["tiny-wan-i2v"]["speed"]["visible"] and shown["tiny-wan-i2v"]["prompt"]["visible"]

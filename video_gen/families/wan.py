@@ -188,6 +188,17 @@ def check(request, model: ModelInfo) -> None:
                                            f"try {max(32, round(value / 32) * 32)}")
 
 
+def model_spec(model: ModelInfo) -> FamilySpec:
+    """The spec narrowed to one model's variant, for the page: whether it needs, takes or refuses a picture, takes
+    a last frame, and its size multiple."""
+    from .spec import NONE, REQUIRED
+
+    kind = variant(model)
+    first_and_last = kind == I2V and transformer_config(model).get("pos_embed_seq_len") is not None
+    return replace(SPEC, image={I2V: REQUIRED, A14B: REQUIRED, T2V: NONE}.get(kind, OPTIONAL),
+                   last_image=kind == A14B or first_and_last, size_multiple=32 if kind == TI2V_5B else 16)
+
+
 def _check_first_and_last(request, model: ModelInfo) -> None:
     """FLF2V always runs on two pictures (its transformer takes both pictures' CLIP tokens), so it needs the last
     frame, and one pass: in a chained long video only the last segment ends on the last frame."""
