@@ -47,17 +47,20 @@ WAN21_LATENT_RGB_FACTORS = (
     (-0.1251, 0.0927, 0.1699), (0.0060, -0.0633, 0.0005), (0.3477, 0.2275, 0.2950), (0.1984, 0.0913, 0.1861),
 )
 
-# Estimated, not measured (bench/gpu_wan.py owes the GPU numbers): the transformer's activations per latent
-# token of one CFG branch at bf16, from the 14B block's width (5120, FFN 13824): the residual stream, the
-# attention's q/k/v/out and the FFN's hidden state held at once ~ (4 x 5120 + 13824) x 2 bytes ~ 70 KB, where
-# flash/SDPA attention keeps no token x token matrix; the block runs one at a time, so this does not scale with
-# the 40 blocks. The Wan VAE decodes one latent frame (4 output frames) at a time with a causal cache, its
-# widest stage at full resolution with 96-192 channels: ~1.5 KB per output pixel per frame in flight.
+# Measured by `python bench/wan_memory_constants.py` (CPU, torch 2.13, float32 halved to bf16) on Wan 2.1 I2V
+# 14B's full-size block (width 5120, FFN 13824, CLIP image tokens), fitted through two token counts; the blocks
+# run one at a time, so activations do not grow with the 40 blocks. Its output on 2026-11-25: 55,677 B per token
+# of one transformer call (Wan runs CFG as two calls of batch 1: cfg_batch 1), base 31.5 MB; the Wan 2.1 VAE
+# decode 2,294 B per (frame in flight x output pixel), 4 frames (one latent frame) at a time. So the 14B at 480P,
+# 81 frames (32,760 tokens) needs ~1.8 GB of activations and its decode ~3.7 GB. Wan's transformer has no
+# feed-forward chunking (saving 0). The image stage (the VAE encoder over the conditioning video, 4 frames at a
+# time) is estimated as the decoder's bytes x 4 frames, not measured. GPU calibration: bench/gpu_wan.py (owed).
 WAN_MEMORY = MemoryConstants(
-    denoise_bytes_per_token=70_000, denoise_base_bytes=64_000_000, forward_chunking_saving=0.4,
-    decode_bytes_per_pixel=1_536, encode_bytes_per_pixel=1_536, encode_base_bytes=64_000_000,
-    measured="estimated from the 14B block's widths (bench/gpu_wan.py owes the GPU measurement)",
-    spatial_compression=16, temporal_compression=4,  # 8 x patch 2: one token per 16 x 16 pixels
+    denoise_bytes_per_token=55_677, denoise_base_bytes=31_525_481, forward_chunking_saving=0.0,
+    decode_bytes_per_pixel=2_294, encode_bytes_per_pixel=4 * 2_294, encode_base_bytes=64_000_000,
+    measured="Wan 2.1 I2V 14B block and Wan 2.1 VAE, bench/wan_memory_constants.py on the CPU, 2026-11-25 "
+             "(image stage estimated)",
+    spatial_compression=16, temporal_compression=4, cfg_batch=1,  # 8x VAE x patch 2; CFG as two calls
 )
 
 
