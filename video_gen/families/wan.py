@@ -49,12 +49,13 @@ WAN21_LATENT_RGB_FACTORS = (
 
 # Measured by `python bench/wan_memory_constants.py` (CPU, torch 2.13, float32 halved to bf16) on Wan 2.1 I2V
 # 14B's full-size block (width 5120, FFN 13824, CLIP image tokens), fitted through two token counts; the blocks
-# run one at a time, so activations do not grow with the 40 blocks. Its output on 2026-11-25: 55,677 B per token
-# of one transformer call (Wan runs CFG as two calls of batch 1: cfg_batch 1), base 31.5 MB; the Wan 2.1 VAE
-# decode 2,294 B per (frame in flight x output pixel), 4 frames (one latent frame) at a time. So the 14B at 480P,
-# 81 frames (32,760 tokens) needs ~1.8 GB of activations and its decode ~3.7 GB. Wan's transformer has no
-# feed-forward chunking (saving 0). The image stage (the VAE encoder over the conditioning video, 4 frames at a
-# time) is estimated as the decoder's bytes x 4 frames, not measured. GPU calibration: bench/gpu_wan.py (owed).
+# run one at a time, so activations do not grow with the 40 blocks (with --blocks 2 the peaks are the same bytes).
+# Its output on 2026-11-25: 55,677 B per token of one transformer call (Wan runs CFG as two calls of batch 1:
+# cfg_batch 1), base 31.5 MB; the Wan 2.1 VAE decode 2,294 B per (frame in flight x output pixel), 4 frames (one
+# latent frame) at a time. So the 14B at 480P, 81 frames (32,760 tokens) needs ~1.8 GB of activations and its
+# decode ~3.7 GB. Wan's transformer has no feed-forward chunking (saving 0). Not measured: the image stage (the
+# VAE encoder over the conditioning video, 4 frames at a time), estimated as the decoder's bytes x 4 frames, and
+# TI2V-5B (its own widths and the 48-channel VAE), which shares these. GPU calibration: bench/gpu_wan.py (owed).
 WAN_MEMORY = MemoryConstants(
     denoise_bytes_per_token=55_677, denoise_base_bytes=31_525_481, forward_chunking_saving=0.0,
     decode_bytes_per_pixel=2_294, encode_bytes_per_pixel=4 * 2_294, encode_base_bytes=64_000_000,
