@@ -283,8 +283,8 @@ def load(model: ModelInfo, device: str, dtype):
         if model.transformer_2 is not None:
             parts["transformer_2"] = load_transformer(model.transformer_2, folder, "transformer_2", dtype)
     with loading(str(model.path)):
-        # The VAE (and CLIP image encoder) in float32, as Wan's own code and diffusers' examples run them: they
-        # are small (~250 MB, ~1.3 GB) and bf16 visibly degrades the decode.
+        # The VAE and the CLIP image encoder in float32, as diffusers' Wan examples load them (Wan's reference
+        # code keeps its VAE in float32 too); they are small beside the transformer (~0.5 GB and ~2.5 GB).
         from diffusers import AutoencoderKLWan
 
         parts["vae"] = AutoencoderKLWan.from_pretrained(folder, subfolder="vae", local_files_only=True,
