@@ -135,6 +135,8 @@ def test_wan_22_a14b_as_two_gguf_files_equals_its_experts_dequantised(wan_genera
     model = wan_generator.resolve("wan-a14b_high_noise_Q8_0")
     assert model.config_dir == wan_models / "tiny-wan-a14b"
     assert model.transformer_2 == wan_models / "wan-a14b_low_noise_Q8_0.gguf"
+    with pytest.raises(ModelNotFound, match="choose its high-noise file \\(wan-a14b_high_noise_Q8_0.gguf\\)"):
+        wan_generator.resolve("wan-a14b_low_noise_Q8_0")
     app = app_frames(wan_generator, model="wan-a14b_high_noise_Q8_0", image=str(pictures[0]), num_inference_steps=4,
                      max_guidance_scale=4.0, min_guidance_scale=2.0)
     folder = wan_models / "tiny-wan-a14b"

@@ -228,6 +228,12 @@ def complete_model(model: ModelInfo, catalog, *, models_dir: Path, **_options) -
         return model
     from .single_file import pair_with_folder
 
+    for high, low in LOW_NOISE_NAMES:
+        if low in model.path.name:  # the second expert alone would run as the first
+            raise ModelNotFound(f"{model.path.name} is the low-noise expert of a Wan 2.2 A14B pair; choose its "
+                                f"high-noise file ({model.path.name.replace(low, high)}) with --model, and keep "
+                                f"this one beside it")
+
     folder = pair_with_folder(model, catalog, family=SPEC.name, shape_of=_transformer_shape, describe=_describe_shape,
                               download_hint="video-gen models download wan2.2-i2v-a14b (or the model the file "
                                             "was made from)")
@@ -258,9 +264,12 @@ def _describe_shape(shape: tuple) -> str:
             + (", first and last frame" if two_pictures else ""))
 
 
+LOW_NOISE_NAMES = (("high_noise", "low_noise"), ("high-noise", "low-noise"), ("HighNoise", "LowNoise"))
+
+
 def _low_noise_twin(path: Path) -> Path | None:
     """Wan 2.2 A14B ships its experts as two files, "…high_noise…" and "…low_noise…": the second of a pair."""
-    for high, low in (("high_noise", "low_noise"), ("high-noise", "low-noise"), ("HighNoise", "LowNoise")):
+    for high, low in LOW_NOISE_NAMES:
         if high in path.name:
             twin = path.with_name(path.name.replace(high, low))
             return twin if twin.is_file() else None
