@@ -108,6 +108,8 @@ class GenerationResult:
             "timings_s": {stage: round(seconds, 3) for stage, seconds in self.timings.items()},
             "parameters": request.to_dict(),
         }
+        if self.metadata.get("run"):
+            info["run"] = dict(self.metadata["run"])  # the family's own: attention backend, speed hook
         if self.notes:
             info["notes"] = list(self.notes)
         if self.metadata.get("source"):  # what this job's frames were added to (an extended video's source)
@@ -180,6 +182,7 @@ class Job:
         self.plans: list[MemoryPlan] = []  # the memory ladder of this job, fastest first
         self.plan: MemoryPlan | None = None  # the rung it runs on now
         self.retries: list[dict[str, Any]] = []
+        self.info: dict[str, Any] = {}  # what the family reports about how it ran (attention backend, speed hook)
 
     @property
     def decode_chunk_size(self) -> int:
@@ -513,6 +516,8 @@ class Generator:
             }
             if source:
                 metadata["source"] = source
+            if running.info:
+                metadata["run"] = dict(running.info)
             path = video_io.write_video(frames, self._output_path(request, job.model, submitted_at), fps=fps,
                                         format=request.output_format, crf=request.crf, metadata=metadata)
             video_io.write_sidecar(path, metadata)

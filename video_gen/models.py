@@ -29,7 +29,7 @@ from .errors import ModelNotFound, first_line
 from .families.spec import MODEL, MOTION_ADAPTER, UNSUPPORTED
 
 HOW_TO_GET = "see models/README.md for the folder layout and how to download one"
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".gguf")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin")
 ALLOW_PICKLE_FLAG = "--allow-pickle"
 PICKLE_REFUSED = (
@@ -62,6 +62,11 @@ class ModelInfo:
     config_dir: Path | None = None
     # Set only when the user opted in to loading pickle files (`--allow-pickle`).
     allow_pickle: bool = False
+    # A single file that holds one part of a model (a GGUF transformer): which part; the rest comes from
+    # config_dir, an installed diffusers folder of the same architecture (families/single_file.py).
+    component: str = ""
+    # Wan 2.2 A14B as two files: the low-noise expert's file beside the high-noise one (`path`).
+    transformer_2: Path | None = None
     role: str = field(default=MODEL, compare=False)
     precision: str = field(default="", compare=False)  # fp16, fp32, "fp16+fp32" for folders with both
     size_bytes: int = field(default=0, compare=False)
@@ -198,6 +203,8 @@ def inspect_file(path: Path, name: str | None = None, allow_pickle: bool = False
     if suffix in PICKLE_SUFFIXES:
         return ModelInfo(name=name, path=path, family="", class_name="pickle", role=UNSUPPORTED, size_bytes=size,
                          note=f"pickle file: refused unless {ALLOW_PICKLE_FLAG}", allow_pickle=allow_pickle)
+    if suffix == ".gguf":
+        return _inspect_gguf(path, name, size)
     try:
         header = read_safetensors_header(path)
     except (OSError, ValueError, UnicodeDecodeError) as error:
@@ -210,6 +217,27 @@ def inspect_file(path: Path, name: str | None = None, allow_pickle: bool = False
                          **common)
     family, single = found
     return ModelInfo(family=family, class_name=single.class_name, role=single.role, note=single.note, **common)
+
+
+def _inspect_gguf(path: Path, name: str, size: int) -> ModelInfo:
+    """A GGUF file, told apart by its tensor names like a .safetensors (the family's `SingleFile` entries); its
+    quantisation is its precision ("gguf Q4_K") and its `general.architecture` is named in the note."""
+    from .families.single_file import read_gguf
+
+    try:
+        gguf = read_gguf(path)
+    except (OSError, ValueError) as error:
+        return ModelInfo(name=name, path=path, family="", class_name="damaged", role=UNSUPPORTED, size_bytes=size,
+                         note=f"not a readable GGUF file ({first_line(error)})")
+    common = dict(name=name, path=path, precision=f"gguf {gguf.quant}".strip(), size_bytes=size)
+    found = _classify(gguf.shapes)
+    architecture = gguf.architecture or "an unknown architecture"
+    if found is None:
+        return ModelInfo(family="", class_name="unknown", role=UNSUPPORTED,
+                         note=f"a GGUF of {architecture}, which no family here runs: not supported", **common)
+    family, single = found
+    note = single.note or f"GGUF {gguf.quant} transformer ({architecture}); runs with an installed {family} folder"
+    return ModelInfo(family=family, class_name=single.class_name, role=single.role, note=note, **common)
 
 
 def _motion_adapter_config(path: Path) -> dict | None:

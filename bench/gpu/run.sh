@@ -9,6 +9,8 @@
 #   bench/gpu/run.sh part2         # (~9 minutes): plan:group, compile, plan:model, plan:none,
 #                                  #   channels-last, plan:sequential at full size (most telling first)
 #   bench/gpu/run.sh tiny          # the tiny CUDA pass alone; `install`: the wheels alone
+#   bench/gpu/run.sh wan           # bench/gpu_wan.py: tiny Wan on CUDA, then Wan 2.2 TI2V-5B and Wan 2.1 I2V 14B
+#                                  #   480P at full size (random bf16), uncapped and under 12 GiB -> gpu_wan*.json
 #   bench/gpu/run.sh --cpu-tiny    # here, with .venv: every case at tiny size on the CPU (errors are rows)
 #
 # Full size is SVD-XT (random fp16 weights), 25 frames, 1024x576, 25 steps. The JSON goes to $OUT (default
@@ -127,6 +129,20 @@ case $MODE in
         elif [[ $MODE == part2 ]]; then
             bench part2 "$LIMIT_S" --device cuda --model-dir "$MODELS" --cases "$FULL_PART2"
         fi
+        ;;
+    wan)  # bench/gpu_wan.py: the tiny models on CUDA first (a crash shows in a minute), then full size
+        PY=${PYTHON:-python3}
+        gpu_info
+        install_wheels
+        for name in tiny full; do
+            left=$(time_for "wan-$name" "$LIMIT_S") || break
+            flags=()
+            [[ $name == tiny ]] && flags=(--tiny)
+            echo "== wan-$name (at most $left s)"
+            timeout --signal=INT --kill-after=15 "$left" "$PY" bench/gpu_wan.py "${flags[@]}" --device cuda \
+                --model-dir "$MODELS/wan-$name" --out "$OUT/gpu_wan-$name.json" \
+                || echo "== wan-$name ended with status $? (its JSON keeps the rows it finished)"
+        done
         ;;
     install)  # the wheels alone, and the import check
         PY=${PYTHON:-python3}

@@ -13,7 +13,11 @@ def apply_plan(pipe, plan: MemoryPlan):
     device = torch.device(plan.device)
     denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
     if plan.fp8_weights and denoiser is not None:
-        denoiser.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=getattr(torch, plan.dtype))
+        # Wan 2.2 A14B's low-noise expert (`transformer_2`) is stored the same way as the first.
+        for model in (denoiser, getattr(pipe, "transformer_2", None)):
+            if model is not None and not getattr(model, "is_quantized", False):  # GGUF weights are already small
+                model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn,
+                                               compute_dtype=getattr(torch, plan.dtype))
     if plan.offload == "none":
         pipe.to(device)
     elif plan.offload == "model":

@@ -61,7 +61,14 @@ class ModelWeights:
     def from_model(cls, model) -> ModelWeights:
         """From a ModelInfo: a diffusers folder (one subfolder per component) or a single file, plus an
         AnimateDiff model's motion adapter (its modules join the UNet)."""
-        files = _component_files(Path(model.path))
+        component, config_dir = getattr(model, "component", ""), getattr(model, "config_dir", None)
+        if component and config_dir is not None:  # one part in a file (a GGUF transformer), the rest in a folder
+            files = _component_files(Path(config_dir))
+            files[component] = [Path(model.path)]
+            if getattr(model, "transformer_2", None) is not None:
+                files["transformer_2"] = [Path(model.transformer_2)]
+        else:
+            files = _component_files(Path(model.path))
         adapter = getattr(model, "motion_adapter", None)
         if adapter:
             files.setdefault("unet", []).extend(sum(_component_files(Path(adapter)).values(), []))
@@ -123,6 +130,10 @@ def _header(file: Path) -> dict:
     """A safetensors header; for a pickle checkpoint (opt-in only), one tensor the size of the file in fp16."""
     if file.suffix == ".safetensors":
         return safetensors_header(file)
+    if file.suffix == ".gguf":  # quantised: sized by the bytes it keeps on the device
+        from ..families.single_file import weight_headers
+
+        return weight_headers(file)[0]
     return {"weights": {"shape": [file.stat().st_size // 2]}}
 
 
@@ -220,7 +231,8 @@ def estimate_stages(plan: MemoryPlan, weights: ModelWeights, shape: JobShape) ->
     denoiser_weights = weights.numel.get(denoiser, 0) * (1 if plan.fp8_weights else size)
     others = {name: count * size for name, count in weights.numel.items() if name != denoiser}
     vae = others.get("vae", 0)
-    encoders = max((bytes_ for name, bytes_ in others.items() if name != "vae"), default=0)  # image/text encoders
+    # image/text encoders (Wan 2.2's second expert, `transformer_2`, is a denoiser: it runs after the first)
+    encoders = max((bytes_ for name, bytes_ in others.items() if name not in ("vae", "transformer_2")), default=0)
 
     constants = shape.constants
     unet_activations = constants.denoise_base_bytes + constants.denoise_bytes_per_token * shape.latent_tokens * size // 2

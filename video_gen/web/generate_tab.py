@@ -70,7 +70,7 @@ class GenerateTab:
 
     def spec(self, name: str | None) -> FamilySpec | None:
         info = next((info for info in self.models() if info.name == name), None) if name else None
-        return spec_for(info.family) if info else None
+        return model_spec(info) if info else None
 
     def model_defaults(self, name: str | None) -> dict[str, Any]:
         """An installed model's request defaults, read from its configs (no weights load); neutral values for
@@ -416,3 +416,18 @@ def _session(http: gr.Request | None) -> str:
 
 
 __all__ = ["GenerateTab", "api_docstring"]
+
+
+def model_spec(info) -> FamilySpec:
+    """The spec the page shows for one model: its family's, narrowed by the family's optional `model_spec(info)`
+    where its variants differ (a Wan model that cannot take a last frame hides that input)."""
+    from ..families import load_family
+
+    spec = spec_for(info.family)
+    narrow = getattr(load_family(info.family), "model_spec", None)
+    if narrow is None:
+        return spec
+    try:
+        return narrow(info)
+    except (VideoGenError, OSError, ValueError, KeyError):  # a broken model says so when it is used
+        return spec
