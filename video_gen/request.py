@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import InvalidRequest
+from .loras import LoraChoice, check_choices, coerce as coerce_loras
 from .memory import parse_plan_choice
 from .planner import LOOPS
 
@@ -86,6 +87,8 @@ class GenerationRequest:
     motion_adapter: str | None = None  # AnimateDiff: a motion adapter's name or path (None: the installed one)
     last_image: str | None = None  # families that take one (their spec's `last_image`): the picture to end on
     memory_plan: str = "auto"  # auto (the planner picks), or force none|model|group|sequential, optionally +fp8
+    # LoRAs and their strengths (loras.py); JSON: [{"name": ..., "strength": ...}], "sha256" filled in by the engine
+    loras: tuple[LoraChoice, ...] = ()
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -111,7 +114,9 @@ class GenerationRequest:
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["loras"] = list(data["loras"])  # JSON's list of {"name", "strength", "sha256"}
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -167,6 +172,7 @@ class GenerationRequest:
             raise InvalidRequest("memory_plan", str(error)) from None
         if self.scheduler is not None and self.scheduler not in schedulers():
             raise InvalidRequest("scheduler", f"must be one of {', '.join(schedulers())}, got {self.scheduler!r}")
+        check_choices(self.loras)
         if self.resize_mode not in RESIZE_MODES:
             raise InvalidRequest("resize_mode", f"must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
         if self.output_path is not None and self.output_format is not None:
@@ -206,6 +212,8 @@ def format_for_path(path: str | None) -> str | None:
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn JSON values into the field's type, or say which field is wrong and why."""
+    if name == "loras":
+        return coerce_loras(value)
     if value is None:
         if name == "seed":
             return -1
