@@ -393,8 +393,9 @@ def resolve(choices: tuple[LoraChoice, ...], catalog, spec, *, model_name: str, 
 def _as_path(name: str, models_dir: Path) -> Path | None:
     """A LoRA given by path (absolute, or relative to the models dir or its loras folder)."""
     for candidate in (Path(name).expanduser(), models_dir / "loras" / name, models_dir / name):
-        if candidate.is_file():
-            return candidate.resolve()
+        for path in (candidate, candidate.with_name(candidate.name + ".safetensors")):
+            if path.is_file():
+                return path.resolve()
     return None
 
 
