@@ -339,3 +339,38 @@ def test_a_lora_is_not_a_model(lora_models, tmp_path):
 
     with pytest.raises(ModelNotFound, match="style is a LoRA, not a model"):
         Generator(models_dir=lora_models, outputs_dir=tmp_path).prepare(GenerationRequest(**TINY, model="style"))
+
+
+# ---- the page's API ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lora_server(lora_models, tmp_path_factory):
+    from test_app import start_server
+
+    demo, running = start_server(lora_models, tmp_path_factory.mktemp("lora-web"), tmp_path_factory.mktemp("lora-temp"))
+    yield running
+    demo.close()
+
+
+def test_generate_api_takes_loras_last_and_refuses_bad_ones_in_one_line(lora_server, tmp_path, photo):
+    from gradio_client import Client, handle_file
+
+    client = Client(lora_server.url, verbose=False, download_files=str(tmp_path))
+    names = [parameter["parameter_name"] for parameter in client.view_api(print_info=False, return_format="dict")[
+        "named_endpoints"]["/generate"]["parameters"]]
+    assert names[-1] == "loras"
+    common = dict(image=None, model="tiny-sd15", prompt="a cat", duration=1, fps=8, resolution="64x64", num_inference_steps=4,
+                  seed=5, api_name="/generate")
+    video, info, seed, *_ = client.predict(loras=[{"name": "style", "strength": 0.5}], **common)
+    assert info["loras"][0]["name"] == "style" and info["loras"][0]["strength"] == 0.5
+    assert info["parameters"]["loras"][0]["sha256"] == info["loras"][0]["sha256"]
+    plain = client.predict(**common)[1]  # loras left out: none
+    assert "loras" not in plain and plain["parameters"]["loras"] == []
+    for bad, words in (([{"name": "style", "strength": 9}], "strength of 'style' must be from -2 to 2, got 9"),
+                       ("nonsense[", "loras:"), ([{"name": "wan22-high-noise"}], "is a wan LoRA")):
+        with pytest.raises(Exception) as caught:
+            client.predict(loras=bad, **common)
+        assert words in str(caught.value) and "\n" not in str(caught.value).strip()
+    with pytest.raises(Exception, match="Stable Video Diffusion .* cannot take LoRAs"):
+        client.predict(loras=[{"name": "style"}], **{**common, "model": TINY_MODEL, "num_inference_steps": 10,
+                                                     "image": handle_file(str(photo))})
+    assert lora_server.generator.loads >= 1
