@@ -25,13 +25,13 @@ import difflib
 import hashlib
 import json
 import math
-import os
 import re
 import struct
 import threading
+import warnings
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -498,7 +498,10 @@ def _load(pipe, lora: ResolvedLora) -> None:
     if lora.info.noise == "low" and getattr(pipe, "transformer_2", None) is not None:
         options["load_into_transformer_2"] = True
     try:
-        pipe.load_lora_weights(source, adapter_name=lora.adapter_name, **options)
+        with warnings.catch_warnings():
+            # PEFT warns whenever a model gets a second adapter: keeping several is what switching relies on
+            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+            pipe.load_lora_weights(source, adapter_name=lora.adapter_name, **options)
     except (ValueError, KeyError, RuntimeError) as error:
         raise GenerationFailed(f"LoRA {lora.name} could not be loaded into {type(pipe).__name__} "
                                f"({first_line(error)})") from error
