@@ -374,3 +374,25 @@ def test_generate_api_takes_loras_last_and_refuses_bad_ones_in_one_line(lora_ser
         client.predict(loras=[{"name": "style"}], **{**common, "model": TINY_MODEL, "num_inference_steps": 10,
                                                      "image": handle_file(str(photo))})
     assert lora_server.generator.loads >= 1
+
+
+def test_unused_adapters_beyond_the_cap_are_dropped_and_out_of_memory_keeps_only_the_jobs(lora_generator, monkeypatch):
+    from video_gen import loras
+
+    plain = frames_of(lora_generator)
+    frames_of(lora_generator, loras=(LoraChoice("style"), LoraChoice("motion")))
+    pipe = lora_generator._pipe
+    monkeypatch.setattr(loras, "MAX_RESIDENT_ADAPTERS", 1)
+    job = lora_generator.prepare(GenerationRequest(**TINY, model="tiny-sd15", loras=(LoraChoice("kohya"),)))
+    loras.apply(pipe, job.loras)
+    assert loras.loaded_adapters(pipe) == [job.loras[0].adapter_name]
+    assert set(pipe.get_list_adapters()["unet"]) == {job.loras[0].adapter_name}
+    loras.drop_unused(pipe, ())  # what the engine does on out-of-memory
+    assert loras.loaded_adapters(pipe) == [] and not pipe.get_list_adapters().get("unet")
+    assert np.array_equal(frames_of(lora_generator), plain)
+
+
+def test_models_import_puts_a_lora_in_the_loras_folder(lora_models, tmp_path, capsys):
+    assert main(["models", "import", str(lora_models / "loras" / "motion.safetensors"), "--models-dir",
+                 str(tmp_path / "models"), "--name", "zoom"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "models" / "loras" / "zoom.safetensors")

@@ -661,6 +661,8 @@ class Generator:
                 return job.family.run(self._pipeline(job, running), segment, start, running)
 
             def recover():
+                if self._pipe is not None:
+                    lora_support.drop_unused(self._pipe, job.loras)  # memory is short: only this job's LoRAs stay
                 if running.plan.placement != self._placement:
                     self._drop_pipeline()  # placed again, the cheaper way, on the next try
                 running.generator.set_state(seed_state)  # the same noise as an uninterrupted run of that plan

@@ -476,11 +476,16 @@ def apply(pipe, loras: tuple[ResolvedLora, ...]) -> None:
         state.disabled = True
 
 
-def unload_all(pipe) -> None:
-    """Delete every adapter this module loaded into `pipe` (memory is short: the engine's out-of-memory path)."""
-    state = _state.pop(pipe, None)
-    if state and state.loaded:
-        pipe.delete_adapters(list(state.loaded))
+def drop_unused(pipe, loras: tuple[ResolvedLora, ...]) -> None:
+    """Delete the adapters `loras` do not use (the engine's out-of-memory path: memory is short)."""
+    state = _state.get(pipe)
+    if state is None:
+        return
+    keep = {lora.adapter_name for lora in loras}
+    unused = [name for name in state.loaded if name not in keep]
+    if unused:
+        pipe.delete_adapters(unused)
+        state.loaded = [name for name in state.loaded if name in keep]
 
 
 def _load(pipe, lora: ResolvedLora) -> None:
