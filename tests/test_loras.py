@@ -16,7 +16,7 @@ from PIL import Image
 from video_gen import Generator, GenerationRequest, video_io
 from video_gen.cli import main
 from video_gen.errors import InvalidRequest
-from video_gen.loras import LoraChoice, MAX_LORAS, classify, coerce, parse_flag
+from video_gen.loras import LoraChoice, MAX_LORAS, classify, parse_flag
 from conftest import TINY_MODEL, video_files
 
 TINY = dict(width=64, height=64, num_frames=8, num_inference_steps=2, seed=3, prompt="a cat")

@@ -22,7 +22,6 @@ This module imports no torch at import time.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import math
 import re
@@ -150,24 +149,31 @@ def coerce(value: Any) -> tuple[LoraChoice, ...]:
             if unknown:
                 raise InvalidRequest("loras", f"unknown key {sorted(unknown)[0]!r} in {entry!r}; "
                                               f"allowed: name, strength, sha256")
-            name, strength, sha = entry.get("name"), entry.get("strength", 1.0), entry.get("sha256")
+            name, strength, sha = entry.get("name"), entry.get("strength"), entry.get("sha256")
             if not isinstance(name, str) or not name.strip():
                 raise InvalidRequest("loras", f"each LoRA needs a name (text), got {entry!r}")
-            if isinstance(strength, bool) or not isinstance(strength, (int, float)):
-                try:
-                    strength = float(strength) if isinstance(strength, str) else None
-                except ValueError:
-                    strength = None
-                if strength is None:
-                    raise InvalidRequest("loras", f"strength of {name!r} must be a number from "
-                                                  f"{_num(STRENGTH_RANGE[0])} to {_num(STRENGTH_RANGE[1])}, "
-                                                  f"got {entry.get('strength')!r}")
+            strength = 1.0 if strength is None else _number(strength)  # left out or null: full strength
+            if strength is None:
+                raise InvalidRequest("loras", f"strength of {name!r} must be a number from {_num(STRENGTH_RANGE[0])} "
+                                              f"to {_num(STRENGTH_RANGE[1])}, got {entry.get('strength')!r}")
             if sha is not None and not isinstance(sha, str):
                 raise InvalidRequest("loras", f"sha256 of {name!r} must be text, got {sha!r}")
-            choices.append(LoraChoice(name.strip(), float(strength), sha))
+            choices.append(LoraChoice(name.strip(), strength, sha))
         else:
             raise InvalidRequest("loras", f'each LoRA must be {{"name": ..., "strength": ...}}, got {entry!r}')
     return tuple(choices)
+
+
+def _number(value: Any) -> float | None:
+    """A JSON number (or numeric text) as a float; None for anything else (booleans included)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
 
 
 def check_choices(choices: tuple[LoraChoice, ...]) -> None:
@@ -362,8 +368,8 @@ def resolve(choices: tuple[LoraChoice, ...], catalog, spec, *, model_name: str, 
     if not choices:
         return (), ()
     if not spec.lora_kinds:
-        raise InvalidRequest("loras", f"{spec.label} ({model_name}) cannot take LoRAs: diffusers has no LoRA loader "
-                                      f"for its pipeline; leave loras out")
+        raise InvalidRequest("loras", f"{spec.label} ({model_name}) cannot take LoRAs: diffusers cannot load LoRAs "
+                                      f"into its model; leave loras out")
     found = {info.name: info for info in installed(catalog)}
     if any(choice.name not in found for choice in choices):
         catalog.refresh()  # a LoRA added since the last scan

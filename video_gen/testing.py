@@ -343,7 +343,7 @@ def build_tiny_lora(base: str | Path, file: str | Path, *, parts: tuple[str, ...
     .weight with .alpha; UNet parts only). `scale` shrinks the random lora_B so that the tiny model stays in range.
     """
     import torch
-    from diffusers import MotionAdapter, StableDiffusionPipeline, UNet2DConditionModel, UNetMotionModel
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
     from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
     from safetensors.torch import save_file
     from transformers import CLIPTextModel
