@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import TINY_MODEL
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, LOOPBACK, sync_api  # noqa: F401  (skips without chromium)
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, LOOPBACK, sync_api  # noqa: F401  (skips without chromium)
 from test_loras import lora_models  # noqa: F401  (the fixture: tiny models and a loras/ folder)
 
 from video_gen import video_io
@@ -103,6 +103,8 @@ def test_lora_panel_follows_the_model_and_makes_the_video_with_the_chosen_streng
     stored = video_io.read_metadata(made)
     assert [(lora["name"], lora["strength"]) for lora in stored["loras"]] == [("style", 0.5), ("motion", -0.25)]
     assert '"sha256"' in page.locator("#vg-info").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "browser-loras.png"), full_page=True)
 
     # A model whose family takes no LoRAs hides the panel and drops the choice
     choose(page, "#vg-model", f"{TINY_MODEL} · Stable Video Diffusion")

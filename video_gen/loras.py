@@ -469,7 +469,7 @@ def apply(pipe, loras: tuple[ResolvedLora, ...]) -> None:
     extra = len(state.loaded) - MAX_RESIDENT_ADAPTERS
     if extra > 0 and unused:
         dropped = unused[:extra]
-        pipe.delete_adapters(dropped)
+        _delete(pipe, dropped)
         state.loaded = [name for name in state.loaded if name not in dropped]
     active = [(lora.adapter_name, lora.strength) for lora in loras if lora.strength != 0]
     if active:
@@ -490,8 +490,15 @@ def drop_unused(pipe, loras: tuple[ResolvedLora, ...]) -> None:
     keep = {lora.adapter_name for lora in loras}
     unused = [name for name in state.loaded if name not in keep]
     if unused:
-        pipe.delete_adapters(unused)
+        _delete(pipe, unused)
         state.loaded = [name for name in state.loaded if name in keep]
+
+
+def _delete(pipe, names: list[str]) -> None:
+    with warnings.catch_warnings():
+        # PEFT warns when a deleted adapter was active and picks another; `apply` sets the active ones right after
+        warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")
+        pipe.delete_adapters(names)
 
 
 def _load(pipe, lora: ResolvedLora) -> None:
