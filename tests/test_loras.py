@@ -277,6 +277,9 @@ def test_a_changed_lora_warns_naming_it_and_a_missing_one_refuses(lora_models, t
     assert main(["generate", "--from", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "b.mp4"), *common]) == 0
     err = capsys.readouterr().err
     assert "warning: loras: mine has changed since these settings were saved" in err
+    stored = json.loads((tmp_path / "a.json").read_text())["request"]
+    assert main(["json", "--models-dir", str(models), json.dumps({**stored, "output": str(tmp_path / "j.mp4")})]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"][0].startswith("loras: mine has changed")
     (models / "loras" / "mine.safetensors").unlink()
     assert main(["generate", "--from", str(tmp_path / "a.mp4"), "--output", str(tmp_path / "c.mp4"), *common]) == 1
     err = capsys.readouterr().err.strip()

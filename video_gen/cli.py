@@ -281,6 +281,7 @@ def _json(args) -> int:
         "status": "success", "output": str(result.path), "seed": result.seed, "frames": result.frames_written,
         "fps": result.request.fps, "elapsed_s": round(result.elapsed_s, 3), "model": result.model,
         "device": result.device, "plan": result.plan.to_dict(), "request": result.request.to_dict(),
+        **({"notes": list(result.notes)} if result.notes else {}),  # e.g. a LoRA that changed since it was stored
     }))
     return EXIT_OK
 
