@@ -399,3 +399,19 @@ def test_models_import_puts_a_lora_in_the_loras_folder(lora_models, tmp_path, ca
     assert main(["models", "import", str(lora_models / "loras" / "motion.safetensors"), "--models-dir",
                  str(tmp_path / "models"), "--name", "zoom"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "models" / "loras" / "zoom.safetensors")
+
+
+def test_a_text_encoder_lora_clears_kept_prompt_embeddings(lora_generator):
+    prompts = pytest.importorskip("video_gen.families.prompts", reason="the prompt cache is not in this tree")
+    from video_gen import loras
+
+    frames_of(lora_generator)
+    pipe = lora_generator._pipe
+    prompts.cached(pipe, ("a cat",), lambda: "embeddings")
+    job = lora_generator.prepare(GenerationRequest(**TINY, model="tiny-sd15", loras=(LoraChoice("style", 0.5),)))
+    loras.apply(pipe, job.loras)  # style changes the text encoder: the kept embeddings go
+    assert prompts.size(pipe) == 0
+    prompts.cached(pipe, ("a cat",), lambda: "embeddings")
+    loras.apply(pipe, job.loras + lora_generator.prepare(
+        GenerationRequest(**TINY, model="tiny-sd15", loras=(LoraChoice("kohya"),))).loras)  # UNet only: kept
+    assert prompts.size(pipe) == 1

@@ -439,6 +439,7 @@ def _read(name: str, path: Path, allow_pickle: bool) -> tuple[LoraFile, bool]:
 class _Adapters:
     loaded: list[str]  # adapter names, least recently used first
     disabled: bool = False
+    text_encoder: tuple = ()  # the active (adapter, strength) pairs that change the text encoder
 
 
 _state: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # pipeline -> its _Adapters
@@ -480,6 +481,21 @@ def apply(pipe, loras: tuple[ResolvedLora, ...]) -> None:
     elif state.loaded and not state.disabled:
         pipe.disable_lora()
         state.disabled = True
+    text_encoder = tuple((lora.adapter_name, lora.strength) for lora in loras
+                         if lora.strength != 0 and "text_encoder" in lora.info.parts)
+    if text_encoder != state.text_encoder:
+        state.text_encoder = text_encoder
+        _forget_prompt_embeddings(pipe)
+
+
+def _forget_prompt_embeddings(pipe) -> None:
+    """A LoRA that changes the text encoder changes every prompt's embeddings: a family that keeps them per
+    pipeline (families/prompts.py, on main since the Wan/LTX work) must encode again."""
+    try:
+        from .families import prompts
+    except ImportError:  # a tree without the prompt cache: nothing is kept
+        return
+    prompts.clear(pipe)
 
 
 def drop_unused(pipe, loras: tuple[ResolvedLora, ...]) -> None:
