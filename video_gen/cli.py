@@ -321,7 +321,8 @@ def _models(args) -> int:
 
 def _models_list(folder: Path, extra_dirs) -> int:
     """One line per model found anywhere, tab-separated for scripts: name, family (its module name: svd,
-    animatediff, modelscope; "-" when none), kind (model, motion-adapter, or unsupported with the reason),
+    animatediff, modelscope; "-" when none; for a LoRA the families it fits), kind (model, motion-adapter,
+    lora with its kind, or unsupported with the reason),
     precision, size, source (models, hf-cache, or the extra folder), path."""
     from .models import discover
 
