@@ -49,14 +49,17 @@ def page():
 
 
 def choose(page, control: str, option: str) -> None:
-    """Pick `option` (its whole text: "style", not "style-b") from a dropdown's list."""
-    items = page.locator("ul.option-list li")
-    if not items.count():  # a multi-select's list stays open after a pick: clicking again would close it
-        page.locator(f"{control} input").first.click()
+    """Pick `option` (its whole text: "style", not "style-b") from a dropdown's own list (Gradio renders it inside
+    the control; a multi-select's list stays open after a pick, and clicking its input again would close it)."""
+    items = page.locator(f"{control} ul.option-list li")
     deadline = time.monotonic() + 10
     texts: list[str] = []
-    while option not in texts and time.monotonic() < deadline:  # the list opens a moment after the click
-        time.sleep(0.1)
+    clicked_at = 0.0
+    while option not in texts and time.monotonic() < deadline:
+        if not items.count() and time.monotonic() - clicked_at > 1:  # closed (or closing): open it
+            page.locator(f"{control} input").first.click()
+            clicked_at = time.monotonic()
+        time.sleep(0.1)  # the list opens a moment after the click
         texts = [text.replace("✓", "").strip() for text in items.all_inner_texts()]
     assert option in texts, texts
     items.nth(texts.index(option)).click()
@@ -75,17 +78,19 @@ def test_lora_panel_follows_the_model_and_makes_the_video_with_the_chosen_streng
     choose(page, "#vg-model", "tiny-sd15 · AnimateDiff")
     page.wait_for_selector("#vg-loras-picker", state="visible", timeout=10_000)
     page.locator("#vg-loras-picker input").first.click()
-    listed = page.locator("ul.option-list li").all_inner_texts()
+    page.locator("#vg-loras-picker ul.option-list li").first.wait_for(timeout=10_000)
+    listed = page.locator("#vg-loras-picker ul.option-list li").all_inner_texts()
     assert {"style", "kohya", "motion"} <= {text.strip() for text in listed}
     assert "wan22-high-noise" not in {text.strip() for text in listed}  # a Wan LoRA does not fit AnimateDiff
 
     choose(page, "#vg-loras-picker", "style")
     choose(page, "#vg-loras-picker", "motion")
     page.wait_for_selector("#vg-lora-strength-1", state="visible", timeout=10_000)
+    page.wait_for_selector("#vg-loras-summary >> text=motion ×1.00", timeout=10_000)
     assert "style strength" in page.locator("#vg-lora-strength-0").inner_text()
     assert not page.locator("#vg-lora-strength-2").is_visible()
     set_number(page, "#vg-lora-strength-0", 0.5)
-    set_number(page, "#vg-lora-strength-1", -0.25)
+    set_number(page, "#vg-lora-strength-1", -0.25)  # at once: both moves must stay
     page.wait_for_selector("#vg-loras-summary >> text=style ×0.50", timeout=10_000)
     page.wait_for_selector("#vg-loras-summary >> text=motion ×-0.25", timeout=10_000)
 

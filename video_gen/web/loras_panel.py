@@ -52,9 +52,10 @@ class LoraPanel:
         value = self.form["loras"]
         steps, guidance = self.form["num_inference_steps"], self.form["max_guidance_scale"]
         self.picker.input(self.picked, [self.picker, value, self.form["model"]], [value, steps, guidance], **private)
-        for slot, slider in enumerate(self.sliders):
-            slider.input(lambda strength, current, slot=slot: strength_set(current, slot, strength),
-                         [slider, value], [value], **private)
+        # Every slider's value is read, not only the one moved: two quick moves must not undo each other through
+        # a JSON value that the page has not received back yet.
+        for slider in self.sliders:
+            slider.input(from_sliders, [self.picker, value, *self.sliders], [value], **private)
         value.change(self.shown, [value], [self.picker, *self.sliders, self.summary], **private)
         for event in (self.form["model"].change, self.tab.refresh_button.click):
             event(self.model_changed, [self.form["model"], value], [self.box, self.picker, value], **private)
@@ -101,11 +102,11 @@ def entries(current: Any) -> list[dict]:
             for entry in current if isinstance(entry, dict) and isinstance(entry.get("name"), str)]
 
 
-def strength_set(current: Any, slot: int, strength: float) -> list[dict]:
-    chosen = entries(current)
-    if slot < len(chosen):
-        chosen[slot] = {**chosen[slot], "strength": float(strength)}
-    return chosen
+def from_sliders(names, current: Any, *strengths: float) -> list[dict]:
+    """The JSON value from the chosen names and the slots' strengths (slot i shows the i-th chosen LoRA)."""
+    hashes = {entry["name"]: entry["sha256"] for entry in entries(current)}
+    return [{"name": name, "strength": float(strength), "sha256": hashes.get(name)}
+            for name, strength in zip(names or [], strengths)]
 
 
 def summary(chosen: list[dict]) -> str:
