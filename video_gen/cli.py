@@ -30,7 +30,7 @@ FLAG_FIELDS = {
     "resize": "resize_mode", "prompt": "prompt", "negative_prompt": "negative_prompt",
     "interpolation": "interpolation", "loop": "loop",
     "image_strength": "image_strength", "scheduler": "scheduler", "motion_adapter": "motion_adapter",
-    "memory_plan": "memory_plan", "last_frame": "last_image", "speed": "speed",
+    "memory_plan": "memory_plan", "last_frame": "last_image", "speed": "speed", "lora": "loras",
 }
 FIELD_FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in FLAG_FIELDS.items()}
 
@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--memory-plan", metavar="PLAN",
                           help="auto (default: the fastest plan that fits), or force none|model|group|sequential "
                                "offload; add +fp8 to store the UNet's weights in fp8 (changes the frames)")
+    generate.add_argument("--lora", action="append", metavar="NAME[:STRENGTH]",
+                          help="a LoRA from models/loras (or a path) at a strength from -2 to 2 (default 1); "
+                               "repeatable, up to 8")
     generate.add_argument("--quiet", action="store_true", help="no progress bar")
 
     json_mode = commands.add_parser("json", parents=[common], help="run one request given as JSON; prints one JSON line")
@@ -187,6 +190,10 @@ def _generator(args):
 # ---- generate ----------------------------------------------------------------------------
 def _generate(args) -> int:
     values = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items() if getattr(args, flag) is not None}
+    if "loras" in values:
+        from .loras import coerce
+
+        values["loras"] = coerce(values["loras"])
     if args.image is not None:
         values["image"] = args.image
     if args.from_video:
@@ -202,9 +209,13 @@ def _generate(args) -> int:
             raise InvalidRequest("duration", f"must be more than 0 seconds, got {args.duration}")
         fps = generator.prepare(request).request.fps
         request = request.replace(num_frames=max(1, round(args.duration * fps)))
+    prepared = generator.prepare(request)
+    for note in prepared.notes:
+        if note.startswith("loras:"):  # a LoRA that changed since a stored video was made
+            print(f"video-gen: warning: {note}", file=sys.stderr)
     progress = None if args.quiet else _ProgressBar()
     try:
-        result = generator.generate(request, on_event=progress)
+        result = generator.generate(prepared, on_event=progress)
     finally:
         if progress:
             progress.close()
@@ -277,6 +288,7 @@ def _json(args) -> int:
         "status": "success", "output": str(result.path), "seed": result.seed, "frames": result.frames_written,
         "fps": result.request.fps, "elapsed_s": round(result.elapsed_s, 3), "model": result.model,
         "device": result.device, "plan": result.plan.to_dict(), "request": result.request.to_dict(),
+        **({"notes": list(result.notes)} if result.notes else {}),  # e.g. a LoRA that changed since it was stored
     }))
     return EXIT_OK
 
@@ -316,7 +328,8 @@ def _models(args) -> int:
 
 def _models_list(folder: Path, extra_dirs) -> int:
     """One line per model found anywhere, tab-separated for scripts: name, family (its module name: svd,
-    animatediff, modelscope; "-" when none), kind (model, motion-adapter, or unsupported with the reason),
+    animatediff, modelscope; "-" when none; for a LoRA the families it fits), kind (model, motion-adapter,
+    lora with its kind, or unsupported with the reason),
     precision, size, source (models, hf-cache, or the extra folder), path."""
     from .models import discover
 
@@ -328,6 +341,10 @@ def _models_list(folder: Path, extra_dirs) -> int:
     for model in found:
         family = model.family or "-"
         kind = model.role + (f" ({model.note})" if model.note else "")
+        if model.role == "lora":  # the families it fits, and its kind (loras.py)
+            from .loras import describe_entry
+
+            family, kind = describe_entry(model)
         print(f"{model.name}\t{family}\t{kind}\t{model.precision or '-'}\t{_human_size(model.size_bytes)}\t"
               f"{model.source}\t{model.path}")
     return EXIT_OK

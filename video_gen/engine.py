@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import __version__, devices, memory, video_io
+from . import loras as lora_support
 from . import history as job_history
 from .errors import Cancelled, GenerationFailed, InvalidRequest, ModelNotFound, VideoGenError, first_line
 from .events import (
@@ -59,6 +60,7 @@ class PreparedJob:
     # `finish(frames) -> (frames, fps, source)` gives the frames to write, the rate to write them at and what
     # they were added to (stored in the metadata and the info as "source"). None: the frames as made.
     finish: Callable[[Any], tuple[Any, float, dict[str, Any]]] | None = None
+    loras: tuple[lora_support.ResolvedLora, ...] = ()  # its LoRAs, found and checked for the family
 
     @property
     def family(self):
@@ -114,6 +116,8 @@ class GenerationResult:
             info["notes"] = list(self.notes)
         if self.metadata.get("source"):  # what this job's frames were added to (an extended video's source)
             info["source"] = self.metadata["source"]
+        if self.metadata.get("loras"):
+            info["loras"] = self.metadata["loras"]  # each one's name, SHA-256 and strength
         if self.job_id is not None:
             info["job"] = self.job_id
         if self.started_at is not None:
@@ -390,10 +394,14 @@ class Generator:
         """The model a name or path means, searched in every place this generator knows."""
         return self.catalog.resolve(name, motion_adapter=motion_adapter, allow_pickle=self.allow_pickle)
 
-    def defaults(self, model: str | None = None) -> dict[str, Any]:
-        """The request defaults of an installed model (reads its configs only)."""
+    def defaults(self, model: str | None = None, loras=()) -> dict[str, Any]:
+        """The request defaults of an installed model (reads its configs only); with `loras` (LoraChoices),
+        those of a step-distill LoRA among them (its steps, guidance and scheduler) on top."""
         info = self.resolve(model)
-        return load_family(info.family).defaults(info)
+        family = load_family(info.family)
+        resolved, _ = lora_support.resolve(tuple(loras), self.catalog, family.SPEC, model_name=info.name,
+                                           models_dir=self.models_dir, allow_pickle=self.allow_pickle)
+        return _lora_defaults(family, info, resolved)
 
     def prepare(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
         """Check a request completely and fill in the model's defaults and the seed; loads nothing.
@@ -403,8 +411,8 @@ class Generator:
         job = self._planned(request)
         job.family.check(job.request, job.model)
         job.spec.check_request(job.request)
-        notes = tuple(note for picture in (job.request.image, job.request.last_image) if picture
-                      for note in check_image_file(picture))
+        notes = job.notes + tuple(note for picture in (job.request.image, job.request.last_image) if picture
+                                  for note in check_image_file(picture))
         return dataclasses.replace(job, notes=notes)
 
     def _planned(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
@@ -417,9 +425,14 @@ class Generator:
         request = request.validate()
         model = self.resolve(request.model, request.motion_adapter)
         family = load_family(model.family)
-        defaults = family.defaults(model)  # read once: the request's defaults and the planner's native length
-        request = request.replace(model=request.model or model.name).with_defaults(defaults).with_seed().validate()
-        return PreparedJob(request, model, family.SPEC, _plan_length(request, family.SPEC, defaults))
+        loras, lora_notes = lora_support.resolve(request.loras, self.catalog, family.SPEC, model_name=model.name,
+                                                 models_dir=self.models_dir, allow_pickle=self.allow_pickle)
+        # read once: the request's defaults and the planner's native length
+        defaults = _lora_defaults(family, model, loras)
+        request = request.replace(model=request.model or model.name, loras=tuple(lora.choice for lora in loras))
+        request = request.with_defaults(defaults).with_seed().validate()
+        return PreparedJob(request, model, family.SPEC, _plan_length(request, family.SPEC, defaults),
+                           notes=lora_notes, loras=loras)
 
     def record(self, request: GenerationRequest | PreparedJob, *, rerun_of: int | None = None) -> int:
         """Add a queued job to the history (before its turn comes); pass its number to `generate`."""
@@ -518,6 +531,8 @@ class Generator:
                 metadata["source"] = source
             if running.info:
                 metadata["run"] = dict(running.info)
+            if job.loras:
+                metadata["loras"] = [lora.metadata() for lora in job.loras]
             path = video_io.write_video(frames, self._output_path(request, job.model, submitted_at), fps=fps,
                                         format=request.output_format, crf=request.crf, metadata=metadata)
             video_io.write_sidecar(path, metadata)
@@ -547,6 +562,8 @@ class Generator:
         shape = memory.JobShape(job.spec.name, job.length.generated_frames[0], request.width, request.height,
                                 request.decode_chunk_size)
         weights = self._model_weights(job.model)
+        if job.loras:  # their adapters sit beside the denoiser's weights for the whole job
+            weights = weights.plus(weights.denoiser, lora_support.lora_numel(job.loras))
         try:
             return memory.ladder(self.device, devices.dtype_name(self.device, job.spec.dtype), weights, shape,
                                  choice=request.memory_plan,
@@ -626,6 +643,7 @@ class Generator:
         if (self._loaded is not None and self._loaded == model and self._pipe is not None
                 and self._placement == plan.placement):
             memory.set_job_options(self._pipe, plan)
+            lora_support.apply(self._pipe, job.loras)  # switches adapters; never reloads the base model
             return self._pipe
         self._drop_pipeline()  # never hold two models (or one model placed twice) at once
         running.stage(LOADING_MODEL, f"loading {model.name} ({plan.label(with_device=False)})")
@@ -636,6 +654,7 @@ class Generator:
         self._weights_sha256 = weights_sha256(model)  # cached on disk: slow only the first time
         self._loaded = model
         self.loads += 1
+        lora_support.apply(self._pipe, job.loras)
         return self._pipe
 
     def _frames(self, job: PreparedJob, image, running: Job):
@@ -660,6 +679,8 @@ class Generator:
                 return job.family.run(self._pipeline(job, running), segment, start, running)
 
             def recover():
+                if self._pipe is not None:
+                    lora_support.drop_unused(self._pipe, job.loras)  # memory is short: only this job's LoRAs stay
                 if running.plan.placement != self._placement:
                     self._drop_pipeline()  # placed again, the cheaper way, on the next try
                 running.generator.set_state(seed_state)  # the same noise as an uninterrupted run of that plan
@@ -698,6 +719,15 @@ def _plan_length(request: GenerationRequest, spec: FamilySpec, defaults: dict[st
     return plan_length(request.num_frames, request.fps, native_frames=defaults["num_frames"],
                        native_fps=defaults["fps"], interpolation=request.interpolation, loop=request.loop,
                        frame_step=spec.frame_step)
+
+
+def _lora_defaults(family, model: ModelInfo, loras) -> dict[str, Any]:
+    """A model's defaults, with those its family gives a step-distill LoRA among `loras` on top."""
+    defaults = family.defaults(model)
+    hook = getattr(family, "lora_defaults", None)
+    if hook is not None and loras:
+        defaults = {**defaults, **hook(model, loras)}
+    return defaults
 
 
 def _check_writable(folder: Path) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from .errors import InvalidRequest, VideoGenError
 from .models import (
     ALLOW_PICKLE_FLAG,
+    LORA,
     MOTION_ADAPTER,
     PICKLE_REFUSED,
     UNSUPPORTED,
@@ -132,6 +133,8 @@ def import_model(path: str | os.PathLike, models_dir: str | os.PathLike, *, name
             raise InvalidRequest("path", f"{source}: {info.note}")
     name = readable_name(name or (source.name if source.is_dir() else source.stem))
     models_dir = Path(models_dir)
+    if info.role == LORA:
+        models_dir = models_dir / "loras"  # LoRAs live in their own folder (loras.py)
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / (name if source.is_dir() else name + source.suffix.lower())
     if target.exists() or target.is_symlink():
@@ -145,7 +148,8 @@ def import_model(path: str | os.PathLike, models_dir: str | os.PathLike, *, name
         os.replace(temporary, target)
     else:
         _link(source, target)
-    kind = "motion adapter" if info.role == MOTION_ADAPTER else f"{info.family} model"
+    kind = ("motion adapter" if info.role == MOTION_ADAPTER else f"LoRA ({info.note})" if info.role == LORA
+            else f"{info.family} model")
     return ModelInfo(name=target.stem if target.is_file() else target.name, path=target, family=info.family,
                      class_name=info.class_name, role=info.role, note=kind)
 

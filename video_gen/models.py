@@ -26,7 +26,7 @@ from pathlib import Path
 from .errors import ModelNotFound, first_line
 # Roles: a "model" runs on its own; a "motion-adapter" is the motion part of AnimateDiff, used with an SD1.5
 # base; "unsupported" is recognised but cannot run here (the note says why).
-from .families.spec import MODEL, MOTION_ADAPTER, UNSUPPORTED
+from .families.spec import LORA, MODEL, MOTION_ADAPTER, UNSUPPORTED
 
 HOW_TO_GET = "see models/README.md for the folder layout and how to download one"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".gguf")
@@ -201,6 +201,9 @@ def inspect_file(path: Path, name: str | None = None, allow_pickle: bool = False
     size = path.stat().st_size
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES:
+        if _in_lora_folder(path):  # a pickled LoRA: what it holds is read only with --allow-pickle
+            return ModelInfo(name=name, path=path, family="", class_name="pickle", role=LORA, size_bytes=size,
+                             note=f"pickle file: refused unless {ALLOW_PICKLE_FLAG}", allow_pickle=allow_pickle)
         return ModelInfo(name=name, path=path, family="", class_name="pickle", role=UNSUPPORTED, size_bytes=size,
                          note=f"pickle file: refused unless {ALLOW_PICKLE_FLAG}", allow_pickle=allow_pickle)
     if suffix == ".gguf":
@@ -210,8 +213,11 @@ def inspect_file(path: Path, name: str | None = None, allow_pickle: bool = False
     except (OSError, ValueError, UnicodeDecodeError) as error:
         return ModelInfo(name=name, path=path, family="", class_name="damaged", role=UNSUPPORTED, size_bytes=size,
                          note=f"not a readable single-file checkpoint (.safetensors: {error})")
-    found = _classify(header)
     common = dict(name=name, path=path, precision=_header_precision(header), size_bytes=size)
+    lora = _lora_kind(path, header)  # asked first: a motion LoRA's tensor names contain a motion adapter's
+    if lora is not None:
+        return ModelInfo(family="", class_name="LoRA", role=LORA, note=lora.describe(), **common)
+    found = _classify(header)
     if found is None:
         return ModelInfo(family="", class_name="unknown", role=UNSUPPORTED, note="not a known checkpoint: not supported",
                          **common)
@@ -238,6 +244,19 @@ def _inspect_gguf(path: Path, name: str, size: int) -> ModelInfo:
     family, single = found
     note = single.note or f"GGUF {gguf.quant} transformer ({architecture}); runs with an installed {family} folder"
     return ModelInfo(family=family, class_name=single.class_name, role=single.role, note=note, **common)
+
+
+def _in_lora_folder(path: Path) -> bool:
+    from .loras import LORA_FOLDERS
+
+    return path.parent.name.lower() in LORA_FOLDERS
+
+
+def _lora_kind(path: Path, header: dict):
+    """A LoRA's `loras.LoraFile`, or None when the file is not a LoRA."""
+    from .loras import classify, read_metadata
+
+    return classify(header, path.stem, read_metadata(path))
 
 
 def _motion_adapter_config(path: Path) -> dict | None:
@@ -321,6 +340,9 @@ def _scan_models_dir(models_dir: Path) -> list[ModelInfo]:
     found = []
     for child in sorted(models_dir.iterdir()):
         if child.name.startswith("."):
+            continue
+        if child.is_dir() and child.name.lower() in ("loras", "lora"):  # models/loras: LoRAs (loras.py)
+            found.extend(_scan_tree(child, "models", depth=2))
             continue
         name = child.name if child.is_dir() else child.stem
         info = _scan_entry(child, name, "models")
@@ -471,6 +493,9 @@ def _resolve(name_or_path: str | None, models_dir: Path, everything: list[ModelI
         info = next((model for model in everything if model.name == name_or_path), None)
         if info is None:
             info = _resolve_path(name_or_path, models_dir, runnable, allow_pickle)
+    if info.role == LORA:
+        raise ModelNotFound(f"{info.name} is a LoRA, not a model: choose a model with --model and this LoRA "
+                            f"with --lora {info.name}")
     if info.role == MOTION_ADAPTER:
         raise ModelNotFound(
             f"{info.name} is an AnimateDiff motion adapter, not a model on its own: choose an SD1.5 base with "

@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import InvalidRequest
 from .families.speed import SPEEDS
+from .loras import LoraChoice, check_choices, coerce as coerce_loras
 from .memory import parse_plan_choice
 from .planner import LOOPS
 
@@ -88,6 +89,8 @@ class GenerationRequest:
     last_image: str | None = None  # families that take one (their spec's `last_image`): the picture to end on
     memory_plan: str = "auto"  # auto (the planner picks), or force none|model|group|sequential, optionally +fp8
     speed: str = "off"  # transformer families: a cache hook, "first-block-cache" or "taylorseer" (families/speed.py)
+    # LoRAs and their strengths (loras.py); JSON: [{"name": ..., "strength": ...}], "sha256" filled in by the engine
+    loras: tuple[LoraChoice, ...] = ()
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -113,7 +116,9 @@ class GenerationRequest:
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["loras"] = list(data["loras"])  # JSON's list of {"name", "strength", "sha256"}
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -171,6 +176,7 @@ class GenerationRequest:
             raise InvalidRequest("scheduler", f"must be one of {', '.join(schedulers())}, got {self.scheduler!r}")
         if self.speed not in SPEEDS:
             raise InvalidRequest("speed", f"must be one of {', '.join(SPEEDS)}, got {self.speed!r}")
+        check_choices(self.loras)
         if self.resize_mode not in RESIZE_MODES:
             raise InvalidRequest("resize_mode", f"must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
         if self.output_path is not None and self.output_format is not None:
@@ -210,6 +216,8 @@ def format_for_path(path: str | None) -> str | None:
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn JSON values into the field's type, or say which field is wrong and why."""
+    if name == "loras":
+        return coerce_loras(value)
     if value is None:
         if name == "seed":
             return -1

@@ -347,3 +347,75 @@ def build_tiny_t5_tokenizer(path: str | Path, *, model_max_length: int = 512):
                                 extra_ids=0, model_max_length=model_max_length)
     tokenizer.save_pretrained(path)
     return T5TokenizerFast.from_pretrained(path)
+
+
+# ---- LoRAs (loras.py) -----------------------------------------------------------------------------------
+LORA_TARGETS = {
+    "unet": r".*attentions\.\d+\.transformer_blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)",
+    "motion": r".*motion_modules\.\d+\.transformer_blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)",
+    "text_encoder": r".*self_attn\.(q_proj|k_proj|v_proj|out_proj)",
+}
+
+
+def build_tiny_lora(base: str | Path, file: str | Path, *, parts: tuple[str, ...] = ("unet",), style: str = "diffusers",
+                    motion_adapter: str | Path | None = None, rank: int = 4, scale: float = 0.5, seed: int = 0,
+                    metadata: dict[str, str] | None = None) -> Path:
+    """A real PEFT LoRA with random weights on `build_tiny_sd15`'s model, saved as one .safetensors file.
+
+    `parts`: "unet" (the SD1.5 UNet's attention, an SD1.5 LoRA), "text_encoder" (CLIP's attention) and/or
+    "motion" (AnimateDiff's motion modules: a motion LoRA; needs `motion_adapter`). `style`: "diffusers"
+    (what `save_lora_weights` writes: unet.….lora_A.weight) or "kohya" (sd-scripts' lora_unet_…_to_q.lora_down
+    .weight with .alpha; UNet parts only). `scale` shrinks the random lora_B so that the tiny model stays in range.
+    """
+    import torch
+    from diffusers import MotionAdapter, UNet2DConditionModel, UNetMotionModel
+    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel
+
+    base, file = Path(base), Path(file)
+    torch.manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+
+    def adapted(model, target: str) -> dict:
+        # peft's own injection (what diffusers' add_adapter calls), which transformers' models take too
+        inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS[target],
+                                           init_lora_weights=False), model, adapter_name=target)
+        weights = get_peft_model_state_dict(model, adapter_name=target)
+        return {key: value * scale if ".lora_B." in key else value for key, value in weights.items()}
+
+    unet_parts = [part for part in parts if part in ("unet", "motion")]
+    if unet_parts:
+        unet = UNet2DConditionModel.from_pretrained(base / "unet")
+        if "motion" in unet_parts:
+            unet = UNetMotionModel.from_unet2d(unet, MotionAdapter.from_pretrained(motion_adapter))
+        for target in unet_parts:
+            state.update({f"unet.{key}": value for key, value in adapted(unet, target).items()})
+    if "text_encoder" in parts:
+        text_encoder = CLIPTextModel.from_pretrained(base / "text_encoder")
+        state.update({f"text_encoder.{key}": value for key, value in adapted(text_encoder, "text_encoder").items()})
+    if style == "kohya":
+        state = _to_kohya(state, rank)
+    elif style != "diffusers":
+        raise ValueError(f"style must be diffusers or kohya, got {style!r}")
+    file.parent.mkdir(parents=True, exist_ok=True)
+    save_file({key: value.contiguous() for key, value in state.items()}, str(file),
+              metadata={"format": "pt", **(metadata or {})})
+    return file
+
+
+def _to_kohya(state: dict, rank: int) -> dict:
+    """diffusers/PEFT LoRA names as sd-scripts writes them: lora_unet_<module with underscores>.lora_down.weight,
+    .lora_up.weight and .alpha (alpha = rank: a scale of 1, as PEFT's lora_alpha = r)."""
+    import torch
+
+    converted = {}
+    for key, value in state.items():
+        part, _, rest = key.partition(".")
+        if part != "unet":
+            raise ValueError("kohya style: UNet LoRAs only")
+        module, _, which = rest.rpartition(".lora_")
+        name = "lora_unet_" + module.replace(".", "_")
+        converted[f"{name}.{'lora_down' if which.startswith('A') else 'lora_up'}.weight"] = value
+        converted[f"{name}.alpha"] = torch.tensor(float(rank))
+    return converted

@@ -53,6 +53,8 @@ SPEC = FamilySpec(
     # Estimated: SVD's UNet constants (both are SD1.5-width UNets with temporal layers); not yet measured.
     memory=replace(SVD_MEMORY, measured="estimated: SVD-XT's constants, not measured for AnimateDiff"),
     controls=frozenset({"image_strength"}),
+    # SD1.5 LoRAs (UNet, text encoder) and AnimateDiff motion LoRAs, through diffusers' load_lora_weights.
+    lora_kinds=frozenset({"sd15", "animatediff-motion"}),
     downloads=(
         Download("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5",
                  "Stable Diffusion 1.5 base for AnimateDiff (needs a motion adapter)"),
@@ -83,6 +85,14 @@ def defaults(model: ModelInfo) -> dict:
         "scheduler": "lcm" if lcm else "euler",
         "image_strength": 0.5,
     }
+
+
+def lora_defaults(model: ModelInfo, loras) -> dict:
+    """An LCM LoRA (AnimateLCM's, latent-consistency's lcm-lora-sdv1-5) sets what `defaults` gives an LCM
+    adapter: its model card's 4-8 steps at guidance 1-2, with the LCM scheduler."""
+    if any(lora.info.distill == "lcm" for lora in loras):
+        return {"num_inference_steps": 6, "max_guidance_scale": 1.5, "scheduler": "lcm"}
+    return {}
 
 
 def complete_model(model: ModelInfo, catalog, *, motion_adapter: str | None, models_dir: Path,

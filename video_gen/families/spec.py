@@ -17,6 +17,8 @@ REQUIRED, OPTIONAL, NONE = "required", "optional", "none"
 # Roles of what discovery finds (models.py): a model that runs on its own, an AnimateDiff-style motion
 # adapter that goes with a base, or something recognised that cannot run here.
 MODEL, MOTION_ADAPTER, UNSUPPORTED = "model", "motion-adapter", "unsupported"
+# A LoRA (loras.py): used with a model of a family whose spec's `lora_kinds` holds its kind.
+LORA = "lora"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ class FamilySpec:
     reference_model: ReferenceModel | None = None
     # Family-specific parts of a request that the page shows (beyond the common ones): e.g. "motion_bucket_id".
     controls: frozenset[str] = field(default_factory=frozenset)
+    # The LoRA kinds it takes (loras.py: "sd15", "animatediff-motion", "wan", "ltx"); empty: no LoRAs, refused
+    # with one line. A family module may add `lora_defaults(model, loras)`: a distill LoRA's own defaults.
+    lora_kinds: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def takes_image(self) -> bool:

@@ -53,6 +53,11 @@ class ModelWeights:
     def bytes(self, component: str, itemsize: int) -> int:
         return self.numel.get(component, 0) * itemsize
 
+    def plus(self, component: str, count: int) -> ModelWeights:
+        """These weights with `count` more parameters in `component` (LoRA adapters loaded beside it)."""
+        return ModelWeights({**self.numel, component: self.numel.get(component, 0) + count}, self.largest_block,
+                            self.largest_tensor)
+
     @property
     def denoiser(self) -> str:
         return next((name for name in DENOISERS if name in self.numel), max(self.numel, key=self.numel.get))

@@ -17,6 +17,7 @@ This module imports gradio but no torch.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -294,6 +295,35 @@ class PictureField(Field):
         return {"visible": self.shown(spec), "label": picture_label(self, spec)}
 
 
+@dataclass(frozen=True)
+class LorasField(Field):
+    """The request's LoRAs: [{"name": ..., "strength": ...}] (JSON, or "NAME:STRENGTH" text). On the page a hidden
+    JSON value that the LoRA panel (loras_panel.py: a multi-select and a strength slider per LoRA) keeps."""
+
+    def build(self, value, spec, **layout):
+        return gr.JSON(self.fit(value or (), spec, []), visible=False, elem_id=elem_id(self.name), **layout)
+
+    def check(self, value, spec):
+        from ..loras import check_choices, coerce
+
+        if value is None or value == "" or value == []:
+            return ()
+        if isinstance(value, str) and value.strip().startswith(("[", "{")):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as error:
+                raise self.error(f"not valid JSON ({error.msg}); expected [{{\"name\": ..., \"strength\": ...}}]") from None
+        choices = coerce(value)
+        check_choices(choices)
+        return choices
+
+    def fit(self, value, spec, notes):
+        return [{"name": choice.name, "strength": choice.strength, "sha256": choice.sha256} for choice in value]
+
+    def update(self, spec):
+        return {"visible": False}  # the panel shows the choice
+
+
 def picture_label(field: Field, spec: FamilySpec | None) -> str:
     if field.name == "last_image":
         return "Last frame (optional: the picture the video ends on)"
@@ -360,6 +390,8 @@ FIELDS: tuple[Field, ...] = (
     ChoiceField("speed", "Speed (cache)", choices=tuple(SPEED_CHOICES), default="off", shown=family_control("speed"),
                 late=True, info="Skips work on steps that change little: faster, slightly different frames. "
                                 "Off reproduces the model exactly."),
+    LorasField("loras", "LoRAs", default=(), late=True,
+               info='LoRAs and their strengths, [{"name": ..., "strength": -2..2}] (families that take LoRAs)'),
 )
 FIELD = {field.name: field for field in FIELDS}
 

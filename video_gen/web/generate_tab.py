@@ -38,6 +38,7 @@ from .fields import (
     stored_values,
 )
 from .jobs import CANCELLED, DONE, JobEnded
+from .loras_panel import LoraPanel
 from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error, status_idle
 
 MAX_RANDOM_SEED = 2**32 - 1
@@ -57,6 +58,7 @@ class GenerateTab:
         self.generator = web.generator
         self.board = web.board
         self.form = Form()
+        self.lora_panel = LoraPanel(self)
 
     # ---- models -------------------------------------------------------------------------------
     def models(self, refresh: bool = False):
@@ -122,11 +124,12 @@ class GenerateTab:
         return self.generator.prepare(self.request_from_values(values))
 
     # ---- handlers -----------------------------------------------------------------------------
-    def generate(self, last_image=None, http: gr.Request = None, **values):
+    def generate(self, last_image=None, loras=None, http: gr.Request = None, **values):
         # The docstring is the API's (`api_docstring`), set below; `last_image` is a parameter of its own only
         # so that API clients may leave it out: Gradio makes an input without a start value optional only
         # when its parameter defaults to None.
         values["last_image"] = last_image
+        values["loras"] = loras  # also optional for API clients (added after /generate was published)
         session = _session(http)
         skip = gr.skip()
         if self.board.is_closed(session):  # queued by a tab that has been closed since: nobody is watching
@@ -140,7 +143,7 @@ class GenerateTab:
             yield skip, skip, skip, status_error(str(error)), skip, skip
             raise user_error(str(error)) from None
         for note in job.notes:
-            gr.Warning(f"image: {note}")
+            gr.Warning(note if note.startswith("loras:") else f"image: {note}")
         view = ProgressView(segments=prepared.length.segments)
         yield skip, skip, skip, view.html(), None, skip
         ended: JobEnded | None = None
@@ -241,7 +244,7 @@ class GenerateTab:
             interpolation: the stored values (fitted to the page's ranges)
             note: the frames note for them
             message: what was loaded, and what had to change to fit the page
-            prompt, negative_prompt, image_strength, memory_plan: the stored values
+            prompt, negative_prompt, image_strength, memory_plan, loras: the stored values
         """
         try:
             request = stored_request(file)
@@ -299,6 +302,7 @@ class GenerateTab:
                 field("prompt")
                 field("negative_prompt")
                 field("image_strength")
+                self.lora_panel.build(model, spec)
                 with gr.Row():
                     field("duration")
                     field("fps")
@@ -376,6 +380,7 @@ class GenerateTab:
                                   api_name="load_settings", show_progress="hidden")
         self.dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [form["seed"]], **private)
         self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **private)
+        self.lora_panel.wire()
         return generate_event
 
 
@@ -387,7 +392,9 @@ def api_docstring() -> str:
                       "a text family's text to video",
              "model": "an installed model's name (a folder under the models dir); empty for the only installed one",
              "resolution": 'WIDTHxHEIGHT (multiples of 8), such as 1024x576, or "match image"',
-             "last_image": "families that take one: the picture the video ends on (handle_file(path)); else None"}
+             "last_image": "families that take one: the picture the video ends on (handle_file(path)); else None",
+             "loras": 'families that take LoRAs: [{"name": NAME, "strength": -2..2}] (names from models/loras); '
+                      'else None'}
     for field in FIELDS:
         lines.append(f"    {field.name}: {notes.get(field.name) or field.info or field.label}")
     lines += ["Returns:",
