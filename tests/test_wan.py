@@ -49,7 +49,7 @@ def pictures(tmp_path_factory):
 
 
 def app_frames(generator, **request) -> np.ndarray:
-    result = generator.generate(GenerationRequest(**{**TINY, **request}, output_format="png"))
+    result = generator.generate(GenerationRequest.from_dict({**TINY, **request, "output_format": "png"}))
     return np.stack([np.asarray(Image.open(path)) for path in sorted(result.path.glob("frame_*.png"))])
 
 
@@ -314,20 +314,63 @@ def test_on_a_12_gb_card_umt5_never_sits_on_the_gpu_with_the_transformer():
     assert resident.stage_bytes["denoising"] > both
 
 
-def test_lora_options_for_the_lora_support_to_wire_two_experts_and_distill_defaults(wan_models):
+@pytest.fixture(scope="module")
+def wan_loras(wan_models):
+    from video_gen.testing_wan import build_tiny_wan_lora
+
+    folder = wan_models / "loras"
+    return {"style": build_tiny_wan_lora(wan_models / "tiny-wan-i2v", folder / "wan-style.safetensors", seed=3),
+            "low": build_tiny_wan_lora(wan_models / "tiny-wan-a14b", folder / "pair_low_noise.safetensors",
+                                       subfolder="transformer_2", seed=4),
+            "distill": build_tiny_wan_lora(wan_models / "tiny-wan-i2v",
+                                           folder / "Wan21_I2V_14B_lightx2v_cfg_step_distill_lora_rank4.safetensors",
+                                           seed=5)}
+
+
+def test_a_wan_lora_equals_diffusers_loading_it_and_switching_keeps_the_model(wan_generator, wan_models, wan_loras,
+                                                                             pictures):
     from diffusers import WanImageToVideoPipeline
 
-    from video_gen.families import wan
+    wan_generator.list_models(refresh=True)  # the LoRAs were written after the first scan
+    request = dict(model="tiny-wan-i2v", image=str(pictures[0]), max_guidance_scale=5.0)
+    plain = app_frames(wan_generator, **request)
+    loads = wan_generator.loads
+    styled = app_frames(wan_generator, **request, loras=[{"name": "wan-style", "strength": 1.0}])
+    assert wan_generator.loads == loads  # a LoRA switches adapters on the resident model
+    assert np.abs(styled.astype(int) - plain.astype(int)).max() > 1  # the LoRA changed the frames
+    assert (app_frames(wan_generator, **request, loras=[{"name": "wan-style", "strength": 0.0}]) == plain).all()
 
-    two = WanImageToVideoPipeline.from_pretrained(wan_models / "tiny-wan-a14b")
-    one = WanImageToVideoPipeline.from_pretrained(wan_models / "tiny-wan-i2v")
-    assert wan.lora_load_options(two, "Wan2.2-Lightning_I2V-A14B-4steps-lora_LOW_NOISE") == [
-        {"load_into_transformer_2": True}]
-    assert wan.lora_load_options(two, "wan2.2_i2v_high_noise_style") == [{}]
-    assert wan.lora_load_options(two, "style") == [{}, {"load_into_transformer_2": True}]
-    assert wan.lora_load_options(one, "anything_low_noise") == [{}]
-    assert wan.distill_defaults("Wan21_I2V_14B_lightx2v_cfg_step_distill_lora_rank64")["num_inference_steps"] == 4
-    assert wan.distill_defaults("my-style-lora") == {}
+    pipe = WanImageToVideoPipeline.from_pretrained(wan_models / "tiny-wan-i2v")
+    pipe.load_lora_weights(str(wan_loras["style"]), adapter_name="style")
+    pipe.set_adapters(["style"], [1.0])
+    assert_close(styled, direct_frames(pipe, image=fitted(pictures[0]), guidance_scale=5.0))
+
+
+def test_wan_22_pairs_go_to_their_expert_and_other_loras_to_both(wan_generator, wan_models, wan_loras, pictures):
+    from diffusers import WanImageToVideoPipeline
+
+    wan_generator.list_models(refresh=True)
+    request = dict(model="tiny-wan-a14b", image=str(pictures[0]), num_inference_steps=4, max_guidance_scale=4.0,
+                   min_guidance_scale=2.0)
+    both = app_frames(wan_generator, **request, loras=[{"name": "pair_low_noise", "strength": 1.0},
+                                                       {"name": "wan-style", "strength": 0.7}])
+    pipe = WanImageToVideoPipeline.from_pretrained(wan_models / "tiny-wan-a14b")
+    pipe.load_lora_weights(str(wan_loras["low"]), adapter_name="low", load_into_transformer_2=True)
+    pipe.load_lora_weights(str(wan_loras["style"]), adapter_name="style")
+    pipe.load_lora_weights(str(wan_loras["style"]), adapter_name="style", load_into_transformer_2=True)
+    pipe.set_adapters(["low", "style"], [1.0, 0.7])
+    assert_close(both, direct_frames(pipe, image=fitted(pictures[0]), guidance_scale=4.0, guidance_scale_2=2.0,
+                                     steps=4))
+
+
+def test_a_step_distill_lora_sets_its_steps_and_guidance(wan_generator, wan_loras, pictures):
+    wan_generator.list_models(refresh=True)
+    name = "Wan21_I2V_14B_lightx2v_cfg_step_distill_lora_rank4"
+    prepared = wan_generator.prepare(GenerationRequest.from_dict(
+        {"model": "tiny-wan-i2v", "image": str(pictures[0]), "loras": [{"name": name}]}))
+    assert prepared.request.num_inference_steps == 4 and prepared.request.max_guidance_scale == 1.0
+    plain = wan_generator.prepare(GenerationRequest(model="tiny-wan-i2v", image=str(pictures[0])))
+    assert plain.request.num_inference_steps != 4
 
 
 def test_the_page_shows_the_last_frame_only_for_wan_models_that_take_one(wan_generator, tmp_path):

@@ -527,15 +527,19 @@ def _load(pipe, lora: ResolvedLora) -> None:
         from .models import _pickle_state_dict
 
         source = _pickle_state_dict(lora.path)
-    options = {}
-    # Wan 2.2 runs two transformers (high noise first, then low noise): a low-noise LoRA goes to the second.
-    if lora.info.noise == "low" and getattr(pipe, "transformer_2", None) is not None:
-        options["load_into_transformer_2"] = True
+    # Wan 2.2 runs two transformers (high noise first, then low noise): a pair's low-noise half goes to the
+    # second, its high-noise half to the first, and any other LoRA to both (as Wan2GP and ComfyUI apply them)
+    calls = [{}]
+    if getattr(pipe, "transformer_2", None) is not None:
+        calls = {"low": [{"load_into_transformer_2": True}], "high": [{}]}.get(
+            lora.info.noise, [{}, {"load_into_transformer_2": True}])
     try:
         with warnings.catch_warnings():
             # PEFT warns whenever a model gets a second adapter: keeping several is what switching relies on
             warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-            pipe.load_lora_weights(source, adapter_name=lora.adapter_name, **options)
+            for options in calls:
+                source_for_call = dict(source) if isinstance(source, dict) else source  # diffusers pops from dicts
+                pipe.load_lora_weights(source_for_call, adapter_name=lora.adapter_name, **options)
     except (ValueError, KeyError, RuntimeError) as error:
         raise GenerationFailed(f"LoRA {lora.name} could not be loaded into {type(pipe).__name__} "
                                f"({first_line(error)})") from error

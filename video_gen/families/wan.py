@@ -87,6 +87,7 @@ SPEC = FamilySpec(
     steps_range=(2, 50),  # step-distilled LoRAs run 4-8 steps
     latent_rgb_factors=WAN21_LATENT_RGB_FACTORS,
     controls=frozenset({"speed", "max_guidance_scale", "min_guidance_scale"}),
+    lora_kinds=frozenset({"wan"}),
     downloads=(
         # Sizes from the repositories' file listings (bf16/fp16 safetensors; umT5-XXL alone is ~11 GB).
         Download("wan2.1-i2v-14b-480p", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
@@ -422,29 +423,14 @@ def decode(pipe, latents, chunk_size: int, job) -> np.ndarray:
     return (video * 255).round().astype(np.uint8)
 
 
-# ---- LoRAs: for the LoRA support (branch lora) to call; nothing here loads one --------------------------
+# ---- LoRAs (loras.py loads them, a Wan 2.2 pair's half on its own expert) ------------------------------------
 # Step-distilled LoRAs: lightx2v's step/CFG distillation and Wan 2.2 Lightning run 4 steps without classifier-free
-# guidance (guidance 1: one transformer call a step) by their model cards; recognised from the file's name.
-DISTILL_NAMES = ("lightx2v", "lightning", "causvid", "step_distill", "stepdistill", "distill")
+# guidance (guidance 1: one transformer call a step), by their model cards.
 DISTILL_DEFAULTS = {"num_inference_steps": 4, "max_guidance_scale": 1.0, "min_guidance_scale": 1.0}
 
 
-def distill_defaults(lora_name: str) -> dict:
-    """The request defaults a step-distilled LoRA sets (4 steps, guidance 1), or {} for any other LoRA."""
-    name = lora_name.lower().replace("-", "_")
-    return dict(DISTILL_DEFAULTS) if any(word in name for word in DISTILL_NAMES) else {}
-
-
-def lora_load_options(pipe, lora_name: str) -> list[dict]:
-    """The keyword sets of `pipe.load_lora_weights(file, adapter_name=…, **options)` (diffusers'
-    WanLoraLoaderMixin) that put a LoRA on the right transformer(s). Wan 2.2 A14B's LoRAs come in pairs, one per
-    expert: a "…low_noise…" file goes on the low-noise expert (`load_into_transformer_2`), a "…high_noise…" file
-    on the high-noise one; another LoRA goes on both. A model with one transformer: [{}]."""
-    if getattr(pipe, "transformer_2", None) is None:
-        return [{}]
-    name = lora_name.lower().replace("-", "_")
-    if "low_noise" in name:
-        return [{"load_into_transformer_2": True}]
-    if "high_noise" in name:
-        return [{}]
-    return [{}, {"load_into_transformer_2": True}]
+def lora_defaults(model: ModelInfo, loras) -> dict:
+    """The request defaults a step-distill LoRA among `loras` sets (4 steps, guidance 1), else none."""
+    if any(lora.info.distill in ("lightx2v", "lightning", "causvid") for lora in loras):
+        return dict(DISTILL_DEFAULTS)
+    return {}
