@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, devices, memory, video_io
+from . import __version__, demo, devices, memory, video_io
 from . import history as job_history
 from .errors import Cancelled, GenerationFailed, InvalidRequest, ModelNotFound, VideoGenError, first_line
 from .events import (
@@ -106,6 +106,8 @@ class GenerationResult:
         }
         if self.notes:
             info["notes"] = list(self.notes)
+        if self.metadata.get("demo"):
+            info["demo"] = self.metadata["demo"]
         if self.job_id is not None:
             info["job"] = self.job_id
         if self.started_at is not None:
@@ -384,7 +386,7 @@ class Generator:
     def defaults(self, model: str | None = None) -> dict[str, Any]:
         """The request defaults of an installed model (reads its configs only)."""
         info = self.resolve(model)
-        return load_family(info.family).defaults(info)
+        return model_defaults(load_family(info.family), info)
 
     def prepare(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
         """Check a request completely and fill in the model's defaults and the seed; loads nothing.
@@ -408,7 +410,7 @@ class Generator:
         request = request.validate()
         model = self.resolve(request.model, request.motion_adapter)
         family = load_family(model.family)
-        defaults = family.defaults(model)  # read once: the request's defaults and the planner's native length
+        defaults = model_defaults(family, model)  # read once: the request's defaults and the planner's native length
         request = request.replace(model=request.model or model.name).with_defaults(defaults).with_seed().validate()
         return PreparedJob(request, model, family.SPEC, _plan_length(request, family.SPEC, defaults))
 
@@ -501,6 +503,7 @@ class Generator:
                 "image_sha256": file_sha256(request.image) if request.image else None, "device": self.device,
                 "dtype": running.plan.dtype, "fps": request.fps, "plan": job.length.to_dict(),
                 "request": request.to_dict(), "memory": {"plan": running.plan.to_dict(), "retries": running.retries},
+                **demo.metadata(job.model),  # a demo model's output says it is noise
             }
             path = video_io.write_video(frames, self._output_path(request, job.model, submitted_at), fps=request.fps,
                                         format=request.output_format, crf=request.crf, metadata=metadata)
@@ -517,7 +520,7 @@ class Generator:
     def plan(self, request: GenerationRequest, model: ModelInfo) -> LengthPlan:
         """How a request with its defaults filled in becomes model work (segments, interpolation, loop)."""
         family = load_family(model.family)
-        return _plan_length(request, family.SPEC, family.defaults(model))
+        return _plan_length(request, family.SPEC, model_defaults(family, model))
 
     def device_report(self) -> memory.DeviceReport:
         """What the device has now (initialises CUDA on first use)."""
@@ -548,7 +551,7 @@ class Generator:
         for model in self.list_models():
             try:
                 family = load_family(model.family)
-                models.append((model.name, family.SPEC, self._model_weights(model), family.defaults(model)))
+                models.append((model.name, family.SPEC, self._model_weights(model), model_defaults(family, model)))
             except (OSError, ValueError, KeyError, VideoGenError):
                 continue  # an unreadable model is reported when it is used, not here
         if not models:  # the families' best-known models, as they would be once downloaded
@@ -673,6 +676,11 @@ class Generator:
         safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", model.name).strip("-") or "model"
         stem = f"{submitted_at:%Y%m%d-%H%M%S}_{safe_model}_{request.seed}"
         return video_io.unique_path(self.outputs_dir / f"{stem}{video_io.SUFFIXES[request.output_format]}")
+
+
+def model_defaults(family, model: ModelInfo) -> dict[str, Any]:
+    """A model's request defaults: its family's, with a demo model's own small ones over them (`demo.py`)."""
+    return {**family.defaults(model), **demo.demo_defaults(model)}
 
 
 def _plan_length(request: GenerationRequest, spec: FamilySpec, defaults: dict[str, Any]) -> LengthPlan:

@@ -65,7 +65,10 @@ class GenerateTab:
 
     def model_choices(self, models=None) -> list[tuple[str, str]]:
         """The dropdown's (label, name) pairs: each label names the model's family."""
-        return [(f"{info.name} · {spec_for(info.family).label}", info.name)
+        from ..demo import is_demo
+
+        return [(f"{info.name} · {spec_for(info.family).label}" + (" · DEMO: makes noise, not video"
+                                                                   if is_demo(info) else ""), info.name)
                 for info in (self.models() if models is None else models)]
 
     def spec(self, name: str | None) -> FamilySpec | None:
