@@ -86,8 +86,12 @@ def startup_lines(generator, url: str, *, where: str) -> list[str]:
     if models:
         lines.append(f"  models ({folder}): " + ", ".join(describe_model(info) for info in models))
     else:
+        from .models import default_models_dir
+
+        where = "" if default_models_dir().resolve() == folder else f" --models-dir {folder}"
         lines.append(f"  models: none in {folder}{f' ({problem})' if problem else ''}; to try the app without a "
-                     f"download, press 'Install the demo model' on the page or run `{command('models demo')}`")
+                     f"download, press 'Install the demo model' on the page or run "
+                     f"`{command('models demo' + where)}`")
     lines.append(f"  outputs: {Path(generator.outputs_dir).resolve()}")
     return lines
 

@@ -414,6 +414,11 @@ class Generator:
         request = request.replace(model=request.model or model.name).with_defaults(defaults).with_seed().validate()
         return PreparedJob(request, model, family.SPEC, _plan_length(request, family.SPEC, defaults))
 
+    def plan_job(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
+        """A request's model, defaults, seed and length plan, without the checks that need the whole request (its
+        picture may still be missing): what the page's time estimate and memory plan are computed from."""
+        return self._planned(request)
+
     def record(self, request: GenerationRequest | PreparedJob, *, rerun_of: int | None = None) -> int:
         """Add a queued job to the history (before its turn comes); pass its number to `generate`."""
         if isinstance(request, PreparedJob):

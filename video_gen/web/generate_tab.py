@@ -37,6 +37,7 @@ from .fields import (
     request_from_values,
     stored_values,
 )
+from .firstrun import ButtonStates, CostLine, DemoButton, cpu_defaults
 from .jobs import CANCELLED, DONE, JobEnded
 from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error, status_idle
 
@@ -57,6 +58,9 @@ class GenerateTab:
         self.generator = web.generator
         self.board = web.board
         self.form = Form()
+        self.cost = CostLine(self)  # the time estimate under the length (issue 18)
+        self.buttons = ButtonStates(self)
+        self.demo = DemoButton(self)
 
     # ---- models -------------------------------------------------------------------------------
     def models(self, refresh: bool = False):
@@ -141,10 +145,10 @@ class GenerateTab:
             job = self.board.submit(prepared, session, preview_every)
         except InvalidRequest as error:  # a bad value, or the queue is full
             yield skip, skip, skip, status_error(str(error)), skip, skip
-            raise user_error(str(error)) from None
+            raise user_error(str(error), toast=False) from None  # shown once: in the status line
         for note in job.notes:
             gr.Warning(f"image: {note}")
-        view = ProgressView(segments=prepared.length.segments)
+        view = ProgressView(segments=prepared.length.segments, estimate=self.cost.job_estimate(prepared))
         yield skip, skip, skip, view.html(), None, skip
         ended: JobEnded | None = None
         last_preview = None
@@ -173,7 +177,7 @@ class GenerateTab:
             yield None, {"cancelled": True}, None, status_cancelled(), last_preview, None
         else:
             yield skip, skip, skip, status_error(ended.message), skip, skip
-            raise user_error(ended.message)
+            raise user_error(ended.message, toast=False)
 
     def cancel(self, http: gr.Request) -> str:
         """Stop this session's job (within one denoising step) and drop it from the queue."""
@@ -201,7 +205,8 @@ class GenerateTab:
         names = [info.name for info in models]
         chosen = current if current in names else (names[0] if names else None)
         updates = {self.form["model"]: gr.update(choices=self.model_choices(models), value=chosen),
-                   self.model_message: gr.update(value=self.empty_state(), visible=not names)}
+                   self.model_message: gr.update(value=self.empty_state(), visible=not names),
+                   self.demo.button: gr.update(visible=not names)}
         if chosen != current and chosen is not None:  # model.input does not fire for a value set here
             updates.update(self.defaults_for(chosen, named))
         return updates
@@ -215,7 +220,7 @@ class GenerateTab:
         own = self.model_defaults(model)
         spec = self.spec(model)
         fps = int(named.get("fps") or FPS_CHOICES[0])
-        values = default_values(own, spec, fps)
+        values = cpu_defaults(self.generator.device, default_values(own, spec, fps), spec)
         note = self.note(model, values["duration"], fps, named.get("loop"), named.get("interpolation"))
         return {**self.form.updates(values), self.note_box: note}
 
@@ -280,7 +285,8 @@ class GenerateTab:
         model = models[0].name if models else None
         spec = spec_for(models[0].family) if models else None
         start = {**defaults(), "model": model}
-        start.update(default_values(self.model_defaults(model), spec, start["fps"]))
+        start.update(cpu_defaults(self.generator.device, default_values(self.model_defaults(model), spec, start["fps"]),
+                                  spec))
         form = self.form
 
         def field(name, **layout):
@@ -299,6 +305,7 @@ class GenerateTab:
                     field("model", choices=self.model_choices(models), scale=8)
                     self.refresh_button = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
                 self.model_message = gr.Markdown(self.empty_state(), visible=not models, elem_id="vg-empty")
+                self.demo.build(visible=not models)
                 field("prompt")
                 field("negative_prompt")
                 field("image_strength")
@@ -307,6 +314,7 @@ class GenerateTab:
                     field("fps")
                 self.note_box = gr.Markdown(self.note(model, start["duration"], start["fps"]),
                                             elem_id="vg-frames-note")
+                self.cost.build()
                 field("resolution")
                 field("motion_bucket_id")
                 field("num_inference_steps")
@@ -321,8 +329,12 @@ class GenerateTab:
                         field(name)
             with gr.Column(scale=6):
                 with gr.Row():
-                    self.generate_button = gr.Button("Generate", variant="primary", scale=3, elem_id="vg-generate")
-                    self.cancel_button = gr.Button("Cancel", variant="stop", scale=1, elem_id="vg-cancel")
+                    # Enabled by ButtonStates once a picture and a model are there; Cancel while a job runs.
+                    self.generate_button = gr.Button("Generate", variant="primary", scale=3, elem_id="vg-generate",
+                                                     interactive=False)
+                    self.cancel_button = gr.Button("Cancel", variant="stop", scale=1, elem_id="vg-cancel",
+                                                   interactive=False)
+                self.buttons.build()
                 self.status = gr.HTML(status_idle(), label="Status", elem_id="vg-status")
                 with gr.Row():
                     self.preview = gr.Image(label="Preview", interactive=False, height=220, format="jpeg",
@@ -331,7 +343,8 @@ class GenerateTab:
                 self.video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True, elem_id="vg-player",
                                       buttons=["download"])
                 with gr.Row(equal_height=True):
-                    self.download = gr.DownloadButton("Download", variant="primary", size="md", elem_id="vg-download")
+                    self.download = gr.DownloadButton("Download", variant="primary", size="md", elem_id="vg-download",
+                                                      interactive=False)
                     self.seed_used = gr.Textbox(label="Seed used", interactive=False, placeholder="(after a run)",
                                                 elem_id="vg-seed-used")
                 self.info = gr.JSON(label="Info", elem_id="vg-info", open=True)
@@ -361,7 +374,7 @@ class GenerateTab:
 
         model_inputs = {form["model"], form["fps"], form["loop"], form["interpolation"]}
         defaulted = [form[name] for name in DEFAULTED] + [self.note_box]
-        refreshed = [form["model"], self.model_message, *defaulted]
+        refreshed = [form["model"], self.model_message, self.demo.button, *defaulted]
         self.refresh_button.click(self.refresh, model_inputs, refreshed, **private)
         demo.load(self.refresh, model_inputs, refreshed, **private)  # a model added while no page was open
         # .change: the family's controls follow the model however it is set (picked, refreshed, loaded).
@@ -377,6 +390,9 @@ class GenerateTab:
                                   api_name="load_settings", show_progress="hidden")
         self.dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [form["seed"]], **private)
         self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **private)
+        self.demo.wire(model_inputs, [form["model"], self.model_message, *defaulted])
+        self.cost.wire(demo, after=[generate_event])
+        self.buttons.wire(demo, generate_event)
         return generate_event
 
 
