@@ -180,12 +180,21 @@ class ButtonStates:
         ready = [form["image"], form["model"]]
         for trigger in (form["image"].change, form["model"].change, demo.load):
             trigger(self.generate_state, ready, [tab.generate_button, self.reason], **private)
-        # Cancel: on while a job of this tab runs (its Generate pressed), off when it ends or is cancelled.
-        tab.generate_button.click(lambda: gr.update(interactive=True), None, [tab.cancel_button], **private)
+        # Cancel is turned on by `before_generate`; off when the job ends or is cancelled.
         generate_event.then(lambda: gr.update(interactive=False), None, [tab.cancel_button], **private)
         tab.cancel_button.click(lambda: gr.update(interactive=False), None, [tab.cancel_button], **private)
         # Download: on when the player holds a video (a finished job, or one chosen in the gallery).
-        tab.video.change(lambda video: gr.update(interactive=bool(video)), [tab.video], [tab.download], **private)
+        has_video = lambda video: gr.update(interactive=bool(video))  # noqa: E731
+        generate_event.then(has_video, [tab.video], [tab.download], **private)
+        tab.video.change(has_video, [tab.video], [tab.download], **private)
+
+    def before_generate(self) -> None:
+        """Turn Cancel on when Generate is pressed. Registered before the Generate event itself: Gradio 6.31's
+        page runs a trigger's events in the order they were registered, and one registered after the job's own
+        event only ran when the job had ended (tried in a browser)."""
+        tab = self.tab
+        tab.generate_button.click(lambda: gr.update(interactive=True), None, [tab.cancel_button], queue=False,
+                                  api_visibility="private", show_progress="hidden")
 
 
 class DemoButton:

@@ -141,7 +141,8 @@ class ProgressView:
             times.append(f"ETA {_seconds(self.eta_s)} ({STAGE_LABELS.get(self.stage, self.stage)})")
         whole = whole_job_eta(self.estimate, self.stage, self.segment, self.stage_eta(), self.elapsed_s)
         if whole is not None and self.stage is not None:
-            times.append(f'<span class="vg-job-eta">job done in ~{_seconds(whole)}</span>')
+            # (not "done": the tests and users look for "Done" as the end of a job)
+            times.append(f'<span class="vg-job-eta">whole job: ~{_seconds(whole)} left</span>')
         percent = round(100 * self.fraction)
         bar = (f'<div style="height:10px;border-radius:5px;background:var(--neutral-200);margin:6px 0">'
                f'<div class="vg-bar" style="height:10px;border-radius:5px;width:{percent}%;'
