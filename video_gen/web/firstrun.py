@@ -18,7 +18,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..errors import VideoGenError, first_line
+from ..errors import InvalidRequest, VideoGenError, first_line
 from ..families.spec import REQUIRED
 from ..request import GenerationRequest
 from ..timing import Estimator, duration_text
@@ -103,6 +103,8 @@ class CostLine:
             return "", False
         try:
             estimate, plan = self.estimate(named)
+        except InvalidRequest:  # a value the form refuses: Generate says so, in the status line, once
+            return "", False
         except (VideoGenError, ValueError, OSError) as error:
             return f"Time and memory: not available ({html.escape(first_line(error))})", False
         on_cpu = estimate.device.split(":")[0] == "cpu"
@@ -122,9 +124,10 @@ class CostLine:
         settings = " and ".join(filter(None, [
             fast.get("resolution", "").replace("x", "×"),
             f"{fast['num_inference_steps']} steps" if "num_inference_steps" in fast else ""]))
-        warning = (f"⚠ {duration_text(estimate.total_s).capitalize()} on this CPU; {settings} take "
-                   f"{duration_text(quick.total_s)}.")
-        return f"{warning} {line}", True
+        verb = "take" if " and " in settings else "takes"
+        return (f"⚠ **{duration_text(estimate.total_s).capitalize()} on this CPU**; {settings} {verb} "
+                f"{duration_text(quick.total_s)} ({estimate.basis_text()}). Memory: {html.escape(plan.label())}.",
+                True)
 
     def update(self, values: dict) -> dict:
         text, slow = self.text(self.tab.form.named(values))
@@ -181,20 +184,23 @@ class ButtonStates:
         for trigger in (form["image"].change, form["model"].change, demo.load):
             trigger(self.generate_state, ready, [tab.generate_button, self.reason], **private)
         # Cancel is turned on by `before_generate`; off when the job ends or is cancelled.
-        generate_event.then(lambda: gr.update(interactive=False), None, [tab.cancel_button], **private)
+        cancel_off = lambda: gr.update(interactive=False)  # noqa: E731
+        generate_event.then(cancel_off, None, [tab.cancel_button], **private)
+        generate_event.failure(cancel_off, None, [tab.cancel_button], **private)  # .then did not run after an error
         tab.cancel_button.click(lambda: gr.update(interactive=False), None, [tab.cancel_button], **private)
         # Download: on when the player holds a video (a finished job, or one chosen in the gallery).
         has_video = lambda video: gr.update(interactive=bool(video))  # noqa: E731
         generate_event.then(has_video, [tab.video], [tab.download], **private)
         tab.video.change(has_video, [tab.video], [tab.download], **private)
 
-    def before_generate(self) -> None:
-        """Turn Cancel on when Generate is pressed. Registered before the Generate event itself: Gradio 6.31's
-        page runs a trigger's events in the order they were registered, and one registered after the job's own
-        event only ran when the job had ended (tried in a browser)."""
+    def before_generate(self):
+        """Generate's click: it turns Cancel on; the Generate tab chains the job's own event after it (`.then`).
+        A chain, not a second listener: Gradio 6.31's page ran a listener registered after the job's event only
+        when the job had ended, and one registered before it could land after a job that failed at once (both
+        tried in a browser), leaving Cancel on with nothing to cancel."""
         tab = self.tab
-        tab.generate_button.click(lambda: gr.update(interactive=True), None, [tab.cancel_button], queue=False,
-                                  api_visibility="private", show_progress="hidden")
+        return tab.generate_button.click(lambda: gr.update(interactive=True), None, [tab.cancel_button], queue=False,
+                                         api_visibility="private", show_progress="hidden", trigger_mode="once")
 
 
 class DemoButton:

@@ -364,8 +364,8 @@ class GenerateTab:
         # component. No Gradio concurrency limit: a handler only submits its job to the board's queue (one job
         # at a time, in order, persisted in the history) and shows its place. preprocess=False: the field
         # table checks every value (one line per mistake, whatever the type), and reads the pictures itself.
-        self.buttons.before_generate()
-        generate_event = self.generate_button.click(
+        # Generate first turns Cancel on, then runs the job (a chain: Cancel is on before the job can end).
+        generate_event = self.buttons.before_generate().then(
             self.generate, inputs_kwargs=form.api_inputs(), outputs=outputs, api_name="generate",
             concurrency_limit=None, concurrency_id="watch", trigger_mode="once", show_progress="full",
             show_progress_on=[self.video], preprocess=False)
