@@ -133,6 +133,14 @@ class CostLine:
         text, slow = self.text(self.tab.form.named(values))
         return {self.box: text, self.fast_button: gr.update(visible=slow)}
 
+    def small_on_cpu(self, values: dict) -> dict:
+        """On a CPU-only machine the page opens with the fast settings (the model's own when smaller)."""
+        named = self.tab.form.named(values)
+        if self.generator.device.split(":")[0] != "cpu":
+            return {}
+        return self.tab.form.updates(fast_values(named.get("resolution"), named.get("num_inference_steps"),
+                                                 self.tab.spec(named.get("model"))))
+
     def use_fast(self, values: dict) -> dict:
         named = self.tab.form.named(values)
         fast = fast_values(named.get("resolution"), named.get("num_inference_steps"), self.tab.spec(named.get("model")))
@@ -147,6 +155,9 @@ class CostLine:
         outputs = [self.box, self.fast_button]
         for name in COST_FIELDS:
             form[name].change(self.update, inputs, outputs, **private)
+        # Building the page imports no torch, so the device is known only when the page is opened
+        small = [form["resolution"], form["num_inference_steps"]]
+        demo.load(self.small_on_cpu, {form["model"], *small}, small, **private)
         demo.load(self.update, inputs, outputs, **private)
         for event in after:
             event.then(self.update, inputs, outputs, **private)

@@ -285,8 +285,7 @@ class GenerateTab:
         model = models[0].name if models else None
         spec = spec_for(models[0].family) if models else None
         start = {**defaults(), "model": model}
-        start.update(cpu_defaults(self.generator.device, default_values(self.model_defaults(model), spec, start["fps"]),
-                                  spec))
+        start.update(default_values(self.model_defaults(model), spec, start["fps"]))  # CPU: smaller on load
         form = self.form
 
         def field(name, **layout):
