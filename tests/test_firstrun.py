@@ -89,6 +89,15 @@ def test_info_and_the_about_tab_label_the_demo(demo_models, tmp_path, capsys):
     assert web.model_choices() == [(f"{DEMO_NAME} · Stable Video Diffusion · DEMO: makes noise, not video", DEMO_NAME)]
 
 
+def test_selftest_can_keep_its_model_as_the_demo(demo_models, capsys):
+    from video_gen.cli import main
+
+    assert main(["selftest", "--keep", "--models-dir", str(demo_models)]) == 0
+    out = capsys.readouterr().out
+    assert "selftest OK" in out and f"kept the tiny model as the demo model {(demo_models / DEMO_NAME).resolve()}" in out
+    assert (demo_models / DEMO_NAME / DEMO_FILE).is_file()
+
+
 def test_messages_name_commands_as_runnable_from_here(tmp_path, monkeypatch):
     from video_gen import console
     from video_gen.errors import ModelNotFound

@@ -110,9 +110,13 @@ class GenerateTab:
 
     def empty_state(self) -> str:
         names = ", ".join(download.name for spec in specs() for download in spec.downloads)
+        from ..console import command  # spelled as it runs from where the app was started
+
         return (f"**No model installed.** Put a model folder (diffusers layout, with `model_index.json`) in "
                 f"`{html.escape(str(Path(self.generator.models_dir).resolve()))}`, for example with "
-                f"`video-gen models download NAME` ({names}), then press Refresh. ({HOW_TO_GET}.)")
+                f"`{html.escape(command('models download NAME'))}` ({names}), then press Refresh. ({HOW_TO_GET}.) "
+                f"Or try every step first with the demo model below: it makes noise, not video, and needs no "
+                f"download.")
 
     # ---- the job from the form ----------------------------------------------------------------
     def request_from_values(self, values: dict[str, Any]):
