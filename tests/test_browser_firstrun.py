@@ -11,11 +11,10 @@ import re
 import time
 
 import pytest
-from test_browser import ARTIFACTS, ROOT, browser, free_port, page, pytestmark  # noqa: F401 (fixtures)
+# The fixtures (browser, page) and the skip marks (pytestmark: chromium and playwright present) of test_browser.py
+from test_browser import ARTIFACTS, ROOT, browser, free_port, page, pytestmark  # noqa: F401
 
 from video_gen.demo import DEMO_NAME
-
-_ = pytestmark
 
 
 @pytest.fixture(scope="module")

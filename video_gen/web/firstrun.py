@@ -150,7 +150,8 @@ class CostLine:
         """Recompute the line whenever a field it depends on changes, after each job (`after`: events whose end
         adds a measured job to the history) and when the page opens."""
         form = self.tab.form
-        private = dict(queue=False, api_visibility="private", show_progress="hidden")
+        # preprocess=False: a picture Gradio cannot read is reported once, by Generate, not again from here
+        private = dict(queue=False, api_visibility="private", show_progress="hidden", preprocess=False)
         inputs = {form[name] for name in COST_FIELDS}
         outputs = [self.box, self.fast_button]
         for name in COST_FIELDS:
@@ -192,8 +193,8 @@ class ButtonStates:
         tab, form = self.tab, self.tab.form
         private = dict(queue=False, api_visibility="private", show_progress="hidden")
         ready = [form["image"], form["model"]]
-        for trigger in (form["image"].change, form["model"].change, demo.load):
-            trigger(self.generate_state, ready, [tab.generate_button, self.reason], **private)
+        for trigger in (form["image"].change, form["model"].change, demo.load):  # (a picture's payload is enough)
+            trigger(self.generate_state, ready, [tab.generate_button, self.reason], **private, preprocess=False)
         # Cancel is turned on by `before_generate`; off when the job ends or is cancelled.
         cancel_off = lambda: gr.update(interactive=False)  # noqa: E731
         generate_event.then(cancel_off, None, [tab.cancel_button], **private)
