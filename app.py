@@ -177,8 +177,10 @@ def launch(args: argparse.Namespace, *, generator=None, block: bool = True, quie
     if not quiet:
         url = demo.local_url
         where = "this computer only" if is_loopback(args.host) else f"listening on {args.host}, login required"
-        print(f"Video generator running at {url}  ({where}; Ctrl+C to stop)", flush=True)
-        print(f"  models: {models_dir}   outputs: {outputs_dir}", flush=True)
+        from video_gen.console import startup_lines
+
+        # The URL, the device and its memory, the models found (a demo labelled as one) and where outputs go.
+        print("\n".join(startup_lines(generator, url, where=where)), flush=True)
     if block:
         try:
             demo.block_thread()
@@ -247,6 +249,9 @@ def _own_temp_dir() -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     limit_malloc_arenas()
+    from video_gen.console import quiet_libraries
+
+    quiet_libraries()  # library chatter a user cannot act on (progress bars, the torchvision notice)
     # `kill` (SIGTERM) exits like Ctrl+C does, so atexit removes the app's temp folder.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     launch(args)

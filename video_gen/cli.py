@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__, cli_extend
 from .errors import Cancelled, InvalidRequest, VideoGenError
-from .planner import LOOPS
+from .planner import DEFAULT_FPS, LOOPS
 from .families import specs
 from .families.speed import SPEEDS
 from .request import FORMATS, RESIZE_MODES, GenerationRequest, schedulers
@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     length = generate.add_mutually_exclusive_group()
     length.add_argument("--frames", type=int, help="number of frames (default: the model's, 25 for SVD-XT)")
     length.add_argument("--duration", type=float, help="length in seconds; frames = round(duration x fps)")
-    generate.add_argument("--fps", type=int, help="frames per second of the video (default 7)")
+    generate.add_argument("--fps", type=int, help=f"frames per second of the video (default {DEFAULT_FPS}, as on the page)")
     generate.add_argument("--width", type=int, help="multiple of 8 (default 1024)")
     generate.add_argument("--height", type=int, help="multiple of 8 (default 576)")
     generate.add_argument("--motion", type=int, help="motion bucket 1..255: more is more movement (default 127)")
@@ -135,12 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--vram", type=float, metavar="GB",
                       help="plan for a GPU with this much memory instead of this machine's (e.g. 12)")
     info.add_argument("--json", action="store_true", help="print one JSON object")
-    commands.add_parser("selftest", parents=[common], help="generate with a tiny built-in model to check the install")
+    models_commands.add_parser("demo", parents=[common],
+                               help="install a tiny random-weight demo model (makes noise, not video) to try "
+                                    "everything without a download")
+    selftest = commands.add_parser("selftest", parents=[common],
+                                   help="generate with a tiny built-in model to check the install")
+    selftest.add_argument("--keep", action="store_true",
+                          help="keep the tiny model in the models folder as the demo model (demo-svd-tiny)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.debug and (args.command in ("generate", "json", "selftest", "info")
+                           or getattr(args, "models_command", None) == "demo"):
+        from .console import quiet_libraries
+
+        quiet_libraries()  # these import diffusers: its chatter and progress bars are not the user's concern
     handler = {"generate": _generate, "json": _json, "models": _models, "inspect": _inspect, "history": _history,
                "info": _info, "selftest": _selftest, "extend": cli_extend.extend_command,
                "sweep": cli_extend.sweep_command}[args.command]
@@ -194,6 +205,8 @@ def _generate(args) -> int:
         from .loras import coerce
 
         values["loras"] = coerce(values["loras"])
+    if not args.from_video:
+        values.setdefault("fps", DEFAULT_FPS)  # the page's default too
     if args.image is not None:
         values["image"] = args.image
     if args.from_video:
@@ -316,6 +329,17 @@ def _models(args) -> int:
         path = download(args.name, folder)
         print(path)
         return EXIT_OK
+    if args.models_command == "demo":
+        from .console import command
+        from .demo import DEMO_NOTE, install_demo
+
+        path = install_demo(folder)
+        where = f" --models-dir {args.models_dir}" if args.models_dir else ""
+        print(f"demo model installed ({DEMO_NOTE}): try it with "
+              f"`{command(f'generate PICTURE --model {path.name}{where}')}`, or choose it on the page "
+              f"(press Refresh if the page is open)", file=sys.stderr)
+        print(path)
+        return EXIT_OK
     if args.models_command == "import":
         from .model_store import import_model
 
@@ -335,8 +359,11 @@ def _models_list(folder: Path, extra_dirs) -> int:
 
     found = discover(folder, extra_dirs)
     if not found:
+        from .console import command
+
         print(f"no model installed in {folder.resolve()}, the Hugging Face cache or the extra folders; "
-              f"see models/README.md (`video-gen models download svd-xt`)", file=sys.stderr)
+              f"see models/README.md (`{command('models download svd-xt')}`), or try everything with a tiny demo "
+              f"model that makes noise, not video: `{command('models demo')}`", file=sys.stderr)
         return EXIT_OK
     for model in found:
         family = model.family or "-"
@@ -411,9 +438,12 @@ def _info(args) -> int:
     generator = _generator(args)
     report = generator.device_report()
     rows = generator.length_table(args.vram)
+    from .demo import DEMO_NOTE, is_demo
+
+    demos = [model.name for model in generator.list_models() if is_demo(model)]
     if args.json:
         print(json.dumps({"version": __version__, "device": report.to_dict(), "vram_gb": args.vram,
-                          "max_length": [row.to_dict() for row in rows]}))
+                          "max_length": [row.to_dict() for row in rows], "demo_models": demos}))
         return EXIT_OK
     print(f"video-gen {__version__}, Python {platform.python_version()}, torch {torch.__version__}")
     for line in report.lines():
@@ -423,6 +453,8 @@ def _info(args) -> int:
     print(f"\nlongest video of one pass, planning for {planned}:")
     for line in memory.format_length_table(rows):
         print(f"  {line}")
+    for name in demos:
+        print(f"  {name} is a demo model ({DEMO_NOTE}): its lengths say nothing about a real model's")
     return EXIT_OK
 
 
@@ -460,11 +492,18 @@ def _selftest(args) -> int:
             generator = Generator(models_dir=folder / "models", outputs_dir=folder / "outputs", device=args.device)
             report = timed("probe device", generator.device_report)
             print(f"selftest: {'; '.join(report.lines())}")
-            timed("build tiny model", lambda: build_tiny_svd(folder / "models" / "selftest"))
+            if args.keep:  # the tiny model stays as the demo model (`video-gen models demo`)
+                from .demo import install_demo
+                from .models import default_models_dir
+
+                models_dir = Path(args.models_dir) if args.models_dir else default_models_dir()
+                model = str(timed("build tiny model", lambda: install_demo(models_dir)).resolve())
+            else:
+                model = str(timed("build tiny model", lambda: build_tiny_svd(folder / "models" / "selftest")))
             picture = folder / "picture.png"
             Image.fromarray(np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3).astype(np.uint8)).save(picture)
-            request = GenerationRequest(image=str(picture), width=64, height=64, num_frames=8, num_inference_steps=2,
-                                        seed=1)
+            request = GenerationRequest(image=str(picture), model=model, width=64, height=64, num_frames=8,
+                                        num_inference_steps=2, seed=1)
             result = timed("generate and encode", lambda: generator.generate(request))
             for name, seconds in result.timings.items():
                 print(f"selftest:   {name:<20} {seconds:6.2f} s")
@@ -480,4 +519,9 @@ def _selftest(args) -> int:
     peak = result.peak_memory_bytes
     print(f"selftest OK on {result.device} ({result.dtype}, {result.memory_plan.label()})"
           f"{f', peak {peak / memory.GiB:.2f} GB' if peak else ''}: {sum(times.values()):.1f} s in all")
+    if args.keep:
+        from .console import command
+
+        print(f"selftest: kept the tiny model as the demo model {model} (it makes noise, not video); "
+              f"`{command('models list')}` shows it")
     return EXIT_OK

@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__, devices, memory, video_io
+from . import __version__, demo, devices, memory, video_io
 from . import loras as lora_support
 from . import history as job_history
 from .errors import Cancelled, GenerationFailed, InvalidRequest, ModelNotFound, VideoGenError, first_line
@@ -118,6 +118,8 @@ class GenerationResult:
             info["source"] = self.metadata["source"]
         if self.metadata.get("loras"):
             info["loras"] = self.metadata["loras"]  # each one's name, SHA-256 and strength
+        if self.metadata.get("demo"):
+            info["demo"] = self.metadata["demo"]
         if self.job_id is not None:
             info["job"] = self.job_id
         if self.started_at is not None:
@@ -434,6 +436,11 @@ class Generator:
         return PreparedJob(request, model, family.SPEC, _plan_length(request, family.SPEC, defaults),
                            notes=lora_notes, loras=loras)
 
+    def plan_job(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
+        """A request's model, defaults, seed and length plan, without the checks that need the whole request (its
+        picture may still be missing): what the page's time estimate and memory plan are computed from."""
+        return self._planned(request)
+
     def record(self, request: GenerationRequest | PreparedJob, *, rerun_of: int | None = None) -> int:
         """Add a queued job to the history (before its turn comes); pass its number to `generate`."""
         if isinstance(request, PreparedJob):
@@ -526,6 +533,7 @@ class Generator:
                 "image_sha256": file_sha256(request.image) if request.image else None, "device": self.device,
                 "dtype": running.plan.dtype, "fps": fps, "plan": job.length.to_dict(),
                 "request": request.to_dict(), "memory": {"plan": running.plan.to_dict(), "retries": running.retries},
+                **demo.metadata(job.model),  # a demo model's output says it is noise
             }
             if source:
                 metadata["source"] = source
@@ -548,7 +556,7 @@ class Generator:
     def plan(self, request: GenerationRequest, model: ModelInfo) -> LengthPlan:
         """How a request with its defaults filled in becomes model work (segments, interpolation, loop)."""
         family = load_family(model.family)
-        return _plan_length(request, family.SPEC, family.defaults(model))
+        return _plan_length(request, family.SPEC, model_defaults(family, model))
 
     def device_report(self) -> memory.DeviceReport:
         """What the device has now (initialises CUDA on first use)."""
@@ -581,7 +589,7 @@ class Generator:
         for model in self.list_models():
             try:
                 family = load_family(model.family)
-                models.append((model.name, family.SPEC, self._model_weights(model), family.defaults(model)))
+                models.append((model.name, family.SPEC, self._model_weights(model), model_defaults(family, model)))
             except (OSError, ValueError, KeyError, VideoGenError):
                 continue  # an unreadable model is reported when it is used, not here
         if not models:  # the families' best-known models, as they would be once downloaded
@@ -714,6 +722,11 @@ class Generator:
         return video_io.unique_path(self.outputs_dir / f"{stem}{video_io.SUFFIXES[request.output_format]}")
 
 
+def model_defaults(family, model: ModelInfo) -> dict[str, Any]:
+    """A model's request defaults: its family's, with a demo model's own small ones over them (`demo.py`)."""
+    return {**family.defaults(model), **demo.demo_defaults(model)}
+
+
 def _plan_length(request: GenerationRequest, spec: FamilySpec, defaults: dict[str, Any]) -> LengthPlan:
     """The length plan of a request whose defaults are filled in, for a model of `spec` with `defaults`."""
     return plan_length(request.num_frames, request.fps, native_frames=defaults["num_frames"],
@@ -722,8 +735,8 @@ def _plan_length(request: GenerationRequest, spec: FamilySpec, defaults: dict[st
 
 
 def _lora_defaults(family, model: ModelInfo, loras) -> dict[str, Any]:
-    """A model's defaults, with those its family gives a step-distill LoRA among `loras` on top."""
-    defaults = family.defaults(model)
+    """A model's defaults (`model_defaults`), with those its family gives a step-distill LoRA among `loras` on top."""
+    defaults = model_defaults(family, model)
     hook = getattr(family, "lora_defaults", None)
     if hook is not None and loras:
         defaults = {**defaults, **hook(model, loras)}

@@ -130,8 +130,11 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
             f"download the model again ({HOW_TO_GET})"
         )
     own_adapter = path / "motion_adapter" if (path / "motion_adapter").is_dir() else None
+    from .demo import DEMO_NOTE, is_demo  # the demo model is labelled wherever models are listed
+
     return ModelInfo(name=name or path.name, path=path, family=family, class_name=class_name,
-                     motion_adapter=own_adapter, precision=_folder_precision(path), size_bytes=_size(path))
+                     motion_adapter=own_adapter, precision=_folder_precision(path), size_bytes=_size(path),
+                     note=DEMO_NOTE if is_demo(path) else "")
 
 
 def read_safetensors_header(path: str | os.PathLike) -> dict:
@@ -485,7 +488,10 @@ def _resolve(name_or_path: str | None, models_dir: Path, everything: list[ModelI
         if len(runnable) == 1:
             info = runnable[0]
         elif not runnable:
-            raise ModelNotFound(f"no model installed in {models_dir.resolve()}; {HOW_TO_GET}")
+            from .console import command
+
+            raise ModelNotFound(f"no model installed in {models_dir.resolve()}; {HOW_TO_GET} (or try everything "
+                                f"with a tiny demo model that makes noise: `{command('models demo')}`)")
         else:
             names = ", ".join(model.name for model in runnable)
             raise ModelNotFound(f"several models are installed ({names}); choose one with --model")

@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass
 
 LOOPS = ("none", "pingpong", "crossfade")
 MAX_FACTOR = 4  # interpolation beyond 4x invents most of the motion; see video_gen/interpolate.py
+# The frame rate a video gets when none is asked for, on the page (its first choice) and on the command line
+# (`--fps`), so that the same settings give the same video in both (issue 18).
+DEFAULT_FPS = 8
 
 
 @dataclass(frozen=True)

@@ -197,12 +197,18 @@ class MemoryPlan:
         return 4 if self.dtype == "float32" else 2
 
     def label(self, *, with_device: bool = True) -> str:
-        """One line for people: '12 GB GPU: model offload, decode 4 frames at a time, ~10.6 GB'."""
-        text = f"{self.summary()}, ~{self.estimate_bytes / GiB:.1f} GB"
-        if not with_device:
-            return text
+        """One line for people: '12 GB GPU: model offload, decode 4 frames at a time, ~10.6 GB'. A plan whose
+        estimate is more than the device has says so instead of promising it ('needs ~26.4 GB, more than the
+        24 GB RAM'): on a CPU nothing cheaper exists, so the job swaps or fails."""
         kind = self.device.split(":")[0]
         where = {"cuda": "GPU", "mps": "Apple GPU", "cpu": "RAM"}.get(kind, kind)
+        if self.total_bytes and self.estimate_bytes > self.total_bytes:
+            text = (f"{self.summary()}, needs ~{self.estimate_bytes / GiB:.1f} GB, more than the "
+                    f"{self.total_bytes / GiB:.0f} GB {where}: lower the resolution or the number of frames")
+        else:
+            text = f"{self.summary()}, ~{self.estimate_bytes / GiB:.1f} GB"
+        if not with_device:
+            return text
         if not self.total_bytes:
             where = "CPU" if kind == "cpu" else where
         else:

@@ -40,6 +40,12 @@ class AboutTab:
         for row in rows:
             lines.append(f"| {row.model} | {row.width}×{row.height} | {row.length_text(row.fastest_frames)} | "
                          f"{row.length_text(row.cheapest_frames)} |")
+        from ..demo import DEMO_NOTE, is_demo
+
+        for model in self.generator.list_models():
+            if is_demo(model):
+                lines += ["", f"**{model.name} is a demo model** ({DEMO_NOTE}): it is there to try the page; "
+                              f"its numbers say nothing about a real model's."]
         if rows:
             lines += ["", f"Fastest plan: {rows[0].fastest.label()}. Cheapest: {rows[0].cheapest.label()}. "
                           "Longer videos are made of several passes (see the README's section on length)."]

@@ -34,6 +34,8 @@ from .sweep_tab import SweepTab  # noqa: E402
 
 CSS = """
 #vg-generate, #vg-cancel { min-height: 3em; }
+/* A failed job is said once, in the status line (issue 18): not again as Gradio's "Error" badge on the player */
+#vg-player [data-testid="status-tracker"] .error { display: none; }
 """
 
 

@@ -22,12 +22,14 @@ from ..errors import InvalidRequest
 from ..images import check_image_file
 
 
-def user_error(message: str) -> gr.Error:
+def user_error(message: str, *, toast: bool = True) -> gr.Error:
     """A one-line message for the page and for API clients (gradio_client raises it as AppError).
 
-    Gradio renders the message as HTML, so <, > and & are escaped; quotes are left as they are.
+    Gradio renders the message as HTML, so <, > and & are escaped; quotes are left as they are. `toast=False`
+    when the page already shows the message (the Generate tab's status line): API clients still get it, the
+    page shows it once.
     """
-    return gr.Error(html.escape(message, quote=False), print_exception=False)
+    return gr.Error(html.escape(message, quote=False), print_exception=False, visible=toast)
 
 
 class _NoStubs(ComponentMeta):

@@ -28,7 +28,7 @@ from PIL import Image
 
 from ..errors import InvalidRequest
 from ..families.spec import NONE, OPTIONAL, REQUIRED, FamilySpec
-from ..planner import LengthPlan, plan_length
+from ..planner import DEFAULT_FPS, LengthPlan, plan_length
 from ..request import LIMITS, GenerationRequest
 from .components import elem_id, picture, radio
 
@@ -338,7 +338,7 @@ FIELDS: tuple[Field, ...] = (
     ModelField("model", "Model", info="Installed models and their family. Each has its own defaults."),
     NumberField("duration", "Length (seconds)", low=DURATION_RANGE[0], high=DURATION_RANGE[1], default=2,
                 request=False, info="How long the video plays. More seconds = more frames to generate."),
-    FpsField("fps", "Frame rate (fps)", choices=tuple((str(fps), fps) for fps in FPS_CHOICES), default=FPS_CHOICES[0],
+    FpsField("fps", "Frame rate (fps)", choices=tuple((str(fps), fps) for fps in FPS_CHOICES), default=DEFAULT_FPS,
              info="Frames per second: higher is smoother but each second costs more frames."),
     ResolutionField("resolution", "Resolution (width × height)", default=NEUTRAL_RESOLUTION, request=False,
                     info="Size of the video; the picture is cropped (or fitted) to it. Bigger = slower, more memory."),

@@ -37,6 +37,7 @@ from .fields import (
     request_from_values,
     stored_values,
 )
+from .firstrun import ButtonStates, CostLine, DemoButton, cpu_defaults
 from .jobs import CANCELLED, DONE, JobEnded
 from .loras_panel import LoraPanel
 from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error, status_idle
@@ -59,6 +60,9 @@ class GenerateTab:
         self.board = web.board
         self.form = Form()
         self.lora_panel = LoraPanel(self)
+        self.cost = CostLine(self)  # the time estimate under the length (issue 18)
+        self.buttons = ButtonStates(self)
+        self.demo = DemoButton(self)
 
     # ---- models -------------------------------------------------------------------------------
     def models(self, refresh: bool = False):
@@ -67,7 +71,10 @@ class GenerateTab:
 
     def model_choices(self, models=None) -> list[tuple[str, str]]:
         """The dropdown's (label, name) pairs: each label names the model's family."""
-        return [(f"{info.name} · {spec_for(info.family).label}", info.name)
+        from ..demo import is_demo
+
+        return [(f"{info.name} · {spec_for(info.family).label}" + (" · DEMO: makes noise, not video"
+                                                                   if is_demo(info) else ""), info.name)
                 for info in (self.models() if models is None else models)]
 
     def spec(self, name: str | None) -> FamilySpec | None:
@@ -105,9 +112,13 @@ class GenerateTab:
 
     def empty_state(self) -> str:
         names = ", ".join(download.name for spec in specs() for download in spec.downloads)
+        from ..console import command  # spelled as it runs from where the app was started
+
         return (f"**No model installed.** Put a model folder (diffusers layout, with `model_index.json`) in "
                 f"`{html.escape(str(Path(self.generator.models_dir).resolve()))}`, for example with "
-                f"`video-gen models download NAME` ({names}), then press Refresh. ({HOW_TO_GET}.)")
+                f"`{html.escape(command('models download NAME'))}` ({names}), then press Refresh. ({HOW_TO_GET}.) "
+                f"Or try every step first with the demo model below: it makes noise, not video, and needs no "
+                f"download.")
 
     # ---- the job from the form ----------------------------------------------------------------
     def request_from_values(self, values: dict[str, Any]):
@@ -141,10 +152,10 @@ class GenerateTab:
             job = self.board.submit(prepared, session, preview_every)
         except InvalidRequest as error:  # a bad value, or the queue is full
             yield skip, skip, skip, status_error(str(error)), skip, skip
-            raise user_error(str(error)) from None
+            raise user_error(str(error), toast=False) from None  # shown once: in the status line
         for note in job.notes:
             gr.Warning(note if note.startswith("loras:") else f"image: {note}")
-        view = ProgressView(segments=prepared.length.segments)
+        view = ProgressView(segments=prepared.length.segments, estimate=self.cost.job_estimate(prepared))
         yield skip, skip, skip, view.html(), None, skip
         ended: JobEnded | None = None
         last_preview = None
@@ -173,7 +184,7 @@ class GenerateTab:
             yield None, {"cancelled": True}, None, status_cancelled(), last_preview, None
         else:
             yield skip, skip, skip, status_error(ended.message), skip, skip
-            raise user_error(ended.message)
+            raise user_error(ended.message, toast=False)
 
     def cancel(self, http: gr.Request) -> str:
         """Stop this session's job (within one denoising step) and drop it from the queue."""
@@ -201,7 +212,8 @@ class GenerateTab:
         names = [info.name for info in models]
         chosen = current if current in names else (names[0] if names else None)
         updates = {self.form["model"]: gr.update(choices=self.model_choices(models), value=chosen),
-                   self.model_message: gr.update(value=self.empty_state(), visible=not names)}
+                   self.model_message: gr.update(value=self.empty_state(), visible=not names),
+                   self.demo.button: gr.update(visible=not names)}
         if chosen != current and chosen is not None:  # model.input does not fire for a value set here
             updates.update(self.defaults_for(chosen, named))
         return updates
@@ -215,7 +227,7 @@ class GenerateTab:
         own = self.model_defaults(model)
         spec = self.spec(model)
         fps = int(named.get("fps") or FPS_CHOICES[0])
-        values = default_values(own, spec, fps)
+        values = cpu_defaults(self.generator.device, default_values(own, spec, fps), spec)
         note = self.note(model, values["duration"], fps, named.get("loop"), named.get("interpolation"))
         return {**self.form.updates(values), self.note_box: note}
 
@@ -280,7 +292,7 @@ class GenerateTab:
         model = models[0].name if models else None
         spec = spec_for(models[0].family) if models else None
         start = {**defaults(), "model": model}
-        start.update(default_values(self.model_defaults(model), spec, start["fps"]))
+        start.update(default_values(self.model_defaults(model), spec, start["fps"]))  # CPU: smaller on load
         form = self.form
 
         def field(name, **layout):
@@ -299,6 +311,7 @@ class GenerateTab:
                     field("model", choices=self.model_choices(models), scale=8)
                     self.refresh_button = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
                 self.model_message = gr.Markdown(self.empty_state(), visible=not models, elem_id="vg-empty")
+                self.demo.build(visible=not models)
                 field("prompt")
                 field("negative_prompt")
                 field("image_strength")
@@ -308,6 +321,7 @@ class GenerateTab:
                     field("fps")
                 self.note_box = gr.Markdown(self.note(model, start["duration"], start["fps"]),
                                             elem_id="vg-frames-note")
+                self.cost.build()
                 field("resolution")
                 field("motion_bucket_id")
                 field("num_inference_steps")
@@ -322,8 +336,12 @@ class GenerateTab:
                         field(name)
             with gr.Column(scale=6):
                 with gr.Row():
-                    self.generate_button = gr.Button("Generate", variant="primary", scale=3, elem_id="vg-generate")
-                    self.cancel_button = gr.Button("Cancel", variant="stop", scale=1, elem_id="vg-cancel")
+                    # Enabled by ButtonStates once a picture and a model are there; Cancel while a job runs.
+                    self.generate_button = gr.Button("Generate", variant="primary", scale=3, elem_id="vg-generate",
+                                                     interactive=False)
+                    self.cancel_button = gr.Button("Cancel", variant="stop", scale=1, elem_id="vg-cancel",
+                                                   interactive=False)
+                self.buttons.build()
                 self.status = gr.HTML(status_idle(), label="Status", elem_id="vg-status")
                 with gr.Row():
                     self.preview = gr.Image(label="Preview", interactive=False, height=220, format="jpeg",
@@ -332,7 +350,8 @@ class GenerateTab:
                 self.video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True, elem_id="vg-player",
                                       buttons=["download"])
                 with gr.Row(equal_height=True):
-                    self.download = gr.DownloadButton("Download", variant="primary", size="md", elem_id="vg-download")
+                    self.download = gr.DownloadButton("Download", variant="primary", size="md", elem_id="vg-download",
+                                                      interactive=False)
                     self.seed_used = gr.Textbox(label="Seed used", interactive=False, placeholder="(after a run)",
                                                 elem_id="vg-seed-used")
                     # wired by extend_tab.py: the shown video goes to the "Continue a video" tab
@@ -354,7 +373,8 @@ class GenerateTab:
         # component. No Gradio concurrency limit: a handler only submits its job to the board's queue (one job
         # at a time, in order, persisted in the history) and shows its place. preprocess=False: the field
         # table checks every value (one line per mistake, whatever the type), and reads the pictures itself.
-        generate_event = self.generate_button.click(
+        # Generate first turns Cancel on, then runs the job (a chain: Cancel is on before the job can end).
+        generate_event = self.buttons.before_generate().then(
             self.generate, inputs_kwargs=form.api_inputs(), outputs=outputs, api_name="generate",
             concurrency_limit=None, concurrency_id="watch", trigger_mode="once", show_progress="full",
             show_progress_on=[self.video], preprocess=False)
@@ -364,7 +384,7 @@ class GenerateTab:
 
         model_inputs = {form["model"], form["fps"], form["loop"], form["interpolation"]}
         defaulted = [form[name] for name in DEFAULTED] + [self.note_box]
-        refreshed = [form["model"], self.model_message, *defaulted]
+        refreshed = [form["model"], self.model_message, self.demo.button, *defaulted]
         self.refresh_button.click(self.refresh, model_inputs, refreshed, **private)
         demo.load(self.refresh, model_inputs, refreshed, **private)  # a model added while no page was open
         # .change: the family's controls follow the model however it is set (picked, refreshed, loaded).
@@ -381,6 +401,9 @@ class GenerateTab:
         self.dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [form["seed"]], **private)
         self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **private)
         self.lora_panel.wire()
+        self.demo.wire(model_inputs, [form["model"], self.model_message, *defaulted])
+        self.cost.wire(demo, after=[generate_event])
+        self.buttons.wire(demo, generate_event)
         return generate_event
 
 

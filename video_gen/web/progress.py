@@ -16,6 +16,7 @@ from ..events import (
     StageEvent,
     StepEvent,
 )
+from ..timing import whole_job_eta
 from .jobs import OutputRecord, Tick, Waiting
 
 # At most ~5 progress updates a second: a step of a real model takes longer, so each one is shown, while
@@ -66,7 +67,9 @@ def status_done(record: OutputRecord) -> str:
 class ProgressView:
     """Renders the job's latest event as a bar, the stage, the elapsed time and the ETA."""
 
-    def __init__(self, segments: int = 1) -> None:
+    def __init__(self, segments: int = 1, estimate=None) -> None:
+        """`estimate`: the job's `timing.TimeEstimate`, for the whole job's ETA (None: the stage's ETA only)."""
+        self.estimate = estimate
         self.stage: str | None = None
         self.message = "starting"
         self.index = 0
@@ -92,6 +95,17 @@ class ProgressView:
             self.elapsed_s, self.eta_s = message.elapsed_s, message.eta_s
         elif isinstance(message, Tick) and message.elapsed_s is not None:
             self.elapsed_s = message.elapsed_s
+
+    def stage_eta(self) -> float | None:
+        """The engine's ETA of the running stage once it has a step time to go by (else the estimate's share)."""
+        if self.eta_s is not None and self.total and 1 < self.index <= self.total:
+            return self.eta_s
+        if self.estimate is not None and self.stage is not None:
+            share = self.estimate.stages.get(self.stage, 0.0)
+            if self.stage in SEGMENT_STAGE_SPANS:
+                share /= max(self.segments, 1)
+            return share * (1 - (self.index / self.total if self.total else 0.0))
+        return None
 
     @property
     def fraction(self) -> float:
@@ -125,6 +139,10 @@ class ProgressView:
         # From the second step on: the engine's first estimate of a stage has no step time to go by.
         if self.eta_s is not None and self.total and 1 < self.index < self.total:
             times.append(f"ETA {_seconds(self.eta_s)} ({STAGE_LABELS.get(self.stage, self.stage)})")
+        whole = whole_job_eta(self.estimate, self.stage, self.segment, self.stage_eta(), self.elapsed_s)
+        if whole is not None and self.stage is not None:
+            # (not "done": the tests and users look for "Done" as the end of a job)
+            times.append(f'<span class="vg-job-eta">whole job: ~{_seconds(whole)} left</span>')
         percent = round(100 * self.fraction)
         bar = (f'<div style="height:10px;border-radius:5px;background:var(--neutral-200);margin:6px 0">'
                f'<div class="vg-bar" style="height:10px;border-radius:5px;width:{percent}%;'

@@ -1,0 +1,256 @@
+"""How long a job should take on this machine, before it runs: the line under the length on the page, and the
+whole job's ETA while it runs (`web/progress.py`).
+
+A job is amounts of work per stage (`job_work`): denoising is steps x latent tokens of every segment, decoding
+and writing are frames x pixels, encoding is one per segment, loading is once unless the model is resident.
+The seconds per unit come from the history of this machine (`history.py` keeps every finished job's request
+and its `timings_s` per stage), best first: jobs of the same model at the same size and memory plan, then the
+same model at any size. Without one, per-device constants times the model's parameter counts give a rough
+first figure, and the page says it is rough (another model's seconds do not carry over: a tiny model's are
+mostly per-step overhead). Imports no torch.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from .events import DECODING, DENOISING, ENCODING_IMAGE, INTERPOLATING, LOADING_MODEL, WRITING
+
+STAGES = (LOADING_MODEL, ENCODING_IMAGE, DENOISING, DECODING, INTERPOLATING, WRITING)
+SEGMENT_STAGES = (ENCODING_IMAGE, DENOISING, DECODING)
+# How many recent jobs a rate is the median of: enough to shrug off one slow first job (its kernels warm up),
+# few enough to follow a machine whose load changes.
+RECENT_JOBS = 5
+HISTORY_LIMIT = 200
+
+# Rough seconds per (parameter x latent token) of one denoising step, per device kind, used only until this
+# machine has finished a job. Not measured here (no GPU has been lent to this project yet): SVD-XT at
+# 1024x576 x 25 frames is 1.5e9 parameters x 460,800 tokens (CFG batch 2) per step; ~5 s a step on an RTX
+# 3060 (community reports) gives 7e-15; a desktop CPU is taken as ~70x slower, Apple's MPS as ~4x.
+ROUGH_DENOISE_S = {"cuda": 7e-15, "mps": 3e-14, "cpu": 5e-13}
+ROUGH_DECODE_FACTOR = 1.5  # per (VAE parameter x frame x latent pixel), relative to the denoiser's rate
+ROUGH_STEP_OVERHEAD_S = {"cuda": 0.02, "mps": 0.05, "cpu": 0.1}  # per step: launches, scheduler, callbacks
+ROUGH_ENCODE_S = 1.0  # per segment: the picture through the image encoder and the VAE
+ROUGH_WRITE_S_PER_PIXEL = 2e-8  # libx264 at ~50 Mpixel/s
+ROUGH_INTERPOLATE_S_PER_PIXEL = 1e-7  # video_gen.interpolate on the CPU
+ROUGH_LOAD_S_PER_BYTE = 1 / 400e6  # reading safetensors at ~400 MB/s and placing them
+
+
+@dataclass(frozen=True)
+class JobWork:
+    """A job's work per stage, in units that carry over between sizes and lengths (see the module)."""
+
+    units: dict[str, float]  # stage -> units for the whole job
+    segments: int
+    params: dict[str, int] = field(default_factory=dict)  # denoiser / vae parameters, to scale across models
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    """Seconds per stage of a job on this machine, and what they are based on."""
+
+    stages: dict[str, float]
+    segments: int
+    basis: str  # "measured", "measured-other-sizes" or "rough"
+    jobs: int  # how many finished jobs the rates come from
+    device: str
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.stages.values())
+
+    def remaining_after(self, stage: str | None, segment: int) -> float:
+        """Estimated seconds of the stages after `stage` of segment `segment` (None: before the job starts)."""
+        if stage is None:
+            return self.total_s
+        per_segment = {name: self.stages.get(name, 0.0) / max(self.segments, 1) for name in SEGMENT_STAGES}
+        later = 0.0
+        if stage in SEGMENT_STAGES:
+            later += sum(per_segment[name] for name in SEGMENT_STAGES[SEGMENT_STAGES.index(stage) + 1:])
+            later += sum(per_segment.values()) * max(self.segments - max(segment, 1), 0)
+            later += self.stages.get(INTERPOLATING, 0.0) + self.stages.get(WRITING, 0.0)
+        elif stage == LOADING_MODEL:
+            later += sum(seconds for name, seconds in self.stages.items() if name != LOADING_MODEL)
+        elif stage == INTERPOLATING:
+            later += self.stages.get(WRITING, 0.0)
+        return later
+
+    def basis_text(self) -> str:
+        return {
+            "measured": f"from {self.jobs} earlier job{'s' if self.jobs != 1 else ''} of this model at this size",
+            "measured-other-sizes": f"from {self.jobs} earlier job{'s' if self.jobs != 1 else ''} of this model, "
+                                    f"scaled to this size",
+        }.get(self.basis, "rough: no job has finished on this machine yet")
+
+
+def job_work(request, length, memory_constants, *, load: bool = False, params: dict[str, int] | None = None
+             ) -> JobWork:
+    """The work of a job whose defaults are filled in (`request`), planned as `length` (a `LengthPlan`)."""
+    pixels = request.width * request.height
+    latent_pixels = (request.width // memory_constants.spatial_compression) * (
+        request.height // memory_constants.spatial_compression)
+    frames = length.generated_frames
+    tokens = sum(memory_constants.latent_tokens(count, request.width, request.height) for count in frames)
+    steps = request.num_inference_steps or 0
+    units = {
+        LOADING_MODEL: 1.0 if load else 0.0,
+        ENCODING_IMAGE: float(length.segments),
+        DENOISING: float(steps * tokens),
+        DECODING: float(sum(frames) * latent_pixels),
+        INTERPOLATING: float(length.frames * pixels) if length.factor > 1 else 0.0,
+        WRITING: float(length.frames * pixels),
+    }
+    return JobWork(units, length.segments, dict(params or {}))
+
+
+def rough_rates(work: JobWork, device: str, size_bytes: int = 0) -> dict[str, float]:
+    """Seconds per unit of each stage from the per-device constants (no history)."""
+    kind = device.split(":")[0]
+    denoiser, vae = work.params.get("denoiser", 0), work.params.get("vae", 0)
+    tokens_per_step = work.units[DENOISING] / max(1.0, _steps(work))
+    step_overhead = ROUGH_STEP_OVERHEAD_S.get(kind, 0.1) / max(tokens_per_step, 1.0)
+    return {
+        LOADING_MODEL: size_bytes * ROUGH_LOAD_S_PER_BYTE + 1.0,
+        ENCODING_IMAGE: ROUGH_ENCODE_S,
+        DENOISING: denoiser * ROUGH_DENOISE_S.get(kind, ROUGH_DENOISE_S["cpu"]) + step_overhead,
+        DECODING: vae * ROUGH_DENOISE_S.get(kind, ROUGH_DENOISE_S["cpu"]) * ROUGH_DECODE_FACTOR,
+        INTERPOLATING: ROUGH_INTERPOLATE_S_PER_PIXEL,
+        WRITING: ROUGH_WRITE_S_PER_PIXEL,
+    }
+
+
+def _steps(work: JobWork) -> float:
+    return float(work.params.get("steps", 1) or 1)
+
+
+@dataclass(frozen=True)
+class PastJob:
+    """A finished job of the history as work and seconds (`Estimator.past_jobs`)."""
+
+    model: str
+    size: tuple[int, int]
+    memory_plan: str | None
+    device: str
+    work: JobWork
+    seconds: dict[str, float]
+
+
+def rates_from(jobs: list[PastJob]) -> dict[str, float]:
+    """Median seconds per unit of each stage over `jobs` (newest first, at most RECENT_JOBS of them with that
+    stage)."""
+    rates = {}
+    for stage in STAGES:
+        samples = [job.seconds[stage] / job.work.units[stage] for job in jobs
+                   if job.work.units.get(stage) and stage in job.seconds][:RECENT_JOBS]
+        if samples:
+            rates[stage] = statistics.median(samples)
+    return rates
+
+
+def combine(work: JobWork, rates: dict[str, float], fallback: dict[str, float]) -> dict[str, float]:
+    return {stage: work.units[stage] * rates.get(stage, fallback[stage]) for stage in STAGES if work.units[stage]}
+
+
+class Estimator:
+    """Estimates for one `Generator` from its history (read again on every call: a job that just finished
+    counts at once). The page and the tests use it; nothing here runs a model."""
+
+    def __init__(self, generator):
+        self.generator = generator
+        self._weights: dict[Any, dict[str, int]] = {}
+
+    def params(self, model) -> dict[str, int]:
+        """The denoiser's and the VAE's parameter counts, from the safetensors headers (read once per model)."""
+        if model not in self._weights:
+            from .memory import ModelWeights
+
+            try:
+                weights = ModelWeights.from_model(model)
+                self._weights[model] = {"denoiser": weights.numel.get(weights.denoiser, 0),
+                                        "vae": weights.numel.get("vae", 0)}
+            except (OSError, ValueError, KeyError):
+                self._weights[model] = {}
+        return self._weights[model]
+
+    def work(self, job, *, load: bool | None = None) -> JobWork:
+        """The work of a `PreparedJob` (or one from `Generator.plan_job`)."""
+        if load is None:
+            load = self.generator.loaded_model != job.model.name
+        params = {**self.params(job.model), "steps": job.request.num_inference_steps or 1}
+        return job_work(job.request, job.length, job.spec.memory, load=load, params=params)
+
+    def past_jobs(self) -> list[PastJob]:
+        """The history's finished jobs, newest first, as work and seconds (jobs of models no longer installed, or
+        without timings, are left out)."""
+        from .families import load_family
+        from .history import DONE
+        from .request import GenerationRequest
+
+        found = []
+        for entry in self.generator.history.entries(status=DONE, limit=HISTORY_LIMIT):
+            info = entry.info or {}
+            timings = info.get("timings_s")
+            model = self.generator.catalog.find(info.get("model") or entry.request.get("model") or "")
+            if not isinstance(timings, dict) or model is None:
+                continue
+            try:
+                request = GenerationRequest.from_dict(entry.request)
+                family = load_family(model.family)
+                length = self.generator.plan(request, model)
+            except (ValueError, TypeError, KeyError, OSError):
+                continue  # a row written by another version, or a model that changed: not evidence
+            params = {**self.params(model), "steps": request.num_inference_steps or 1}
+            work = job_work(request, length, family.SPEC.memory, load=LOADING_MODEL in timings, params=params)
+            seconds = {stage: float(value) for stage, value in timings.items() if isinstance(value, (int, float))}
+            found.append(PastJob(model.name, (request.width, request.height), info.get("memory_plan"),
+                                 str(info.get("device") or ""), work, seconds))
+        return found
+
+    def estimate(self, job, *, memory_plan: str | None = None, load: bool | None = None) -> TimeEstimate:
+        """Seconds per stage of `job` on this machine now (`memory_plan`: its plan's label, to match jobs by)."""
+        device = self.generator.device
+        work = self.work(job, load=load)
+        fallback = rough_rates(work, device, getattr(job.model, "size_bytes", 0))
+        mine = [entry for entry in self.past_jobs()
+                if entry.model == job.model.name and entry.device.split(":")[0] == device.split(":")[0]]
+        same = [entry for entry in mine if entry.size == (job.request.width, job.request.height)
+                and (memory_plan is None or entry.memory_plan in (None, memory_plan))]
+        for basis, chosen in (("measured", same), ("measured-other-sizes", mine)):
+            # A job that loaded the model also paid its first calls' warm-up (measured on the 2-core CI machine:
+            # the demo's first job denoised 3.4x slower than the next ones), so jobs like this one go first.
+            chosen = [entry for entry in chosen if entry.work.units[LOADING_MODEL] == work.units[LOADING_MODEL]
+                      ] or chosen
+            if chosen:
+                rates = rates_from(chosen)
+                return TimeEstimate(combine(work, rates, fallback), work.segments, basis,
+                                    min(len(chosen), RECENT_JOBS), device)
+        return TimeEstimate(combine(work, {}, fallback), work.segments, "rough", 0, device)
+
+
+def whole_job_eta(estimate: TimeEstimate | None, stage: str | None, segment: int, stage_eta_s: float | None,
+                  elapsed_s: float | None) -> float | None:
+    """Seconds until the whole job ends: the engine's ETA of the running stage plus the estimate of every stage
+    still to come, corrected by how fast the job has gone so far compared with the estimate."""
+    if estimate is None:
+        return None
+    remaining = estimate.remaining_after(stage, segment)
+    if elapsed_s and elapsed_s > 1.0:
+        done_estimated = estimate.total_s - remaining - (stage_eta_s or 0.0)
+        if done_estimated > 0.5:  # enough of the job has run to compare
+            remaining *= min(4.0, max(0.25, elapsed_s / done_estimated))
+    return remaining + (stage_eta_s or 0.0)
+
+
+def duration_text(seconds: float) -> str:
+    """'about 40 s', 'about 3 min', 'about 1 h 20 min'."""
+    if seconds < 60:
+        return f"about {max(1, round(seconds))} s"
+    if seconds < 3600:
+        return f"about {round(seconds / 60)} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"about {hours} h {minutes:02d} min"
+
+
+__all__ = ["Estimator", "TimeEstimate", "JobWork", "job_work", "whole_job_eta", "duration_text", "STAGES"]
