@@ -127,13 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
                       help="plan for a GPU with this much memory instead of this machine's (e.g. 12)")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     commands.add_parser("selftest", parents=[common], help="generate with a tiny built-in model to check the install")
+    _add_batch_parser(commands, common, generate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"generate": _generate, "json": _json, "models": _models, "inspect": _inspect, "history": _history,
-               "info": _info, "selftest": _selftest}[args.command]
+               "info": _info, "selftest": _selftest, "batch": _batch}[args.command]
     if args.command == "json":
         return handler(args)  # reports its own errors as JSON
     try:
@@ -457,3 +458,70 @@ def _selftest(args) -> int:
     print(f"selftest OK on {result.device} ({result.dtype}, {result.memory_plan.label()})"
           f"{f', peak {peak / memory.GiB:.2f} GB' if peak else ''}: {sum(times.values()):.1f} s in all")
     return EXIT_OK
+
+
+# ---- batch -------------------------------------------------------------------------------
+def _add_batch_parser(commands, common, generate) -> None:
+    """`video-gen batch`: takes every option of `generate` (the defaults of each line) but the picture,
+    --from and --output."""
+    batch = commands.add_parser("batch", parents=[common], help="many jobs from a JSONL file, a folder or pictures; "
+                                                                 "resumable, locally or on a Ray cluster")
+    batch.add_argument("sources", nargs="+", metavar="FILE.jsonl|FOLDER|IMAGE",
+                       help="a JSONL file (one JSON-mode request per line), or a folder of pictures, or pictures")
+    batch.add_argument("--results", metavar="R.jsonl",
+                       help="the results file, one line per job; the same command resumes from it "
+                            "(default: beside the JSONL file, else in the outputs folder)")
+    batch.add_argument("--ray", metavar="auto|local|ADDRESS",
+                       help="run on Ray: auto (the cluster this machine joined), local (start one here), or a "
+                            "head's HOST:PORT; needs the [ray] extra")
+    batch.add_argument("--ray-cpus-per-worker", type=int, metavar="N",
+                       help="on nodes without a GPU, one worker per N cores (default 4, at most a node's cores)")
+    batch.add_argument("--ray-workers", type=int, metavar="N", help="at most N workers (default: one per GPU)")
+    batch.add_argument("--worker-outputs-dir", metavar="DIR",
+                       help="Ray: where workers write before the video is sent back, when they cannot see the "
+                            "outputs folder (default: the outputs folder's path)")
+    taken = {action.dest for action in batch._actions}
+    for action in generate._actions:  # the same Action objects: one definition of every generate option
+        if action.option_strings and action.dest not in taken | {"help", "from_video", "output"}:
+            batch._add_action(action)
+
+
+def _batch(args) -> int:
+    from . import batch as batches
+
+    values = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items()
+              if hasattr(args, flag) and getattr(args, flag) is not None}
+    if args.duration is not None and not args.duration > 0:
+        raise InvalidRequest("duration", f"must be more than 0 seconds, got {args.duration}")
+    outputs_dir = Path(args.outputs_dir or os.environ.get("VIDEO_GEN_OUTPUTS_DIR") or "outputs")
+    lines = batches.read_batch(args.sources, values)
+    results_path = Path(args.results) if args.results else batches.default_results_path(args.sources, outputs_dir)
+    results = batches.Results(results_path)
+    print(f"video-gen: batch of {len(lines)} lines; results in {results_path}", file=sys.stderr)
+    progress = batches.BatchProgress(len(lines), bars=not args.quiet)
+    try:
+        if args.ray:
+            try:
+                from . import batch_ray
+            except ModuleNotFoundError as error:
+                if error.name != "ray":
+                    raise
+                raise InvalidRequest("ray", 'Ray is not installed; install the extra: pip install "video-gen[ray]"') \
+                    from None
+            summary = batch_ray.run_ray(
+                lines, results, address=args.ray, models_dir=args.models_dir, outputs_dir=outputs_dir,
+                device=args.device, extra_models_dirs=args.extra_models_dir or (), allow_pickle=args.allow_pickle,
+                cpus_per_worker=args.ray_cpus_per_worker, max_workers=args.ray_workers,
+                worker_outputs_dir=args.worker_outputs_dir, duration_s=args.duration, on_event=progress)
+        else:
+            generator = _generator(args)
+            summary = batches.run_local(lines, generator, results, duration_s=args.duration, on_event=progress)
+    except KeyboardInterrupt:
+        print(f"video-gen: batch interrupted; run the same command to resume (results in {results_path})",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        progress.close()
+    print(f"video-gen: batch: {summary.line()}", file=sys.stderr)
+    print(results_path)
+    return summary.exit_code
