@@ -464,7 +464,7 @@ def _selftest(args) -> int:
 def _add_batch_parser(commands, common, generate) -> None:
     """`video-gen batch`: takes every option of `generate` (the defaults of each line) but the picture,
     --from and --output."""
-    batch = commands.add_parser("batch", parents=[common], help="many jobs from a JSONL file, a folder or pictures; "
+    batch = commands.add_parser("batch", parents=[common], allow_abbrev=False, help="many jobs from a JSONL file, a folder or pictures; "
                                                                  "resumable, locally or on a Ray cluster")
     batch.add_argument("sources", nargs="+", metavar="FILE.jsonl|FOLDER|IMAGE",
                        help="a JSONL file (one JSON-mode request per line), or a folder of pictures, or pictures")
@@ -480,6 +480,7 @@ def _add_batch_parser(commands, common, generate) -> None:
     batch.add_argument("--worker-outputs-dir", metavar="DIR",
                        help="Ray: where workers write before the video is sent back, when they cannot see the "
                             "outputs folder (default: the outputs folder's path)")
+    batch.add_argument("--output", help=argparse.SUPPRESS)  # refused with a message: one path for many videos
     taken = {action.dest for action in batch._actions}
     for action in generate._actions:  # the same Action objects: one definition of every generate option
         if action.option_strings and action.dest not in taken | {"help", "from_video", "output"}:
@@ -489,6 +490,8 @@ def _add_batch_parser(commands, common, generate) -> None:
 def _batch(args) -> int:
     from . import batch as batches
 
+    if args.output:
+        raise InvalidRequest("output_path", "a batch makes one video per line: set output_path on JSONL lines instead")
     values = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items()
               if hasattr(args, flag) and getattr(args, flag) is not None}
     if args.duration is not None and not args.duration > 0:
@@ -497,17 +500,20 @@ def _batch(args) -> int:
     lines = batches.read_batch(args.sources, values)
     results_path = Path(args.results) if args.results else batches.default_results_path(args.sources, outputs_dir)
     results = batches.Results(results_path)
+    batch_ray, owns_ray = None, False
+    if args.ray:
+        try:
+            from . import batch_ray
+        except ModuleNotFoundError as error:
+            if error.name != "ray":
+                raise
+            raise InvalidRequest("ray", 'Ray is not installed; install the extra: pip install "video-gen[ray]"') \
+                from None
+        owns_ray = batch_ray.connect(args.ray)  # an unreachable cluster is one line, before anything starts
     print(f"video-gen: batch of {len(lines)} lines; results in {results_path}", file=sys.stderr)
     progress = batches.BatchProgress(len(lines), bars=not args.quiet)
     try:
-        if args.ray:
-            try:
-                from . import batch_ray
-            except ModuleNotFoundError as error:
-                if error.name != "ray":
-                    raise
-                raise InvalidRequest("ray", 'Ray is not installed; install the extra: pip install "video-gen[ray]"') \
-                    from None
+        if batch_ray is not None:
             summary = batch_ray.run_ray(
                 lines, results, address=args.ray, models_dir=args.models_dir, outputs_dir=outputs_dir,
                 device=args.device, extra_models_dirs=args.extra_models_dir or (), allow_pickle=args.allow_pickle,
@@ -522,6 +528,8 @@ def _batch(args) -> int:
         return EXIT_INTERRUPTED
     finally:
         progress.close()
+        if owns_ray:
+            batch_ray.disconnect()
     print(f"video-gen: batch: {summary.line()}", file=sys.stderr)
     print(results_path)
     return summary.exit_code
