@@ -19,6 +19,7 @@ This module imports no torch: the engine is only touched through the `Generator`
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import logging
@@ -244,7 +245,7 @@ BatchCallback = Callable[[BatchEvent], None]
 class BatchSummary:
     total: int
     results_path: Path
-    ran: list[int] = field(default_factory=list)  # lines run now, successfully
+    ran: list[int] = field(default_factory=list)  # lines run now, successfully, in line order
     skipped: list[int] = field(default_factory=list)  # lines done by an earlier run
     errors: dict[int, dict[str, Any]] = field(default_factory=dict)  # line -> its error entry
     retries: int = 0  # Ray: jobs run again because their worker died
@@ -298,7 +299,7 @@ class Tally:
         self.results.record(entry)
         self.done += 1
         if entry["status"] == SUCCESS:
-            self.summary.ran.append(item.line)
+            bisect.insort(self.summary.ran, item.line)  # line order, whatever order the workers finish in
         else:
             self.summary.errors[item.line] = entry
         self.emit("finished", item.line, entry)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -66,7 +67,7 @@ class BatchWorker:
         request = GenerationRequest.from_dict(request)
         local = request.replace(**{name: self._picture(*pictures[name]) for name in pictures})
         entry = run_line(self.generator, BatchLine(line, local, source=source), duration_s)
-        return {**entry, "host": socket.gethostname()}
+        return {**entry, "host": socket.gethostname(), "worker": os.getpid()}
 
     def _picture(self, path: str, sha256: str, data: bytes) -> str:
         """The picture on this node: the driver's own file when this node sees it unchanged, else its bytes."""
@@ -175,10 +176,11 @@ def run_ray(lines: Sequence[BatchLine], results: Results, *, address: str = "aut
     try:
         count, options, threads = worker_options(cpus_per_worker, max_workers)
         worker_dir = str(Path(worker_outputs_dir).resolve()) if worker_outputs_dir else str(outputs_dir)
-        workers = [BatchWorker.options(**options).remote(
+        prefix = f"video-gen-batch-{secrets.token_hex(4)}"  # named, so that `ray list actors` says what they are
+        workers = [BatchWorker.options(name=f"{prefix}-{number}", **options).remote(
             str(Path(models_dir).resolve()) if models_dir else None, worker_dir, device,
             [str(Path(folder).resolve()) for folder in extra_models_dirs], allow_pickle, threads)
-            for _ in range(min(count, len(todo)))]
+            for number in range(min(count, len(todo)))]
         _feed(todo, workers, tally, outputs_dir, duration_s, max_retries)
     finally:
         for worker in workers:
