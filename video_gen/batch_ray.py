@@ -38,7 +38,9 @@ from .request import GenerationRequest
 
 DEFAULT_CPUS_PER_WORKER = 4  # a CPU-only worker's torch threads; more per job gained little in our CPU runs
 MAX_RETRIES = 2  # a line whose worker died runs again at most this many times (a line that kills workers stops)
-CANCEL_WAIT_S = 10.0  # after Ctrl+C, how long running jobs get to stop at their next step before workers are killed
+# After Ctrl+C, how long running jobs get to stop at their next step (and free their memory) before the workers
+# are killed anyway; a kill loses nothing either: outputs are written under a temporary name and renamed.
+CANCEL_WAIT_S = 2.0
 CONTROL = "control"  # the workers' concurrency group for cancel/fetch, so they run while a job does
 
 
