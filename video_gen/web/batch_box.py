@@ -31,7 +31,7 @@ class BatchBox:
 
     def build(self) -> None:
         with gr.Accordion("Several pictures: one video each", open=False, elem_id="vg-batch-box"):
-            self.images = FileInput(file_count="multiple", file_types=["image"], height=140, elem_id="vg-batch-images",
+            self.images = FileInput(file_count="multiple", file_types=["image"], elem_id="vg-batch-images",
                                     label="Drop several pictures: each becomes one job with the settings below")
             self.images.data_model = _checked_data_model(self.images.data_model, "images",
                                                          "a list of pictures (gradio_client: [handle_file(path), ...])")
