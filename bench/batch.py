@@ -3,6 +3,7 @@
     .venv/bin/python bench/batch.py [--jobs 8] [--workers 2] [--steps 3] [--size 64] [--frames 8]
 
 (a) `video-gen batch` locally: one resident `Generator` in this process (torch on every core), one job at a time
+(a') the same with torch on one thread: the workers' setting, so that (b)/(a') shows what Ray itself adds
 (b) the same batch on Ray: a local cluster on loopback, `--workers` workers of one core each, each holding its
     own resident `Generator` (`batch_ray.run_ray`, the `--ray local` path)
 
@@ -87,6 +88,17 @@ def main() -> int:
         local_wall = time.perf_counter() - started
         assert len(summary.ran) == args.jobs, summary.line()
 
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        single_clock = Clock()
+        started = time.perf_counter()
+        summary = batch.run_local(lines, generator, batch.Results(folder / "single.jsonl"), on_event=single_clock)
+        single_wall = time.perf_counter() - started
+        torch.set_num_threads(threads)
+        assert len(summary.ran) == args.jobs, summary.line()
+
         started = time.perf_counter()
         ray.init(address="local", num_cpus=args.workers, include_dashboard=False, _node_ip_address="127.0.0.1",
                  log_to_driver=False, configure_logging=False)
@@ -102,14 +114,22 @@ def main() -> int:
 
     local_overhead = statistics.median(local_clock.overhead.values())
     ray_overhead = statistics.median(ray_clock.overhead.values())
+    import os
+
+    load = os.getloadavg()[0]
     print(f"{args.jobs} jobs of {args.frames} frames {args.size}x{args.size}, {args.steps} steps; "
-          f"Ray: {args.workers} workers of one core each")
+          f"Ray: {args.workers} workers of one core each; {os.cpu_count()} cores, load average {load:.1f}"
+          + (" (a busy machine: torch with several threads suffers most, see (a) against (a'))"
+             if load > (os.cpu_count() or 1) else ""))
     print(f"(a) local: {local_wall:.2f} s, {args.jobs / local_wall:.2f} jobs/s, after the first job "
-          f"{local_clock.steady_rate():.2f} jobs/s (its model load before: {local_warm:.2f} s)")
+          f"{local_clock.steady_rate():.2f} jobs/s ({threads} threads; its model load before: {local_warm:.2f} s)")
+    print(f"(a') local, 1 thread: {single_wall:.2f} s, {args.jobs / single_wall:.2f} jobs/s, after the first job "
+          f"{single_clock.steady_rate():.2f} jobs/s")
     print(f"(b) Ray:   {ray_wall:.2f} s, {args.jobs / ray_wall:.2f} jobs/s with the workers' start, after the first "
           f"job {ray_clock.steady_rate():.2f} jobs/s (ray.init before: {ray_init:.2f} s)")
     print(f"throughput ratio (b)/(a): {local_wall / ray_wall:.2f} with the workers' start, "
-          f"{ray_clock.steady_rate() / local_clock.steady_rate():.2f} after the first job")
+          f"{ray_clock.steady_rate() / local_clock.steady_rate():.2f} after the first job; "
+          f"(b)/(a'): {single_wall / ray_wall:.2f} and {ray_clock.steady_rate() / single_clock.steady_rate():.2f}")
     print(f"per-job overhead, median: local {local_overhead:.3f} s, Ray {ray_overhead:.3f} s; Ray over local "
           f"{ray_overhead - local_overhead:.3f} s a job (target <= 0.5 s)")
     print(f"a Ray worker's first job also waits for its process to start (torch, the model): the most overhead "

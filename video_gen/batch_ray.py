@@ -55,9 +55,14 @@ class BatchWorker:
 
             torch.set_num_threads(threads)  # the cores Ray gave this worker, not every core of the node
         from .engine import Generator
+        from .history import History
 
+        # Each worker keeps its job history in memory: workers on several machines would otherwise share one
+        # SQLite file in a shared outputs folder, and WAL "does not work over a network filesystem"
+        # (https://www.sqlite.org/wal.html). The batch's results file is the record of its jobs.
         self.generator = Generator(models_dir=models_dir, outputs_dir=outputs_dir, device=device,
-                                   extra_models_dirs=extra_models_dirs, allow_pickle=allow_pickle)
+                                   extra_models_dirs=extra_models_dirs, allow_pickle=allow_pickle,
+                                   history=History(":memory:"))
         self.pictures = Path(tempfile.mkdtemp(prefix="video-gen-batch-pictures-"))
 
     def node(self) -> dict[str, Any]:
