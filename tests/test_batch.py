@@ -214,3 +214,40 @@ def test_ray_without_ray_installed_says_how_to_install_the_extra(tmp_path):
     last = done.stderr.strip().splitlines()[-1]
     assert last == 'video-gen: error: ray: Ray is not installed; install the extra: pip install "video-gen[ray]"'
     assert "Traceback" not in done.stderr
+
+
+def test_a_batch_killed_with_sigkill_resumes_from_its_results_file(models_dir, tmp_path):
+    """The real thing: `video-gen batch` in its own process, killed (-9) once two lines are recorded; the same
+    command then runs only the other lines, and the results file was whole at every moment we read it."""
+    import os
+    import signal
+    import time
+
+    pictures(tmp_path / "pics", 4)
+    shots = write_jsonl(tmp_path / "shots.jsonl", [{"image": f"pics/picture{number}.png", "seed": 20 + number}
+                                                   for number in range(4)])
+    results_path = tmp_path / "shots.results.jsonl"
+    command = [sys.executable, "-m", "video_gen", "batch", str(shots), "--models-dir", str(models_dir),
+               "--outputs-dir", str(tmp_path / "outputs"), *FLAGS]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    recorded: list = []
+    deadline = time.monotonic() + 240
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            if results_path.exists():
+                recorded = [json.loads(raw)["line"] for raw in results_path.read_text().splitlines()]  # whole lines
+                if len(recorded) >= 2:
+                    break
+            time.sleep(0.02)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    recorded = [json.loads(raw)["line"] for raw in results_path.read_text().splitlines()]
+    assert 2 <= len(recorded) < 4, f"the batch was not killed in the middle: {recorded}"
+
+    done = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert f"4 lines: {4 - len(recorded)} made, {len(recorded)} already done" in done.stderr
+    assert [json.loads(raw)["status"] for raw in results_path.read_text().splitlines()] == ["success"] * 4

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, WorkerCrashedError
+from ray.exceptions import RayActorError, RayTaskError, WorkerCrashedError
 
 from . import video_io
 from .batch import (FAILED, PICTURE_FIELDS, SUCCESS, BatchCallback, BatchLine, BatchSummary, Results,
@@ -228,6 +228,10 @@ def _feed(todo: collections.deque, workers: list, tally: Tally, outputs_dir: Pat
                     tally.finish(item, error_entry(item, f"its Ray worker died {attempts[item.line]} times "
                                                          f"({first_line(error)})", FAILED))
                 continue
+            except RayTaskError as error:  # the worker's own code failed outside the job (a picture it could not
+                idle.append(worker)      # write, say): that line errors, the worker goes on
+                tally.finish(item, error_entry(item, f"on the Ray worker: {first_line(error.cause)}", FAILED))
+                continue
             idle.append(worker)
             entry["request_sha256"] = item.fingerprint  # the line as the driver read it decides the resume rule
             if entry["status"] == SUCCESS:
@@ -236,10 +240,8 @@ def _feed(todo: collections.deque, workers: list, tally: Tally, outputs_dir: Pat
     except KeyboardInterrupt:
         for worker, _ in running.values():
             worker.cancel.remote()  # the job stops at its next step and writes nothing
-        try:
+        if running:
             ray.wait(list(running), num_returns=len(running), timeout=CANCEL_WAIT_S)
-        except GetTimeoutError:
-            pass
         raise
 
 

@@ -42,9 +42,12 @@ class BatchBox:
     def wire(self, demo: gr.Blocks) -> None:
         inputs = {"images": self.images, **{name: control for name, control in self.tab.form.api_inputs().items()
                                             if name != "image"}}
-        self.button.click(self.queue, inputs_kwargs=inputs, outputs=[self.status, self.result],
-                          api_name="generate_batch", concurrency_limit=None, concurrency_id="watch",
-                          trigger_mode="once", show_progress="hidden", preprocess=False)
+        event = self.button.click(self.queue, inputs_kwargs=inputs, outputs=[self.status, self.result],
+                                  api_name="generate_batch", concurrency_limit=None, concurrency_id="watch",
+                                  trigger_mode="once", show_progress="hidden", preprocess=False)
+        history, private = self.tab.web.history_tab, dict(queue=False, api_visibility="private", show_progress="hidden")
+        event.then(history.gallery, None, [self.tab.gallery], **private).then(  # the new videos, as after Generate
+            history.history_rows, None, [history.table], **private)
 
     def queue(self, images=None, last_image=None, http: gr.Request = None, **values):
         """Queue one video per picture, with the same settings; streams each picture's state.
