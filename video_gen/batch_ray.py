@@ -137,8 +137,12 @@ def connect(address: str) -> bool:
     try:
         ray.init(address=address, **quiet)
     except ConnectionError as error:
-        raise InvalidRequest("ray", f"no Ray cluster at {address!r} ({first_line(error)}); start one with "
-                                    "`ray start --head`, or use --ray local") from None
+        if address == "auto":
+            raise InvalidRequest("ray", "no running Ray cluster found on this machine (--ray auto); start one with "
+                                        "`ray start --head` or join one with `ray start --address HEAD:6379`, or "
+                                        "use --ray local") from None
+        raise InvalidRequest("ray", f"no Ray cluster at {address} ({first_line(error)}); start one with "
+                                    "`ray start --head` on that machine") from None
     return True
 
 
