@@ -74,6 +74,7 @@ class BatchWorker:
         request = GenerationRequest.from_dict(request)
         local = request.replace(**{name: self._picture(*pictures[name]) for name in pictures})
         entry = run_line(self.generator, BatchLine(line, local, source=source), duration_s)
+        entry.pop("job", None)  # a number in this worker's own history, which is kept in memory only
         return {**entry, "host": socket.gethostname(), "worker": os.getpid()}
 
     def _picture(self, path: str, sha256: str, data: bytes) -> str:

@@ -464,8 +464,9 @@ def _selftest(args) -> int:
 def _add_batch_parser(commands, common, generate) -> None:
     """`video-gen batch`: takes every option of `generate` (the defaults of each line) but the picture,
     --from and --output."""
-    batch = commands.add_parser("batch", parents=[common], allow_abbrev=False, help="many jobs from a JSONL file, a folder or pictures; "
-                                                                 "resumable, locally or on a Ray cluster")
+    batch = commands.add_parser("batch", parents=[common], allow_abbrev=False,
+                                help="many jobs from a JSONL file, a folder or pictures; resumable, locally or on a "
+                                     "Ray cluster")
     batch.add_argument("sources", nargs="+", metavar="FILE.jsonl|FOLDER|IMAGE",
                        help="a JSONL file (one JSON-mode request per line), or a folder of pictures, or pictures")
     batch.add_argument("--results", metavar="R.jsonl",
