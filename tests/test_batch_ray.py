@@ -121,3 +121,21 @@ def test_interrupted_on_ray_after_two_jobs_the_rerun_runs_only_the_rest(models_d
                                 outputs_dir=tmp_path / "outputs", cpus_per_worker=1)
     assert summary.skipped == first and sorted(summary.ran) == sorted(set(range(1, 7)) - set(first))
     assert [entry["status"] for entry in entries_of(results_path)] == ["success"] * 6
+
+
+def test_the_command_line_runs_a_folder_on_ray(models_dir, tmp_path, capsys):
+    """`video-gen batch FOLDER --ray ...` (this module's cluster is already joined, so it is used as it is)."""
+    from test_batch import FLAGS, pictures
+
+    from video_gen.cli import main
+
+    pictures(tmp_path / "photos", 2)
+    code = main(["batch", str(tmp_path / "photos"), "--ray", "auto", "--ray-workers", "1", "--ray-cpus-per-worker", "1",
+                 "--models-dir", str(models_dir), "--outputs-dir", str(tmp_path / "outputs"), "--seed", "4", *FLAGS])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    entries = entries_of(Path(captured.out.strip()))
+    assert [(entry["line"], entry["status"], entry["seed"]) for entry in entries] == [(1, "success", 4),
+                                                                                     (2, "success", 4)]
+    assert all(Path(entry["output"]).suffix == ".mp4" and entry["worker"] for entry in entries)
+    assert "2 lines: 2 made" in captured.err
