@@ -34,6 +34,7 @@ from . import video_io
 from .batch import (FAILED, PICTURE_FIELDS, SUCCESS, BatchCallback, BatchLine, BatchSummary, Results,
                     Tally, error_entry, output_sha256, run_line)
 from .errors import InvalidRequest, first_line
+from .models import default_models_dir
 from .request import GenerationRequest
 
 DEFAULT_CPUS_PER_WORKER = 4  # a CPU-only worker's torch threads; more per job gained little in our CPU runs
@@ -48,7 +49,7 @@ CONTROL = "control"  # the workers' concurrency group for cancel/fetch, so they 
 class BatchWorker:
     """A Ray actor holding one resident `Generator` over its node's models folder."""
 
-    def __init__(self, models_dir: str | None, outputs_dir: str, device: str | None, extra_models_dirs: Sequence[str],
+    def __init__(self, models_dir: str, outputs_dir: str, device: str | None, extra_models_dirs: Sequence[str],
                  allow_pickle: bool, threads: int | None):
         if threads:
             import torch
@@ -183,6 +184,8 @@ def run_ray(lines: Sequence[BatchLine], results: Results, *, address: str = "aut
     if not todo:
         return tally.summary
     outputs_dir = Path(outputs_dir).resolve()
+    # Absolute, from the driver: a worker's current folder is Ray's own (the default `./models` means nothing there)
+    models_dir = Path(models_dir or default_models_dir()).resolve()
     started = connect(address)
     workers: list = []
     try:
@@ -190,7 +193,7 @@ def run_ray(lines: Sequence[BatchLine], results: Results, *, address: str = "aut
         worker_dir = str(Path(worker_outputs_dir).resolve()) if worker_outputs_dir else str(outputs_dir)
         prefix = f"video-gen-batch-{secrets.token_hex(4)}"  # named, so that `ray list actors` says what they are
         workers = [BatchWorker.options(name=f"{prefix}-{number}", **options).remote(
-            str(Path(models_dir).resolve()) if models_dir else None, worker_dir, device,
+            str(models_dir), worker_dir, device,
             [str(Path(folder).resolve()) for folder in extra_models_dirs], allow_pickle, threads)
             for number in range(min(count, len(todo)))]
         _feed(todo, workers, tally, outputs_dir, duration_s, max_retries)
