@@ -174,7 +174,7 @@ def test_bad_values_are_one_line_naming_loras(loras, words):
 @pytest.mark.parametrize("model, loras, words", [
     ("tiny-modelscope", [("style", 1)], "ModelScope T2V (tiny-modelscope) cannot take LoRAs"),
     (TINY_MODEL, [("style", 1)], "Stable Video Diffusion (tiny-svd) cannot take LoRAs"),
-    ("tiny-sd15", [("wan22-high-noise", 1)], "wan22-high-noise is a wan LoRA (for no family here), but tiny-sd15 is "
+    ("tiny-sd15", [("wan22-high-noise", 1)], "wan22-high-noise is a wan LoRA (for Wan), but tiny-sd15 is "
                                              "AnimateDiff, which takes animatediff-motion or sd15 LoRAs"),
     ("tiny-sd15", [("styel", 1)], "'styel' is not installed (close names: style"),
     ("tiny-sd15", [("truncated", 1)], "truncated cannot be read (truncated.safetensors is truncated"),

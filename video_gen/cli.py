@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    help="generate with a tiny built-in model to check the install")
     selftest.add_argument("--keep", action="store_true",
                           help="keep the tiny model in the models folder as the demo model (demo-svd-tiny)")
+    _add_batch_parser(commands, common, generate)
     return parser
 
 
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         quiet_libraries()  # these import diffusers: its chatter and progress bars are not the user's concern
     handler = {"generate": _generate, "json": _json, "models": _models, "inspect": _inspect, "history": _history,
                "info": _info, "selftest": _selftest, "extend": cli_extend.extend_command,
-               "sweep": cli_extend.sweep_command}[args.command]
+               "sweep": cli_extend.sweep_command, "batch": _batch}[args.command]
     if args.command == "json":
         return handler(args)  # reports its own errors as JSON
     try:
@@ -525,3 +526,79 @@ def _selftest(args) -> int:
         print(f"selftest: kept the tiny model as the demo model {model} (it makes noise, not video); "
               f"`{command('models list')}` shows it")
     return EXIT_OK
+
+
+# ---- batch -------------------------------------------------------------------------------
+def _add_batch_parser(commands, common, generate) -> None:
+    """`video-gen batch`: takes every option of `generate` (the defaults of each line) but the picture,
+    --from and --output."""
+    batch = commands.add_parser("batch", parents=[common], allow_abbrev=False,
+                                help="many jobs from a JSONL file, a folder or pictures; resumable, locally or on a "
+                                     "Ray cluster")
+    batch.add_argument("sources", nargs="+", metavar="FILE.jsonl|FOLDER|IMAGE",
+                       help="a JSONL file (one JSON-mode request per line), or a folder of pictures, or pictures")
+    batch.add_argument("--results", metavar="R.jsonl",
+                       help="the results file, one line per job; the same command resumes from it "
+                            "(default: beside the JSONL file, else in the outputs folder)")
+    batch.add_argument("--ray", metavar="auto|local|ADDRESS",
+                       help="run on Ray: auto (the cluster this machine joined), local (start one here), or a "
+                            "head's HOST:PORT; needs the [ray] extra")
+    batch.add_argument("--ray-cpus-per-worker", type=int, metavar="N",
+                       help="on nodes without a GPU, one worker per N cores (default 4, at most a node's cores)")
+    batch.add_argument("--ray-workers", type=int, metavar="N", help="at most N workers (default: one per GPU)")
+    batch.add_argument("--worker-outputs-dir", metavar="DIR",
+                       help="Ray: where workers write before the video is sent back, when they cannot see the "
+                            "outputs folder (default: the outputs folder's path)")
+    batch.add_argument("--output", help=argparse.SUPPRESS)  # refused with a message: one path for many videos
+    taken = {action.dest for action in batch._actions}
+    for action in generate._actions:  # the same Action objects: one definition of every generate option
+        if action.option_strings and action.dest not in taken | {"help", "from_video", "output"}:
+            batch._add_action(action)
+
+
+def _batch(args) -> int:
+    from . import batch as batches
+
+    if args.output:
+        raise InvalidRequest("output_path", "a batch makes one video per line: set output_path on JSONL lines instead")
+    values = {field: getattr(args, flag) for flag, field in FLAG_FIELDS.items()
+              if hasattr(args, flag) and getattr(args, flag) is not None}
+    if args.duration is not None and not args.duration > 0:
+        raise InvalidRequest("duration", f"must be more than 0 seconds, got {args.duration}")
+    outputs_dir = Path(args.outputs_dir or os.environ.get("VIDEO_GEN_OUTPUTS_DIR") or "outputs")
+    lines = batches.read_batch(args.sources, values)
+    results_path = Path(args.results) if args.results else batches.default_results_path(args.sources, outputs_dir)
+    results = batches.Results(results_path)
+    batch_ray, owns_ray = None, False
+    if args.ray:
+        try:
+            from . import batch_ray
+        except ModuleNotFoundError as error:
+            if error.name != "ray":
+                raise
+            raise InvalidRequest("ray", 'Ray is not installed; install the extra: pip install "video-gen[ray]"') \
+                from None
+        owns_ray = batch_ray.connect(args.ray)  # an unreachable cluster is one line, before anything starts
+    print(f"video-gen: batch of {len(lines)} lines; results in {results_path}", file=sys.stderr)
+    progress = batches.BatchProgress(len(lines), bars=not args.quiet)
+    try:
+        if batch_ray is not None:
+            summary = batch_ray.run_ray(
+                lines, results, address=args.ray, models_dir=args.models_dir, outputs_dir=outputs_dir,
+                device=args.device, extra_models_dirs=args.extra_models_dir or (), allow_pickle=args.allow_pickle,
+                cpus_per_worker=args.ray_cpus_per_worker, max_workers=args.ray_workers,
+                worker_outputs_dir=args.worker_outputs_dir, duration_s=args.duration, on_event=progress)
+        else:
+            generator = _generator(args)
+            summary = batches.run_local(lines, generator, results, duration_s=args.duration, on_event=progress)
+    except KeyboardInterrupt:
+        print(f"video-gen: batch interrupted; run the same command to resume (results in {results_path})",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        progress.close()
+        if owns_ray:
+            batch_ray.disconnect()
+    print(f"video-gen: batch: {summary.line()}", file=sys.stderr)
+    print(results_path)
+    return summary.exit_code

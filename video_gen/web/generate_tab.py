@@ -22,6 +22,7 @@ from ..families import spec_for, specs
 from ..families.spec import FamilySpec
 from ..models import HOW_TO_GET
 from ..smoothing import stored_request
+from .batch_box import BatchBox
 from .components import file_input, user_error
 from .fields import (
     FIELD,
@@ -307,6 +308,8 @@ class GenerateTab:
                                                         "the values that made it.", elem_id="vg-settings-message")
                 field("image", height=300)
                 field("last_image", height=200)
+                self.batch = BatchBox(self)  # several pictures at once: one job each
+                self.batch.build()
                 with gr.Row(equal_height=True):
                     field("model", choices=self.model_choices(models), scale=8)
                     self.refresh_button = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
@@ -381,6 +384,7 @@ class GenerateTab:
         self.cancel_button.click(self.cancel, None, [self.status], api_name="cancel", queue=False,
                                  cancels=[generate_event], show_progress="hidden")
         demo.unload(self.closed)
+        self.batch.wire(demo)
 
         model_inputs = {form["model"], form["fps"], form["loop"], form["interpolation"]}
         defaulted = [form[name] for name in DEFAULTED] + [self.note_box]
