@@ -33,7 +33,7 @@ def read_gguf(path: str | Path) -> GGUFInfo:
         from gguf import GGUFReader
     except ImportError:
         raise ModelNotFound(f"{Path(path).name} is a GGUF file: install the `gguf` package to read it "
-                            f"(.venv/bin/pip install gguf; it comes with video-gen 0.2+)") from None
+                            f"(.venv/bin/pip install gguf)") from None
     try:
         reader = GGUFReader(str(path))
     except (OSError, ValueError, KeyError, IndexError) as error:  # gguf raises ValueError for a bad magic/version
