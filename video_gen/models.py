@@ -60,6 +60,8 @@ class ModelInfo:
     # Single-file SD1.5 checkpoints only: the folder of configs to build the pipeline from, chosen without
     # the network (`sd15_config_dir`): the configs shipped with video-gen, or an installed SD1.5 folder's.
     config_dir: Path | None = None
+    # LTX-Video only: an installed latent upsampler folder (`LTXLatentUpsamplerModel`) for two-stage output.
+    upsampler: Path | None = None
     # Set only when the user opted in to loading pickle files (`--allow-pickle`).
     allow_pickle: bool = False
     role: str = field(default=MODEL, compare=False)

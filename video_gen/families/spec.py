@@ -128,6 +128,11 @@ class FamilySpec:
         if request.speed != "off" and "speed" not in self.controls:
             raise InvalidRequest("speed", f"{self.label} has no cache hooks (they work on transformer models such as "
                                           f"Wan and LTX); use off, got {request.speed!r}")
+        if getattr(request, "keyframes", ()) and "keyframes" not in self.controls:
+            raise InvalidRequest("keyframes", f"{self.label} cannot take keyframes (LTX-Video can); leave them out")
+        if getattr(request, "upscale", "off") != "off" and "upscale" not in self.controls:
+            raise InvalidRequest("upscale", f"{self.label} has no latent upsampler (LTX-Video has); use off, "
+                                            f"got {request.upscale!r}")
         for name in ("width", "height"):
             value = getattr(request, name)
             if value is not None and value % self.size_multiple:
