@@ -383,7 +383,7 @@ def run(pipe, request, image, job) -> np.ndarray:
 
 def conditions_for(image, last, keyframes, num_frames: int) -> list:
     """One `LTXVideoCondition` per picture: the first at frame 0, the keyframes at theirs, the last at the end."""
-    from diffusers import LTXVideoCondition
+    from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
 
     conditions = [LTXVideoCondition(image=image, frame_index=0)]
     conditions += [LTXVideoCondition(image=picture, frame_index=frame) for picture, frame in keyframes]
