@@ -214,8 +214,10 @@ def _generate(args) -> int:
     if args.duration is not None:
         if not args.duration > 0:
             raise InvalidRequest("duration", f"must be more than 0 seconds, got {args.duration}")
-        fps = generator.prepare(request).request.fps
-        request = request.replace(num_frames=max(1, round(args.duration * fps)))
+        planned = generator.prepare(request)
+        fps = planned.request.fps
+        frames = max(1, round(args.duration * fps))
+        request = request.replace(num_frames=planned.spec.valid_frames(frames) if planned.spec.exact_frames else frames)
     progress = None if args.quiet else _ProgressBar()
     try:
         result = generator.generate(request, on_event=progress)

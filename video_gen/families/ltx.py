@@ -74,6 +74,7 @@ SPEC = FamilySpec(
     last_image=True,
     size_multiple=32,
     frame_step=FRAME_STEP,
+    exact_frames=True,  # keyframes are placed on the frames asked for: no hidden extra frames
     dtype="bfloat16",
     native_frames=161,
     native_fps=24,

@@ -89,6 +89,9 @@ class FamilySpec:
     schedulers: tuple[str, ...] = ()  # the `scheduler` values it accepts (empty: its own, no choice)
     size_multiple: int = 8  # width and height must be multiples of this
     frame_step: int = 1  # one generation makes frame_step*k + 1 frames (1: any count; Wan 4, LTX 8)
+    # num_frames must already keep to the frame rule (the family refuses others, naming the nearest); a length
+    # given in seconds (the page, --duration) is rounded up to it. False: the planner generates more and cuts.
+    exact_frames: bool = False
     dtype: str = "float16"  # on CUDA; the CPU always runs float32
     native_frames: int = 16  # frames of one generation when the model's config does not say
     native_fps: int = 8

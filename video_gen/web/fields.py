@@ -28,8 +28,8 @@ from PIL import Image
 from ..errors import InvalidRequest
 from ..families.spec import NONE, OPTIONAL, REQUIRED, FamilySpec
 from ..planner import LengthPlan, plan_length
-from ..request import LIMITS, GenerationRequest
-from .components import elem_id, picture, radio
+from ..request import LIMITS, UPSCALES, GenerationRequest, Keyframe
+from .components import elem_id, file_input, picture, radio
 
 # ---- the controls' ranges and choices (narrower than request.LIMITS: what makes sense on a page) ---------
 DURATION_RANGE = (1, 10)  # seconds
@@ -294,6 +294,24 @@ class PictureField(Field):
         return {"visible": self.shown(spec), "label": picture_label(self, spec)}
 
 
+@dataclass(frozen=True)
+class PicturesField(Field):
+    """Several pictures (a file list). The page's payload is read by the control (`Form.checked`)."""
+
+    def build(self, value, spec, **layout):
+        return file_input(self.name, label=self.label, file_count="multiple", file_types=["image"],
+                          visible=self.shown(spec), **layout)
+
+    def check(self, value, spec):
+        if value is None or value == []:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise self.error(f"must be pictures (gradio_client: [handle_file(path), …]), got {value!r}")
+        return tuple(value)
+
+
 def picture_label(field: Field, spec: FamilySpec | None) -> str:
     if field.name == "last_image":
         return "Last frame (optional: the picture the video ends on)"
@@ -360,6 +378,16 @@ FIELDS: tuple[Field, ...] = (
     ChoiceField("speed", "Speed (cache)", choices=tuple(SPEED_CHOICES), default="off", shown=family_control("speed"),
                 late=True, info="Skips work on steps that change little: faster, slightly different frames. "
                                 "Off reproduces the model exactly."),
+    ChoiceField("upscale", "Two-stage 2× upscale", choices=tuple((value, value) for value in UPSCALES), default="off",
+                shown=family_control("upscale"), late=True,
+                info="2x: make the video at half size, upsample it with the installed latent upsampler and refine "
+                     "it (needs an upsampler model; sizes in multiples of 64)."),
+    PicturesField("keyframe_images", "Keyframes (pictures the video passes through)", request=False, stored=False,
+                  shown=family_control("keyframes"), late=True),
+    TextField("keyframe_frames", "Keyframe frames", default="", request=False, stored=False,
+              shown=family_control("keyframes"), late=True,
+              info="One frame number per keyframe picture, in order, e.g. 40, 80. Each is placed on the model's "
+                   "8-frame grid; the info says where."),
 )
 FIELD = {field.name: field for field in FIELDS}
 
@@ -411,6 +439,10 @@ class Form:
             value = values.get(field.name, field.default)
             if isinstance(field, PictureField) and isinstance(value, dict) and field.name in self.controls:
                 value = self.read_picture(field.name, value)
+            if isinstance(field, PicturesField) and field.name in self.controls and isinstance(value, (list, dict)) \
+                    and any(isinstance(item, dict) for item in (value if isinstance(value, list) else [value])):
+                control = self.controls[field.name]
+                value = control.preprocess(control.data_model.model_validate(value))
             checked[field.name] = field.check(value, spec)
         return checked
 
@@ -453,8 +485,23 @@ def request_from_values(values: dict[str, Any], spec: FamilySpec, model_defaults
     elif picture is not None:
         picture_size(picture)  # an unreadable picture fails here, not after the model has loaded
     chosen = {field.name: values[field.name] for field in FIELDS if field.request and field.shown(spec)}
-    chosen.update(image=picture, num_frames=values["duration"] * values["fps"], width=size[0], height=size[1])
+    frames = values["duration"] * values["fps"]
+    if spec.exact_frames:  # LTX makes 8k+1 frames: 2 s at 24 fps is 49
+        frames = spec.valid_frames(frames)
+    chosen.update(image=picture, num_frames=frames, width=size[0], height=size[1])
+    if "keyframes" in spec.controls and values.get("keyframe_images"):
+        chosen["keyframes"] = keyframes_from_values(values["keyframe_images"], values.get("keyframe_frames", ""))
     return GenerationRequest(**chosen)
+
+
+def keyframes_from_values(images: tuple[str, ...], frames_text: str) -> tuple[Keyframe, ...]:
+    """The page's keyframe pictures and their frame numbers ("8, 16": one per picture, in order)."""
+    words = [word for word in frames_text.replace(",", " ").split() if word]
+    if len(words) != len(images) or not all(word.isdigit() for word in words):
+        raise InvalidRequest("keyframe_frames", f"give one frame number per keyframe picture, separated by commas "
+                                                f"({len(images)} picture{'s' if len(images) != 1 else ''}), "
+                                                f"got {frames_text!r}")
+    return tuple(Keyframe(image=image, frame=int(word)) for image, word in zip(images, words))
 
 
 def stored_values(request: GenerationRequest, spec: FamilySpec | None, *, pictures: bool = False

@@ -122,11 +122,12 @@ class GenerateTab:
         return self.generator.prepare(self.request_from_values(values))
 
     # ---- handlers -----------------------------------------------------------------------------
-    def generate(self, last_image=None, http: gr.Request = None, **values):
+    def generate(self, last_image=None, keyframe_images=None, http: gr.Request = None, **values):
         # The docstring is the API's (`api_docstring`), set below; `last_image` is a parameter of its own only
         # so that API clients may leave it out: Gradio makes an input without a start value optional only
         # when its parameter defaults to None.
         values["last_image"] = last_image
+        values["keyframe_images"] = keyframe_images
         session = _session(http)
         skip = gr.skip()
         if self.board.is_closed(session):  # queued by a tab that has been closed since: nobody is watching
@@ -292,6 +293,8 @@ class GenerateTab:
                                                         "the values that made it.", elem_id="vg-settings-message")
                 field("image", height=300)
                 field("last_image", height=200)
+                field("keyframe_images", height=120)
+                field("keyframe_frames")
                 with gr.Row(equal_height=True):
                     field("model", choices=self.model_choices(models), scale=8)
                     self.refresh_button = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
@@ -314,7 +317,7 @@ class GenerateTab:
                 with gr.Accordion("Advanced", open=False):
                     for name in ("noise_aug_strength", "min_guidance_scale", "max_guidance_scale",
                                  "decode_chunk_size", "memory_plan", "output_format", "crf", "resize_mode", "loop",
-                                 "interpolation", "speed"):
+                                 "interpolation", "speed", "upscale"):
                         field(name)
             with gr.Column(scale=6):
                 with gr.Row():
