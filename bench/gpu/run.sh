@@ -9,6 +9,9 @@
 #   bench/gpu/run.sh part2         # (~9 minutes): plan:group, compile, plan:model, plan:none,
 #                                  #   channels-last, plan:sequential at full size (most telling first)
 #   bench/gpu/run.sh tiny          # the tiny CUDA pass alone; `install`: the wheels alone
+#   bench/gpu/run.sh ltx           # LTX-Video (bench/gpu_ltx.py): tiny on CUDA, then the 2B distilled and the
+#                                  #   13B distilled at 161 frames 768x512, capped at 12 GiB and not, with and
+#                                  #   without two stages (-> gpu_ltx-*.json; the 13B may need a second call)
 #   bench/gpu/run.sh --cpu-tiny    # here, with .venv: every case at tiny size on the CPU (errors are rows)
 #
 # Full size is SVD-XT (random fp16 weights), 25 frames, 1024x576, 25 steps. The JSON goes to $OUT (default
@@ -70,6 +73,17 @@ script() {
     timeout --signal=INT --kill-after=15 "$left" "$@" 2>&1 | tee "$OUT/$name.txt"
 }
 
+# ltx_bench NAME MAX_S ARGS...: one call of gpu_ltx.py, writing $OUT/gpu_ltx-NAME.json
+ltx_bench() {
+    local name=$1 max_s=$2 left
+    shift 2
+    left=$(time_for "$name" "$max_s") || return 0
+    echo "== $name (at most $left s): gpu_ltx.py $*"
+    timeout --signal=INT --kill-after=15 "$left" "$PY" bench/gpu_ltx.py --out "$OUT/gpu_ltx-$name.json" "$@"
+    local status=$?
+    (( status == 0 )) || echo "== $name ended with status $status (its JSON keeps the rows it finished)"
+}
+
 install_wheels() {
     local need
     mkdir -p "$SITE"
@@ -127,6 +141,14 @@ case $MODE in
         elif [[ $MODE == part2 ]]; then
             bench part2 "$LIMIT_S" --device cuda --model-dir "$MODELS" --cases "$FULL_PART2"
         fi
+        ;;
+    ltx)
+        PY=${PYTHON:-python3}
+        gpu_info
+        install_wheels
+        ltx_bench tiny-cuda 150 --tiny --device cuda
+        ltx_bench 2b 330 --device cuda --model-dir "$MODELS" --models 2b-distilled
+        ltx_bench 13b "$LIMIT_S" --device cuda --model-dir "$MODELS" --models 13b-distilled
         ;;
     install)  # the wheels alone, and the import check
         PY=${PYTHON:-python3}
