@@ -277,3 +277,34 @@ def test_preview_of_packed_latents_takes_the_videos_middle_frame():
     from video_gen.engine import latent_to_rgb
 
     assert latent_to_rgb(picture, ltx.SPEC.latent_rgb_factors).size == (width * 4, height * 4)
+
+
+def test_tiled_decode_when_the_plan_decodes_fewer_frames_than_the_video(gen, reference, pictures):
+    from diffusers import LTXImageToVideoPipeline
+
+    result = gen.generate(GenerationRequest(image=str(pictures["first"]), model="tiny-ltx", decode_chunk_size=8,
+                                            **{**FAST, "num_frames": 25}))
+    assert result.request.decode_chunk_size == 8
+    vae = reference.vae
+    vae.enable_tiling(tile_sample_min_num_frames=16, tile_sample_stride_num_frames=8)
+    vae.use_framewise_decoding = True
+    try:
+        direct = LTXImageToVideoPipeline(**reference.components)(
+            image=fitted(pictures["first"]), **SIZE, num_inference_steps=2, output_type="np",
+            **direct_options(num_frames=25)).frames[0]
+    finally:
+        vae.use_tiling = vae.use_framewise_decoding = False
+    assert_close(png_frames(result.path), uint8(direct))
+
+
+def test_speed_cache_hook_runs(gen, pictures):
+    result = gen.generate(GenerationRequest(image=str(pictures["first"]), model="tiny-ltx", speed="first-block-cache",
+                                            **{**FAST, "num_frames": 9}))
+    assert len(png_frames(result.path)) == 9
+    assert gen._pipe.transformer._video_gen_speed == "first-block-cache"
+
+
+def test_memory_plan_counts_the_single_files_parts_and_its_text_encoder(gen):
+    folder = gen._model_weights(gen.resolve("tiny-ltx"))
+    single = gen._model_weights(gen.resolve("ltxv-tiny"))
+    assert single.numel == folder.numel and single.denoiser == "transformer"

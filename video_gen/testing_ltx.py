@@ -17,7 +17,8 @@ TINY_LTX_CHANNELS = 8  # latent channels (LTX's own: 128)
 
 def build_tiny_ltx(path: str | Path, *, seed: int = 0, timestep_conditioning: bool = True) -> Path:
     """A tiny random LTX-Video: 8x spatial and 8x temporal compression like the real VAE (so 8k+1 frames and
-    sizes in multiples of 32 work as they do there), one transformer block, a two-layer T5."""
+    sizes in multiples of 32 work as they do there), two transformer blocks (cache hooks need a first block and
+    the rest), a two-layer T5."""
     import torch
     from diffusers import (AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXConditionPipeline,
                            LTXVideoTransformer3DModel)
@@ -30,7 +31,7 @@ def build_tiny_ltx(path: str | Path, *, seed: int = 0, timestep_conditioning: bo
     torch.manual_seed(seed)
     transformer = LTXVideoTransformer3DModel(
         in_channels=TINY_LTX_CHANNELS, out_channels=TINY_LTX_CHANNELS, patch_size=1, patch_size_t=1,
-        num_attention_heads=4, attention_head_dim=8, cross_attention_dim=32, num_layers=1, caption_channels=32)
+        num_attention_heads=4, attention_head_dim=8, cross_attention_dim=32, num_layers=2, caption_channels=32)
     vae = AutoencoderKLLTXVideo(
         in_channels=3, out_channels=3, latent_channels=TINY_LTX_CHANNELS, block_out_channels=(8, 8, 8, 8),
         decoder_block_out_channels=(8, 8, 8, 8), layers_per_block=(1, 1, 1, 1, 1),

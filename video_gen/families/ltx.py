@@ -2,7 +2,7 @@
 official single files and optional two-stage output (diffusers 0.42's LTX pipelines).
 
 - The first picture alone runs `LTXImageToVideoPipeline`; a last frame or keyframes run `LTXConditionPipeline`
-  with one `LTXVideoCondition` per picture. Both share the resident pipeline's modules (`from_pipe`: no copy).
+  with one `LTXVideoCondition` per picture. Both share the resident pipeline's modules (no copy).
 - Keyframes sit on LTX's 8-frame grid (LTX-Video's inference docs: conditioning frames "must be divisible by 8"):
   a keyframe asked for at frame 13 is placed at 16 and a note says so. Keyframes need one generation: a long
   video made of chained segments (or frame interpolation, or a loop) refuses them, since their frames would
@@ -202,6 +202,24 @@ def _folder_shapes(folder: Path) -> tuple | None:
         return None
 
 
+def component_headers(model: ModelInfo) -> dict[str, list[dict]]:
+    """Safetensors headers by component, for the memory plan. A single file holds the transformer
+    (`model.diffusion_model.*`) and the VAE (`vae.*`); its T5 text encoder (~9.5 GB in bf16, the largest part)
+    lives in the folder its configs come from, and is counted too."""
+    from ..memory.estimate import _component_files, _header
+
+    if not model.single_file:
+        return {component: [_header(file) for file in files]
+                for component, files in _component_files(Path(model.path)).items()}
+    header = read_safetensors_header(model.path)
+    headers = {"transformer": [{name: entry for name, entry in header.items() if not name.startswith("vae.")}],
+               "vae": [{name: entry for name, entry in header.items() if name.startswith("vae.")}]}
+    if model.config_dir is not None and (Path(model.config_dir) / "text_encoder").is_dir():
+        files = _component_files(Path(model.config_dir)).get("text_encoder", [])
+        headers["text_encoder"] = [_header(file) for file in files]
+    return headers
+
+
 # ---- checks -------------------------------------------------------------------------------------------------
 def check(request, model: ModelInfo) -> list[str]:
     """LTX's own rules beyond the spec's (size multiple of 32, picture): 8k+1 frames, the upsampler, keyframes.
@@ -335,7 +353,10 @@ def run(pipe, request, image, job) -> np.ndarray:
     conditioned = last is not None or bool(keyframes) or two_stages
     runner = pipe
     if not conditioned:
-        runner = LTXImageToVideoPipeline.from_pipe(pipe)  # shares every module: no copy
+        # The same modules, not copies. Not `from_pipe`: it casts every shared module to its `dtype` argument
+        # (float32 by default, diffusers 0.42.1 pipeline_utils.from_pipe), which a bf16 pipeline placed by the
+        # memory plan must not get.
+        runner = LTXImageToVideoPipeline(**pipe.components)
         runner.set_progress_bar_config(disable=True)
 
     entered_denoising = pipe.transformer.register_forward_pre_hook(lambda module, args: job.enter(DENOISING))

@@ -61,6 +61,12 @@ class ModelWeights:
     def from_model(cls, model) -> ModelWeights:
         """From a ModelInfo: a diffusers folder (one subfolder per component) or a single file, plus an
         AnimateDiff model's motion adapter (its modules join the UNet)."""
+        from ..families import load_family
+
+        family = load_family(model.family) if getattr(model, "family", "") else None
+        headers = getattr(family, "component_headers", None)  # a family whose files need reading its way
+        if headers is not None:
+            return cls.from_headers(headers(model))
         files = _component_files(Path(model.path))
         adapter = getattr(model, "motion_adapter", None)
         if adapter:
