@@ -308,3 +308,19 @@ def test_memory_plan_counts_the_single_files_parts_and_its_text_encoder(gen):
     folder = gen._model_weights(gen.resolve("tiny-ltx"))
     single = gen._model_weights(gen.resolve("ltxv-tiny"))
     assert single.numel == folder.numel and single.denoiser == "transformer"
+
+
+def test_the_upsampler_is_found_as_a_part_not_a_model(gen, ltx_models):
+    from video_gen.errors import ModelNotFound
+    from video_gen.model_store import select_files
+
+    found = {info.name: info for info in gen.catalog.entries()}
+    assert found["tiny-upscaler"].role == "upsampler" and found["tiny-upscaler"].family == "ltx"
+    assert "tiny-upscaler" not in [info.name for info in gen.list_models()]
+    with pytest.raises(ModelNotFound, match="tiny-upscaler is an upsampler .* not a model on its own"):
+        gen.resolve("tiny-upscaler")
+    assert gen.resolve("tiny-ltx").upsampler == ltx_models / "tiny-upscaler" / "latent_upsampler"
+    # A download keeps T5's tokenizer files and skips the single files beside the diffusers folder
+    chosen = select_files(["model_index.json", "tokenizer/spiece.model", "tokenizer/tokenizer_config.json",
+                           "text_encoder/model-00001-of-00002.safetensors", "ltxv-13b-0.9.8-distilled.safetensors"])
+    assert "tokenizer/spiece.model" in chosen and "ltxv-13b-0.9.8-distilled.safetensors" not in chosen

@@ -46,7 +46,8 @@ def known_models() -> dict[str, KnownModel]:
 KNOWN_MODELS = known_models()  # the families of this package; `known_models()` includes registered ones
 
 CONFIG_NAMES = ("model_index.json", "config.json", "scheduler_config.json", "preprocessor_config.json",
-                "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
+                "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                "spiece.model", "tokenizer.json", "added_tokens.json")  # the last three: T5's tokenizer (LTX)
 # Parts of a diffusers repository that video-gen never uses.
 SKIPPED_PARTS = ("safety_checker",)
 

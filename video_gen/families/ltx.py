@@ -30,7 +30,7 @@ from ..events import DECODING, DENOISING, ENCODING_IMAGE, LOADING_MODEL
 from ..models import HOW_TO_GET, ModelInfo, read_safetensors_header
 from . import last_picture, loading, prompts
 from ._ltx_preview import LTX_LATENT_RGB_FACTORS
-from .spec import REQUIRED, Download, FamilySpec, MemoryConstants, SingleFile
+from .spec import REQUIRED, UPSAMPLER, Download, FamilySpec, MemoryConstants, SingleFile
 from .speed import apply_speed
 
 FRAME_STEP = 8  # the VAE packs 8 frames into one latent frame: one generation makes 8k + 1 frames
@@ -93,6 +93,7 @@ SPEC = FamilySpec(
                  "LTX-Video's 2x spatial latent upsampler (~0.5 GB) for two-stage output (--upscale 2x)"),
     ),
     single_files=(SingleFile("ltx", "LTXCheckpoint", matches=_is_ltx_checkpoint, priority=25),),
+    part_classes=(("LTXLatentUpsamplePipeline", UPSAMPLER),),
 )
 
 
@@ -144,6 +145,11 @@ def find_upsampler(models_dir: Path, catalog=()) -> Path | None:
     """An installed latent upsampler: a folder of the models dir (or beside an installed model) with a
     `LTXLatentUpsamplePipeline` model_index.json (its `latent_upsampler/`) or a `LTXLatentUpsamplerModel`
     config.json."""
+    for info in catalog:  # found by discovery (the models folder, extra folders, the Hugging Face cache)
+        if info.role == UPSAMPLER and info.family == SPEC.name:
+            found = upsampler_weights(info.path)
+            if found is not None:
+                return found
     places = [models_dir] + [info.path.parent for info in catalog if info.family == SPEC.name]
     for place in dict.fromkeys(places):
         if not place.is_dir():

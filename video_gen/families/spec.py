@@ -17,6 +17,8 @@ REQUIRED, OPTIONAL, NONE = "required", "optional", "none"
 # Roles of what discovery finds (models.py): a model that runs on its own, an AnimateDiff-style motion
 # adapter that goes with a base, or something recognised that cannot run here.
 MODEL, MOTION_ADAPTER, UNSUPPORTED = "model", "motion-adapter", "unsupported"
+# A folder that belongs with a family's models but does not run alone (LTX-Video's latent upsampler).
+UPSAMPLER = "upsampler"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ class FamilySpec:
     latent_rgb_factors: tuple[tuple[float, ...], ...] | None = None  # live preview; None: no preview
     downloads: tuple[Download, ...] = ()
     single_files: tuple[SingleFile, ...] = ()
+    # (model_index.json class name, role) of folders that are parts for this family's models, not models:
+    # discovery lists them with that role, and they cannot be chosen as --model.
+    part_classes: tuple[tuple[str, str], ...] = ()
     reference_model: ReferenceModel | None = None
     # Family-specific parts of a request that the page shows (beyond the common ones): e.g. "motion_bucket_id".
     controls: frozenset[str] = field(default_factory=frozenset)

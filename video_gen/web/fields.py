@@ -27,7 +27,7 @@ from PIL import Image
 
 from ..errors import InvalidRequest
 from ..families.spec import NONE, OPTIONAL, REQUIRED, FamilySpec
-from ..planner import LengthPlan, plan_length
+from ..planner import LengthPlan, plan_length, valid_frames
 from ..request import LIMITS, UPSCALES, GenerationRequest, Keyframe
 from .components import elem_id, file_input, picture, radio
 
@@ -537,10 +537,14 @@ def default_values(own: dict[str, Any], spec: FamilySpec | None, fps: int) -> di
 
 # ---- the page's arithmetic (pure; tested directly) ----------------------------------------------------
 def length_plan(duration_s: int, fps: int, clip: dict[str, Any], interpolation: int = 0, loop: str = "none",
-                frame_step: int = 1) -> LengthPlan:
+                frame_step: int = 1, exact_frames: bool = False) -> LengthPlan:
     """How `duration_s` seconds at `fps` become model work: the engine's own planner, on the model's native
-    clip length and rate (`clip`'s num_frames and fps: the model's defaults; the same call as `Generator.plan`)."""
-    return plan_length(int(duration_s) * int(fps), int(fps), native_frames=int(clip["num_frames"]),
+    clip length and rate (`clip`'s num_frames and fps: the model's defaults; the same call as `Generator.plan`).
+    `exact_frames`: the family's `exact_frames`, whose lengths in seconds round up to its frame rule."""
+    frames = int(duration_s) * int(fps)
+    if exact_frames:
+        frames = valid_frames(frames, frame_step)
+    return plan_length(frames, int(fps), native_frames=int(clip["num_frames"]),
                        native_fps=int(clip["fps"]), interpolation=int(interpolation or 0), loop=loop or "none",
                        frame_step=frame_step)
 

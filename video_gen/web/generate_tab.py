@@ -228,7 +228,7 @@ class GenerateTab:
     def note(self, model, duration, fps, loop="none", interpolation=0) -> str:
         clip, spec = self.model_defaults(model), self.spec(model)
         plan = length_plan(int(duration or 1), int(fps or FPS_CHOICES[0]), clip, interpolation, loop,
-                           frame_step=spec.frame_step if spec else 1)
+                           frame_step=spec.frame_step if spec else 1, exact_frames=bool(spec and spec.exact_frames))
         return length_note(plan, clip)
 
     def load_settings(self, file):
