@@ -324,3 +324,30 @@ def test_the_upsampler_is_found_as_a_part_not_a_model(gen, ltx_models):
     chosen = select_files(["model_index.json", "tokenizer/spiece.model", "tokenizer/tokenizer_config.json",
                            "text_encoder/model-00001-of-00002.safetensors", "ltxv-13b-0.9.8-distilled.safetensors"])
     assert "tokenizer/spiece.model" in chosen and "ltxv-13b-0.9.8-distilled.safetensors" not in chosen
+
+
+def test_cancel_stops_within_a_step_and_writes_nothing(gen, pictures):
+    from video_gen.errors import Cancelled
+    from video_gen.events import StepEvent
+
+    def cancel_at_first_step(event):
+        if isinstance(event, StepEvent):
+            gen.cancel()
+
+    from conftest import video_files
+
+    before = video_files(gen.outputs_dir)
+    with pytest.raises(Cancelled):
+        gen.generate(GenerationRequest(image=str(pictures["first"]), model="tiny-ltx", **{**FAST, "num_frames": 9,
+                                                                                           "num_inference_steps": 4}),
+                     on_event=cancel_at_first_step)
+    assert video_files(gen.outputs_dir) == before
+
+
+def test_a_long_video_is_chained_segments_of_8k_plus_1_frames(gen, pictures):
+    events = []
+    result = gen.generate(GenerationRequest(image=str(pictures["first"]), model="tiny-ltx", last_image=str(pictures["last"]),
+                                            **{**FAST, "num_frames": 169, "num_inference_steps": 1}),
+                          on_event=events.append)
+    assert result.plan.segments == 2 and all((count - 1) % 8 == 0 for count in result.plan.generated_frames)
+    assert len(png_frames(result.path)) == 169
