@@ -53,15 +53,19 @@ def _is_ltx_checkpoint(keys) -> bool:
             and any(key.startswith("vae.") for key in keys))
 
 
-# Estimated, not measured: a DiT block at width 2048 holds ~28 activations of its width per token at its
-# peak (residual, norms, q/k/v, attention out, the 4x feed-forward and its GELU) = ~57 KB in bf16; the VAE
-# decoder's last stage runs 128 channels at full resolution (~3 KB per output pixel and frame). One LTX token
-# is a 32x32-pixel patch of 8 frames. To be replaced by a measurement on full-size blocks (owed).
+# Measured by `python bench/memory_constants_ltx.py` (CPU, torch 2.13, full-width LTX-Video 2B blocks and
+# diffusers' default LTX VAE, two sizes, bf16 = half the fp32 bytes) on 2026-11-25: the transformer 38,780 B per
+# (CFG batch x latent token; one token is 8 frames x 32x32 pixels) + 4.7 MB, flat in the block count (without
+# gradients a block's activations are gone before the next one runs); the VAE decode 71 B per (frame x output
+# pixel), its last stages working at 1/4 of the size on 4x4 patches; the VAE encode of the picture 150 B per
+# pixel. Plus T5-XXL's activations on 256 tokens, estimated at 32 MB (width 4096, 64 heads). So 161 frames at
+# 768x512 need ~0.6 GB for the transformer with CFG and ~4.5 GB to decode every frame at once. LTX's blocks
+# have no feed-forward chunking (diffusers 0.42.1), so that rung saves nothing here. GPU calibration owed.
 LTX_MEMORY = MemoryConstants(
-    denoise_bytes_per_token=57_000, denoise_base_bytes=200_000, forward_chunking_saving=0.3,
-    decode_bytes_per_pixel=3_000, encode_bytes_per_pixel=571, encode_base_bytes=5_900_000,
+    denoise_bytes_per_token=38_780, denoise_base_bytes=4_700_000, forward_chunking_saving=0.0,
+    decode_bytes_per_pixel=71, encode_bytes_per_pixel=150, encode_base_bytes=32_000_000,
     spatial_compression=32, temporal_compression=8,
-    measured="estimated: activation widths of LTX-Video 2B's blocks, not measured",
+    measured="LTX-Video 2B blocks and VAE, bench/memory_constants_ltx.py on the CPU, 2026-11-25",
 )
 
 SPEC = FamilySpec(
@@ -126,9 +130,10 @@ def defaults(model: ModelInfo) -> dict:
         "num_inference_steps": 8 if distilled else 40,
         "max_guidance_scale": 1.0 if distilled else 3.0,
         "min_guidance_scale": 0.0,  # unused: the guidance is one number, max_guidance_scale
-        # Frames decoded at once before the VAE decodes in temporal tiles (`_decode_tiling`): 32 decodes
-        # 768x512 in ~12 GB by the estimate above; the memory plan lowers it when the card is smaller.
-        "decode_chunk_size": 32,
+        # Frames decoded at once before the VAE decodes in temporal tiles (`_decode_tiling`): all of a
+        # generation's (LIMITS' most), ~4.5 GB at 768x512 by the estimate above; the memory plan lowers it when
+        # the card has less.
+        "decode_chunk_size": 128,
     }
 
 
