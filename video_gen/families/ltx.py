@@ -341,7 +341,8 @@ def upsample_pipeline(pipe, job):
             raise ModelNotFound(f"no latent upsampler is installed for two-stage output ({HOW_TO_GET})")
         job.stage(LOADING_MODEL, "loading the latent upsampler")
         with loading(f"latent upsampler {path}"):
-            model = LTXLatentUpsamplerModel.from_pretrained(path, local_files_only=True, dtype=pipe.transformer.dtype)
+            # The VAE's dtype: the transformer's may be fp8 storage under a +fp8 memory plan
+            model = LTXLatentUpsamplerModel.from_pretrained(path, local_files_only=True, dtype=pipe.vae.dtype)
         upsampler = LTXLatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model)
         upsampler.set_progress_bar_config(disable=True)
         pipe._video_gen_upsample = upsampler
@@ -404,6 +405,8 @@ def run(pipe, request, image, job) -> np.ndarray:
         upsampler = upsample_pipeline(pipe, job)
         job.stage(DENOISING, "stage 2 of 2: upsampling the latents 2x and refining")
         latents = upsampler(latents=latents, output_type="latent").frames
+        if job.plan.offload != "none":  # offloaded plans keep only the running part on the device (~0.5 GB)
+            upsampler.latent_upsampler.to("cpu")
         refine_steps = max(1, int(REFINE_STEPS * REFINE_STRENGTH))
         return _uint8(pipe(conditions=conditions, width=request.width, height=request.height, latents=latents,
                            num_inference_steps=REFINE_STEPS, denoise_strength=REFINE_STRENGTH, output_type="np",
