@@ -89,7 +89,7 @@ SPEC = FamilySpec(
         Download("ltx-video", "Lightricks/LTX-Video",
                  "LTX-Video 2B in the diffusers layout (transformer ~3.8 GB, T5-XXL ~9.5 GB in bf16); also supplies "
                  "the text encoder for the official single files such as ltxv-2b-0.9.8-distilled.safetensors "
-                 "(6.3 GB) and ltxv-13b-0.9.8-distilled.safetensors (28.6 GB)"),
+                 "(about 6.3 GB, as the 2B files are) and ltxv-13b-0.9.8-distilled.safetensors (28.6 GB)"),
         Download("ltx-13b-distilled", "Lightricks/LTX-Video-0.9.7-distilled",
                  "LTX-Video 13B distilled 0.9.7 (diffusers layout, ~28 GB transformer + ~9.5 GB T5-XXL in bf16): "
                  "8 steps at guidance 1"),
