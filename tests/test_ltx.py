@@ -351,3 +351,21 @@ def test_a_long_video_is_chained_segments_of_8k_plus_1_frames(gen, pictures):
                           on_event=events.append)
     assert result.plan.segments == 2 and all((count - 1) % 8 == 0 for count in result.plan.generated_frames)
     assert len(png_frames(result.path)) == 169
+
+
+def test_reference_model_counts_match_the_architecture():
+    import torch
+    from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
+    from transformers import T5Config, T5EncoderModel
+
+    from video_gen.memory import ModelWeights
+
+    with torch.device("meta"):
+        parts = {"transformer": LTXVideoTransformer3DModel(), "vae": AutoencoderKLLTXVideo(),
+                 "text_encoder": T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240,
+                                                         num_layers=24, num_heads=64, feed_forward_proj="gated-gelu"))}
+    counted = ModelWeights.from_modules(parts)
+    reference = ltx.SPEC.reference_model
+    embedding = 32128 * 4096  # T5's `shared` and `encoder.embed_tokens` are one tensor, stored once
+    assert {**counted.numel, "text_encoder": counted.numel["text_encoder"] - embedding} == reference.numel
+    assert counted.largest_block == reference.largest_block and counted.largest_tensor == reference.largest_tensor

@@ -30,7 +30,7 @@ from ..events import DECODING, DENOISING, ENCODING_IMAGE, LOADING_MODEL
 from ..models import HOW_TO_GET, ModelInfo, read_safetensors_header
 from . import last_picture, loading, prompts
 from ._ltx_preview import LTX_LATENT_RGB_FACTORS
-from .spec import REQUIRED, UPSAMPLER, Download, FamilySpec, MemoryConstants, SingleFile
+from .spec import REQUIRED, UPSAMPLER, Download, FamilySpec, MemoryConstants, ReferenceModel, SingleFile
 from .speed import apply_speed
 
 FRAME_STEP = 8  # the VAE packs 8 frames into one latent frame: one generation makes 8k + 1 frames
@@ -98,6 +98,15 @@ SPEC = FamilySpec(
     ),
     single_files=(SingleFile("ltx", "LTXCheckpoint", matches=_is_ltx_checkpoint, priority=25),),
     part_classes=(("LTXLatentUpsamplePipeline", UPSAMPLER),),
+    # LTX-Video 2B's parts counted on the meta device from diffusers' default transformer and VAE configs and
+    # T5-XXL v1.1's (its input embedding once: the checkpoints store the tied copy once); tests recount them.
+    reference_model=ReferenceModel(
+        "ltx-video",
+        numel={"transformer": 1_923_385_472, "vae": 419_193_905, "text_encoder": 4_762_310_656},
+        largest_block={"transformer": 67_155_968, "vae": 238_789_296, "text_encoder": 4_762_310_656},
+        largest_tensor=131_596_288,
+        defaults={"num_frames": 161, "fps": 24, "decode_chunk_size": 128},
+    ),
 )
 
 
