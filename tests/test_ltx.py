@@ -86,7 +86,8 @@ def direct_options(**extra) -> dict:
 
     options = dict(prompt=FAST["prompt"], negative_prompt=FAST["negative_prompt"], num_frames=FAST["num_frames"],
                    frame_rate=24, guidance_scale=FAST["max_guidance_scale"], decode_timestep=ltx.DECODE_TIMESTEP,
-                   decode_noise_scale=ltx.DECODE_NOISE_SCALE, generator=torch.Generator("cpu").manual_seed(FAST["seed"]))
+                   decode_noise_scale=ltx.DECODE_NOISE_SCALE,
+                   generator=torch.Generator("cpu").manual_seed(FAST["seed"]))
     options.update(extra)
     return options
 
@@ -97,8 +98,9 @@ def test_first_frame_only_matches_the_image_to_video_pipeline_and_caches_the_pro
     request = GenerationRequest(image=str(pictures["first"]), model="tiny-ltx", **FAST)
     result = gen.generate(request)
     app = png_frames(result.path)
-    direct = LTXImageToVideoPipeline.from_pipe(reference)(image=fitted(pictures["first"]), **SIZE, num_inference_steps=2,
-                                                         output_type="np", **direct_options()).frames[0]
+    direct = LTXImageToVideoPipeline.from_pipe(reference)(image=fitted(pictures["first"]), **SIZE,
+                                                         num_inference_steps=2, output_type="np",
+                                                         **direct_options()).frames[0]
     assert_close(app, uint8(direct))
     assert result.request.fps == 24 and len(app) == 17
 
@@ -346,7 +348,8 @@ def test_cancel_stops_within_a_step_and_writes_nothing(gen, pictures):
 
 def test_a_long_video_is_chained_segments_of_8k_plus_1_frames(gen, pictures):
     events = []
-    result = gen.generate(GenerationRequest(image=str(pictures["first"]), model="tiny-ltx", last_image=str(pictures["last"]),
+    result = gen.generate(GenerationRequest(image=str(pictures["first"]), model="tiny-ltx",
+                                            last_image=str(pictures["last"]),
                                             **{**FAST, "num_frames": 169, "num_inference_steps": 1}),
                           on_event=events.append)
     assert result.plan.segments == 2 and all((count - 1) % 8 == 0 for count in result.plan.generated_frames)

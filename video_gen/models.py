@@ -453,8 +453,8 @@ def _resolve(name_or_path: str | None, models_dir: Path, everything: list[ModelI
             f"--model and this adapter with --motion-adapter {info.name}"
         )
     if info.role not in (MODEL, MOTION_ADAPTER, UNSUPPORTED):
-        raise ModelNotFound(f"{info.name} is {_article(info.role)} {info.role} ({info.class_name}) that goes with {info.family} models, "
-                            f"not a model on its own; choose one of those with --model")
+        raise ModelNotFound(f"{info.name} is {_article(info.role)} {info.role} ({info.class_name}) that goes with "
+                            f"{info.family} models, not a model on its own; choose one of those with --model")
     if info.role == UNSUPPORTED:
         if info.class_name == "pickle":
             if not allow_pickle:

@@ -258,8 +258,9 @@ def check(request, model: ModelInfo) -> list[str]:
         for name in ("width", "height"):
             value = getattr(request, name)
             if value % 64:
+                nearest = max(64, round(value / 64) * 64)
                 raise InvalidRequest(name, f"must be a multiple of 64 with upscale 2x (the first pass runs at half "
-                                           f"size, a multiple of 32), got {value}; try {max(64, round(value / 64) * 64)}")
+                                           f"size, a multiple of 32), got {value}; try {nearest}")
     return keyframe_notes(request, model) if request.keyframes else []
 
 
