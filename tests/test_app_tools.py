@@ -74,11 +74,15 @@ def test_generate_takes_loop_and_interpolation_as_its_last_inputs(server):
     elem_ids = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
     generate_dep = next(d for d in config["dependencies"] if d.get("api_name") == "generate")
     names = [elem_ids[i] for i in generate_dep["inputs"]]
-    assert names[:2] == ["vg-image", "vg-model"] and names[-8:-5] == ["vg-live-preview", "vg-loop", "vg-interpolation"]
-    # Then the text families' inputs, the memory plan and the last frame:
+    start = names.index("vg-live-preview")
+    assert names[:2] == ["vg-image", "vg-model"] and names[start:start + 3] == ["vg-live-preview", "vg-loop",
+                                                                              "vg-interpolation"]
+    # Then the text families' inputs, the memory plan, the last frame, the speed option and LTX-Video's inputs:
     # appended, so positional API calls made before keep working.
-    assert names[-5:] == ["vg-prompt", "vg-negative-prompt", "vg-image-strength", "vg-memory-plan", "vg-last-image"]
-    assert len(names) == 23
+    assert names[start + 3:start + 13] == ["vg-prompt", "vg-negative-prompt", "vg-image-strength", "vg-memory-plan",
+                                           "vg-last-image", "vg-speed", "vg-loras", "vg-upscale", "vg-keyframe-images",
+                                           "vg-keyframe-frames"]
+    assert len(names) == 28  # 23, then speed, loras, and LTX-Video's upscale, keyframe_images, keyframe_frames
     groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in server.demo.fns.values()}
     # Smoothing runs one at a time (and waits for the engine's turn: test_web_shared_slot.py); Generate
     # handlers only watch the board's queue, which runs one job at a time.

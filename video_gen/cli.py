@@ -17,7 +17,7 @@ from .errors import Cancelled, InvalidRequest, VideoGenError
 from .planner import DEFAULT_FPS, LOOPS
 from .families import specs
 from .families.speed import SPEEDS
-from .request import FORMATS, RESIZE_MODES, GenerationRequest, schedulers
+from .request import FORMATS, RESIZE_MODES, UPSCALES, GenerationRequest, Keyframe, schedulers
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -31,6 +31,7 @@ FLAG_FIELDS = {
     "interpolation": "interpolation", "loop": "loop",
     "image_strength": "image_strength", "scheduler": "scheduler", "motion_adapter": "motion_adapter",
     "memory_plan": "memory_plan", "last_frame": "last_image", "speed": "speed", "lora": "loras",
+    "keyframe": "keyframes", "upscale": "upscale",
 }
 FIELD_FLAGS = {field: "--" + flag.replace("_", "-") for flag, field in FLAG_FIELDS.items()}
 
@@ -94,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--speed", choices=SPEEDS,
                           help="transformer families (Wan, LTX): a cache hook that skips work on steps that change "
                                "little, off (default), first-block-cache or taylorseer")
+    generate.add_argument("--keyframe", action="append", type=_keyframe_flag, metavar="PATH@FRAME",
+                          help="LTX-Video: a picture the video passes through at FRAME (repeatable; placed on "
+                               "LTX's 8-frame grid, the frame used is reported)")
+    generate.add_argument("--upscale", choices=UPSCALES,
+                          help="LTX-Video: 2x makes the video at half size, upsamples it 2x with the installed "
+                               "latent upsampler and refines it (default off)")
     generate.add_argument("--motion-adapter", help="AnimateDiff: motion adapter name or path (default: installed)")
     generate.add_argument("--memory-plan", metavar="PLAN",
                           help="auto (default: the fastest plan that fits), or force none|model|group|sequential "
@@ -192,6 +199,14 @@ def _user_message(error: BaseException) -> str:
     return text
 
 
+def _keyframe_flag(text: str) -> Keyframe:
+    """--keyframe PATH@FRAME (the last @ splits: a path may hold one)."""
+    path, separator, frame = text.rpartition("@")
+    if not separator or not path or not frame.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"must be PATH@FRAME, e.g. middle.png@48, got {text!r}")
+    return Keyframe(image=path, frame=int(frame))
+
+
 def _generator(args):
     from .engine import Generator
 
@@ -208,6 +223,8 @@ def _generate(args) -> int:
         values["loras"] = coerce(values["loras"])
     if not args.from_video:
         values.setdefault("fps", DEFAULT_FPS)  # the page's default too
+    if "keyframes" in values:
+        values["keyframes"] = tuple(values["keyframes"])  # the request is frozen: a tuple of Keyframe
     if args.image is not None:
         values["image"] = args.image
     if args.from_video:
@@ -221,8 +238,10 @@ def _generate(args) -> int:
     if args.duration is not None:
         if not args.duration > 0:
             raise InvalidRequest("duration", f"must be more than 0 seconds, got {args.duration}")
-        fps = generator.prepare(request).request.fps
-        request = request.replace(num_frames=max(1, round(args.duration * fps)))
+        planned = generator.prepare(request)
+        fps = planned.request.fps
+        frames = max(1, round(args.duration * fps))
+        request = request.replace(num_frames=planned.spec.valid_frames(frames) if planned.spec.exact_frames else frames)
     prepared = generator.prepare(request)
     for note in prepared.notes:
         if note.startswith("loras:"):  # a LoRA that changed since a stored video was made

@@ -411,10 +411,10 @@ class Generator:
         if isinstance(request, PreparedJob):
             return request
         job = self._planned(request)
-        job.family.check(job.request, job.model)
+        family_notes = tuple(job.family.check(job.request, job.model) or ())  # e.g. where LTX put a keyframe
         job.spec.check_request(job.request)
         notes = job.notes + tuple(note for picture in (job.request.image, job.request.last_image) if picture
-                                  for note in check_image_file(picture))
+                                  for note in check_image_file(picture)) + family_notes
         return dataclasses.replace(job, notes=notes)
 
     def _planned(self, request: GenerationRequest | PreparedJob) -> PreparedJob:

@@ -48,8 +48,8 @@ KNOWN_MODELS = known_models()  # the families of this package; `known_models()` 
 
 CONFIG_NAMES = ("model_index.json", "config.json", "scheduler_config.json", "preprocessor_config.json",
                 "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-                # T5-family tokenizers (Wan's umT5, LTX's T5): the SentencePiece model and its fast version
-                "spiece.model", "tokenizer.json")
+                # T5-family tokenizers (Wan's umT5, LTX's T5): the SentencePiece model, its fast version, added tokens
+                "spiece.model", "tokenizer.json", "added_tokens.json")
 # Parts of a diffusers repository that video-gen never uses.
 SKIPPED_PARTS = ("safety_checker",)
 

@@ -60,6 +60,8 @@ class ModelInfo:
     # Single-file SD1.5 checkpoints only: the folder of configs to build the pipeline from, chosen without
     # the network (`sd15_config_dir`): the configs shipped with video-gen, or an installed SD1.5 folder's.
     config_dir: Path | None = None
+    # LTX-Video only: an installed latent upsampler folder (`LTXLatentUpsamplerModel`) for two-stage output.
+    upsampler: Path | None = None
     # Set only when the user opted in to loading pickle files (`--allow-pickle`).
     allow_pickle: bool = False
     # A single file that holds one part of a model (a GGUF transformer): which part; the rest comes from
@@ -101,7 +103,7 @@ def hf_hub_cache() -> Path:
 # ---- reading what a folder or a file is ------------------------------------------------------
 def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
     """Read a diffusers folder's model_index.json, check its parts exist, and name its family."""
-    from .families import family_for_class  # the registry imports no torch
+    from .families import family_for_class, part_for_class  # the registry imports no torch
 
     index_file = path / "model_index.json"
     if not index_file.is_file():
@@ -116,7 +118,9 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
         class_name = index["_class_name"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ModelNotFound(f"{index_file} is damaged ({error}); download the model again ({HOW_TO_GET})") from None
-    family = family_for_class(class_name)
+    family, role = family_for_class(class_name), MODEL
+    if family is None and part_for_class(class_name) is not None:
+        family, role = part_for_class(class_name)  # a part for a family's models (LTX's latent upsampler)
     if family is None:
         raise ModelNotFound(f"{path} holds a {class_name}, which this app cannot run yet")
     missing = [
@@ -133,7 +137,7 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
     from .demo import DEMO_NOTE, is_demo  # the demo model is labelled wherever models are listed
 
     return ModelInfo(name=name or path.name, path=path, family=family, class_name=class_name,
-                     motion_adapter=own_adapter, precision=_folder_precision(path), size_bytes=_size(path),
+                     motion_adapter=own_adapter, precision=_folder_precision(path), size_bytes=_size(path), role=role,
                      note=DEMO_NOTE if is_demo(path) else "")
 
 
@@ -507,6 +511,9 @@ def _resolve(name_or_path: str | None, models_dir: Path, everything: list[ModelI
             f"{info.name} is an AnimateDiff motion adapter, not a model on its own: choose an SD1.5 base with "
             f"--model and this adapter with --motion-adapter {info.name}"
         )
+    if info.role not in (MODEL, MOTION_ADAPTER, UNSUPPORTED):
+        raise ModelNotFound(f"{info.name} is {_article(info.role)} {info.role} ({info.class_name}) that goes with "
+                            f"{info.family} models, not a model on its own; choose one of those with --model")
     if info.role == UNSUPPORTED:
         if info.class_name == "pickle":
             if not allow_pickle:
@@ -628,3 +635,7 @@ def weights_sha256(model: ModelInfo) -> str:
     except OSError:
         pass  # an unwritable cache only costs hashing again next time
     return cache[key]["sha256"]
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

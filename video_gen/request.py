@@ -24,6 +24,7 @@ from .planner import LOOPS
 
 FORMATS = ("mp4", "webm", "gif", "png")
 RESIZE_MODES = ("crop", "fit")
+UPSCALES = ("off", "2x")  # two-stage output with a latent upsampler (LTX-Video): off, or half size then 2x
 
 # Seed values that mean "draw a random seed" (-1 by convention; 0 as some UIs use it).
 RANDOM_SEEDS = (-1, 0)
@@ -59,6 +60,14 @@ ALIASES = {
 
 
 @dataclass(frozen=True)
+class Keyframe:
+    """A picture the video passes through at output frame `frame` (families whose controls list "keyframes")."""
+
+    image: str
+    frame: int
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """Everything that decides a video. `None` means "the model's default"."""
 
@@ -91,6 +100,8 @@ class GenerationRequest:
     speed: str = "off"  # transformer families: a cache hook, "first-block-cache" or "taylorseer" (families/speed.py)
     # LoRAs and their strengths (loras.py); JSON: [{"name": ..., "strength": ...}], "sha256" filled in by the engine
     loras: tuple[LoraChoice, ...] = ()
+    keyframes: tuple[Keyframe, ...] = ()  # LTX-Video: pictures at chosen frames; JSON [{"image": PATH, "frame": N}]
+    upscale: str = "off"  # LTX-Video: "2x" makes the video at half size, upsamples its latents 2x and refines
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -118,6 +129,7 @@ class GenerationRequest:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["loras"] = list(data["loras"])  # JSON's list of {"name", "strength", "sha256"}
+        data["keyframes"] = [dict(keyframe) for keyframe in data["keyframes"]]  # JSON's list of {image, frame}
         return data
 
     def to_json(self) -> str:
@@ -177,6 +189,9 @@ class GenerationRequest:
         if self.speed not in SPEEDS:
             raise InvalidRequest("speed", f"must be one of {', '.join(SPEEDS)}, got {self.speed!r}")
         check_choices(self.loras)
+        if self.upscale not in UPSCALES:
+            raise InvalidRequest("upscale", f"must be one of {', '.join(UPSCALES)}, got {self.upscale!r}")
+        _check_keyframes(self.keyframes)
         if self.resize_mode not in RESIZE_MODES:
             raise InvalidRequest("resize_mode", f"must be one of {', '.join(RESIZE_MODES)}, got {self.resize_mode!r}")
         if self.output_path is not None and self.output_format is not None:
@@ -214,10 +229,46 @@ def format_for_path(path: str | None) -> str | None:
     return suffix if suffix in FORMATS and suffix != "png" else None
 
 
+KEYFRAMES_SHAPE = 'a list of {"image": PATH, "frame": N}'
+
+
+def _keyframe(value: Any) -> Keyframe:
+    """One keyframe from JSON ({"image": PATH, "frame": N}) or a `Keyframe`."""
+    if isinstance(value, Keyframe):
+        return value
+    if not isinstance(value, dict) or set(value) != {"image", "frame"}:
+        raise InvalidRequest("keyframes", f"must be {KEYFRAMES_SHAPE}, got {value!r}")
+    image, frame = value["image"], value["frame"]
+    if not isinstance(image, str) or not image:
+        raise InvalidRequest("keyframes", f"each keyframe's image must be a picture's path, got {image!r}")
+    if isinstance(frame, float) and frame.is_integer():
+        frame = int(frame)
+    if isinstance(frame, str) and frame.strip().lstrip("-").isdigit():
+        frame = int(frame)
+    if isinstance(frame, bool) or not isinstance(frame, int):
+        raise InvalidRequest("keyframes", f"each keyframe's frame must be a whole number, got {frame!r}")
+    return Keyframe(image=image, frame=frame)
+
+
+def _check_keyframes(keyframes: Any) -> None:
+    if not isinstance(keyframes, tuple) or not all(isinstance(keyframe, Keyframe) for keyframe in keyframes):
+        raise InvalidRequest("keyframes", f"must be {KEYFRAMES_SHAPE}, got {keyframes!r}")
+    for keyframe in keyframes:
+        if not 1 <= keyframe.frame <= LIMITS["num_frames"][1] - 1:
+            raise InvalidRequest("keyframes", f"a keyframe's frame must be from 1 to {int(LIMITS['num_frames'][1]) - 1} "
+                                              f"(frame 0 is the picture), got {keyframe.frame}")
+
+
 def _coerce(name: str, value: Any) -> Any:
     """Turn JSON values into the field's type, or say which field is wrong and why."""
     if name == "loras":
         return coerce_loras(value)
+    if name == "keyframes":
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)):
+            raise InvalidRequest("keyframes", f"must be {KEYFRAMES_SHAPE}, got {value!r}")
+        return tuple(_keyframe(item) for item in value)
     if value is None:
         if name == "seed":
             return -1
@@ -247,4 +298,4 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-__all__ = ["GenerationRequest", "FORMATS", "LIMITS", "RESIZE_MODES"]
+__all__ = ["GenerationRequest", "Keyframe", "FORMATS", "LIMITS", "RESIZE_MODES", "UPSCALES"]

@@ -11,6 +11,9 @@
 #   bench/gpu/run.sh tiny          # the tiny CUDA pass alone; `install`: the wheels alone
 #   bench/gpu/run.sh wan           # bench/gpu_wan.py: tiny Wan on CUDA, then Wan 2.2 TI2V-5B and Wan 2.1 I2V 14B
 #                                  #   480P at full size (random bf16), uncapped and under 12 GiB -> gpu_wan*.json
+#   bench/gpu/run.sh ltx           # LTX-Video (bench/gpu_ltx.py): tiny on CUDA, then the 2B distilled and the
+#                                  #   13B distilled at 161 frames 768x512, capped at 12 GiB and not, with and
+#                                  #   without two stages (-> gpu_ltx-*.json; the 13B may need a second call)
 #   bench/gpu/run.sh --cpu-tiny    # here, with .venv: every case at tiny size on the CPU (errors are rows)
 #
 # Full size is SVD-XT (random fp16 weights), 25 frames, 1024x576, 25 steps. The JSON goes to $OUT (default
@@ -70,6 +73,17 @@ script() {
     left=$(time_for "$name" "$max_s") || return 0
     echo "== $name (at most $left s): $*"
     timeout --signal=INT --kill-after=15 "$left" "$@" 2>&1 | tee "$OUT/$name.txt"
+}
+
+# ltx_bench NAME MAX_S ARGS...: one call of gpu_ltx.py, writing $OUT/gpu_ltx-NAME.json
+ltx_bench() {
+    local name=$1 max_s=$2 left
+    shift 2
+    left=$(time_for "$name" "$max_s") || return 0
+    echo "== $name (at most $left s): gpu_ltx.py $*"
+    timeout --signal=INT --kill-after=15 "$left" "$PY" bench/gpu_ltx.py --out "$OUT/gpu_ltx-$name.json" "$@"
+    local status=$?
+    (( status == 0 )) || echo "== $name ended with status $status (its JSON keeps the rows it finished)"
 }
 
 install_wheels() {
@@ -143,6 +157,13 @@ case $MODE in
                 --model-dir "$MODELS/wan-$name" --out "$OUT/gpu_wan-$name.json" \
                 || echo "== wan-$name ended with status $? (its JSON keeps the rows it finished)"
         done
+    ltx)
+        PY=${PYTHON:-python3}
+        gpu_info
+        install_wheels
+        ltx_bench tiny-cuda 150 --tiny --device cuda
+        ltx_bench 2b 330 --device cuda --model-dir "$MODELS" --models 2b-distilled
+        ltx_bench 13b "$LIMIT_S" --device cuda --model-dir "$MODELS" --models 13b-distilled
         ;;
     install)  # the wheels alone, and the import check
         PY=${PYTHON:-python3}

@@ -78,6 +78,15 @@ def family_for_class(class_name: str) -> str | None:
     return None
 
 
+def part_for_class(class_name: str) -> tuple[str, str] | None:
+    """(family, role) of a folder class that is a part for a family's models (its spec's `part_classes`)."""
+    for module in _families().values():
+        role = dict(module.SPEC.part_classes).get(class_name)
+        if role is not None:
+            return module.SPEC.name, role
+    return None
+
+
 def load_family(name: str) -> ModuleType:
     families = _families()
     if name not in families:

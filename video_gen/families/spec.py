@@ -19,6 +19,8 @@ REQUIRED, OPTIONAL, NONE = "required", "optional", "none"
 MODEL, MOTION_ADAPTER, UNSUPPORTED = "model", "motion-adapter", "unsupported"
 # A LoRA (loras.py): used with a model of a family whose spec's `lora_kinds` holds its kind.
 LORA = "lora"
+# A folder that belongs with a family's models but does not run alone (LTX-Video's latent upsampler).
+UPSAMPLER = "upsampler"
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ class FamilySpec:
     schedulers: tuple[str, ...] = ()  # the `scheduler` values it accepts (empty: its own, no choice)
     size_multiple: int = 8  # width and height must be multiples of this
     frame_step: int = 1  # one generation makes frame_step*k + 1 frames (1: any count; Wan 4, LTX 8)
+    # num_frames must already keep to the frame rule (the family refuses others, naming the nearest); a length
+    # given in seconds (the page, --duration) is rounded up to it. False: the planner generates more and cuts.
+    exact_frames: bool = False
     dtype: str = "float16"  # on CUDA; the CPU always runs float32
     native_frames: int = 16  # frames of one generation when the model's config does not say
     native_fps: int = 8
@@ -98,6 +103,9 @@ class FamilySpec:
     latent_rgb_factors: tuple[tuple[float, ...], ...] | None = None  # live preview; None: no preview
     downloads: tuple[Download, ...] = ()
     single_files: tuple[SingleFile, ...] = ()
+    # (model_index.json class name, role) of folders that are parts for this family's models, not models:
+    # discovery lists them with that role, and they cannot be chosen as --model.
+    part_classes: tuple[tuple[str, str], ...] = ()
     reference_model: ReferenceModel | None = None
     # Family-specific parts of a request that the page shows (beyond the common ones): e.g. "motion_bucket_id".
     controls: frozenset[str] = field(default_factory=frozenset)
@@ -133,6 +141,11 @@ class FamilySpec:
         if request.speed != "off" and "speed" not in self.controls:
             raise InvalidRequest("speed", f"{self.label} has no cache hooks (they work on transformer models such as "
                                           f"Wan and LTX); use off, got {request.speed!r}")
+        if getattr(request, "keyframes", ()) and "keyframes" not in self.controls:
+            raise InvalidRequest("keyframes", f"{self.label} cannot take keyframes (LTX-Video can); leave them out")
+        if getattr(request, "upscale", "off") != "off" and "upscale" not in self.controls:
+            raise InvalidRequest("upscale", f"{self.label} has no latent upsampler (LTX-Video has); use off, "
+                                            f"got {request.upscale!r}")
         for name in ("width", "height"):
             value = getattr(request, name)
             if value is not None and value % self.size_multiple:

@@ -66,6 +66,12 @@ class ModelWeights:
     def from_model(cls, model) -> ModelWeights:
         """From a ModelInfo: a diffusers folder (one subfolder per component) or a single file, plus an
         AnimateDiff model's motion adapter (its modules join the UNet)."""
+        from ..families import load_family
+
+        family = load_family(model.family) if getattr(model, "family", "") else None
+        headers = getattr(family, "component_headers", None)  # a family whose files need reading its way
+        if headers is not None:
+            return cls.from_headers(headers(model))
         component, config_dir = getattr(model, "component", ""), getattr(model, "config_dir", None)
         if component and config_dir is not None:  # one part in a file (a GGUF transformer), the rest in a folder
             files = _component_files(Path(config_dir))

@@ -28,9 +28,9 @@ from PIL import Image
 
 from ..errors import InvalidRequest
 from ..families.spec import NONE, OPTIONAL, REQUIRED, FamilySpec
-from ..planner import DEFAULT_FPS, LengthPlan, plan_length
-from ..request import LIMITS, GenerationRequest
-from .components import elem_id, picture, radio
+from ..planner import DEFAULT_FPS, LengthPlan, plan_length, valid_frames
+from ..request import LIMITS, UPSCALES, GenerationRequest, Keyframe
+from .components import elem_id, file_input, picture, radio
 
 # ---- the controls' ranges and choices (narrower than request.LIMITS: what makes sense on a page) ---------
 DURATION_RANGE = (1, 10)  # seconds
@@ -324,6 +324,23 @@ class LorasField(Field):
         return {"visible": False}  # the panel shows the choice
 
 
+class PicturesField(Field):
+    """Several pictures (a file list). The page's payload is read by the control (`Form.checked`)."""
+
+    def build(self, value, spec, **layout):
+        return file_input(self.name, label=self.label, file_count="multiple", file_types=["image"],
+                          visible=self.shown(spec), **layout)
+
+    def check(self, value, spec):
+        if value is None or value == []:
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+            raise self.error(f"must be pictures (gradio_client: [handle_file(path), …]), got {value!r}")
+        return tuple(value)
+
+
 def picture_label(field: Field, spec: FamilySpec | None) -> str:
     if field.name == "last_image":
         return "Last frame (optional: the picture the video ends on)"
@@ -392,6 +409,16 @@ FIELDS: tuple[Field, ...] = (
                                 "Off reproduces the model exactly."),
     LorasField("loras", "LoRAs", default=(), late=True,
                info='LoRAs and their strengths, [{"name": ..., "strength": -2..2}] (families that take LoRAs)'),
+    ChoiceField("upscale", "Two-stage 2× upscale", choices=tuple((value, value) for value in UPSCALES), default="off",
+                shown=family_control("upscale"), late=True,
+                info="2x: make the video at half size, upsample it with the installed latent upsampler and refine "
+                     "it (needs an upsampler model; sizes in multiples of 64)."),
+    PicturesField("keyframe_images", "Keyframes (pictures the video passes through)", request=False, stored=False,
+                  shown=family_control("keyframes"), late=True),
+    TextField("keyframe_frames", "Keyframe frames", default="", request=False, stored=False,
+              shown=family_control("keyframes"), late=True,
+              info="One frame number per keyframe picture, in order, e.g. 40, 80. Each is placed on the model's "
+                   "8-frame grid; the info says where."),
 )
 FIELD = {field.name: field for field in FIELDS}
 
@@ -443,6 +470,10 @@ class Form:
             value = values.get(field.name, field.default)
             if isinstance(field, PictureField) and isinstance(value, dict) and field.name in self.controls:
                 value = self.read_picture(field.name, value)
+            if isinstance(field, PicturesField) and field.name in self.controls and isinstance(value, (list, dict)) \
+                    and any(isinstance(item, dict) for item in (value if isinstance(value, list) else [value])):
+                control = self.controls[field.name]
+                value = control.preprocess(control.data_model.model_validate(value))
             checked[field.name] = field.check(value, spec)
         return checked
 
@@ -485,8 +516,23 @@ def request_from_values(values: dict[str, Any], spec: FamilySpec, model_defaults
     elif picture is not None:
         picture_size(picture)  # an unreadable picture fails here, not after the model has loaded
     chosen = {field.name: values[field.name] for field in FIELDS if field.request and field.shown(spec)}
-    chosen.update(image=picture, num_frames=values["duration"] * values["fps"], width=size[0], height=size[1])
+    frames = values["duration"] * values["fps"]
+    if spec.exact_frames:  # LTX makes 8k+1 frames: 2 s at 24 fps is 49
+        frames = spec.valid_frames(frames)
+    chosen.update(image=picture, num_frames=frames, width=size[0], height=size[1])
+    if "keyframes" in spec.controls and values.get("keyframe_images"):
+        chosen["keyframes"] = keyframes_from_values(values["keyframe_images"], values.get("keyframe_frames", ""))
     return GenerationRequest(**chosen)
+
+
+def keyframes_from_values(images: tuple[str, ...], frames_text: str) -> tuple[Keyframe, ...]:
+    """The page's keyframe pictures and their frame numbers ("8, 16": one per picture, in order)."""
+    words = [word for word in frames_text.replace(",", " ").split() if word]
+    if len(words) != len(images) or not all(word.isdigit() for word in words):
+        raise InvalidRequest("keyframe_frames", f"give one frame number per keyframe picture, separated by commas "
+                                                f"({len(images)} picture{'s' if len(images) != 1 else ''}), "
+                                                f"got {frames_text!r}")
+    return tuple(Keyframe(image=image, frame=int(word)) for image, word in zip(images, words))
 
 
 def stored_values(request: GenerationRequest, spec: FamilySpec | None, *, pictures: bool = False
@@ -522,10 +568,14 @@ def default_values(own: dict[str, Any], spec: FamilySpec | None, fps: int) -> di
 
 # ---- the page's arithmetic (pure; tested directly) ----------------------------------------------------
 def length_plan(duration_s: int, fps: int, clip: dict[str, Any], interpolation: int = 0, loop: str = "none",
-                frame_step: int = 1) -> LengthPlan:
+                frame_step: int = 1, exact_frames: bool = False) -> LengthPlan:
     """How `duration_s` seconds at `fps` become model work: the engine's own planner, on the model's native
-    clip length and rate (`clip`'s num_frames and fps: the model's defaults; the same call as `Generator.plan`)."""
-    return plan_length(int(duration_s) * int(fps), int(fps), native_frames=int(clip["num_frames"]),
+    clip length and rate (`clip`'s num_frames and fps: the model's defaults; the same call as `Generator.plan`).
+    `exact_frames`: the family's `exact_frames`, whose lengths in seconds round up to its frame rule."""
+    frames = int(duration_s) * int(fps)
+    if exact_frames:
+        frames = valid_frames(frames, frame_step)
+    return plan_length(frames, int(fps), native_frames=int(clip["num_frames"]),
                        native_fps=int(clip["fps"]), interpolation=int(interpolation or 0), loop=loop or "none",
                        frame_step=frame_step)
 

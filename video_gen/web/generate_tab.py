@@ -136,12 +136,13 @@ class GenerateTab:
         return self.generator.prepare(self.request_from_values(values))
 
     # ---- handlers -----------------------------------------------------------------------------
-    def generate(self, last_image=None, loras=None, http: gr.Request = None, **values):
+    def generate(self, last_image=None, loras=None, keyframe_images=None, http: gr.Request = None, **values):
         # The docstring is the API's (`api_docstring`), set below; `last_image` is a parameter of its own only
         # so that API clients may leave it out: Gradio makes an input without a start value optional only
         # when its parameter defaults to None.
         values["last_image"] = last_image
         values["loras"] = loras  # also optional for API clients (added after /generate was published)
+        values["keyframe_images"] = keyframe_images
         session = _session(http)
         skip = gr.skip()
         if self.board.is_closed(session):  # queued by a tab that has been closed since: nobody is watching
@@ -243,7 +244,7 @@ class GenerateTab:
     def note(self, model, duration, fps, loop="none", interpolation=0) -> str:
         clip, spec = self.model_defaults(model), self.spec(model)
         plan = length_plan(int(duration or 1), int(fps or FPS_CHOICES[0]), clip, interpolation, loop,
-                           frame_step=spec.frame_step if spec else 1)
+                           frame_step=spec.frame_step if spec else 1, exact_frames=bool(spec and spec.exact_frames))
         return length_note(plan, clip)
 
     def load_settings(self, file):
@@ -310,6 +311,8 @@ class GenerateTab:
                 field("last_image", height=200)
                 self.batch = BatchBox(self)  # several pictures at once: one job each
                 self.batch.build()
+                field("keyframe_images", height=120)
+                field("keyframe_frames")
                 with gr.Row(equal_height=True):
                     field("model", choices=self.model_choices(models), scale=8)
                     self.refresh_button = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
@@ -335,7 +338,7 @@ class GenerateTab:
                 with gr.Accordion("Advanced", open=False):
                     for name in ("noise_aug_strength", "min_guidance_scale", "max_guidance_scale",
                                  "decode_chunk_size", "memory_plan", "output_format", "crf", "resize_mode", "loop",
-                                 "interpolation", "speed"):
+                                 "interpolation", "speed", "upscale"):
                         field(name)
             with gr.Column(scale=6):
                 with gr.Row():

@@ -1,0 +1,94 @@
+"""LTX-Video's keyframes on the page, in a real browser (Debian's chromium through Playwright, as
+tests/test_browser.py): a keyframe picture and its frame go into the job, placed on LTX's 8-frame grid."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+from test_browser import CHROMIUM, CHROMIUM_FLAGS, LOOPBACK, ROOT, free_port  # noqa: E402
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="Debian's chromium is not at /usr/bin/chromium (.ci/run installs it with apt)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed (extra: test)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from video_gen import Generator
+    from video_gen.testing_ltx import build_tiny_ltx
+
+    root = tmp_path_factory.mktemp("ltx-browser")
+    models = root / "models"
+    build_tiny_ltx(models / "tiny-ltx")
+    spec = importlib.util.spec_from_file_location("video_gen_web_app_ltx", ROOT / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    generator = Generator(models_dir=models, outputs_dir=root / "outputs")
+    args = app.parse_args(["--port", str(free_port()), "--models-dir", str(models), "--outputs-dir",
+                           str(root / "outputs"), "--temp-dir", str(root / "gradio-temp")])
+    demo = app.launch(args, generator=generator, block=False, quiet=True)
+    demo.video_gen_outputs = root / "outputs"
+    yield demo
+    demo.close()
+
+
+@pytest.fixture()
+def page():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        page = browser.new_context(viewport={"width": 1400, "height": 1300}).new_page()
+        page.outside_requests = []
+
+        def only_loopback(route):
+            if route.request.url.startswith(LOOPBACK):
+                route.continue_()
+            else:
+                page.outside_requests.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_loopback)
+        yield page
+        browser.close()
+
+
+def test_keyframe_from_the_page_is_placed_on_the_grid(page, server, photo, tmp_path):
+    keyframe = tmp_path / "middle.png"
+    Image.new("RGB", (80, 60), (240, 240, 10)).save(keyframe)
+    page.goto(server.local_url)
+    page.wait_for_selector("#vg-generate")
+    assert page.locator("#vg-model input").input_value().split(" · ")[0] == "tiny-ltx"
+    page.locator("#vg-image input[type=file]").set_input_files(str(photo))
+    page.wait_for_selector("#vg-image img")
+    page.wait_for_selector("#vg-keyframe-images", state="visible")  # shown for LTX's family
+    page.locator("#vg-keyframe-images input[type=file]").set_input_files([str(keyframe)])
+    page.wait_for_selector("#vg-keyframe-images >> text=middle.png")
+    frames = page.locator("#vg-keyframe-frames textarea, #vg-keyframe-frames input").first
+    frames.fill("7")
+    resolution = page.locator("#vg-resolution input")
+    resolution.click()
+    resolution.fill("64x64")
+    resolution.press("Enter")
+    for box, value in (("#vg-num-inference-steps", "4"), ("#vg-duration", "1")):
+        field = page.locator(f"{box} input[type=number]")
+        field.fill(value)
+        field.press("Enter")
+    page.click("#vg-generate")
+    page.wait_for_selector("#vg-status >> text=Done", timeout=120_000)
+
+    info = page.locator("#vg-info").inner_text()
+    assert "keyframe 1 (middle.png) at frame 8" in info  # 1 s at 8 fps: 9 frames (8k+1), the last is 8
+    sidecar = next(path for path in Path(server.video_gen_outputs).glob("*.json"))
+    stored = json.loads(sidecar.read_text())["request"]
+    assert stored["num_frames"] == 9 and [item["frame"] for item in stored["keyframes"]] == [7]
+    assert Path(stored["keyframes"][0]["image"]).name.endswith("middle.png")
+    assert page.outside_requests == [], f"the page tried to reach the network: {page.outside_requests}"
