@@ -372,3 +372,26 @@ def test_reference_model_counts_match_the_architecture():
     embedding = 32128 * 4096  # T5's `shared` and `encoder.embed_tokens` are one tensor, stored once
     assert {**counted.numel, "text_encoder": counted.numel["text_encoder"] - embedding} == reference.numel
     assert counted.largest_block == reference.largest_block and counted.largest_tensor == reference.largest_tensor
+
+
+def test_an_ltx_lora_equals_diffusers_loading_it_directly(gen, ltx_models, pictures):
+    from diffusers import LTXImageToVideoPipeline
+
+    from video_gen.testing import build_tiny_transformer_lora
+
+    build_tiny_transformer_lora(ltx_models / "tiny-ltx", ltx_models / "loras" / "ltx-style.safetensors", seed=2)
+    gen.list_models(refresh=True)
+    request = GenerationRequest(image=str(pictures["first"]), model="tiny-ltx", **FAST)
+    plain = png_frames(gen.generate(request).path)
+    loads = gen.loads
+    styled = png_frames(gen.generate(GenerationRequest.from_dict(
+        {**request.to_dict(), "loras": [{"name": "ltx-style", "strength": 1.0}]})).path)
+    assert gen.loads == loads and np.abs(styled.astype(int) - plain.astype(int)).max() > 1
+
+    pipe = LTXImageToVideoPipeline.from_pretrained(ltx_models / "tiny-ltx")
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(ltx_models / "loras" / "ltx-style.safetensors"), adapter_name="style")
+    pipe.set_adapters(["style"], [1.0])
+    direct = pipe(image=fitted(pictures["first"]), **SIZE, num_inference_steps=2, output_type="np",
+                  **direct_options()).frames[0]
+    assert_close(styled, uint8(direct))

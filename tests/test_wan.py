@@ -222,10 +222,15 @@ def test_bad_inputs_are_refused_in_one_line_before_loading(wan_generator, pictur
     assert wan_generator.loads == loads
 
 
-def test_80_frames_are_made_from_81_and_cut(wan_generator, pictures):
-    """The frame rule (4k+1) is the planner's: another count is generated at the next valid length and cut."""
-    plan = wan_generator.plan(GenerationRequest(**{**TINY, "num_frames": 80}), wan_generator.resolve("tiny-wan-i2v"))
-    assert plan.generated_frames == (81,) and plan.frames == 80
+def test_80_frames_are_refused_naming_the_nearest_valid_counts(wan_generator, pictures):
+    """Wan makes 4k+1 frames: 80 is refused in one line naming 81 (and 77); 81 plans one generation."""
+    with pytest.raises(InvalidRequest) as caught:
+        wan_generator.prepare(GenerationRequest(**{**TINY, "num_frames": 80, "image": str(pictures[0]),
+                                                   "model": "tiny-wan-i2v"}))
+    assert str(caught.value) == ("num_frames: must be 4k+1 for Wan (its VAE packs 4 frames into one), got 80; the "
+                                 "nearest is 81 (77 or 81)")
+    plan = wan_generator.plan(GenerationRequest(**{**TINY, "num_frames": 81}), wan_generator.resolve("tiny-wan-i2v"))
+    assert plan.generated_frames == (81,) and plan.frames == 81
 
 
 def test_a_gguf_without_a_matching_folder_and_a_gguf_of_another_family(wan_models, tmp_path, capsys):
@@ -316,7 +321,7 @@ def test_on_a_12_gb_card_umt5_never_sits_on_the_gpu_with_the_transformer():
 
 @pytest.fixture(scope="module")
 def wan_loras(wan_models):
-    from video_gen.testing_wan import build_tiny_wan_lora
+    from video_gen.testing import build_tiny_transformer_lora as build_tiny_wan_lora
 
     folder = wan_models / "loras"
     return {"style": build_tiny_wan_lora(wan_models / "tiny-wan-i2v", folder / "wan-style.safetensors", seed=3),

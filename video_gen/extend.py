@@ -181,7 +181,9 @@ def prepare_extension(generator, video, *, frames: int | None = None, duration: 
     most = int(LIMITS["num_frames"][1]) - 1
     if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= most:
         raise InvalidRequest("frames", f"must be a whole number of new frames from 1 to {most}, got {frames!r}")
-    request = request.replace(model=request.model or model.name, last_image=None, num_frames=frames + 1, fps=fps,
+    # A family that makes only step*k+1 frames (Wan, LTX) makes the next valid count; `join` keeps `frames` of them
+    generated = spec.valid_frames(frames + 1) if spec.exact_frames else frames + 1
+    request = request.replace(model=request.model or model.name, last_image=None, num_frames=generated, fps=fps,
                               width=width, height=height, loop="none").validate()  # before anything is written
     # 4. The picture: the source's last frame, kept losslessly where the history keeps pictures
     start = _keep_last_frame(source, Path(generator.outputs_dir), conditioning_frames(spec))

@@ -184,25 +184,3 @@ def dequantized_transformer(file: str | Path, transformer_folder: str | Path):
     return model.eval()
 
 
-
-def build_tiny_wan_lora(model: str | Path, file: str | Path, *, subfolder: str = "transformer", rank: int = 4,
-                        scale: float = 0.3, seed: int = 0) -> Path:
-    """A real PEFT LoRA with random weights on a tiny Wan model's transformer (its attention's q, k, v and out
-    projections), saved as diffusers' `save_lora_weights` writes it (transformer.blocks.N.attn1.to_q.lora_A...)."""
-    import torch
-    from diffusers import WanTransformer3DModel
-    from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
-    from safetensors.torch import save_file
-
-    transformer = WanTransformer3DModel.from_pretrained(Path(model) / subfolder)
-    torch.manual_seed(seed)
-    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
-                                       target_modules=r".*blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"),
-                            transformer, adapter_name="tiny")
-    weights = get_peft_model_state_dict(transformer, adapter_name="tiny")
-    state = {f"transformer.{key}": (value * scale if ".lora_B." in key else value).contiguous()
-             for key, value in weights.items()}
-    file = Path(file)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(file), metadata={"format": "pt"})
-    return file

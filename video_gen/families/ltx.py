@@ -85,6 +85,7 @@ SPEC = FamilySpec(
     steps_range=(4, 50),  # distilled models: 4-10 steps (their model cards); the others 30-50
     latent_rgb_factors=LTX_LATENT_RGB_FACTORS,
     controls=frozenset({"speed", "max_guidance_scale", "keyframes", "upscale"}),
+    lora_kinds=frozenset({"ltx"}),
     downloads=(
         Download("ltx-video", "Lightricks/LTX-Video",
                  "LTX-Video 2B in the diffusers layout (transformer ~3.8 GB, T5-XXL ~9.5 GB in bf16); also supplies "
@@ -242,15 +243,8 @@ def component_headers(model: ModelInfo) -> dict[str, list[dict]]:
 
 # ---- checks -------------------------------------------------------------------------------------------------
 def check(request, model: ModelInfo) -> list[str]:
-    """LTX's own rules beyond the spec's (size multiple of 32, picture): 8k+1 frames, the upsampler, keyframes.
+    """LTX's own rules beyond the spec's (8k+1 frames, size multiple of 32, picture): the upsampler, keyframes.
     Returns notes for the user (where each keyframe was placed)."""
-    frames = request.num_frames
-    if frames % FRAME_STEP != 1:
-        lower = max(1, (frames - 1) // FRAME_STEP * FRAME_STEP + 1)
-        upper = lower + FRAME_STEP
-        nearest = lower if frames - lower <= upper - frames else upper
-        raise InvalidRequest("num_frames", f"must be 8k+1 for {SPEC.label} (its VAE packs 8 frames into one), got "
-                                           f"{frames}; the nearest is {nearest} ({lower} or {upper})")
     if request.upscale == "2x":
         if model.upsampler is None:
             raise InvalidRequest("upscale", "2x needs LTX-Video's latent upsampler installed (a folder with "

@@ -146,6 +146,13 @@ class FamilySpec:
         if getattr(request, "upscale", "off") != "off" and "upscale" not in self.controls:
             raise InvalidRequest("upscale", f"{self.label} has no latent upsampler (LTX-Video has); use off, "
                                             f"got {request.upscale!r}")
+        frames, step = request.num_frames, self.frame_step
+        if self.exact_frames and frames is not None and step > 1 and frames % step != 1:
+            lower = max(1, (frames - 1) // step * step + 1)
+            upper = lower + step
+            nearest = lower if frames - lower <= upper - frames else upper
+            raise InvalidRequest("num_frames", f"must be {step}k+1 for {self.label} (its VAE packs {step} frames into "
+                                               f"one), got {frames}; the nearest is {nearest} ({lower} or {upper})")
         for name in ("width", "height"):
             value = getattr(request, name)
             if value is not None and value % self.size_multiple:

@@ -81,6 +81,7 @@ SPEC = FamilySpec(
     last_image=True,  # I2V, FLF2V and A14B; not TI2V-5B (`check`)
     size_multiple=16,
     frame_step=4,
+    exact_frames=True,  # 80 frames is refused naming 81 (issue 13); a length in seconds rounds up to 4k+1
     dtype="bfloat16",
     native_frames=81,
     native_fps=16,
