@@ -320,7 +320,7 @@ def test_models_list_shows_loras_with_kinds_and_families_and_comfyui_folders(lor
     rows = {line.split("\t")[0]: line.split("\t") for line in capsys.readouterr().out.splitlines()}
     assert rows["style"][1:3] == ["animatediff", "lora (sd15)"]
     assert rows["motion"][1:3] == ["animatediff", "lora (animatediff-motion)"]
-    assert rows["wan22-high-noise"][1:3] == ["-", "lora (wan (high-noise))"]
+    assert rows["wan22-high-noise"][1:3] == ["wan", "lora (wan (high-noise))"]
     assert rows["tiny-sd15"][2] == "model"
     comfy = tmp_path / "ComfyUI" / "models" / "loras"
     comfy.mkdir(parents=True)
@@ -360,7 +360,7 @@ def test_generate_api_takes_loras_last_and_refuses_bad_ones_in_one_line(lora_ser
     client = Client(lora_server.url, verbose=False, download_files=str(tmp_path))
     names = [parameter["parameter_name"] for parameter in client.view_api(print_info=False, return_format="dict")[
         "named_endpoints"]["/generate"]["parameters"]]
-    assert names[-1] == "loras"
+    assert names[names.index("speed") + 1] == "loras"  # appended after the inputs published before it
     common = dict(image=None, model="tiny-sd15", prompt="a cat", duration=1, fps=8, resolution="64x64", num_inference_steps=4,
                   seed=5, api_name="/generate")
     video, info, seed, *_ = client.predict(loras=[{"name": "style", "strength": 0.5}], **common)
