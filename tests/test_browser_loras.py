@@ -8,7 +8,7 @@ import time
 
 import pytest
 from conftest import TINY_MODEL
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS, LOOPBACK, sync_api  # noqa: F401  (skips without chromium)
+from test_browser import ARTIFACTS, CHROMIUM, browser, page, sync_api  # noqa: F401  (the shared browser fixtures)
 from test_loras import lora_models  # noqa: F401  (the fixture: tiny models and a loras/ folder)
 
 from video_gen import video_io
@@ -29,23 +29,6 @@ def lora_page_server(lora_models, tmp_path_factory):  # noqa: F811
     demo.close()
 
 
-@pytest.fixture()
-def page():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
-        page.outside_requests = []
-
-        def only_loopback(route):
-            if route.request.url.startswith(LOOPBACK):
-                route.continue_()
-            else:
-                page.outside_requests.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", only_loopback)
-        yield page
-        browser.close()
 
 
 def choose(page, control: str, option: str) -> None:

@@ -12,7 +12,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, LOOPBACK, ROOT, free_port  # noqa: E402
+from test_browser import CHROMIUM, ROOT, browser, free_port, page  # noqa: E402, F401  (the shared browser fixtures)
 
 pytestmark = [
     pytest.mark.browser,
@@ -42,23 +42,6 @@ def server(tmp_path_factory):
     demo.close()
 
 
-@pytest.fixture()
-def page():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        page = browser.new_context(viewport={"width": 1400, "height": 1300}).new_page()
-        page.outside_requests = []
-
-        def only_loopback(route):
-            if route.request.url.startswith(LOOPBACK):
-                route.continue_()
-            else:
-                page.outside_requests.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", only_loopback)
-        yield page
-        browser.close()
 
 
 def test_keyframe_from_the_page_is_placed_on_the_grid(page, server, photo, tmp_path):
