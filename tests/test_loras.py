@@ -415,3 +415,23 @@ def test_a_text_encoder_lora_clears_kept_prompt_embeddings(lora_generator):
     loras.apply(pipe, job.loras + lora_generator.prepare(
         GenerationRequest(**TINY, model="tiny-sd15", loras=(LoraChoice("kohya"),))).loras)  # UNet only: kept
     assert prompts.size(pipe) == 1
+
+
+def test_a_sweep_varies_a_loras_strength(lora_generator, photo):
+    from video_gen.sweep import Sweep, parse_vary, plan_sweep
+
+    base = GenerationRequest(**{**TINY, "model": "tiny-sd15"}, loras=(LoraChoice("motion", 0.5),))
+    plan = plan_sweep(lora_generator, base, [parse_vary("lora:style=0,1")])
+    assert [cell.job.request.loras for cell in plan.cells] == [
+        (LoraChoice("motion", 0.5, plan.cells[0].job.request.loras[0].sha256),
+         LoraChoice("style", 0.0, plan.cells[0].job.request.loras[1].sha256)),
+        (LoraChoice("motion", 0.5, plan.cells[1].job.request.loras[0].sha256),
+         LoraChoice("style", 1.0, plan.cells[1].job.request.loras[1].sha256))]
+    result = Sweep(lora_generator, plan).run()
+    assert result.grid.exists() and len(result.results) == 2
+    assert [cell.request.loras[1].strength for cell in result.results] == [0.0, 1.0]
+    assert [cell["loras"][1]["strength"] for cell in (cell.info() for cell in result.results)] == [0.0, 1.0]
+    with pytest.raises(InvalidRequest, match="^vary: .*strength must be"):
+        parse_vary("lora:style=0,strong")
+    with pytest.raises(InvalidRequest, match="^vary: .*-2"):
+        parse_vary("lora:style=0,5")

@@ -45,8 +45,12 @@ LINE_HEIGHT = 14  # Pillow's default bitmap font is 11 px high
 BACKGROUND = 24
 
 
+# `lora:NAME` varies the strength of the LoRA NAME (added to the request's LoRAs when it is not among them)
+LORA_AXIS = "lora:"
+
+
 def varied_fields() -> list[str]:
-    """The request fields a sweep may vary: every numeric one."""
+    """The request fields a sweep may vary: every numeric one (and a LoRA's strength, as `lora:NAME`)."""
     return sorted((INT_FIELDS | FLOAT_FIELDS) - NOT_VARIED)
 
 
@@ -72,12 +76,14 @@ def parse_vary(text: str) -> Axis:
 def make_axis(name: str, values) -> Axis:
     """An `Axis` of `values` (strings or numbers) for the request field `name`, each converted to its type."""
     allowed = varied_fields()
-    if name not in allowed:
-        raise InvalidRequest("vary", f"unknown field {name!r}; a sweep varies one of: {', '.join(allowed)}")
+    is_lora = name.startswith(LORA_AXIS) and bool(name[len(LORA_AXIS):].strip())
+    if name not in allowed and not is_lora:
+        raise InvalidRequest("vary", f"unknown field {name!r}; a sweep varies one of: {', '.join(allowed)}, or "
+                                     f"lora:NAME (a LoRA's strength)")
     if not values:
         raise InvalidRequest("vary", f"{name}: give at least one value, such as {name}=1,2,3")
     try:
-        converted = tuple(_coerce(name, value) for value in values)
+        converted = tuple(_lora_strength(name, value) if is_lora else _coerce(name, value) for value in values)
     except InvalidRequest as error:
         raise InvalidRequest("vary", str(error)) from None
     if len(set(converted)) != len(converted):
@@ -139,7 +145,7 @@ def plan_sweep(generator, base: GenerationRequest, axes) -> SweepPlan:
         pairs = tuple((axis.field, value) for axis, value in zip(axes, values))
         label = ", ".join(f"{name}={_number(value)}" for name, value in pairs)
         try:
-            job = generator.prepare(base.replace(**dict(pairs)))
+            job = generator.prepare(cell_request(base, pairs))
         except InvalidRequest as error:
             message = str(error)
             prefix = f"{error.field}: "
@@ -150,6 +156,34 @@ def plan_sweep(generator, base: GenerationRequest, axes) -> SweepPlan:
         cells.append(Cell(number, row, column, pairs, job))
     spec = cells[0].job.spec
     return SweepPlan(axes, tuple(cells), rows, columns, tuple(ignored_warnings(spec, axes)))
+
+
+def cell_request(base: GenerationRequest, pairs) -> GenerationRequest:
+    """The base request with a cell's values: request fields replaced, a `lora:NAME` value as that LoRA's strength
+    (in its place among the request's LoRAs, else added after them)."""
+    from .loras import LoraChoice
+
+    request = base.replace(**{name: value for name, value in pairs if not name.startswith(LORA_AXIS)})
+    for name, strength in pairs:
+        if name.startswith(LORA_AXIS):
+            lora = name[len(LORA_AXIS):]
+            chosen = LoraChoice(lora, strength)
+            loras = tuple(chosen if choice.name == lora else choice for choice in request.loras)
+            request = request.replace(loras=loras if chosen in loras else loras + (chosen,))
+    return request
+
+
+def _lora_strength(name: str, value) -> float:
+    from .loras import LoraChoice, check_choices
+
+    if isinstance(value, bool):
+        raise InvalidRequest("vary", f"{name}: a LoRA's strength must be a number, got {value!r}")
+    try:
+        strength = float(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest("vary", f"{name}: a LoRA's strength must be a number, got {value!r}") from None
+    check_choices((LoraChoice(name[len(LORA_AXIS):], strength),))
+    return strength
 
 
 def ignored_warnings(spec, axes) -> list[str]:
