@@ -49,7 +49,8 @@ class BatchBox:
         event.then(history.gallery, None, [self.tab.gallery], **private).then(  # the new videos, as after Generate
             history.history_rows, None, [history.table], **private)
 
-    def queue(self, images=None, last_image=None, http: gr.Request = None, **values):
+    def queue(self, images=None, last_image=None, loras=None, keyframe_images=None, http: gr.Request = None,
+              **values):
         """Queue one video per picture, with the same settings; streams each picture's state.
 
         Parameters:
@@ -64,7 +65,7 @@ class BatchBox:
         from .generate_tab import _session
 
         pictures = _pictures(images)
-        values["last_image"] = last_image
+        values.update(last_image=last_image, loras=loras, keyframe_images=keyframe_images)  # optional: see generate
         session = _session(http)
         rows: list[dict[str, Any]] = []
         jobs = []
