@@ -25,14 +25,19 @@ def _outputs(server) -> set:
     return {path for path in folder.iterdir() if path.suffix in (".mp4", ".png")} if folder.exists() else set()
 
 
-def test_sweep_tab_runs_the_cells_and_shows_the_comparison(page, server, photo):
-    before = _outputs(server)
+def _open_sweep(page, server, photo, *, steps: int) -> None:
+    """The Sweep tab with the photo, a 64x64 size and `steps` steps filled in."""
     page.goto(server.local_url)
     page.get_by_role("tab", name="Sweep", exact=True).click()
     page.locator("#vg-sweep-image input[type=file]").set_input_files(str(photo))
     page.wait_for_selector("#vg-sweep-image img")
     page.locator("#vg-sweep-resolution textarea, #vg-sweep-resolution input").first.fill("64x64")
-    page.locator("#vg-sweep-steps input").fill("10")
+    page.locator("#vg-sweep-steps input").fill(str(steps))
+
+
+def test_sweep_tab_runs_the_cells_and_shows_the_comparison(page, server, photo):
+    before = _outputs(server)
+    _open_sweep(page, server, photo, steps=10)
     page.locator("#vg-values-1 textarea, #vg-values-1 input").first.fill("1,2")
     vary = page.locator("#vg-vary-2 input")
     vary.click()
@@ -61,12 +66,7 @@ def test_sweep_tab_runs_the_cells_and_shows_the_comparison(page, server, photo):
 def test_cancel_on_the_sweep_tab_stops_the_rest(page, server, photo):
     generator = server.video_gen_generator
     before = _outputs(server)
-    page.goto(server.local_url)
-    page.get_by_role("tab", name="Sweep", exact=True).click()
-    page.locator("#vg-sweep-image input[type=file]").set_input_files(str(photo))
-    page.wait_for_selector("#vg-sweep-image img")
-    page.locator("#vg-sweep-resolution textarea, #vg-sweep-resolution input").first.fill("64x64")
-    page.locator("#vg-sweep-steps input").fill("50")
+    _open_sweep(page, server, photo, steps=50)
     page.locator("#vg-values-1 textarea, #vg-values-1 input").first.fill("1,2,3,4,5,6")
     page.click("#vg-sweep-run")
     page.wait_for_selector("#vg-sweep-status >> text=Cell 2 of 6", timeout=120_000)

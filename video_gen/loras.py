@@ -490,11 +490,9 @@ def apply(pipe, loras: tuple[ResolvedLora, ...]) -> None:
 
 def _forget_prompt_embeddings(pipe) -> None:
     """A LoRA that changes the text encoder changes every prompt's embeddings: a family that keeps them per
-    pipeline (families/prompts.py, on main since the Wan/LTX work) must encode again."""
-    try:
-        from .families import prompts
-    except ImportError:  # a tree without the prompt cache: nothing is kept
-        return
+    pipeline (families/prompts.py) must encode again."""
+    from .families import prompts
+
     prompts.clear(pipe)
 
 

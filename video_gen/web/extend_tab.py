@@ -11,11 +11,10 @@ import gradio as gr
 from ..errors import InvalidRequest
 from ..extend import prepare_extension
 from .components import file_input, user_error, whole_number
+from .fields import DURATION_RANGE  # the Generate tab's length range
 from .generate_tab import _session
 from .jobs import CANCELLED, DONE, JobEnded
 from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error, status_idle
-
-DURATION_RANGE = (1, 10)
 
 
 class ExtendTab:

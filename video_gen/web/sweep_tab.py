@@ -20,12 +20,12 @@ from ..errors import InvalidRequest, VideoGenError, first_line
 from ..request import GenerationRequest
 from ..sweep import MAX_CELLS, make_axis, plan_sweep, varied_fields, write_comparison
 from .components import picture, user_error, whole_number
+from .fields import DURATION_RANGE  # the Generate tab's length range
 from .generate_tab import _session
 from .jobs import CANCELLED, DONE, JobEnded
 from .progress import UPDATE_EVERY_S, ProgressView, _box, status_cancelled, status_error, status_idle
 
 NO_FIELD = ""
-DURATION_RANGE = (1, 10)
 
 
 class SweepTab:
