@@ -295,7 +295,10 @@ def _collect(worker, entry: dict[str, Any], item: BatchLine, outputs_dir: Path) 
     if output_sha256(target) != entry["sha256"]:
         return {**entry, "status": "error", "output": None, "kind": FAILED,
                 "error": f"the video sent back by the worker on {entry.get('host')} is damaged (hash differs)"}
-    worker.remove.remote(str(produced))
+    try:  # waited for, so that when the batch ends no worker still holds a copy (the test found one left)
+        ray.get(worker.remove.remote(str(produced)))
+    except (RayActorError, WorkerCrashedError):
+        pass  # the worker died after sending the video: the driver's copy is whole, its own is not ours to delete
     return {**entry, "output": str(target), "sent_back": True}
 
 
