@@ -25,12 +25,15 @@ FAST = dict(**SIZE, num_frames=17, num_inference_steps=2, max_guidance_scale=3.0
 @pytest.fixture(scope="module")
 def ltx_models(tmp_path_factory) -> Path:
     """tiny-ltx/ (diffusers folder), ltxv-tiny.safetensors (its transformer and VAE as one original-layout file),
-    tiny-upscaler/ (a latent upsampler)."""
-    from video_gen.testing_ltx import build_tiny_ltx, build_tiny_ltx_upsampler, save_ltx_single_file
+    its transformer alone as a Q4_0 GGUF and as a .safetensors, tiny-upscaler/ (a latent upsampler)."""
+    from video_gen.testing_ltx import (build_tiny_ltx, build_tiny_ltx_upsampler, save_ltx_single_file,
+                                       save_ltx_transformer)
 
     folder = tmp_path_factory.mktemp("ltx-models") / "models"
     build_tiny_ltx(folder / "tiny-ltx")
     save_ltx_single_file(folder / "tiny-ltx", folder / "ltxv-tiny.safetensors")
+    save_ltx_transformer(folder / "tiny-ltx", folder / "ltxv-tiny-Q4_0.gguf", quant="Q4_0")
+    save_ltx_transformer(folder / "tiny-ltx", folder / "ltxv-tiny-transformer.safetensors")
     build_tiny_ltx_upsampler(folder / "tiny-upscaler", folder / "tiny-ltx")
     return folder
 
@@ -186,6 +189,66 @@ def test_single_file_gives_the_folders_frames(gen, pictures):
     assert_close(single, folder)
 
 
+def test_a_gguf_transformer_equals_its_weights_dequantised(gen, ltx_models, pictures, capsys):
+    from diffusers import LTXImageToVideoPipeline
+
+    from video_gen.cli import main
+    from video_gen.testing_ltx import dequantized_ltx_transformer
+
+    assert main(["models", "list", "--models-dir", str(ltx_models)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ltxv-tiny-Q4_0\t"))
+    assert "\tltx\t" in line and "gguf Q4_0" in line  # family and quant type
+    model = gen.resolve("ltxv-tiny-Q4_0")
+    assert model.config_dir == ltx_models / "tiny-ltx" and model.component == "transformer"
+    request = GenerationRequest(image=str(pictures["first"]), **{**FAST, "num_frames": 9})
+    app = png_frames(gen.generate(request.replace(model="ltxv-tiny-Q4_0")).path)
+    weight = gen._pipe.transformer.transformer_blocks[0].attn1.to_q.weight
+    assert type(weight).__name__ == "GGUFParameter"  # kept quantised on the device
+    folder = png_frames(gen.generate(request.replace(model="tiny-ltx")).path)
+    assert np.abs(app.astype(int) - folder.astype(int)).max() > 1  # 4-bit weights: the comparison below can fail
+    pipe = LTXImageToVideoPipeline.from_pretrained(
+        ltx_models / "tiny-ltx", transformer=dequantized_ltx_transformer(ltx_models / "ltxv-tiny-Q4_0.gguf",
+                                                                         ltx_models / "tiny-ltx"))
+    pipe.set_progress_bar_config(disable=True)
+    direct = pipe(image=fitted(pictures["first"]), **SIZE, num_inference_steps=2, output_type="np",
+                  **direct_options(num_frames=9)).frames[0]
+    assert_close(app, uint8(direct))
+
+
+def test_a_transformer_only_safetensors_gives_the_folders_frames(gen, pictures):
+    request = GenerationRequest(image=str(pictures["first"]), **{**FAST, "num_frames": 9})
+    folder = png_frames(gen.generate(request.replace(model="tiny-ltx")).path)
+    model = gen.resolve("ltxv-tiny-transformer")
+    assert model.class_name == "LTXVideoTransformer3DModel" and model.config_dir.name == "tiny-ltx"
+    assert_close(png_frames(gen.generate(request.replace(model="ltxv-tiny-transformer")).path), folder)
+
+
+def test_a_transformer_file_without_a_matching_folder_is_one_line(ltx_models, tmp_path):
+    import shutil
+
+    from video_gen import Generator
+    from video_gen.errors import ModelNotFound
+    from video_gen.models import classify_checkpoint, read_safetensors_header
+
+    lonely = tmp_path / "models"
+    lonely.mkdir()
+    shutil.copy(ltx_models / "ltxv-tiny-Q4_0.gguf", lonely / "ltxv-tiny-Q4_0.gguf")
+    other = shutil.copytree(ltx_models / "tiny-ltx", lonely / "tiny-ltx-3-blocks")  # LTX, another architecture
+    config = json.loads((other / "transformer" / "config.json").read_text())
+    (other / "transformer" / "config.json").write_text(json.dumps({**config, "num_layers": 3}))
+    with pytest.raises(ModelNotFound) as error:
+        Generator(models_dir=lonely, outputs_dir=tmp_path / "out").resolve("ltxv-tiny-Q4_0")
+    message = str(error.value)
+    assert "\n" not in message and "same architecture" in message and "2 blocks, width 32" in message
+    assert "tiny-ltx-3-blocks" in message and "video-gen models download ltx-video" in message
+    # The full checkpoint and LTX-2's transformer are not taken for an LTX-Video transformer alone
+    assert classify_checkpoint(read_safetensors_header(ltx_models / "ltxv-tiny.safetensors")) == "ltx"
+    assert classify_checkpoint(read_safetensors_header(ltx_models / "ltxv-tiny-transformer.safetensors")) \
+        == "ltx-transformer"
+    assert not ltx._is_ltx_transformer(["model.diffusion_model.patchify_proj.weight",
+                                        "model.diffusion_model.audio_patchify_proj.weight"])
+
+
 def test_distilled_defaults_and_speed(ltx_models, tmp_path):
     from video_gen import Generator
 
@@ -310,6 +373,13 @@ def test_memory_plan_counts_the_single_files_parts_and_its_text_encoder(gen):
     folder = gen._model_weights(gen.resolve("tiny-ltx"))
     single = gen._model_weights(gen.resolve("ltxv-tiny"))
     assert single.numel == folder.numel and single.denoiser == "transformer"
+    # A transformer file with the folder's other parts; a GGUF sized by the bytes it keeps quantised
+    gguf = gen._model_weights(gen.resolve("ltxv-tiny-Q4_0"))
+    assert set(gguf.numel) == set(folder.numel) and gguf.numel["text_encoder"] == folder.numel["text_encoder"]
+    stored = (gen.models_dir / "ltxv-tiny-Q4_0.gguf").stat().st_size
+    assert gguf.numel["transformer"] != folder.numel["transformer"]
+    assert stored // 2 - 20_000 < gguf.numel["transformer"] <= stored // 2
+    assert gen._model_weights(gen.resolve("ltxv-tiny-transformer")).numel == folder.numel
 
 
 def test_the_upsampler_is_found_as_a_part_not_a_model(gen, ltx_models):

@@ -5,6 +5,7 @@ dequantised, the prompt-embedding cache, GGUF discovery, and the bad inputs, eac
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,7 +28,7 @@ def wan_models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("wan-models")
     for variant in ("i2v", "flf2v", "a14b", "ti2v-5b", "t2v"):
         build_tiny_wan(folder / f"tiny-wan-{variant}", variant, seed=1)
-    save_wan_gguf(folder / "tiny-wan-i2v" / "transformer", folder / "wan-i2v-Q8_0.gguf")
+    save_wan_gguf(folder / "tiny-wan-i2v" / "transformer", folder / "wan-i2v-Q4_0.gguf", quant="Q4_0")
     save_wan_gguf(folder / "tiny-wan-a14b" / "transformer", folder / "wan-a14b_high_noise_Q8_0.gguf")
     save_wan_gguf(folder / "tiny-wan-a14b" / "transformer_2", folder / "wan-a14b_low_noise_Q8_0.gguf")
     return folder
@@ -120,11 +121,15 @@ def test_a_gguf_transformer_equals_its_weights_dequantised(wan_generator, wan_mo
     from diffusers import WanImageToVideoPipeline
 
     assert main(["models", "list", "--models-dir", str(wan_models)]) == 0
-    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("wan-i2v-Q8_0\t"))
-    assert "\twan\t" in line and "gguf Q8_0" in line  # family and quant type
-    app = app_frames(wan_generator, model="wan-i2v-Q8_0", image=str(pictures[0]))
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("wan-i2v-Q4_0\t"))
+    assert "\twan\t" in line and "gguf Q4_0" in line  # family and quant type
+    app = app_frames(wan_generator, model="wan-i2v-Q4_0", image=str(pictures[0]))
+    kinds = {type(weight).__name__ for weight in wan_generator._pipe.transformer.parameters()}
+    assert "GGUFParameter" in kinds  # kept quantised on the device
+    folder_frames = app_frames(wan_generator, model="tiny-wan-i2v", image=str(pictures[0]))
+    assert np.abs(app.astype(int) - folder_frames.astype(int)).max() > 1  # 4-bit weights: the test below can fail
     folder = wan_models / "tiny-wan-i2v"
-    transformer = dequantized_transformer(wan_models / "wan-i2v-Q8_0.gguf", folder / "transformer")
+    transformer = dequantized_transformer(wan_models / "wan-i2v-Q4_0.gguf", folder / "transformer")
     pipe = WanImageToVideoPipeline.from_pretrained(folder, transformer=transformer)
     assert_close(app, direct_frames(pipe, image=fitted(pictures[0]), guidance_scale=5.0))
 
@@ -236,12 +241,12 @@ def test_80_frames_are_refused_naming_the_nearest_valid_counts(wan_generator, pi
 def test_a_gguf_without_a_matching_folder_and_a_gguf_of_another_family(wan_models, tmp_path, capsys):
     lonely = tmp_path / "models"
     lonely.mkdir()
-    shutil.copy(wan_models / "wan-i2v-Q8_0.gguf", lonely / "wan-i2v-Q8_0.gguf")
+    shutil.copy(wan_models / "wan-i2v-Q4_0.gguf", lonely / "wan-i2v-Q4_0.gguf")
     shutil.copytree(wan_models / "tiny-wan-t2v", lonely / "tiny-wan-t2v")  # Wan, but another architecture
     save_gguf_of_another_family(lonely / "flux-dev-Q4_K.gguf")
     generator = Generator(models_dir=lonely, outputs_dir=tmp_path / "out")
     with pytest.raises(ModelNotFound) as error:
-        generator.resolve("wan-i2v-Q8_0")
+        generator.resolve("wan-i2v-Q4_0")
     message = str(error.value)
     assert "\n" not in message and "same architecture" in message and "tiny-wan-t2v" in message
     with pytest.raises(ModelNotFound) as error:
@@ -255,12 +260,12 @@ def test_a_gguf_without_a_matching_folder_and_a_gguf_of_another_family(wan_model
 def test_memory_estimate_reads_a_gguf_and_its_folder(wan_generator):
     from video_gen.memory import ModelWeights
 
-    gguf_model = wan_generator.resolve("wan-i2v-Q8_0")
+    gguf_model = wan_generator.resolve("wan-i2v-Q4_0")
     weights = ModelWeights.from_model(gguf_model)
     folder = ModelWeights.from_model(wan_generator.resolve("tiny-wan-i2v"))
     assert set(weights.numel) == set(folder.numel)  # text encoder, image encoder, VAE from the folder
     # Sized by the bytes the quantised tensors keep on the device (in 2-byte units), not by their parameters
-    stored = (wan_generator.models_dir / "wan-i2v-Q8_0.gguf").stat().st_size
+    stored = (wan_generator.models_dir / "wan-i2v-Q4_0.gguf").stat().st_size
     assert weights.numel["transformer"] != folder.numel["transformer"]
     assert stored // 2 - 20_000 < weights.numel["transformer"] <= stored // 2
 
@@ -390,3 +395,75 @@ def test_the_page_shows_the_last_frame_only_for_wan_models_that_take_one(wan_gen
     assert "optional" in shown["tiny-wan-ti2v-5b"]["image"]["label"]
     assert "optional" not in shown["tiny-wan-i2v"]["image"]["label"]
     assert shown["tiny-wan-i2v"]["speed"]["visible"] and shown["tiny-wan-i2v"]["prompt"]["visible"]
+
+
+def test_a_gguf_download_takes_the_quant_asked_for_and_its_folders_other_parts(wan_generator, wan_models, pictures,
+                                                                              tmp_path, monkeypatch, capsys):
+    """`models download wan2.2-i2v-a14b-gguf`: the hub faked at its edge (listing, one-file and folder downloads),
+    serving the tiny A14B's GGUF experts under QuantStack's names and its diffusers folder."""
+    import fnmatch
+
+    import huggingface_hub
+
+    folder = wan_models / "tiny-wan-a14b"
+    repos = {
+        "QuantStack/Wan2.2-I2V-A14B-GGUF": {
+            "README.md": None, "HighNoise/Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf": None,
+            "LowNoise/Wan2.2-I2V-A14B-LowNoise-Q4_K_M.gguf": None,
+            "HighNoise/Wan2.2-I2V-A14B-HighNoise-Q8_0.gguf": wan_models / "wan-a14b_high_noise_Q8_0.gguf",
+            "LowNoise/Wan2.2-I2V-A14B-LowNoise-Q8_0.gguf": wan_models / "wan-a14b_low_noise_Q8_0.gguf"},
+        "Wan-AI/Wan2.2-I2V-A14B-Diffusers": {str(path.relative_to(folder)): path for path in folder.rglob("*")
+                                             if path.is_file()},
+    }
+    fetched = []
+
+    def hf_hub_download(repo_id, filename, *, local_dir, **kwargs):
+        fetched.append(filename)
+        target = Path(local_dir) / filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(repos[repo_id][filename], target)
+        return str(target)
+
+    def snapshot_download(repo_id, *, allow_patterns, local_dir, **kwargs):
+        for name, source in repos[repo_id].items():
+            if any(fnmatch.fnmatch(name, pattern) for pattern in allow_patterns):
+                fetched.append(name)
+                (Path(local_dir) / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, Path(local_dir) / name)
+        return str(local_dir)
+
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda repo_id, **kwargs: sorted(repos[repo_id]))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    models = tmp_path / "models"
+    download = ["models", "download", "wan2.2-i2v-a14b-gguf", "--models-dir", str(models)]
+
+    assert main(download + ["--quant", "Q2_K"]) == 1  # not in the repository: say which are
+    error = capsys.readouterr().err
+    assert "has no Q2_K file" in error and "it has: Q4_K_M, Q8_0" in error and "\n" not in error.strip()
+    assert main(["models", "download", "wan2.2-i2v-a14b", "--quant", "Q8_0", "--models-dir", str(models)]) == 1
+    assert "--quant goes with the -gguf downloads" in capsys.readouterr().err
+
+    assert main(download + ["--quant", "Q8_0"]) == 0
+    high = models / "Wan2.2-I2V-A14B-HighNoise-Q8_0.gguf"
+    assert capsys.readouterr().out.strip() == str(high)
+    parts = models / "wan2.2-i2v-a14b"
+    assert (parts / "transformer" / "config.json").is_file() and (parts / "text_encoder").is_dir()
+    assert not list(parts.glob("transformer*/*.safetensors"))  # the GGUF experts replace them
+    assert not [name for name in fetched if "Q4_K_M" in name] and not (models / ".downloads").exists()
+
+    generator = Generator(models_dir=models, outputs_dir=tmp_path / "out")
+    model = generator.resolve(high.stem)
+    assert model.config_dir == parts and model.transformer_2 == models / "Wan2.2-I2V-A14B-LowNoise-Q8_0.gguf"
+    with pytest.raises(ModelNotFound, match="not a model on its own: choose a wan transformer file"):
+        generator.resolve("wan2.2-i2v-a14b")
+    listed = [info.name for info in generator.list_models()]
+    assert high.stem in listed and "wan2.2-i2v-a14b" not in listed  # the parts folder is no model of its own
+    assert main(["models", "list", "--models-dir", str(models)]) == 0
+    assert "wan2.2-i2v-a14b\twan\tparts (text encoder, VAE and configs" in capsys.readouterr().out
+    # It runs, and makes the frames of the same experts beside the full folder
+    options = dict(image=str(pictures[0]), num_inference_steps=4, max_guidance_scale=4.0, min_guidance_scale=2.0)
+    assert_close(app_frames(generator, model=high.stem, **options),
+                 app_frames(wan_generator, model="wan-a14b_high_noise_Q8_0", **options))
+    assert main(download + ["--quant", "Q8_0"]) == 0  # again: nothing fetched twice
+    assert len([name for name in fetched if name.endswith(".gguf")]) == 2

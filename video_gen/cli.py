@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     download = models_commands.add_parser("download", parents=[common], help="download a known model (resumable)")
     download.add_argument("name", help="one of: " + ", ".join(download.name for spec in specs()
                                                                 for download in spec.downloads))
+    download.add_argument("--quant", default=None,
+                          help="for GGUF downloads (names ending in -gguf): the quantisation, such as Q4_K_M "
+                               "(default), Q5_K_M, Q8_0")
     import_parser = models_commands.add_parser("import", parents=[common],
                                                help="check a model folder or file and link it into the models dir")
     import_parser.add_argument("path", help="a diffusers folder, a .safetensors file, or a motion adapter")
@@ -344,9 +347,16 @@ def _models(args) -> int:
 
     folder = Path(args.models_dir) if args.models_dir else default_models_dir()
     if args.models_command == "download":
-        from .model_store import download
+        from .model_store import DEFAULT_QUANT, download, known_models
 
-        path = download(args.name, folder)
+        known = known_models().get(args.name)
+        if args.quant and known is not None and not known.files:
+            raise InvalidRequest("quant", f"{args.name} is a diffusers folder, not GGUF files; --quant goes with "
+                                          f"the -gguf downloads")
+        path = download(args.name, folder, quant=args.quant or DEFAULT_QUANT)
+        if known is not None and known.files:
+            print(f"{known.name}: use it with --model {path.stem} (the {known.folder} folder beside it gives its "
+                  f"text encoder, VAE and configs)", file=sys.stderr)
         print(path)
         return EXIT_OK
     if args.models_command == "demo":

@@ -34,13 +34,19 @@ class KnownModel:
     repo: str
     family: str
     description: str
+    files: tuple[str, ...] = ()  # single files (GGUF): glob patterns, `{quant}` for the quantisation asked for
+    folder: str = ""  # the known model whose folder gives those files their other parts
+
+
+DEFAULT_QUANT = "Q4_K_M"  # city96's and QuantStack's usual pick for 12 GB cards
 
 
 def known_models() -> dict[str, KnownModel]:
     """What `models download` fetches: every family spec's download entries, by name."""
     from .families import specs
 
-    return {download.name: KnownModel(download.name, download.repo, spec.name, download.description)
+    return {download.name: KnownModel(download.name, download.repo, spec.name, download.description,
+                                      download.files, download.folder)
             for spec in specs() for download in spec.downloads}
 
 
@@ -58,8 +64,11 @@ class DownloadFailed(VideoGenError):
     """The hub could not be reached, or the repository is not as expected."""
 
 
-def select_files(repo_files: list[str]) -> list[str]:
-    """The files of a repository that a model needs: configs, and one .safetensors per weight (fp16 first)."""
+def select_files(repo_files: list[str], *, without_weights: tuple[str, ...] = ()) -> list[str]:
+    """The files of a repository that a model needs: configs, and one .safetensors per weight (fp16 first); the
+    parts named in `without_weights` keep only their configs (a folder for GGUF transformers)."""
+    repo_files = [name for name in repo_files
+                  if name.split("/", 1)[0] not in without_weights or name.rsplit("/", 1)[-1] in CONFIG_NAMES]
     is_pipeline = "model_index.json" in repo_files
     chosen = [name for name in repo_files if name.rsplit("/", 1)[-1] in CONFIG_NAMES]
     weights: dict[str, list[str]] = {}
@@ -80,29 +89,78 @@ def select_files(repo_files: list[str]) -> list[str]:
     return sorted(dict.fromkeys(chosen))
 
 
-def download(name: str, models_dir: str | os.PathLike) -> Path:
-    """Download a known model into models_dir/NAME (resumable) and check the result is a model."""
+def download(name: str, models_dir: str | os.PathLike, *, quant: str = DEFAULT_QUANT) -> Path:
+    """Download a known model into models_dir/NAME (resumable) and check the result is a model; for single
+    files (GGUF), the files of the quantisation `quant` into models_dir itself, and the folder that gives them
+    their other parts (without its transformer weights) when it is not installed. Returns what --model takes."""
     known_names = known_models()
     if name not in known_names:
         raise InvalidRequest("name", f"unknown model {name!r}; known: {', '.join(known_names)}")
     known = known_names[name]
-    target = Path(models_dir) / name
+    models_dir = Path(models_dir)
     import huggingface_hub
     from huggingface_hub.utils import HfHubHTTPError
 
     try:
-        repo_files = huggingface_hub.list_repo_files(known.repo)
-        files = select_files(repo_files)
-        # huggingface_hub draws a progress bar per file on stderr and resumes partial files.
-        huggingface_hub.snapshot_download(known.repo, allow_patterns=files, local_dir=target)
+        if known.files:
+            files = _download_files(known, models_dir, quant)
+            if known.folder and not (models_dir / known.folder).exists():
+                parts = known_names[known.folder]
+                _download_folder(parts, models_dir / parts.name, without_weights=("transformer", "transformer_2"))
+            return files[0]
+        return _download_folder(known, models_dir / name)
     except (HfHubHTTPError, OSError, ConnectionError) as error:
         raise DownloadFailed(_offline_message(known, error)) from None
     except Exception as error:  # huggingface_hub's offline and network errors share no base class across versions
         if "offline" in type(error).__name__.lower() or "connect" in type(error).__name__.lower():
             raise DownloadFailed(_offline_message(known, error)) from None
         raise
-    info = inspect_folder(target, name=name)
-    return info.path
+
+
+def _download_folder(known: KnownModel, target: Path, *, without_weights: tuple[str, ...] = ()) -> Path:
+    import huggingface_hub
+
+    files = select_files(huggingface_hub.list_repo_files(known.repo), without_weights=without_weights)
+    # huggingface_hub draws a progress bar per file on stderr and resumes partial files.
+    huggingface_hub.snapshot_download(known.repo, allow_patterns=files, local_dir=target)
+    return inspect_folder(target, name=target.name).path
+
+
+def _download_files(known: KnownModel, models_dir: Path, quant: str) -> list[Path]:
+    """Each of `known.files`' patterns' file, fetched into a hidden staging folder (where partial downloads
+    resume) and moved into the models folder only when whole."""
+    import fnmatch
+
+    import huggingface_hub
+
+    listing = huggingface_hub.list_repo_files(known.repo)
+    chosen = []
+    for pattern in known.files:
+        wanted = pattern.format(quant=quant)
+        matches = sorted(name for name in listing if fnmatch.fnmatch(name, wanted))
+        if not matches:
+            quants = sorted({match.group(1) for name in listing
+                             if (match := re.search(r"[-_.]((?:I?Q\d|BF16|F16|F32)[\w]*)\.gguf$", name))})
+            raise InvalidRequest("quant", f"{known.name} has no {quant} file (huggingface.co/{known.repo}); "
+                                          f"it has: {', '.join(quants) or 'none'}")
+        chosen.append(matches[0])
+    staging = models_dir / ".downloads" / known.name  # hidden: discovery skips dot folders
+    placed = []
+    for name in chosen:
+        target = models_dir / Path(name).name
+        if target.is_file():  # only whole files are ever moved here
+            placed.append(target)
+            continue
+        fetched = Path(huggingface_hub.hf_hub_download(known.repo, name, local_dir=staging))
+        models_dir.mkdir(parents=True, exist_ok=True)
+        os.replace(fetched, target)
+        placed.append(target)
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.parent.rmdir()  # when no other download is under way
+    except OSError:
+        pass
+    return placed
 
 
 def _offline_message(known: KnownModel, error: BaseException) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from .errors import ModelNotFound, first_line
 # Roles: a "model" runs on its own; a "motion-adapter" is the motion part of AnimateDiff, used with an SD1.5
 # base; "unsupported" is recognised but cannot run here (the note says why).
-from .families.spec import LORA, MODEL, MOTION_ADAPTER, UNSUPPORTED
+from .families.spec import LORA, MODEL, MOTION_ADAPTER, PARTS, UNSUPPORTED
 
 HOW_TO_GET = "see models/README.md for the folder layout and how to download one"
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".gguf")
@@ -136,9 +136,27 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
     own_adapter = path / "motion_adapter" if (path / "motion_adapter").is_dir() else None
     from .demo import DEMO_NOTE, is_demo  # the demo model is labelled wherever models are listed
 
+    note = DEMO_NOTE if is_demo(path) else ""
+    if role == MODEL and _denoiser_is_config_only(path, index):
+        role, note = PARTS, PARTS_NOTE
     return ModelInfo(name=name or path.name, path=path, family=family, class_name=class_name,
                      motion_adapter=own_adapter, precision=_folder_precision(path), size_bytes=_size(path), role=role,
-                     note=DEMO_NOTE if is_demo(path) else "")
+                     note=note)
+
+
+PARTS_NOTE = "text encoder, VAE and configs without transformer weights: for the transformer files beside it"
+DENOISER_PARTS = ("transformer", "transformer_2", "unet")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".gguf")
+
+
+def _denoiser_is_config_only(path: Path, index: dict) -> bool:
+    """Whether the folder's transformer (or UNet) has its config.json but no weights: the other parts for GGUF
+    transformer files (`models download …-gguf` fetches a folder so)."""
+    parts = [part for part in DENOISER_PARTS if isinstance(index.get(part), list) and index[part][0] is not None]
+    return bool(parts) and all(
+        (path / part / "config.json").is_file()
+        and not any(file.name.endswith(WEIGHT_SUFFIXES) for file in (path / part).iterdir())
+        for part in parts)
 
 
 def read_safetensors_header(path: str | os.PathLike) -> dict:
@@ -511,6 +529,10 @@ def _resolve(name_or_path: str | None, models_dir: Path, everything: list[ModelI
             f"{info.name} is an AnimateDiff motion adapter, not a model on its own: choose an SD1.5 base with "
             f"--model and this adapter with --motion-adapter {info.name}"
         )
+    if info.role == PARTS:
+        raise ModelNotFound(f"{info.name} holds the {info.note.split(':')[0]} of a {info.family} model, not a model "
+                            f"on its own: choose a {info.family} transformer file (GGUF) beside it with --model "
+                            f"(`video-gen models list`)")
     if info.role not in (MODEL, MOTION_ADAPTER, UNSUPPORTED):
         raise ModelNotFound(f"{info.name} is {_article(info.role)} {info.role} ({info.class_name}) that goes with "
                             f"{info.family} models, not a model on its own; choose one of those with --model")

@@ -447,3 +447,43 @@ def build_tiny_transformer_lora(model: str | Path, file: str | Path, *, subfolde
     file.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(file), metadata={"format": "pt"})
     return file
+
+
+def save_gguf(state: dict, file: str | Path, *, quant: str = "Q8_0", architecture: str,
+              keep_float: tuple[str, ...] = ()) -> Path:
+    """Tensors (named in a model's original layout) as a GGUF file, as city96's and QuantStack's are made: every
+    2-D weight whose rows are a multiple of the quantisation block is quantised to `quant`, the rest kept in
+    float32, as are the tensors whose names contain one of `keep_float` (city96's converter's `keys_hiprec`:
+    parameters used as they are, not through a layer, such as LTX's `scale_shift_table`)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(file), arch=architecture)
+    kind = gguf.GGMLQuantizationType[quant]
+    block = gguf.GGML_QUANT_SIZES[kind][0]
+    for name, tensor in state.items():
+        data = tensor.detach().float().numpy()
+        if data.ndim == 2 and data.shape[-1] % block == 0 and not any(part in name for part in keep_float):
+            writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
+        else:
+            writer.add_tensor(name, np.ascontiguousarray(data, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return Path(file)
+
+
+def dequantized_gguf(file: str | Path) -> dict:
+    """A GGUF file's tensors dequantised to float32 by the `gguf` package itself (not diffusers' GGUF loader),
+    under their names in the file: the reference the tests compare diffusers' loading with."""
+    import gguf
+    import numpy as np
+    import torch
+
+    state = {}
+    for tensor in gguf.GGUFReader(str(file)).tensors:
+        values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
+        shape = [int(side) for side in reversed(tensor.shape.tolist())]
+        state[tensor.name] = torch.from_numpy(np.asarray(values, dtype=np.float32).reshape(shape).copy())
+    return state

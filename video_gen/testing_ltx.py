@@ -117,3 +117,34 @@ def save_ltx_single_file(folder: str | Path, file: str | Path) -> Path:
             raise AssertionError(f"the single-file names do not convert back: {sorted(set(original) ^ set(back))[:5]}")
     save_file({name: tensor.contiguous() for name, tensor in state.items()}, str(file))
     return Path(file)
+
+
+def save_ltx_transformer(folder: str | Path, file: str | Path, *, quant: str = "Q8_0") -> Path:
+    """The transformer of a diffusers LTX folder alone, in LTX-Video's own names: a `.gguf` as city96's LTX GGUF
+    files are (no `model.diffusion_model.` prefix; 2-D weights quantised to `quant` but the `scale_shift_table`s,
+    which his converter keeps in float32), or a `.safetensors` as
+    ComfyUI's transformer-only files are (with the prefix, float32)."""
+    from safetensors.torch import load_file, save_file
+
+    from .testing import save_gguf
+
+    transformer = load_file(str(Path(folder) / "transformer" / "diffusion_pytorch_model.safetensors"))
+    state = {_original_transformer_name(name): tensor for name, tensor in transformer.items()}
+    if Path(file).suffix == ".gguf":
+        state = {name.removeprefix("model.diffusion_model."): tensor for name, tensor in state.items()}
+        return save_gguf(state, file, quant=quant, architecture="ltxv", keep_float=("scale_shift_table",))
+    save_file({name: tensor.contiguous() for name, tensor in state.items()}, str(file))
+    return Path(file)
+
+
+def dequantized_ltx_transformer(file: str | Path, folder: str | Path):
+    """The diffusers LTX transformer holding a GGUF file's weights dequantised by the `gguf` package (not
+    diffusers' GGUF loader), renamed by diffusers' converter: the reference for tests."""
+    from diffusers import LTXVideoTransformer3DModel
+    from diffusers.loaders.single_file_utils import convert_ltx_transformer_checkpoint_to_diffusers
+
+    from .testing import dequantized_gguf
+
+    model = LTXVideoTransformer3DModel.from_pretrained(Path(folder) / "transformer")
+    model.load_state_dict(convert_ltx_transformer_checkpoint_to_diffusers(dequantized_gguf(file)), strict=True)
+    return model.eval()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .testing import build_tiny_t5_tokenizer
+from .testing import build_tiny_t5_tokenizer, dequantized_gguf, save_gguf
 
 VARIANTS = ("i2v", "flf2v", "a14b", "ti2v-5b", "t2v")
 
@@ -126,61 +126,27 @@ def to_original_layout(state_dict: dict) -> dict:
 
 def save_wan_gguf(transformer_folder: str | Path, file: str | Path, *, quant: str = "Q8_0",
                   architecture: str = "wan") -> Path:
-    """The transformer of a diffusers folder as a GGUF file in Wan's layout (as city96's files are): every 2-D
-    weight whose rows are a multiple of the block size quantised to `quant`, the rest kept in float32."""
-    import gguf
-    import numpy as np
+    """The transformer of a diffusers folder as a GGUF file in Wan's layout (as city96's files are)."""
     from diffusers import WanTransformer3DModel
 
     model = WanTransformer3DModel.from_pretrained(transformer_folder)
-    writer = gguf.GGUFWriter(str(file), arch=architecture)
-    kind = gguf.GGMLQuantizationType[quant]
-    block = gguf.GGML_QUANT_SIZES[kind][0]
-    for name, tensor in to_original_layout(model.state_dict()).items():
-        data = tensor.detach().float().numpy()
-        if data.ndim == 2 and data.shape[-1] % block == 0:
-            writer.add_tensor(name, gguf.quants.quantize(data, kind), raw_dtype=kind)
-        else:
-            writer.add_tensor(name, np.ascontiguousarray(data, dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return Path(file)
+    return save_gguf(to_original_layout(model.state_dict()), file, quant=quant, architecture=architecture)
 
 
 def save_gguf_of_another_family(file: str | Path) -> Path:
     """A tiny GGUF with a Flux transformer's tensor names and architecture: a GGUF no family here runs."""
-    import gguf
-    import numpy as np
+    import torch
 
-    writer = gguf.GGUFWriter(str(file), arch="flux")
-    for name in ("double_blocks.0.img_attn.qkv.weight", "img_in.weight", "final_layer.linear.weight"):
-        writer.add_tensor(name, np.zeros((4, 4), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return Path(file)
+    names = ("double_blocks.0.img_attn.qkv.weight", "img_in.weight", "final_layer.linear.weight")
+    return save_gguf({name: torch.zeros(4, 4) for name in names}, file, architecture="flux")
 
 
 def dequantized_transformer(file: str | Path, transformer_folder: str | Path):
     """The diffusers transformer holding a GGUF file's weights dequantised to float32, made without
     diffusers' GGUF loader (gguf's own `dequantize`, diffusers' layout conversion): the reference for tests."""
-    import gguf
-    import numpy as np
-    import torch
     from diffusers import WanTransformer3DModel
     from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
-    reader = gguf.GGUFReader(str(file))
-    state = {}
-    for tensor in reader.tensors:
-        values = gguf.quants.dequantize(tensor.data, tensor.tensor_type)
-        shape = [int(side) for side in reversed(tensor.shape.tolist())]
-        state[tensor.name] = torch.from_numpy(np.asarray(values, dtype=np.float32).reshape(shape).copy())
     model = WanTransformer3DModel.from_pretrained(transformer_folder)
-    model.load_state_dict(convert_wan_transformer_to_diffusers(state), strict=True)
+    model.load_state_dict(convert_wan_transformer_to_diffusers(dequantized_gguf(file)), strict=True)
     return model.eval()
-
-

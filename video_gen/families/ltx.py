@@ -14,6 +14,10 @@ official single files and optional two-stage output (diffusers 0.42's LTX pipeli
   full size (diffusers' LTX 0.9.7 recipe: denoise strength 0.4 over 10 steps).
 - Single files (`ltxv-*.safetensors`, transformer and VAE in one file) take their configs, text encoder and
   tokenizer from an installed LTX diffusers folder whose transformer and VAE have the same shapes.
+- A transformer alone (a GGUF such as city96's or QuantStack's LTX-Video files, or a transformer-only
+  .safetensors in LTX-Video's names) runs with the VAE, text encoder, tokenizer and configs of an installed LTX
+  diffusers folder whose transformer has its architecture (`single_file.pair_with_folder`); a GGUF stays
+  quantised on the device and is dequantised layer by layer.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ IMAGE_COND_NOISE_SCALE = 0.025
 REFINE_STEPS = 10
 REFINE_STRENGTH = 0.4
 UPSAMPLER_CLASSES = ("LTXLatentUpsamplePipeline", "LTXLatentUpsamplerModel")
+TRANSFORMER_CLASS = "LTXVideoTransformer3DModel"  # a file holding the transformer alone
 
 
 def _is_ltx_checkpoint(keys) -> bool:
@@ -51,6 +56,14 @@ def _is_ltx_checkpoint(keys) -> bool:
     keys = list(keys)
     return (any(key in ("model.diffusion_model.patchify_proj.weight", "patchify_proj.weight") for key in keys)
             and any(key.startswith("vae.") for key in keys))
+
+
+def _is_ltx_transformer(keys) -> bool:
+    """An LTX-Video 0.9.x transformer alone in LTX-Video's own names (`patchify_proj`, `adaln_single`), with or
+    without ComfyUI's `model.diffusion_model.` prefix: no VAE, and none of LTX-2's audio parts."""
+    keys = list(keys)
+    return (any(key.removeprefix("model.diffusion_model.") == "patchify_proj.weight" for key in keys)
+            and not any(key.startswith("vae.") or "audio" in key or ".av_ca_" in key for key in keys))
 
 
 # Measured by `python bench/memory_constants_ltx.py` (CPU, torch 2.13, full-width LTX-Video 2B blocks and
@@ -71,7 +84,8 @@ LTX_MEMORY = MemoryConstants(
 SPEC = FamilySpec(
     name="ltx",
     label="LTX-Video",
-    class_names=("LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline", "LTXCheckpoint"),
+    class_names=("LTXPipeline", "LTXImageToVideoPipeline", "LTXConditionPipeline", "LTXCheckpoint",
+                 TRANSFORMER_CLASS),
     memory=LTX_MEMORY,
     image=REQUIRED,
     prompt=True,
@@ -94,10 +108,29 @@ SPEC = FamilySpec(
         Download("ltx-13b-distilled", "Lightricks/LTX-Video-0.9.7-distilled",
                  "LTX-Video 13B distilled 0.9.7 (diffusers layout, ~28 GB transformer + ~9.5 GB T5-XXL in bf16): "
                  "8 steps at guidance 1"),
+        Download("ltx-video-0.9.5", "Lightricks/LTX-Video-0.9.5",
+                 "LTX-Video 2B 0.9.5 in the diffusers layout (diffusers' own config source for 0.9.5 single files; "
+                 "its VAE is 0.9.5's): the other parts for ltx-2b-0.9.5-gguf"),
+        Download("ltx-13b-dev", "Lightricks/LTX-Video-0.9.7-dev",
+                 "LTX-Video 13B dev 0.9.7 (diffusers layout, ~28 GB transformer + ~9.5 GB T5-XXL in bf16): 40 steps "
+                 "at guidance 3; the other parts for ltx-13b-dev-gguf"),
+        # GGUF transformers (repositories named by city96 in ComfyUI-GGUF's issues #226 and #275; the file is
+        # chosen from the repository's list by --quant). Sizes estimated from the bits per weight, not read from
+        # the listings. The folder named comes without its transformer.
+        Download("ltx-2b-0.9.5-gguf", "city96/LTX-Video-0.9.5-gguf",
+                 "LTX-Video 2B 0.9.5 as one GGUF transformer (Q4_K_M ~1.3 GB), with ltx-video-0.9.5's other parts",
+                 files=("*{quant}.gguf",), folder="ltx-video-0.9.5"),
+        Download("ltx-13b-dev-gguf", "wsbagnsv1/ltxv-13b-0.9.7-dev-GGUF",
+                 "LTX-Video 13B dev 0.9.7 as one GGUF transformer (Q4_K_M ~8 GB), with ltx-13b-dev's other parts",
+                 files=("*{quant}.gguf",), folder="ltx-13b-dev"),
         Download("ltx-upscaler", "Lightricks/ltxv-spatial-upscaler-0.9.7",
                  "LTX-Video's 2x spatial latent upsampler (~0.5 GB) for two-stage output (--upscale 2x)"),
     ),
-    single_files=(SingleFile("ltx", "LTXCheckpoint", matches=_is_ltx_checkpoint, priority=25),),
+    single_files=(
+        SingleFile("ltx", "LTXCheckpoint", matches=_is_ltx_checkpoint, priority=25),
+        # A transformer alone (GGUF or .safetensors): runs with the other parts of an installed LTX folder.
+        SingleFile("ltx-transformer", TRANSFORMER_CLASS, matches=_is_ltx_transformer, priority=26),
+    ),
     part_classes=(("LTXLatentUpsamplePipeline", UPSAMPLER),),
     # LTX-Video 2B's parts counted on the meta device from diffusers' default transformer and VAE configs and
     # T5-XXL v1.1's (its input embedding once: the checkpoints store the tied copy once); tests recount them.
@@ -151,9 +184,36 @@ def complete_model(model: ModelInfo, catalog, *, motion_adapter, models_dir: Pat
     """Give a model the latent upsampler installed beside it and, for a single file, the folder its configs,
     text encoder and tokenizer come from."""
     model = replace(model, upsampler=find_upsampler(Path(models_dir), catalog))
+    if model.single_file and model.class_name == TRANSFORMER_CLASS:
+        from .single_file import pair_with_folder
+
+        folder = pair_with_folder(model, catalog, family=SPEC.name, shape_of=_transformer_shape,
+                                  describe=_describe_shape,
+                                  download_hint="video-gen models download ltx-video (2B) or ltx-13b-distilled (13B)")
+        return replace(model, config_dir=folder, component="transformer")
     if model.single_file:
         model = replace(model, config_dir=single_file_config_dir(model.path, catalog))
     return model
+
+
+def _transformer_shape(keys_and_shapes: dict) -> tuple | None:
+    """(blocks, width, latent channels, caption channels) of an LTX transformer, from a file's tensor shapes
+    (LTX-Video's names) or from a diffusers config (a dict with `num_layers`)."""
+    if "num_layers" in keys_and_shapes:  # a diffusers config
+        config = keys_and_shapes
+        return (config["num_layers"], config["num_attention_heads"] * config["attention_head_dim"],
+                config["in_channels"], config["caption_channels"])
+    shapes = {key.removeprefix("model.diffusion_model."): shape for key, shape in keys_and_shapes.items()}
+    patch, caption = shapes.get("patchify_proj.weight"), shapes.get("caption_projection.linear_1.weight")
+    if patch is None or caption is None:
+        return None
+    blocks = len({key.split(".")[1] for key in shapes if key.startswith("transformer_blocks.")})
+    return blocks, patch[0], patch[1], caption[1]
+
+
+def _describe_shape(shape: tuple) -> str:
+    blocks, width, channels, caption = shape
+    return f"{blocks} blocks, width {width}, {channels} latent channels, {caption} text channels"
 
 
 def find_upsampler(models_dir: Path, catalog=()) -> Path | None:
@@ -226,12 +286,15 @@ def _folder_shapes(folder: Path) -> tuple | None:
 def component_headers(model: ModelInfo) -> dict[str, list[dict]]:
     """Safetensors headers by component, for the memory plan. A single file holds the transformer
     (`model.diffusion_model.*`) and the VAE (`vae.*`); its T5 text encoder (~9.5 GB in bf16, the largest part)
-    lives in the folder its configs come from, and is counted too."""
+    lives in the folder its configs come from, and is counted too. A transformer file (`component`) counts
+    with its folder's other parts, a GGUF by the bytes it keeps quantised on the device."""
     from ..memory.estimate import _component_files, _header
 
-    if not model.single_file:
-        return {component: [_header(file) for file in files]
-                for component, files in _component_files(Path(model.path)).items()}
+    if not model.single_file or model.component:  # a folder, or a transformer file with its folder's other parts
+        files = _component_files(Path(model.config_dir if model.component else model.path))
+        if model.component:
+            files[model.component] = [Path(model.path)]  # a GGUF counted by the bytes it keeps quantised
+        return {component: [_header(file) for file in paths] for component, paths in files.items()}
     header = read_safetensors_header(model.path)
     headers = {"transformer": [{name: entry for name, entry in header.items() if not name.startswith("vae.")}],
                "vae": [{name: entry for name, entry in header.items() if name.startswith("vae.")}]}
@@ -309,7 +372,13 @@ def load(model: ModelInfo, device: str, dtype):
     from diffusers import LTXConditionPipeline
 
     with loading(str(model.path)):
-        if model.single_file:
+        if model.component:
+            from .single_file import load_transformer
+
+            transformer = load_transformer(model.path, Path(model.config_dir), model.component, dtype)
+            pipe = LTXConditionPipeline.from_pretrained(model.config_dir, transformer=transformer,
+                                                        local_files_only=True, dtype=dtype, use_safetensors=True)
+        elif model.single_file:
             pipe = _load_single_file(model, dtype)
         else:
             pipe = LTXConditionPipeline.from_pretrained(model.path, local_files_only=True, dtype=dtype,

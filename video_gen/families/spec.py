@@ -21,6 +21,9 @@ MODEL, MOTION_ADAPTER, UNSUPPORTED = "model", "motion-adapter", "unsupported"
 LORA = "lora"
 # A folder that belongs with a family's models but does not run alone (LTX-Video's latent upsampler).
 UPSAMPLER = "upsampler"
+# A diffusers folder whose transformer (or UNet) is only its config, downloaded beside GGUF files: it gives a
+# transformer file its text encoder, VAE, scheduler and configs, and does not run alone.
+PARTS = "parts"
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,18 @@ class MemoryConstants:
 
 @dataclass(frozen=True)
 class Download:
-    """A model `video-gen models download NAME` fetches: only configs and one .safetensors per weight."""
+    """A model `video-gen models download NAME` fetches: a diffusers repository (only configs and one
+    .safetensors per weight), or single files of a repository (`files`, such as GGUF transformers)."""
 
     name: str
     repo: str
     description: str
+    # Single files: glob patterns over the repository's file list, each choosing one file; `{quant}` stands for
+    # the quantisation asked for (`--quant`, Q4_K_M by default). They go into the models folder itself.
+    files: tuple[str, ...] = ()
+    # For single files: the download entry whose folder gives them the other parts (text encoder, VAE, configs);
+    # fetched without its transformer weights when it is not installed.
+    folder: str = ""
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,19 @@ SPEC = FamilySpec(
                  "Wan 2.2 text/image to video 5B, 1280x704, 121 frames at 24 fps (~34 GB)"),
         Download("wan2.1-t2v-1.3b", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
                  "Wan 2.1 text to video 1.3B, 832x480 (~29 GB, most of it umT5-XXL)"),
+        # GGUF transformers (repositories named in city96's and Wan's issue threads; the file is chosen from the
+        # repository's list by --quant). Sizes estimated from the bits per weight, not read from the listings:
+        # Q4_K_M ~10 GB for the 14B transformers (Q8_0 ~18 GB). The folder named comes without its transformer.
+        Download("wan2.1-i2v-14b-480p-gguf", "city96/Wan2.1-I2V-14B-480P-gguf",
+                 "Wan 2.1 I2V 14B 480P as one GGUF transformer (Q4_K_M ~10 GB), with wan2.1-i2v-14b-480p's other "
+                 "parts", files=("*{quant}.gguf",), folder="wan2.1-i2v-14b-480p"),
+        Download("wan2.1-i2v-14b-720p-gguf", "city96/Wan2.1-I2V-14B-720P-gguf",
+                 "Wan 2.1 I2V 14B 720P as one GGUF transformer (Q4_K_M ~10 GB), with wan2.1-i2v-14b-720p's other "
+                 "parts", files=("*{quant}.gguf",), folder="wan2.1-i2v-14b-720p"),
+        Download("wan2.2-i2v-a14b-gguf", "QuantStack/Wan2.2-I2V-A14B-GGUF",
+                 "Wan 2.2 I2V A14B as two GGUF experts (HighNoise + LowNoise, Q4_K_M ~10 GB each), with "
+                 "wan2.2-i2v-a14b's other parts", files=("HighNoise/*{quant}.gguf", "LowNoise/*{quant}.gguf"),
+                 folder="wan2.2-i2v-a14b"),
     ),
     single_files=(
         # A transformer alone (GGUF or .safetensors): runs with the other parts of an installed Wan folder.
