@@ -110,3 +110,42 @@ def family_models(tmp_path_factory) -> Path:
     save_sd15_single_file(folder / "tiny-sd15", folder / "tiny-sd15-single.safetensors")
     save_motion_adapter_single_file(folder / "tiny-adapter", folder.parent / "adapter-single.safetensors")
     return folder
+
+
+@pytest.fixture()
+def serve_hub(monkeypatch):
+    """The hub faked at its edge (huggingface_hub's `list_repo_files`, `hf_hub_download`, `snapshot_download`):
+    `serve_hub({repo: {name in the repository: local file, or None for a file only listed}})` serves those
+    repositories; it returns the names fetched, in order."""
+    import fnmatch
+
+    import huggingface_hub
+
+    fetched: list[str] = []
+
+    def serve(repos: dict[str, dict[str, Path | None]]) -> list[str]:
+        def copy(repo_id, name, local_dir):
+            fetched.append(name)
+            target = Path(local_dir) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(repos[repo_id][name], target)
+            return str(target)
+
+        def snapshot_download(repo_id, *, allow_patterns, local_dir, **kwargs):
+            for name in repos[repo_id]:
+                if any(fnmatch.fnmatch(name, pattern) for pattern in allow_patterns):
+                    copy(repo_id, name, local_dir)
+            return str(local_dir)
+
+        monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda repo_id, **kwargs: sorted(repos[repo_id]))
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                            lambda repo_id, filename, *, local_dir, **kwargs: copy(repo_id, filename, local_dir))
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+        return fetched
+
+    return serve
+
+
+def folder_files(folder: Path) -> dict[str, Path]:
+    """A local folder as a repository's files (name in the repository -> file), for `serve_hub`."""
+    return {str(path.relative_to(folder)): path for path in folder.rglob("*") if path.is_file()}

@@ -241,12 +241,44 @@ def test_a_transformer_file_without_a_matching_folder_is_one_line(ltx_models, tm
     message = str(error.value)
     assert "\n" not in message and "same architecture" in message and "2 blocks, width 32" in message
     assert "tiny-ltx-3-blocks" in message and "video-gen models download ltx-video" in message
+    shutil.copy(ltx_models / "ltxv-tiny.safetensors", lonely / "ltxv-tiny.safetensors")  # transformer and VAE
+    with pytest.raises(ModelNotFound) as error:
+        Generator(models_dir=lonely, outputs_dir=tmp_path / "out").resolve("ltxv-tiny")
+    assert "same architecture and VAE version" in str(error.value) and "\n" not in str(error.value)
     # The full checkpoint and LTX-2's transformer are not taken for an LTX-Video transformer alone
     assert classify_checkpoint(read_safetensors_header(ltx_models / "ltxv-tiny.safetensors")) == "ltx"
     assert classify_checkpoint(read_safetensors_header(ltx_models / "ltxv-tiny-transformer.safetensors")) \
         == "ltx-transformer"
     assert not ltx._is_ltx_transformer(["model.diffusion_model.patchify_proj.weight",
                                         "model.diffusion_model.audio_patchify_proj.weight"])
+
+
+def test_the_2b_distilled_download_is_the_single_file_with_0_9_5s_other_parts(gen, ltx_models, pictures, tmp_path,
+                                                                               serve_hub, capsys):
+    """`models download ltx-2b-distilled`: the official single file from Lightricks/LTX-Video and, without its
+    transformer, the 0.9.5 diffusers folder for T5 and the configs (the hub serving the tiny model's)."""
+    from conftest import folder_files
+
+    from video_gen import Generator
+    from video_gen.cli import main
+
+    fetched = serve_hub({
+        "Lightricks/LTX-Video": {"model_index.json": None, "ltxv-2b-0.9.8-distilled-fp8.safetensors": None,
+                                 "ltxv-2b-0.9.8-distilled.safetensors": ltx_models / "ltxv-tiny.safetensors"},
+        "Lightricks/LTX-Video-0.9.5": folder_files(ltx_models / "tiny-ltx"),
+    })
+    models = tmp_path / "models"
+    assert main(["models", "download", "ltx-2b-distilled", "--models-dir", str(models)]) == 0
+    assert capsys.readouterr().out.strip() == str(models / "ltxv-2b-0.9.8-distilled.safetensors")
+    assert "fp8" not in " ".join(fetched) and not list((models / "ltx-video-0.9.5").glob("transformer/*.safetensors"))
+    generator = Generator(models_dir=models, outputs_dir=tmp_path / "out")
+    model = generator.resolve("ltxv-2b-0.9.8-distilled")
+    assert model.config_dir == models / "ltx-video-0.9.5" and ltx.defaults(model)["num_inference_steps"] == 8
+    request = GenerationRequest(image=str(pictures["first"]), **{**FAST, "num_frames": 9})
+    assert_close(png_frames(generator.generate(request.replace(model="ltxv-2b-0.9.8-distilled")).path),
+                 png_frames(gen.generate(request.replace(model="ltxv-tiny")).path))
+    assert main(["models", "download", "ltx-2b-distilled", "--quant", "Q8_0", "--models-dir", str(models)]) == 1
+    assert "comes in one precision only" in capsys.readouterr().err
 
 
 def test_distilled_defaults_and_speed(ltx_models, tmp_path):

@@ -5,7 +5,6 @@ dequantised, the prompt-embedding cache, GGUF discovery, and the bad inputs, eac
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -398,43 +397,29 @@ def test_the_page_shows_the_last_frame_only_for_wan_models_that_take_one(wan_gen
 
 
 def test_a_gguf_download_takes_the_quant_asked_for_and_its_folders_other_parts(wan_generator, wan_models, pictures,
-                                                                              tmp_path, monkeypatch, capsys):
-    """`models download wan2.2-i2v-a14b-gguf`: the hub faked at its edge (listing, one-file and folder downloads),
-    serving the tiny A14B's GGUF experts under QuantStack's names and its diffusers folder."""
-    import fnmatch
+                                                                              tmp_path, serve_hub, capsys):
+    """`models download wan2.2-i2v-a14b-gguf`, the hub serving the tiny A14B's GGUF experts under QuantStack's
+    names and its diffusers folder."""
+    from conftest import folder_files
 
-    import huggingface_hub
-
-    folder = wan_models / "tiny-wan-a14b"
-    repos = {
+    fetched = serve_hub({
         "QuantStack/Wan2.2-I2V-A14B-GGUF": {
             "README.md": None, "HighNoise/Wan2.2-I2V-A14B-HighNoise-Q4_K_M.gguf": None,
             "LowNoise/Wan2.2-I2V-A14B-LowNoise-Q4_K_M.gguf": None,
             "HighNoise/Wan2.2-I2V-A14B-HighNoise-Q8_0.gguf": wan_models / "wan-a14b_high_noise_Q8_0.gguf",
             "LowNoise/Wan2.2-I2V-A14B-LowNoise-Q8_0.gguf": wan_models / "wan-a14b_low_noise_Q8_0.gguf"},
-        "Wan-AI/Wan2.2-I2V-A14B-Diffusers": {str(path.relative_to(folder)): path for path in folder.rglob("*")
-                                             if path.is_file()},
-    }
-    fetched = []
+        "Wan-AI/Wan2.2-I2V-A14B-Diffusers": folder_files(wan_models / "tiny-wan-a14b"),
+    })
+    # With the full folder installed (under any name), only the files come
+    installed = tmp_path / "installed"
+    shutil.copytree(wan_models / "tiny-wan-a14b", installed / "My-Wan-A14B")
+    assert main(["models", "download", "wan2.2-i2v-a14b-gguf", "--quant", "Q8_0", "--models-dir", str(installed)]) == 0
+    assert len(fetched) == 2 and all(name.endswith(".gguf") for name in fetched)
+    assert sorted(path.name for path in installed.iterdir()) == [
+        "My-Wan-A14B", "Wan2.2-I2V-A14B-HighNoise-Q8_0.gguf", "Wan2.2-I2V-A14B-LowNoise-Q8_0.gguf"]
+    fetched.clear()
+    capsys.readouterr()
 
-    def hf_hub_download(repo_id, filename, *, local_dir, **kwargs):
-        fetched.append(filename)
-        target = Path(local_dir) / filename
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(repos[repo_id][filename], target)
-        return str(target)
-
-    def snapshot_download(repo_id, *, allow_patterns, local_dir, **kwargs):
-        for name, source in repos[repo_id].items():
-            if any(fnmatch.fnmatch(name, pattern) for pattern in allow_patterns):
-                fetched.append(name)
-                (Path(local_dir) / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(source, Path(local_dir) / name)
-        return str(local_dir)
-
-    monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda repo_id, **kwargs: sorted(repos[repo_id]))
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
     models = tmp_path / "models"
     download = ["models", "download", "wan2.2-i2v-a14b-gguf", "--models-dir", str(models)]
 

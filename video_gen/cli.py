@@ -350,13 +350,13 @@ def _models(args) -> int:
         from .model_store import DEFAULT_QUANT, download, known_models
 
         known = known_models().get(args.name)
-        if args.quant and known is not None and not known.files:
-            raise InvalidRequest("quant", f"{args.name} is a diffusers folder, not GGUF files; --quant goes with "
-                                          f"the -gguf downloads")
+        if args.quant and known is not None and not any("{quant}" in pattern for pattern in known.files):
+            raise InvalidRequest("quant", f"{args.name} comes in one precision only; --quant goes with the -gguf "
+                                          f"downloads")
         path = download(args.name, folder, quant=args.quant or DEFAULT_QUANT)
         if known is not None and known.files:
             print(f"{known.name}: use it with --model {path.stem} (the {known.folder} folder beside it gives its "
-                  f"text encoder, VAE and configs)", file=sys.stderr)
+                  f"other parts: text encoder, configs)", file=sys.stderr)
         print(path)
         return EXIT_OK
     if args.models_command == "demo":

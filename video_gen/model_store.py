@@ -104,7 +104,7 @@ def download(name: str, models_dir: str | os.PathLike, *, quant: str = DEFAULT_Q
     try:
         if known.files:
             files = _download_files(known, models_dir, quant)
-            if known.folder and not (models_dir / known.folder).exists():
+            if known.folder and not _runs(files[0], models_dir):  # no installed folder gives its other parts
                 parts = known_names[known.folder]
                 _download_folder(parts, models_dir / parts.name, without_weights=("transformer", "transformer_2"))
             return files[0]
@@ -115,6 +115,18 @@ def download(name: str, models_dir: str | os.PathLike, *, quant: str = DEFAULT_Q
         if "offline" in type(error).__name__.lower() or "connect" in type(error).__name__.lower():
             raise DownloadFailed(_offline_message(known, error)) from None
         raise
+
+
+def _runs(file: Path, models_dir: Path) -> bool:
+    """Whether a downloaded single file already has what it needs (its family pairs it with an installed folder)."""
+    from .errors import ModelNotFound
+    from .models import resolve_model
+
+    try:
+        resolve_model(str(file), models_dir)
+    except ModelNotFound:
+        return False
+    return True
 
 
 def _download_folder(known: KnownModel, target: Path, *, without_weights: tuple[str, ...] = ()) -> Path:
@@ -138,6 +150,9 @@ def _download_files(known: KnownModel, models_dir: Path, quant: str) -> list[Pat
     for pattern in known.files:
         wanted = pattern.format(quant=quant)
         matches = sorted(name for name in listing if fnmatch.fnmatch(name, wanted))
+        if not matches and "{quant}" not in pattern:
+            raise DownloadFailed(f"huggingface.co/{known.repo} has no file {wanted} any more; download it by hand "
+                                 f"and add it with `video-gen models import PATH`")
         if not matches:
             quants = sorted({match.group(1) for name in listing
                              if (match := re.search(r"[-_.]((?:I?Q\d|BF16|F16|F32)[\w]*)\.gguf$", name))})

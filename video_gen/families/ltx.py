@@ -114,6 +114,12 @@ SPEC = FamilySpec(
         Download("ltx-13b-dev", "Lightricks/LTX-Video-0.9.7-dev",
                  "LTX-Video 13B dev 0.9.7 (diffusers layout, ~28 GB transformer + ~9.5 GB T5-XXL in bf16): 40 steps "
                  "at guidance 3; the other parts for ltx-13b-dev-gguf"),
+        # The official 2B distilled single file (6.34 GB in ComfyUI-Manager's list, Comfy-Org/ComfyUI-Manager#2005):
+        # transformer and VAE; diffusers takes 0.9.5's configs for 2B files with 0.9.5's VAE, as here.
+        Download("ltx-2b-distilled", "Lightricks/LTX-Video",
+                 "LTX-Video 2B distilled 0.9.8, the official single file ltxv-2b-0.9.8-distilled.safetensors "
+                 "(6.3 GB: transformer and VAE; 8 steps at guidance 1), with ltx-video-0.9.5's T5 and configs",
+                 files=("ltxv-2b-0.9.8-distilled.safetensors",), folder="ltx-video-0.9.5"),
         # GGUF transformers (repositories named by city96 in ComfyUI-GGUF's issues #226 and #275; the file is
         # chosen from the repository's list by --quant). Sizes estimated from the bits per weight, not read from
         # the listings. The folder named comes without its transformer.
@@ -258,8 +264,9 @@ def single_file_config_dir(checkpoint: Path, catalog) -> Path:
             return folder
     raise ModelNotFound(
         f"{checkpoint} is an LTX-Video single file: its text encoder, tokenizer and configs come from an installed "
-        f"LTX-Video diffusers folder of the same architecture (transformer layers, width, VAE channels {shapes}), "
-        f"and none is installed; get one with `video-gen models download ltx-video` ({HOW_TO_GET})"
+        f"LTX-Video diffusers folder of the same architecture and VAE version (transformer layers, width, VAE "
+        f"channels in and deepest, timestep-conditioned decoder: {shapes}), and none is installed; get one with "
+        f"`video-gen models download ltx-video-0.9.5` (2B 0.9.5 to 0.9.8) or `ltx-13b-distilled` (13B) ({HOW_TO_GET})"
     )
 
 
@@ -270,7 +277,12 @@ def _checkpoint_shapes(checkpoint: Path) -> tuple:
                   if key.startswith(prefix + "transformer_blocks.")})
     width = header[prefix + "patchify_proj.weight"]["shape"][0]
     vae_in = header.get("vae.encoder.conv_in.conv.weight", {}).get("shape", [None])[0]
-    return layers, width, vae_in
+    # The VAE's version: 0.9.5 and later end their encoder at 2048 channels (diffusers' own test), 0.9.1 and
+    # later condition the decoder on the timestep. A 0.9.8 file beside a 0.9.0 folder would get a VAE config
+    # that does not fit its weights.
+    vae_deep = header.get("vae.encoder.conv_out.conv.weight", {}).get("shape", [None, None])[1]
+    timestep = any(key.startswith("vae.decoder.last_time_embedder.") for key in header)
+    return layers, width, vae_in, vae_deep, timestep
 
 
 def _folder_shapes(folder: Path) -> tuple | None:
@@ -278,7 +290,7 @@ def _folder_shapes(folder: Path) -> tuple | None:
         transformer = json.loads((folder / "transformer" / "config.json").read_text())
         vae = json.loads((folder / "vae" / "config.json").read_text())
         return (transformer["num_layers"], transformer["num_attention_heads"] * transformer["attention_head_dim"],
-                vae["block_out_channels"][0])
+                vae["block_out_channels"][0], vae["block_out_channels"][-1], bool(vae.get("timestep_conditioning")))
     except (OSError, json.JSONDecodeError, KeyError, IndexError, TypeError):
         return None
 
