@@ -75,3 +75,29 @@ def test_keyframe_from_the_page_is_placed_on_the_grid(page, server, photo, tmp_p
     assert stored["num_frames"] == 9 and [item["frame"] for item in stored["keyframes"]] == [7]
     assert Path(stored["keyframes"][0]["image"]).name.endswith("middle.png")
     assert page.outside_requests == [], f"the page tried to reach the network: {page.outside_requests}"
+
+
+def test_the_speed_choice_on_the_page_reaches_the_job(page, server, photo):
+    """The Advanced section's Speed control (shown for LTX, whose spec lists "speed"): its choice is the job's."""
+    page.goto(server.local_url)
+    page.wait_for_selector("#vg-generate")
+    page.locator("#vg-image input[type=file]").set_input_files(str(photo))
+    page.wait_for_selector("#vg-image img")
+    page.get_by_text("Advanced", exact=True).first.click()
+    page.wait_for_selector("#vg-speed", state="visible")
+    page.locator("#vg-speed label").filter(has_text="first block cache").click()
+    assert page.locator("#vg-speed input[type=radio]:checked").input_value() == "first-block-cache"
+    resolution = page.locator("#vg-resolution input")
+    resolution.click()
+    resolution.fill("64x64")
+    resolution.press("Enter")
+    for box, value in (("#vg-num-inference-steps", "4"), ("#vg-duration", "1")):
+        field = page.locator(f"{box} input[type=number]")
+        field.fill(value)
+        field.press("Enter")
+    before = set(Path(server.video_gen_outputs).glob("*.json"))
+    page.click("#vg-generate")
+    page.wait_for_selector("#vg-status >> text=Done", timeout=120_000)
+    sidecar, = set(Path(server.video_gen_outputs).glob("*.json")) - before
+    assert json.loads(sidecar.read_text())["request"]["speed"] == "first-block-cache"
+    assert page.outside_requests == [], f"the page tried to reach the network: {page.outside_requests}"
