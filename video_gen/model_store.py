@@ -181,7 +181,8 @@ def _download_files(known: KnownModel, models_dir: Path, quant: str) -> list[Pat
 def _offline_message(known: KnownModel, error: BaseException) -> str:
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return (f"could not download {known.name} from huggingface.co/{known.repo} ({reason}). Are you offline? "
-            f"Download it on a connected machine (`video-gen models download {known.name}`), copy the folder, "
+            f"Download it on a connected machine (`video-gen models download {known.name}`), copy "
+            f"{'the files and the folder beside them' if known.files else 'the folder'}, "
             f"and add it with `video-gen models import PATH`; partial downloads resume when run again")
 
 
