@@ -440,12 +440,14 @@ def test_a_gguf_download_takes_the_quant_asked_for_and_its_folders_other_parts(w
     generator = Generator(models_dir=models, outputs_dir=tmp_path / "out")
     model = generator.resolve(high.stem)
     assert model.config_dir == parts and model.transformer_2 == models / "Wan2.2-I2V-A14B-LowNoise-Q8_0.gguf"
-    with pytest.raises(ModelNotFound, match="not a model on its own: choose a wan transformer file"):
+    with pytest.raises(ModelNotFound, match="not a model on its own: it holds the text encoder, VAE and configs"):
         generator.resolve("wan2.2-i2v-a14b")
-    listed = [info.name for info in generator.list_models()]
-    assert high.stem in listed and "wan2.2-i2v-a14b" not in listed  # the parts folder is no model of its own
+    # Only the pair's high-noise file is offered: the parts folder and the low-noise expert are no models
+    assert [info.name for info in generator.list_models()] == [high.stem]
     assert main(["models", "list", "--models-dir", str(models)]) == 0
-    assert "wan2.2-i2v-a14b\twan\tparts (text encoder, VAE and configs" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "wan2.2-i2v-a14b\twan\tparts (the text encoder, VAE and configs" in listed
+    assert "Wan2.2-I2V-A14B-LowNoise-Q8_0\twan\tparts (the low-noise expert" in listed
     # It runs, and makes the frames of the same experts beside the full folder
     options = dict(image=str(pictures[0]), num_inference_steps=4, max_guidance_scale=4.0, min_guidance_scale=2.0)
     assert_close(app_frames(generator, model=high.stem, **options),

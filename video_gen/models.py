@@ -144,7 +144,8 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
                      note=note)
 
 
-PARTS_NOTE = "text encoder, VAE and configs without transformer weights: for the transformer files beside it"
+PARTS_NOTE = ("the text encoder, VAE and configs without transformer weights; choose a transformer file (GGUF) "
+              "beside it with --model")
 DENOISER_PARTS = ("transformer", "transformer_2", "unet")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".gguf")
 
@@ -247,7 +248,8 @@ def inspect_file(path: Path, name: str | None = None, allow_pickle: bool = False
         return ModelInfo(family="", class_name="unknown", role=UNSUPPORTED, note="not a known checkpoint: not supported",
                          **common)
     family, single = found
-    return ModelInfo(family=family, class_name=single.class_name, role=single.role, note=single.note, **common)
+    return _as_family_sees_it(ModelInfo(family=family, class_name=single.class_name, role=single.role,
+                                        note=single.note, **common))
 
 
 def _inspect_gguf(path: Path, name: str, size: int) -> ModelInfo:
@@ -268,7 +270,17 @@ def _inspect_gguf(path: Path, name: str, size: int) -> ModelInfo:
                          note=f"a GGUF of {architecture}, which no family here runs: not supported", **common)
     family, single = found
     note = single.note or f"GGUF {gguf.quant} transformer ({architecture}); runs with an installed {family} folder"
-    return ModelInfo(family=family, class_name=single.class_name, role=single.role, note=note, **common)
+    return _as_family_sees_it(ModelInfo(family=family, class_name=single.class_name, role=single.role, note=note,
+                                        **common))
+
+
+def _as_family_sees_it(info: ModelInfo) -> ModelInfo:
+    """A single file as its family describes it, where the file's neighbours matter (a family's optional
+    `describe_file`: Wan 2.2's low-noise expert beside its high-noise twin is part of that model, not one)."""
+    from .families import load_family
+
+    describe = getattr(load_family(info.family), "describe_file", None)
+    return describe(info) if describe is not None else info
 
 
 def _in_lora_folder(path: Path) -> bool:
@@ -530,9 +542,7 @@ def _resolve(name_or_path: str | None, models_dir: Path, everything: list[ModelI
             f"--model and this adapter with --motion-adapter {info.name}"
         )
     if info.role == PARTS:
-        raise ModelNotFound(f"{info.name} holds the {info.note.split(':')[0]} of a {info.family} model, not a model "
-                            f"on its own: choose a {info.family} transformer file (GGUF) beside it with --model "
-                            f"(`video-gen models list`)")
+        raise ModelNotFound(f"{info.name} is not a model on its own: it holds {info.note}")
     if info.role not in (MODEL, MOTION_ADAPTER, UNSUPPORTED):
         raise ModelNotFound(f"{info.name} is {_article(info.role)} {info.role} ({info.class_name}) that goes with "
                             f"{info.family} models, not a model on its own; choose one of those with --model")

@@ -282,6 +282,20 @@ def _describe_shape(shape: tuple) -> str:
 LOW_NOISE_NAMES = (("high_noise", "low_noise"), ("high-noise", "low-noise"), ("HighNoise", "LowNoise"))
 
 
+def describe_file(info: ModelInfo) -> ModelInfo:
+    """A Wan 2.2 low-noise expert file beside its high-noise twin is that pair's second half, not a model of its
+    own: listed as a part, so that only the pair's high-noise file is offered."""
+    from .spec import PARTS
+
+    for high, low in LOW_NOISE_NAMES:
+        twin = info.path.with_name(info.path.name.replace(low, high))
+        if low in info.path.name and twin.is_file():
+            return replace(info, role=PARTS, note=f"the low-noise expert of a Wan 2.2 A14B pair; choose its "
+                                                  f"high-noise file ({twin.name}) with --model and keep this one "
+                                                  f"beside it")
+    return info
+
+
 def _low_noise_twin(path: Path) -> Path | None:
     """Wan 2.2 A14B ships its experts as two files, "…high_noise…" and "…low_noise…": the second of a pair."""
     for high, low in LOW_NOISE_NAMES:
