@@ -215,6 +215,32 @@ def test_a_gguf_transformer_equals_its_weights_dequantised(gen, ltx_models, pict
     assert_close(app, uint8(direct))
 
 
+def test_a_lora_on_a_gguf_transformer_equals_diffusers_on_its_weights_dequantised(gen, ltx_models, pictures):
+    """The 12 GB workflow: a quantised transformer with a LoRA (a step-distilled or style LoRA) on top."""
+    from diffusers import LTXImageToVideoPipeline
+
+    from video_gen.testing import build_tiny_transformer_lora
+    from video_gen.testing_ltx import dequantized_ltx_transformer
+
+    build_tiny_transformer_lora(ltx_models / "tiny-ltx", ltx_models / "loras" / "gguf-style.safetensors", seed=3)
+    gen.list_models(refresh=True)
+    request = GenerationRequest.from_dict({**FAST, "num_frames": 9, "image": str(pictures["first"]),
+                                           "model": "ltxv-tiny-Q4_0",
+                                           "loras": [{"name": "gguf-style", "strength": 1.0}]})
+    styled = png_frames(gen.generate(request).path)
+    pipe = LTXImageToVideoPipeline.from_pretrained(
+        ltx_models / "tiny-ltx", transformer=dequantized_ltx_transformer(ltx_models / "ltxv-tiny-Q4_0.gguf",
+                                                                         ltx_models / "tiny-ltx"))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.load_lora_weights(str(ltx_models / "loras" / "gguf-style.safetensors"), adapter_name="style")
+    pipe.set_adapters(["style"], [1.0])
+    direct = pipe(image=fitted(pictures["first"]), **SIZE, num_inference_steps=2, output_type="np",
+                  **direct_options(num_frames=9)).frames[0]
+    assert_close(styled, uint8(direct))
+    plain = png_frames(gen.generate(request.replace(loras=())).path)
+    assert np.abs(styled.astype(int) - plain.astype(int)).max() > 1  # the LoRA changed the frames
+
+
 def test_a_transformer_only_safetensors_gives_the_folders_frames(gen, pictures):
     request = GenerationRequest(image=str(pictures["first"]), **{**FAST, "num_frames": 9})
     folder = png_frames(gen.generate(request.replace(model="tiny-ltx")).path)
