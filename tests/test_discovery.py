@@ -53,6 +53,7 @@ def test_the_models_folder_lists_every_family_from_folders_and_single_files(fami
     shutil.copy(family_models / "tiny-sd15-single.safetensors", folder / "community.safetensors")
     shutil.copy(family_models.parent / "adapter-single.safetensors", folder / "mm_sd_v15.safetensors")
     write_header_only_checkpoint(folder / "svd_xt.safetensors", SVD_NAMES)
+    write_header_only_checkpoint(folder / "sdxl_base.safetensors", SDXL_NAMES)  # recognised, of no family here
     (folder / "old.ckpt").write_bytes(b"not opened")
     (folder / "notes.txt").write_text("ignored")
 
@@ -60,7 +61,7 @@ def test_the_models_folder_lists_every_family_from_folders_and_single_files(fami
     rows = {row[0]: row for row in (line.split("\t") for line in capsys.readouterr().out.strip().splitlines())}
     assert all(len(row) == 7 for row in rows.values())  # name, family, kind, precision, size, source, path
     assert set(rows) == {"tiny-sd15", "tiny-adapter", "tiny-modelscope", "tiny-svd", "community", "mm_sd_v15",
-                         "svd_xt", "old"}
+                         "svd_xt", "sdxl_base", "old"}
     assert rows["tiny-sd15"][1:3] == ["animatediff", "model"]
     assert rows["community"][1:4] == ["animatediff", "model", "fp32"]
     assert rows["tiny-adapter"][1:3] == ["animatediff", "motion-adapter"]
@@ -69,6 +70,7 @@ def test_the_models_folder_lists_every_family_from_folders_and_single_files(fami
     assert rows["tiny-svd"][1:4] == ["svd", "model", "fp16+fp32"]
     assert rows["svd_xt"][1] == "svd" and "not supported yet" in rows["svd_xt"][2]
     assert rows["svd_xt"][3] == "fp16"
+    assert rows["sdxl_base"][1:3] == ["-", "unsupported (an SDXL checkpoint: not supported)"]
     assert "--allow-pickle" in rows["old"][2]
     assert rows["community"][6] == str(folder / "community.safetensors")
     assert rows["tiny-modelscope"][4].endswith("MB")

@@ -279,6 +279,8 @@ def _as_family_sees_it(info: ModelInfo) -> ModelInfo:
     `describe_file`: Wan 2.2's low-noise expert beside its high-noise twin is part of that model, not one)."""
     from .families import load_family
 
+    if not info.family:  # recognised, but of no family here (an SDXL checkpoint)
+        return info
     describe = getattr(load_family(info.family), "describe_file", None)
     return describe(info) if describe is not None else info
 
