@@ -147,7 +147,6 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
 PARTS_NOTE = ("the text encoder, VAE and configs without transformer weights; choose a transformer file (GGUF) "
               "beside it with --model")
 DENOISER_PARTS = ("transformer", "transformer_2", "unet")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".gguf")
 
 
 def _denoiser_is_config_only(path: Path, index: dict) -> bool:
@@ -156,7 +155,7 @@ def _denoiser_is_config_only(path: Path, index: dict) -> bool:
     parts = [part for part in DENOISER_PARTS if isinstance(index.get(part), list) and index[part][0] is not None]
     return bool(parts) and all(
         (path / part / "config.json").is_file()
-        and not any(file.name.endswith(WEIGHT_SUFFIXES) for file in (path / part).iterdir())
+        and not any(file.suffix.lower() in SINGLE_FILE_SUFFIXES for file in (path / part).iterdir())
         for part in parts)
 
 

@@ -295,18 +295,15 @@ def _folder_shapes(folder: Path) -> tuple | None:
         return None
 
 
-def component_headers(model: ModelInfo) -> dict[str, list[dict]]:
-    """Safetensors headers by component, for the memory plan. A single file holds the transformer
-    (`model.diffusion_model.*`) and the VAE (`vae.*`); its T5 text encoder (~9.5 GB in bf16, the largest part)
-    lives in the folder its configs come from, and is counted too. A transformer file (`component`) counts
-    with its folder's other parts, a GGUF by the bytes it keeps quantised on the device."""
+def component_headers(model: ModelInfo) -> dict[str, list[dict]] | None:
+    """Safetensors headers by component, for the memory plan, of an official single file: it holds the
+    transformer (`model.diffusion_model.*`) and the VAE (`vae.*`); its T5 text encoder (~9.5 GB in bf16, the
+    largest part) lives in the folder its configs come from, and is counted too. None for a folder or a
+    transformer file (`component`), which the estimator reads its own way."""
+    if not model.single_file or model.component:
+        return None
     from ..memory.estimate import _component_files, _header
 
-    if not model.single_file or model.component:  # a folder, or a transformer file with its folder's other parts
-        files = _component_files(Path(model.config_dir if model.component else model.path))
-        if model.component:
-            files[model.component] = [Path(model.path)]  # a GGUF counted by the bytes it keeps quantised
-        return {component: [_header(file) for file in paths] for component, paths in files.items()}
     header = read_safetensors_header(model.path)
     headers = {"transformer": [{name: entry for name, entry in header.items() if not name.startswith("vae.")}],
                "vae": [{name: entry for name, entry in header.items() if name.startswith("vae.")}]}

@@ -243,11 +243,9 @@ def complete_model(model: ModelInfo, catalog, *, models_dir: Path, **_options) -
         return model
     from .single_file import pair_with_folder
 
-    for high, low in LOW_NOISE_NAMES:
-        if low in model.path.name:  # the second expert alone would run as the first
-            raise ModelNotFound(f"{model.path.name} is the low-noise expert of a Wan 2.2 A14B pair; choose its "
-                                f"high-noise file ({model.path.name.replace(low, high)}) with --model, and keep "
-                                f"this one beside it")
+    high_name = _high_noise_name(model.path)
+    if high_name is not None:  # the second expert alone would run as the first
+        raise ModelNotFound(f"{model.path.name} is {_low_noise_note(high_name)}")
 
     folder = pair_with_folder(model, catalog, family=SPEC.name, shape_of=_transformer_shape, describe=_describe_shape,
                               download_hint="video-gen models download wan2.2-i2v-a14b (or the model the file "
@@ -287,13 +285,20 @@ def describe_file(info: ModelInfo) -> ModelInfo:
     own: listed as a part, so that only the pair's high-noise file is offered."""
     from .spec import PARTS
 
-    for high, low in LOW_NOISE_NAMES:
-        twin = info.path.with_name(info.path.name.replace(low, high))
-        if low in info.path.name and twin.is_file():
-            return replace(info, role=PARTS, note=f"the low-noise expert of a Wan 2.2 A14B pair; choose its "
-                                                  f"high-noise file ({twin.name}) with --model and keep this one "
-                                                  f"beside it")
+    high_name = _high_noise_name(info.path)
+    if high_name is not None and info.path.with_name(high_name).is_file():
+        return replace(info, role=PARTS, note=_low_noise_note(high_name))
     return info
+
+
+def _high_noise_name(path: Path) -> str | None:
+    """The file name of a low-noise expert's high-noise twin; None when `path` is no low-noise expert."""
+    return next((path.name.replace(low, high) for high, low in LOW_NOISE_NAMES if low in path.name), None)
+
+
+def _low_noise_note(high_name: str) -> str:
+    return (f"the low-noise expert of a Wan 2.2 A14B pair; choose its high-noise file ({high_name}) with --model, "
+            f"and keep this one beside it")
 
 
 def _low_noise_twin(path: Path) -> Path | None:

@@ -69,9 +69,10 @@ class ModelWeights:
         from ..families import load_family
 
         family = load_family(model.family) if getattr(model, "family", "") else None
-        headers = getattr(family, "component_headers", None)  # a family whose files need reading its way
+        read_headers = getattr(family, "component_headers", None)  # a family whose files need reading its way
+        headers = read_headers(model) if read_headers is not None else None  # None: the way below
         if headers is not None:
-            return cls.from_headers(headers(model))
+            return cls.from_headers(headers)
         component, config_dir = getattr(model, "component", ""), getattr(model, "config_dir", None)
         if component and config_dir is not None:  # one part in a file (a GGUF transformer), the rest in a folder
             files = _component_files(Path(config_dir))
