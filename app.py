@@ -177,7 +177,7 @@ def launch(args: argparse.Namespace, *, generator=None, block: bool = True, quie
     if not quiet:
         url = demo.local_url
         where = "this computer only" if is_loopback(args.host) else f"listening on {args.host}, login required"
-        from video_gen.console import startup_lines
+        from video_gen.web.app import startup_lines
 
         # The URL, the device and its memory, the models found (a demo labelled as one) and where outputs go.
         print("\n".join(startup_lines(generator, url, where=where)), flush=True)

@@ -8,7 +8,7 @@ custom_nodes, output pictures; at most 4 levels deep, which `EXTRA_DIR_DEPTH` se
 cache is an empty temporary folder, so the user's own is not scanned.
 
 Measured: on a resident model (one warm-up job first), the time from calling `Generator.generate` to the
-first denoising `StepEvent` (median of `--repeats` jobs), and how many times `video_gen.models.discover`
+first denoising `StepEvent` (median of `--repeats` jobs), and how many times `video_gen.catalog.discover`
 ran per job and for how long. Each tree runs in its own interpreter with that tree first on `sys.path`:
 - before: the code of `--before` (default c286343, the last commit without the catalog), exported with
   `git archive` into a temporary folder (read-only for the repository: no worktree, nothing to clean up);
@@ -186,7 +186,10 @@ def worker(spec: dict) -> None:
         raise SystemExit(f"imported {video_gen.__file__}, not the tree {tree}")
     import torch
 
-    import video_gen.models as models
+    try:
+        import video_gen.catalog as models
+    except ImportError:  # a tree from before discovery was split out of models.py
+        import video_gen.models as models
     from video_gen import GenerationRequest, Generator
 
     torch.set_num_threads(spec["threads"])
@@ -221,7 +224,9 @@ def worker(spec: dict) -> None:
     def job() -> dict:
         marks: dict[str, float] = {}
         hook = None
-        unet = getattr(getattr(generator, "_pipe", None), "unet", None)
+        # the resident pipeline (`_pipe` in trees before the engine's split)
+        resident = getattr(generator, "resident_pipeline", None) or getattr(generator, "_pipe", None)
+        unet = getattr(resident, "unet", None)
         if unet is not None:  # resident: also mark the first UNet forward (our overhead before diffusers' step)
             def mark_unet(module, inputs):  # a pre-hook that returns None leaves the inputs alone
                 marks.setdefault("unet", time.perf_counter())
@@ -323,7 +328,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from PIL import Image
 
-    from video_gen.testing import build_tiny_svd
+    from video_gen.tiny.sd import build_tiny_svd
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-discovery-") as work:

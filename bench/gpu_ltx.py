@@ -90,7 +90,7 @@ def ensure_models(args) -> float:
     if any(case.startswith("two-stage") for case in args.cases) and not (upsampler / "model_index.json").is_file():
         first = model_folder(args.model_dir, args.models[0], args.tiny)
         if args.tiny:
-            from video_gen.testing_ltx import build_tiny_ltx_upsampler
+            from video_gen.tiny.ltx import build_tiny_ltx_upsampler
 
             build_tiny_ltx_upsampler(upsampler, first)
         else:
@@ -100,7 +100,7 @@ def ensure_models(args) -> float:
 
 def build(folder: Path, name: str, tiny: bool) -> None:
     if tiny:
-        from video_gen.testing_ltx import build_tiny_ltx
+        from video_gen.tiny.ltx import build_tiny_ltx
 
         build_tiny_ltx(folder, seed=len(name))
         return
@@ -109,7 +109,7 @@ def build(folder: Path, name: str, tiny: bool) -> None:
                            LTXVideoTransformer3DModel)
     from transformers import T5Config, T5EncoderModel
 
-    from video_gen.testing import build_tiny_t5_tokenizer
+    from video_gen.tiny.common import build_tiny_t5_tokenizer
 
     tokenizer = build_tiny_t5_tokenizer(folder / "tokenizer")  # token ids only: the encoder's cost is its width
     previous = torch.get_default_dtype()

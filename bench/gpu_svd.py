@@ -110,7 +110,7 @@ def build_svd_xt(path: Path) -> Path:
     from diffusers import EulerDiscreteScheduler, StableVideoDiffusionPipeline
     from transformers import CLIPImageProcessor
 
-    from video_gen.testing import SVD_SCHEDULER_CONFIG
+    from video_gen.tiny.sd import SVD_SCHEDULER_CONFIG
 
     torch.manual_seed(0)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # random init is slow on the CPU
@@ -138,7 +138,7 @@ def ensure_model(models_dir: Path, tiny: bool, frames: int) -> tuple[Path, float
     started = time.perf_counter()
     shutil.rmtree(path, ignore_errors=True)
     if tiny:
-        from video_gen.testing import build_tiny_svd
+        from video_gen.tiny.sd import build_tiny_svd
 
         build_tiny_svd(path, num_frames=frames)
     else:
@@ -337,7 +337,7 @@ class Bench:
                               vram_gb=self.args.cap_gib if self.cuda else None)
         offload = "model" if self.cuda else "none"
         request = self.request(self.args.steps, memory_plan=offload, decode_chunk_size=SEED_DECODE_CHUNK)
-        for plan in generator.memory_plans(request):
+        for plan in generator.memory_ladder(request):
             if (plan.offload, plan.decode_chunk_size, plan.forward_chunking) == (offload, SEED_DECODE_CHUNK, False):
                 return dict(plan.stage_bytes)
         return None
@@ -437,7 +437,7 @@ class Bench:
 
         try:
             generator.generate(self.request(2, memory_plan=memory_plan))  # warm-up: load, place, autotune
-            pipe = generator._pipe
+            pipe = generator.resident_pipeline
             # The family enters "denoising" without an event (the first step's event comes after the step)
             denoising = pipe.unet.register_forward_pre_hook(lambda module, args: watch.enter(DENOISING))
             extra = {}

@@ -73,7 +73,7 @@ def build_full(variant: str, folder: Path, device: str) -> Path:
                            WanImageToVideoPipeline, WanPipeline, WanTransformer3DModel)
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
-    from video_gen.testing import build_tiny_t5_tokenizer
+    from video_gen.tiny.common import build_tiny_t5_tokenizer
 
     if (folder / "model_index.json").is_file():
         return folder
@@ -113,7 +113,7 @@ def build_full(variant: str, folder: Path, device: str) -> Path:
 
 
 def build_models(tiny: bool, model_dir: Path, device: str, variants: list[str]) -> dict[str, str]:
-    from video_gen.testing_wan import build_tiny_wan
+    from video_gen.tiny.wan import build_tiny_wan
 
     names = {}
     for variant in variants:

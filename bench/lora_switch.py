@@ -42,7 +42,7 @@ def median_seconds(function, repeats: int, before=lambda: None) -> float:
 
 
 def build(folder: Path) -> Path:
-    from video_gen.testing import build_tiny_lora, build_tiny_motion_adapter, build_tiny_sd15
+    from video_gen.tiny.sd import build_tiny_lora, build_tiny_motion_adapter, build_tiny_sd15
 
     build_tiny_sd15(folder / "sd15")
     build_tiny_motion_adapter(folder / "adapter")
@@ -64,7 +64,7 @@ def main() -> int:
     from video_gen import loras
     from video_gen.families import animatediff
     from video_gen.loras import LoraChoice
-    from video_gen.models import Catalog
+    from video_gen.catalog import Catalog
 
     diffusers_logging.set_verbosity_error()
     with tempfile.TemporaryDirectory(prefix="lora-switch-") as temporary:

@@ -70,7 +70,7 @@ def main() -> int:
 
     from video_gen import GenerationRequest, Generator
     from video_gen.images import fit_to_size, open_image
-    from video_gen.testing import build_tiny_svd
+    from video_gen.tiny.sd import build_tiny_svd
 
     work = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     model = build_tiny_svd(work / "models" / "bench-svd", unet_channels=(64, 128), num_frames=FRAMES)
@@ -107,7 +107,7 @@ def main() -> int:
 
     # submit -> first model forward (our overhead before diffusers starts) and -> first UNet step
     marks: dict[str, float] = {}
-    resident = generator._pipe
+    resident = generator.resident_pipeline
 
     def mark(name):
         def hook(module, inputs):  # a pre-hook that returns None leaves the inputs alone

@@ -39,7 +39,7 @@ def measure_tiny(cells: int) -> dict:
 
     from video_gen import Generator, GenerationRequest
     from video_gen.sweep import Sweep, make_axis, plan_sweep
-    from video_gen.testing import build_tiny_svd
+    from video_gen.tiny.sd import build_tiny_svd
 
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as folder:
         folder = Path(folder)
@@ -50,7 +50,7 @@ def measure_tiny(cells: int) -> dict:
         base = GenerationRequest(image=str(picture), width=64, height=64, num_frames=8, num_inference_steps=10)
         generator.generate(base.replace(seed=1))  # load once, as a sweep finds the model resident
         plan = plan_sweep(generator, base, [make_axis("seed", list(range(2, 2 + cells)))])
-        pipe = generator._pipe
+        pipe = generator.resident_pipeline
         inside = {"image_encoder": 0.0, "vae_encoder": 0.0}
         hooks = []
         for name, module in (("image_encoder", pipe.image_encoder), ("vae_encoder", pipe.vae.encoder)):

@@ -41,7 +41,7 @@ def video_files(folder: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     """A models folder holding one tiny SVD model named `tiny-svd`."""
-    from video_gen.testing import build_tiny_svd
+    from video_gen.tiny.sd import build_tiny_svd
 
     folder = tmp_path_factory.mktemp("models")
     build_tiny_svd(folder / TINY_MODEL)
@@ -100,8 +100,7 @@ def family_models(tmp_path_factory) -> Path:
     tiny-sd15/ (SD1.5 base), tiny-adapter/ (AnimateDiff motion adapter), tiny-modelscope/ (ModelScope T2V),
     tiny-sd15-single.safetensors (the base as one original-layout checkpoint). The adapter as one file in
     AnimateDiff's own layout lies outside it, at `family_models.parent / "adapter-single.safetensors"`."""
-    from video_gen.testing import (build_tiny_modelscope, build_tiny_motion_adapter, build_tiny_sd15,
-                                   save_motion_adapter_single_file, save_sd15_single_file)
+    from video_gen.tiny.sd import build_tiny_modelscope, build_tiny_motion_adapter, build_tiny_sd15, save_motion_adapter_single_file, save_sd15_single_file
 
     folder = tmp_path_factory.mktemp("family-models") / "models"
     build_tiny_sd15(folder / "tiny-sd15")

@@ -7,6 +7,8 @@ request is blocked and fails the test (the page must work offline).
 
 from __future__ import annotations
 
+import re
+
 import importlib.util
 import os
 import socket
@@ -90,8 +92,13 @@ def page(browser):
     context.close()
 
 
+def choose_fps(page, fps: int) -> None:
+    """Click a frame rate (the page starts with the model's own: the tiny SVD's 7)."""
+    page.locator("#vg-fps label").filter(has_text=re.compile(rf"^\s*{fps}\s*$")).click()
+
+
 def open_and_fill(page, url: str, photo: Path, steps: int, seconds: int = 1) -> None:
-    """Load the page, upload the picture and pick the tiny model's fast settings (64x64, 8 frames a second)."""
+    """Load the page, upload the picture and pick fast settings (64x64, `seconds` at 8 frames a second)."""
     page.goto(url)
     page.wait_for_selector("#vg-generate")
     page.locator("#vg-image input[type=file]").set_input_files(str(photo))
@@ -104,10 +111,11 @@ def open_and_fill(page, url: str, photo: Path, steps: int, seconds: int = 1) -> 
     step_box.fill(str(steps))
     step_box.press("Enter")
     assert page.locator("#vg-model input").input_value().split(" · ")[0] == TINY_MODEL
-    if seconds != 1:
-        length = page.locator("#vg-duration input[type=number]")
-        length.fill(str(seconds))
-        length.press("Enter")
+    page.wait_for_selector("#vg-frames-note >> text=at 7 fps")  # the model's own rate and length, set on load
+    choose_fps(page, 8)
+    length = page.locator("#vg-duration input[type=number]")
+    length.fill(str(seconds))
+    length.press("Enter")
     page.wait_for_selector(f"#vg-frames-note >> text={8 * seconds} frames at 8 fps")
 
 
@@ -235,7 +243,8 @@ def test_a_model_added_while_the_page_is_open_appears_on_refresh_and_makes_a_vid
         option.click()
         page.wait_for_function("() => document.querySelector('#vg-model input').value.startsWith('added-model')",
                                timeout=10_000)
-        page.wait_for_selector("#vg-frames-note >> text=at 8 fps", timeout=10_000)  # the model's defaults are set
+        # the model's own defaults are set: its 8 frames at its 7 fps
+        page.wait_for_selector("#vg-frames-note >> text=8 frames at 7 fps", timeout=10_000)
         page.locator("#vg-image input[type=file]").set_input_files(str(photo))
         page.wait_for_selector("#vg-image img")
         resolution = page.locator("#vg-resolution input")
@@ -245,6 +254,7 @@ def test_a_model_added_while_the_page_is_open_appears_on_refresh_and_makes_a_vid
         steps = page.locator("#vg-num-inference-steps input[type=number]")
         steps.fill("10")
         steps.press("Enter")
+        choose_fps(page, 8)
         length = page.locator("#vg-duration input[type=number]")
         length.fill("1")
         length.press("Enter")

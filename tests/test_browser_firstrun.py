@@ -111,7 +111,7 @@ def test_the_empty_page_installs_the_demo_and_makes_a_video(page, empty_server, 
 
 def test_slow_settings_on_a_cpu_warn_and_fast_settings_are_one_click(page, empty_server, photo):
     from video_gen import GenerationRequest
-    from video_gen.demo import install_demo
+    from video_gen.downloads import install_demo
     from video_gen.history import DONE
 
     install_demo(empty_server.video_gen_root / "models")  # kept from the test before, or installed now
@@ -138,7 +138,7 @@ def test_slow_settings_on_a_cpu_warn_and_fast_settings_are_one_click(page, empty
 
 
 def test_an_error_is_shown_once(page, empty_server, photo):
-    from video_gen.demo import install_demo
+    from video_gen.downloads import install_demo
 
     install_demo(empty_server.video_gen_root / "models")
     page.goto(empty_server.local_url)

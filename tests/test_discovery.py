@@ -12,7 +12,7 @@ import pytest
 
 from video_gen import Generator, GenerationRequest, video_io
 from video_gen.cli import main
-from video_gen.models import classify_checkpoint, discover, list_models, resolve_model
+from video_gen.catalog import classify_checkpoint, discover, list_models, resolve_model
 
 TINY_FLAGS = ["--width", "64", "--height", "64", "--frames", "8", "--steps", "2", "--seed", "3", "--quiet"]
 

@@ -163,7 +163,7 @@ def test_fp16_only_folder_loads_in_fp32_on_cpu(copy_model, photo, outputs_dir):
     generator = Generator(models_dir=folder.parent, outputs_dir=outputs_dir)
     result = generator.generate(GenerationRequest(image=str(photo), seed=4, **FAST))
     assert result.dtype == "float32" and result.frames_written == 8
-    assert next(generator._pipe.unet.parameters()).dtype == torch.float32
+    assert next(generator.resident_pipeline.unet.parameters()).dtype == torch.float32
 
 
 def test_validation_happens_before_loading(models_dir, outputs_dir, photo, tmp_path):
@@ -206,8 +206,8 @@ def test_output_path_is_overwritten_only_when_named(generator, photo, tmp_path):
 
 
 def test_fp16_files_are_chosen_for_half_precision_and_fp32_for_the_cpu(copy_model, models_dir):
-    from video_gen.families import fp16_variant
-    from video_gen.models import resolve_model
+    from video_gen.families.common import fp16_variant
+    from video_gen.catalog import resolve_model
 
     model = resolve_model(TINY_MODEL, models_dir)
     assert fp16_variant(model.path / "unet", torch.float16) == "fp16"  # what a GPU loads: half the bytes to read

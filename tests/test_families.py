@@ -161,7 +161,7 @@ def test_shipped_sd15_configs_and_the_packaged_clip_vocabulary_work_offline(tmp_
 
     from video_gen.families.animatediff import clip_tokenizer
     from video_gen.families.animatediff import SHIPPED_SD15_CONFIG
-    from video_gen.models import resolve_model
+    from video_gen.catalog import resolve_model
 
     # The three tensors whose widths tell SD1.5 apart, at SD1.5's real shapes (a few kB), plus a text one.
     checkpoint = tmp_path / "community-model.safetensors"
@@ -185,7 +185,7 @@ def test_shipped_sd15_configs_and_the_packaged_clip_vocabulary_work_offline(tmp_
 
 
 def _tiny_adapter(tmp_path):
-    from video_gen.testing import build_tiny_motion_adapter
+    from video_gen.tiny.sd import build_tiny_motion_adapter
 
     return build_tiny_motion_adapter(tmp_path / "tiny-adapter")
 

@@ -21,7 +21,7 @@ FAMILY_MODULE = textwrap.dedent('''
     import numpy as np
 
     from video_gen.events import DENOISING
-    from video_gen.families import loading
+    from video_gen.families.common import loading
     from video_gen.families.spec import NONE, FamilySpec, MemoryConstants
 
     SPEC = FamilySpec(

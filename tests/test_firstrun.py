@@ -47,7 +47,7 @@ def test_models_demo_installs_a_labelled_tiny_model_quietly(demo_install):
 
 def test_models_demo_again_keeps_it_and_models_list_labels_it(demo_models):
     from video_gen.cli import main
-    from video_gen.demo import install_demo
+    from video_gen.downloads import install_demo
 
     before = (demo_models / DEMO_NAME / DEMO_FILE).stat().st_mtime_ns
     assert install_demo(demo_models) == demo_models / DEMO_NAME
@@ -101,7 +101,7 @@ def test_selftest_can_keep_its_model_as_the_demo(demo_models, capsys):
 def test_messages_name_commands_as_runnable_from_here(tmp_path, monkeypatch):
     from video_gen import console
     from video_gen.errors import ModelNotFound
-    from video_gen.models import resolve_model
+    from video_gen.catalog import resolve_model
 
     script = Path(sys.prefix) / "bin" / "video-gen"
     monkeypatch.chdir(tmp_path)
@@ -125,19 +125,21 @@ def test_models_list_with_nothing_installed_points_at_the_demo(tmp_path):
     assert listed.returncode == 0 and "models demo" in listed.stderr and "no model installed" in listed.stderr
 
 
-def test_fps_default_is_the_same_on_the_command_line_and_the_page(models_dir, photo, tmp_path):
-    from video_gen import video_io
+def test_fps_default_is_the_models_own_on_the_command_line_and_the_page(models_dir, photo, tmp_path):
+    """Issue 23 (one source of defaults): no door fills in a rate of its own; the model's (SVD's 7) is used."""
+    from video_gen import Generator, video_io
     from video_gen.cli import build_parser, main
-    from video_gen.planner import DEFAULT_FPS
-    from video_gen.web.fields import FIELD
+    from video_gen.web.app import WebApp
 
-    assert FIELD["fps"].default == DEFAULT_FPS
-    assert f"default {DEFAULT_FPS}" in build_parser()._subparsers._group_actions[0].choices["generate"].format_help()
+    assert "default: the model's" in build_parser()._subparsers._group_actions[0].choices["generate"].format_help()
+    web = WebApp(Generator(models_dir=models_dir, outputs_dir=tmp_path), tmp_path / "work")
+    web.build()
+    assert web.generate_tab.form["fps"].value == 7  # the page starts with the installed model's own rate
     out = tmp_path / "clip.mp4"
     assert main(["generate", str(photo), "--models-dir", str(models_dir), "--outputs-dir", str(tmp_path),
                  "--width", "64", "--height", "64", "--frames", "8", "--steps", "2", "--output", str(out),
                  "--quiet"]) == 0
-    assert video_io.probe_video(out).fps == pytest.approx(DEFAULT_FPS)
+    assert video_io.probe_video(out).fps == pytest.approx(7)
 
 
 def test_the_plan_line_never_promises_more_memory_than_the_machine_has():
@@ -153,7 +155,7 @@ def test_the_plan_line_never_promises_more_memory_than_the_machine_has():
 
 def test_startup_lines_say_url_device_models_and_outputs(demo_models, tmp_path):
     from video_gen import Generator
-    from video_gen.console import startup_lines
+    from video_gen.web.app import startup_lines
 
     lines = startup_lines(Generator(models_dir=demo_models, outputs_dir=tmp_path / "out"), "http://127.0.0.1:7860/",
                           where="this computer only")
@@ -219,12 +221,10 @@ def test_the_progress_panel_shows_the_whole_jobs_eta():
     assert "done" not in html.lower()  # "Done" marks a finished job
 
 
-def test_fast_settings_and_cpu_defaults():
+def test_fast_settings():
     from video_gen.families import spec_for
-    from video_gen.web.firstrun import cpu_defaults, fast_values
+    from video_gen.web.firstrun import fast_values
 
     svd = spec_for("svd")
     assert fast_values("1024x576", 25, svd) == {"resolution": "512x512", "num_inference_steps": 10}
     assert fast_values("256x256", 10, svd) == {}
-    assert cpu_defaults("cpu", {"resolution": "1024x576", "num_inference_steps": 25}, svd)["resolution"] == "512x512"
-    assert cpu_defaults("cuda:0", {"resolution": "1024x576", "num_inference_steps": 25}, svd)["resolution"] == "1024x576"

@@ -192,10 +192,10 @@ def test_outputs_are_written_in_the_partial_folder_and_moved_into_place(tmp_path
 def test_a_full_disk_is_refused_before_the_job_starts(generator, photo, monkeypatch):
     import shutil as shutil_module
 
-    from video_gen import engine
+    from video_gen import running
 
     usage = shutil_module.disk_usage(generator.outputs_dir)
-    monkeypatch.setattr(engine.shutil, "disk_usage", lambda path: usage._replace(free=10 * 2**20))
+    monkeypatch.setattr(running.shutil, "disk_usage", lambda path: usage._replace(free=10 * 2**20))
     loads, events = generator.loads, []
     with pytest.raises(InvalidRequest, match=r"^output_path: not enough free disk space .* 10 MB free"):
         generator.generate(fast_request(photo), on_event=events.append)

@@ -9,7 +9,8 @@ from conftest import FAST, video_files
 from video_gen import GenerationRequest, Generator, video_io
 from video_gen.cli import main
 from video_gen.families import svd
-from video_gen.models import resolve_model, weights_sha256
+from video_gen.catalog import resolve_model
+from video_gen.checkpoints import weights_sha256
 
 
 def test_three_chained_segments_share_their_seams(models_dir, outputs_dir, photo, monkeypatch):

@@ -16,7 +16,7 @@ from PIL import Image
 from video_gen import Generator, GenerationRequest, video_io
 from video_gen.cli import main
 from video_gen.errors import InvalidRequest
-from video_gen.loras import LoraChoice, MAX_LORAS, classify, parse_flag
+from video_gen.loras import LoraChoice, MAX_LORAS, from_header, parse_flag
 from conftest import TINY_MODEL, video_files
 
 TINY = dict(width=64, height=64, num_frames=8, num_inference_steps=2, seed=3, prompt="a cat")
@@ -33,7 +33,7 @@ def lora_models(family_models, models_dir, tmp_path_factory) -> Path:
     from safetensors.torch import save_file
     import torch
 
-    from video_gen.testing import build_tiny_lora
+    from video_gen.tiny.sd import build_tiny_lora
 
     folder = tmp_path_factory.mktemp("lora-models") / "models"
     folder.mkdir()
@@ -52,6 +52,14 @@ def lora_models(family_models, models_dir, tmp_path_factory) -> Path:
                "diffusion_model.blocks.0.self_attn.q.lora_B.weight": torch.zeros(8, 4)},
               str(loras / "wan22-high-noise.safetensors"))
     save_file({"weight": torch.zeros(4, 4)}, str(loras / "not-a-lora.safetensors"))
+    # tiny-sd15's own module names, made for a model twice as wide (as an LTX-Video LoRA's names are those of
+    # CogVideoX, HunyuanVideo and LTX-2 too): refused by its shapes alone
+    from safetensors.torch import load_file
+
+    style = load_file(loras / "style-b.safetensors")
+    save_file({key: torch.zeros(value.shape[0], value.shape[1] * 2) if ".lora_A." in key
+               else torch.zeros(value.shape[0] * 2, value.shape[1]) for key, value in style.items()},
+              str(loras / "wide-style.safetensors"))
     data = (loras / "style-b.safetensors").read_bytes()
     (loras / "truncated.safetensors").write_bytes(data[: len(data) // 2])
     return folder
@@ -100,44 +108,62 @@ def header(*keys: str, shape=(4, 8)) -> dict:
     return {key: {"dtype": "F32", "shape": list(shape), "data_offsets": [0, 0]} for key in keys}
 
 
-@pytest.mark.parametrize("keys, kind, style", [
-    (("unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight",), "sd15", "diffusers"),
+@pytest.mark.parametrize("keys, style", [
+    (("unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.lora_A.weight",), "diffusers"),
     (("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight",
-      "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight"), "sd15", "kohya"),
-    (("lora_unet_input_blocks_1_1_transformer_blocks_0_attn1_to_q.lora_down.weight",), "sd15", "kohya"),
-    (("unet.down_blocks.0.motion_modules.0.transformer_blocks.0.attn1.to_q.lora_A.weight",), "animatediff-motion",
-     "diffusers"),
-    (("diffusion_model.blocks.0.self_attn.q.lora_A.weight",), "wan", "original"),
-    (("transformer.blocks.12.attn1.to_q.lora_A.weight",), "wan", "diffusers"),
-    (("lora_unet_blocks_0_cross_attn_k.lora_down.weight",), "wan", "kohya"),
-    (("transformer.transformer_blocks.0.attn1.to_q.lora_A.weight",), "ltx", "diffusers"),
-    (("diffusion_model.transformer_blocks.3.attn2.to_k.lora_B.weight",), "ltx", "original"),
-    (("lora_te1_text_model_encoder_layers_0_mlp_fc1.lora_down.weight",
-      "lora_unet_down_blocks_1_attentions_0_proj_in.lora_down.weight"), "sdxl", "kohya"),
+      "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight"), "kohya"),
+    (("diffusion_model.blocks.0.self_attn.q.lora_A.weight",), "original"),
+    (("transformer.blocks.12.attn1.to_q.lora_A.weight",), "diffusers"),
 ])
-def test_kinds_and_key_styles_from_the_header_alone(keys, kind, style):
-    found = classify(header(*keys))
-    assert (found.kind, found.style) == (kind, style)
+def test_key_styles_from_the_header_alone(keys, style):
+    assert from_header(header(*keys)).style == style
 
 
-def test_cross_attention_width_tells_sd2_and_sdxl_from_sd15_and_non_loras_are_none():
-    key = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.lora_A.weight"
-    assert classify(header(key, shape=(4, 768))).kind == "sd15"
-    assert classify(header(key, shape=(4, 1024))).kind == "sd2"
-    assert classify(header(key, shape=(4, 2048))).kind == "sdxl"
-    assert classify(header("model.diffusion_model.input_blocks.0.0.weight")) is None
-    assert classify(header("down_blocks.0.motion_modules.0.temporal_transformer.proj_in.weight")) is None
-
-
-def test_distill_loras_and_wan22_pairs_by_name_or_metadata():
+def test_non_loras_are_none_and_distill_loras_are_told_by_name_or_metadata():
+    assert from_header(header("model.diffusion_model.input_blocks.0.0.weight")) is None
+    assert from_header(header("down_blocks.0.motion_modules.0.temporal_transformer.proj_in.weight")) is None
     wan = header("diffusion_model.blocks.0.self_attn.q.lora_A.weight")
-    high = classify(wan, "Wan2.2-T2V-A14B-4steps-lora-rank64-Seko-V1.1_high_noise_model")
-    low = classify(wan, "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise")
-    assert (high.noise, low.noise, low.distill) == ("high", "low", "lightx2v")
-    assert classify(wan, "my_style").distill is None and classify(wan, "my_style").noise is None
-    assert classify(wan, "x", {"ss_output_name": "Wan21_T2V_14B_lightx2v_cfg_step_distill"}).distill == "lightx2v"
+    assert from_header(wan, "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise").distill == "lightx2v"
+    assert from_header(wan, "my_style").distill is None
+    assert from_header(wan, "x", {"ss_output_name": "Wan21_T2V_14B_lightx2v_cfg_step_distill"}).distill == "lightx2v"
     sd = header("lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight")
-    assert classify(sd, "AnimateLCM_sd15_t2v_lora").distill == "lcm"
+    assert from_header(sd, "AnimateLCM_sd15_t2v_lora").distill == "lcm"
+
+
+def test_wan22_pairs_are_told_by_the_wan_family_from_the_file_name():
+    from video_gen.families import wan
+
+    lora = header("diffusion_model.blocks.0.self_attn.q.lora_A.weight")
+    high = from_header(lora, "Wan2.2-T2V-A14B-4steps-lora-rank64-Seko-V1.1_high_noise_model")
+    low = from_header(lora, "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise")
+    assert (wan.noise_half(high), wan.noise_half(low), wan.noise_half(from_header(lora, "my_style"))) == \
+        ("high", "low", None)
+
+
+def pair(down: str, up: str, rank: int, width: int, out: int) -> dict:
+    return {down: [rank, width], up: [out, rank]}
+
+
+@pytest.mark.parametrize("shapes, loader, component, module", [
+    (pair("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight",
+          "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight", 4, 32, 32),
+     "AnimateDiffPipeline", "unet", "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k"),
+    (pair("lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight",
+          "lora_te_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight", 4, 32, 32),
+     "AnimateDiffPipeline", "text_encoder", "text_model.encoder.layers.0.self_attn.q_proj"),
+    (pair("diffusion_model.blocks.0.self_attn.q.lora_A.weight", "diffusion_model.blocks.0.self_attn.q.lora_B.weight",
+          4, 64, 64), "WanPipeline", "transformer", "blocks.0.attn1.to_q"),
+    (pair("diffusion_model.transformer_blocks.3.attn2.to_k.lora_A.weight",
+          "diffusion_model.transformer_blocks.3.attn2.to_k.lora_B.weight", 4, 64, 64),
+     "LTXConditionPipeline", "transformer", "transformer_blocks.3.attn2.to_k"),
+])
+def test_each_key_style_names_the_modules_diffusers_will_change(shapes, loader, component, module):
+    """kohya and original names are read as diffusers' own `lora_state_dict` reads them (on shape-only tensors)."""
+    from video_gen.loras import _normalised_targets
+
+    found = _normalised_targets(shapes, loader)
+    assert found == {component: {module: (shapes[next(k for k in shapes if "up" in k or "lora_B" in k)][0],
+                                          shapes[next(k for k in shapes if "down" in k or "lora_A" in k)][1])}}
 
 
 # ---- the request field ------------------------------------------------------------------------------
@@ -174,8 +200,9 @@ def test_bad_values_are_one_line_naming_loras(loras, words):
 @pytest.mark.parametrize("model, loras, words", [
     ("tiny-modelscope", [("style", 1)], "ModelScope T2V (tiny-modelscope) cannot take LoRAs"),
     (TINY_MODEL, [("style", 1)], "Stable Video Diffusion (tiny-svd) cannot take LoRAs"),
-    ("tiny-sd15", [("wan22-high-noise", 1)], "wan22-high-noise is a wan LoRA (for Wan), but tiny-sd15 is "
-                                             "AnimateDiff, which takes animatediff-motion or sd15 LoRAs"),
+    ("tiny-sd15", [("wan22-high-noise", 1)], "wan22-high-noise does not fit tiny-sd15 (AnimateDiff): "),
+    ("tiny-sd15", [("wide-style", 1)], "wide-style does not fit tiny-sd15 (AnimateDiff): down_blocks.0.attentions.0."
+                                       "transformer_blocks.0.attn1.to_k: LoRA made for width 64, this model has 32"),
     ("tiny-sd15", [("styel", 1)], "'styel' is not installed (close names: style"),
     ("tiny-sd15", [("truncated", 1)], "truncated cannot be read (truncated.safetensors is truncated"),
     ("tiny-sd15", [("not-a-lora", 1)], "not-a-lora is not a LoRA (not-a-lora.safetensors has no lora_A/lora_B"),
@@ -205,7 +232,7 @@ def test_pickled_lora_is_refused_unless_allowed(lora_models, tmp_path):
     with pytest.raises(InvalidRequest, match="pickled is a pickle file .* pass --allow-pickle"):
         Generator(models_dir=models, outputs_dir=tmp_path / "out").prepare(request)
     prepared = Generator(models_dir=models, outputs_dir=tmp_path / "out", allow_pickle=True).prepare(request)
-    assert prepared.loras[0].info.kind == "sd15" and prepared.loras[0].allow_pickle
+    assert prepared.loras[0].components == ("unet",) and prepared.loras[0].allow_pickle
 
 
 # ---- frames ----------------------------------------------------------------------------------------------
@@ -237,7 +264,7 @@ def test_two_stacked_equal_set_adapters_with_both_and_switching_never_reloads(lo
 
 # ---- reproducible -------------------------------------------------------------------------------------------
 def test_metadata_history_and_from_round_trip_bit_exact(lora_models, tmp_path, capsys):
-    from video_gen.models import file_sha256
+    from video_gen.checkpoints import file_sha256
 
     outputs = tmp_path / "outputs"
     first = tmp_path / "first"
@@ -247,8 +274,8 @@ def test_metadata_history_and_from_round_trip_bit_exact(lora_models, tmp_path, c
     stored = video_io.read_metadata(first)
     sha = file_sha256(lora_models / "loras" / "style.safetensors")
     assert stored["request"]["loras"][0] == {"name": "style", "strength": 0.6, "sha256": sha}
-    assert [(lora["name"], lora["strength"], lora["kind"]) for lora in stored["loras"]] == [
-        ("style", 0.6, "sd15"), ("motion", 1.0, "animatediff-motion")]
+    assert [(lora["name"], lora["strength"], lora["changes"]) for lora in stored["loras"]] == [
+        ("style", 0.6, ["text_encoder", "unet"]), ("motion", 1.0, ["unet"])]
     second = tmp_path / "second"
     code = main(["generate", "--from", str(first), "--models-dir", str(lora_models), "--outputs-dir", str(outputs),
                  "--format", "png", "--output", str(second), "--quiet"])
@@ -294,6 +321,12 @@ def test_cli_flag_and_json_mode_bad_lora_exit_1(lora_models, tmp_path, capsys):
     request = {**TINY, "model": "tiny-sd15", "loras": [{"name": "style"}, {"name": "style"}]}
     assert main(["json", *common, json.dumps(request)]) == 1
     assert "asked for twice" in json.loads(capsys.readouterr().out)["error"]
+    # the model's module names with another model's shapes: refused before anything loads, in one line
+    assert main(["generate", "--lora", "wide-style", *common, *TINY_FLAGS]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("video-gen: error: --lora (loras): wide-style does not fit tiny-sd15 (AnimateDiff): ")
+    assert "LoRA made for width 64, this model has 32" in err and "\n" not in err
+    assert not video_files(tmp_path)
 
 
 # ---- defaults, memory, discovery ----------------------------------------------------------------------------
@@ -310,17 +343,18 @@ def test_a_distill_lora_sets_its_own_steps_guidance_and_scheduler(lora_generator
 def test_memory_estimate_counts_lora_weights(lora_generator):
     request = GenerationRequest(**TINY, model="tiny-sd15")
     with_lora = request.replace(loras=(LoraChoice("style"), LoraChoice("motion")))
-    plain, loaded = lora_generator.memory_plans(request)[0], lora_generator.memory_plans(with_lora)[0]
+    plain, loaded = lora_generator.memory_ladder(request)[0], lora_generator.memory_ladder(with_lora)[0]
     numel = sum(lora.info.numel for lora in lora_generator.prepare(with_lora).loras)
     assert loaded.stage_bytes["denoising"] - plain.stage_bytes["denoising"] == numel * plain.itemsize
 
 
-def test_models_list_shows_loras_with_kinds_and_families_and_comfyui_folders(lora_models, tmp_path, capsys):
+def test_models_list_shows_loras_with_the_models_they_fit_and_comfyui_folders(lora_models, tmp_path, capsys):
     assert main(["models", "list", "--models-dir", str(lora_models)]) == 0
     rows = {line.split("\t")[0]: line.split("\t") for line in capsys.readouterr().out.splitlines()}
-    assert rows["style"][1:3] == ["animatediff", "lora (sd15)"]
-    assert rows["motion"][1:3] == ["animatediff", "lora (animatediff-motion)"]
-    assert rows["wan22-high-noise"][1:3] == ["wan", "lora (wan (high-noise))"]
+    assert rows["style"][1:3] == ["animatediff", "lora (diffusers; fits tiny-sd15)"]
+    assert rows["motion"][1:3] == ["animatediff", "lora (diffusers; fits tiny-sd15)"]
+    assert rows["wan22-high-noise"][1:3] == ["-", "lora (original; fits no installed model)"]
+    assert rows["wide-style"][1:3] == ["-", "lora (diffusers; fits no installed model)"]  # other shapes
     assert rows["tiny-sd15"][2] == "model"
     comfy = tmp_path / "ComfyUI" / "models" / "loras"
     comfy.mkdir(parents=True)
@@ -329,7 +363,7 @@ def test_models_list_shows_loras_with_kinds_and_families_and_comfyui_folders(lor
     empty = tmp_path / "empty"
     assert main(["models", "list", "--models-dir", str(empty), "--extra-models-dir", str(tmp_path / "ComfyUI")]) == 0
     rows = {line.split("\t")[0]: line.split("\t") for line in capsys.readouterr().out.splitlines()}
-    assert rows["comfy-style"][1:3] == ["animatediff", "lora (sd15)"]
+    assert rows["comfy-style"][1:3] == ["-", "lora (kohya; fits no installed model)"]  # no model in that folder
     assert rows["old"][2].startswith("lora (pickle file: refused unless --allow-pickle")
     # found there by name for a job too
     generator = Generator(models_dir=lora_models, outputs_dir=tmp_path / "out", extra_models_dirs=[tmp_path / "ComfyUI"])
@@ -369,7 +403,8 @@ def test_generate_api_takes_loras_last_and_refuses_bad_ones_in_one_line(lora_ser
     plain = client.predict(**common)[1]  # loras left out: none
     assert "loras" not in plain and plain["parameters"]["loras"] == []
     for bad, words in (([{"name": "style", "strength": 9}], "strength of 'style' must be from -2 to 2, got 9"),
-                       ("nonsense[", "loras:"), ([{"name": "wan22-high-noise"}], "is a wan LoRA")):
+                       ("nonsense[", "loras:"),
+                           ([{"name": "wan22-high-noise"}], "wan22-high-noise does not fit tiny-sd15")):
         with pytest.raises(Exception) as caught:
             client.predict(loras=bad, **common)
         assert words in str(caught.value) and "\n" not in str(caught.value).strip()
@@ -379,12 +414,26 @@ def test_generate_api_takes_loras_last_and_refuses_bad_ones_in_one_line(lora_ser
     assert lora_server.generator.loads >= 1
 
 
+def test_a_lora_on_weights_stored_in_fp8_runs_in_the_compute_dtype(lora_models, tmp_path):
+    """The 12 GB recipe (fp8 storage plus a LoRA): PEFT made the adapters fp8 too and then failed in the first
+    step ("mul_cpu_reduced_float" not implemented for Float8_e4m3fn); they are kept in the compute dtype."""
+    import torch
+
+    generator = Generator(models_dir=lora_models, outputs_dir=tmp_path)
+    plain = frames_of(generator, memory_plan="none+fp8")
+    styled = frames_of(generator, memory_plan="none+fp8", loras=(LoraChoice("style", 1.0),))
+    unet = generator.resident_pipeline.unet
+    assert unet.conv_in.weight.dtype == torch.float8_e4m3fn  # the base weights stay in fp8
+    adapters = {parameter.dtype for name, parameter in unet.named_parameters() if ".lora_" in name}
+    assert adapters == {torch.float32} and np.abs(styled.astype(int) - plain.astype(int)).max() > 1
+
+
 def test_unused_adapters_beyond_the_cap_are_dropped_and_out_of_memory_keeps_only_the_jobs(lora_generator, monkeypatch):
     from video_gen import loras
 
     plain = frames_of(lora_generator)
     frames_of(lora_generator, loras=(LoraChoice("style"), LoraChoice("motion")))
-    pipe = lora_generator._pipe
+    pipe = lora_generator.resident_pipeline
     monkeypatch.setattr(loras, "MAX_RESIDENT_ADAPTERS", 1)
     job = lora_generator.prepare(GenerationRequest(**TINY, model="tiny-sd15", loras=(LoraChoice("kohya"),)))
     loras.apply(pipe, job.loras)
@@ -406,7 +455,7 @@ def test_a_text_encoder_lora_clears_kept_prompt_embeddings(lora_generator):
     from video_gen import loras
 
     frames_of(lora_generator)
-    pipe = lora_generator._pipe
+    pipe = lora_generator.resident_pipeline
     prompts.cached(pipe, ("a cat",), lambda: "embeddings")
     job = lora_generator.prepare(GenerationRequest(**TINY, model="tiny-sd15", loras=(LoraChoice("style", 0.5),)))
     loras.apply(pipe, job.loras)  # style changes the text encoder: the kept embeddings go

@@ -26,7 +26,7 @@ FAST = dict(**SIZE, num_frames=17, num_inference_steps=2, max_guidance_scale=3.0
 def ltx_models(tmp_path_factory) -> Path:
     """tiny-ltx/ (diffusers folder), ltxv-tiny.safetensors (its transformer and VAE as one original-layout file),
     its transformer alone as a Q4_0 GGUF and as a .safetensors, tiny-upscaler/ (a latent upsampler)."""
-    from video_gen.testing_ltx import (build_tiny_ltx, build_tiny_ltx_upsampler, save_ltx_single_file,
+    from video_gen.tiny.ltx import (build_tiny_ltx, build_tiny_ltx_upsampler, save_ltx_single_file,
                                        save_ltx_transformer)
 
     folder = tmp_path_factory.mktemp("ltx-models") / "models"
@@ -109,7 +109,7 @@ def test_first_frame_only_matches_the_image_to_video_pipeline_and_caches_the_pro
 
     # The same prompt again: the text encoder never runs, and the frames are the same
     encoder_calls = []
-    hook = gen._pipe.text_encoder.register_forward_pre_hook(lambda module, args: encoder_calls.append(1))
+    hook = gen.resident_pipeline.text_encoder.register_forward_pre_hook(lambda module, args: encoder_calls.append(1))
     encodes = prompts.calls
     try:
         again = gen.generate(request)
@@ -193,7 +193,7 @@ def test_a_gguf_transformer_equals_its_weights_dequantised(gen, ltx_models, pict
     from diffusers import LTXImageToVideoPipeline
 
     from video_gen.cli import main
-    from video_gen.testing_ltx import dequantized_ltx_transformer
+    from video_gen.tiny.ltx import dequantized_ltx_transformer
 
     assert main(["models", "list", "--models-dir", str(ltx_models)]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("ltxv-tiny-Q4_0\t"))
@@ -202,7 +202,7 @@ def test_a_gguf_transformer_equals_its_weights_dequantised(gen, ltx_models, pict
     assert model.config_dir == ltx_models / "tiny-ltx" and model.component == "transformer"
     request = GenerationRequest(image=str(pictures["first"]), **{**FAST, "num_frames": 9})
     app = png_frames(gen.generate(request.replace(model="ltxv-tiny-Q4_0")).path)
-    weight = gen._pipe.transformer.transformer_blocks[0].attn1.to_q.weight
+    weight = gen.resident_pipeline.transformer.transformer_blocks[0].attn1.to_q.weight
     assert type(weight).__name__ == "GGUFParameter"  # kept quantised on the device
     folder = png_frames(gen.generate(request.replace(model="tiny-ltx")).path)
     assert np.abs(app.astype(int) - folder.astype(int)).max() > 1  # 4-bit weights: the comparison below can fail
@@ -219,8 +219,8 @@ def test_a_lora_on_a_gguf_transformer_equals_diffusers_on_its_weights_dequantise
     """The 12 GB workflow: a quantised transformer with a LoRA (a step-distilled or style LoRA) on top."""
     from diffusers import LTXImageToVideoPipeline
 
-    from video_gen.testing import build_tiny_transformer_lora
-    from video_gen.testing_ltx import dequantized_ltx_transformer
+    from video_gen.tiny.common import build_tiny_transformer_lora
+    from video_gen.tiny.ltx import dequantized_ltx_transformer
 
     build_tiny_transformer_lora(ltx_models / "tiny-ltx", ltx_models / "loras" / "gguf-style.safetensors", seed=3)
     gen.list_models(refresh=True)
@@ -254,7 +254,8 @@ def test_a_transformer_file_without_a_matching_folder_is_one_line(ltx_models, tm
 
     from video_gen import Generator
     from video_gen.errors import ModelNotFound
-    from video_gen.models import classify_checkpoint, read_safetensors_header
+    from video_gen.catalog import classify_checkpoint
+    from video_gen.checkpoints import read_safetensors_header
 
     lonely = tmp_path / "models"
     lonely.mkdir()
@@ -397,7 +398,7 @@ def test_preview_of_packed_latents_takes_the_videos_middle_frame():
     picture = ltx.preview_latent(torch.cat([extra, video], dim=1), frames, height, width)
     assert picture.shape == (128, height, width)
     assert torch.equal(picture, video[0].reshape(frames, height, width, 128)[1].permute(2, 0, 1))
-    from video_gen.engine import latent_to_rgb
+    from video_gen.running import latent_to_rgb
 
     assert latent_to_rgb(picture, ltx.SPEC.latent_rgb_factors).size == (width * 4, height * 4)
 
@@ -424,25 +425,25 @@ def test_speed_cache_hook_runs(gen, pictures):
     result = gen.generate(GenerationRequest(image=str(pictures["first"]), model="tiny-ltx", speed="first-block-cache",
                                             **{**FAST, "num_frames": 9}))
     assert len(png_frames(result.path)) == 9
-    assert gen._pipe.transformer._video_gen_speed == "first-block-cache"
+    assert gen.resident_pipeline.transformer._video_gen_speed == "first-block-cache"
 
 
 def test_memory_plan_counts_the_single_files_parts_and_its_text_encoder(gen):
-    folder = gen._model_weights(gen.resolve("tiny-ltx"))
-    single = gen._model_weights(gen.resolve("ltxv-tiny"))
+    folder = gen.reports.model_weights(gen.resolve("tiny-ltx"))
+    single = gen.reports.model_weights(gen.resolve("ltxv-tiny"))
     assert single.numel == folder.numel and single.denoiser == "transformer"
     # A transformer file with the folder's other parts; a GGUF sized by the bytes it keeps quantised
-    gguf = gen._model_weights(gen.resolve("ltxv-tiny-Q4_0"))
+    gguf = gen.reports.model_weights(gen.resolve("ltxv-tiny-Q4_0"))
     assert set(gguf.numel) == set(folder.numel) and gguf.numel["text_encoder"] == folder.numel["text_encoder"]
     stored = (gen.models_dir / "ltxv-tiny-Q4_0.gguf").stat().st_size
     assert gguf.numel["transformer"] != folder.numel["transformer"]
     assert stored // 2 - 20_000 < gguf.numel["transformer"] <= stored // 2
-    assert gen._model_weights(gen.resolve("ltxv-tiny-transformer")).numel == folder.numel
+    assert gen.reports.model_weights(gen.resolve("ltxv-tiny-transformer")).numel == folder.numel
 
 
 def test_the_upsampler_is_found_as_a_part_not_a_model(gen, ltx_models):
     from video_gen.errors import ModelNotFound
-    from video_gen.model_store import select_files
+    from video_gen.downloads import select_files
 
     found = {info.name: info for info in gen.catalog.entries()}
     assert found["tiny-upscaler"].role == "upsampler" and found["tiny-upscaler"].family == "ltx"
@@ -505,7 +506,7 @@ def test_reference_model_counts_match_the_architecture():
 def test_an_ltx_lora_equals_diffusers_loading_it_directly(gen, ltx_models, pictures):
     from diffusers import LTXImageToVideoPipeline
 
-    from video_gen.testing import build_tiny_transformer_lora
+    from video_gen.tiny.common import build_tiny_transformer_lora
 
     build_tiny_transformer_lora(ltx_models / "tiny-ltx", ltx_models / "loras" / "ltx-style.safetensors", seed=2)
     gen.list_models(refresh=True)

@@ -16,7 +16,7 @@ LTX_FAST = dict(model="tiny-ltx", duration=1, fps=8, resolution="64x64", num_inf
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from video_gen.testing_ltx import build_tiny_ltx
+    from video_gen.tiny.ltx import build_tiny_ltx
 
     root = tmp_path_factory.mktemp("ltx-api")
     build_tiny_ltx(root / "models" / "tiny-ltx")

@@ -25,7 +25,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from video_gen import Generator
-    from video_gen.testing_ltx import build_tiny_ltx
+    from video_gen.tiny.ltx import build_tiny_ltx
 
     root = tmp_path_factory.mktemp("ltx-browser")
     models = root / "models"
@@ -53,7 +53,10 @@ def open_with_picture(page, server, photo) -> None:
 
 
 def generate_fast(page, server) -> dict:
-    """64x64, 4 steps, 1 second; Generate; the job's request as its sidecar stores it."""
+    """64x64, 4 steps, 1 second at 8 fps; Generate; the job's request as its sidecar stores it."""
+    from test_browser import choose_fps
+
+    choose_fps(page, 8)
     resolution = page.locator("#vg-resolution input")
     resolution.click()
     resolution.fill("64x64")

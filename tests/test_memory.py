@@ -135,7 +135,7 @@ def test_out_of_memory_at_a_unet_step_retries_on_a_cheaper_plan(models_dir, phot
     generator = Generator(models_dir=models_dir, outputs_dir=outputs_dir)
     plain = generator.generate(request)
     calls: list = []
-    restore = fail_once(generator._pipe.unet, "forward", on_call=2, calls=calls)  # the second step
+    restore = fail_once(generator.resident_pipeline.unet, "forward", on_call=2, calls=calls)  # the second step
     events = []
     try:
         retried = generator.generate(request, on_event=events.append)
@@ -160,8 +160,8 @@ def test_out_of_memory_at_decode_keeps_the_latents(models_dir, photo, outputs_di
     generator.generate(request.replace(num_inference_steps=1))  # load
     unet_calls: list = []
     decode_calls: list = []
-    restore_unet = fail_once(generator._pipe.unet, "forward", on_call=0, calls=unet_calls)  # counts only
-    restore_vae = fail_once(generator._pipe.vae, "decode", on_call=1, calls=decode_calls)
+    restore_unet = fail_once(generator.resident_pipeline.unet, "forward", on_call=0, calls=unet_calls)  # counts only
+    restore_vae = fail_once(generator.resident_pipeline.vae, "decode", on_call=1, calls=decode_calls)
     try:
         retried = generator.generate(request)
     finally:
@@ -181,7 +181,7 @@ def test_out_of_memory_on_every_plan_fails_clearly_and_the_generator_survives(mo
     request = GenerationRequest(image=str(photo), seed=13, **FAST)
     generator = Generator(models_dir=models_dir, outputs_dir=outputs_dir)
     generator.generate(request.replace(num_inference_steps=1))
-    unet = generator._pipe.unet
+    unet = generator.resident_pipeline.unet
     original = unet.forward
 
     def always(*args, **kwargs):
@@ -202,7 +202,7 @@ def test_an_unrelated_runtime_error_is_not_retried(models_dir, photo, outputs_di
     generator = Generator(models_dir=models_dir, outputs_dir=outputs_dir)
     request = GenerationRequest(image=str(photo), seed=14, **FAST)
     generator.generate(request.replace(num_inference_steps=1))
-    unet = generator._pipe.unet
+    unet = generator.resident_pipeline.unet
 
     def broken(*args, **kwargs):
         raise RuntimeError("shape mismatch (injected)")
@@ -373,9 +373,9 @@ def test_out_of_memory_can_step_down_to_an_offload_plan_and_places_the_pipeline_
     request = GenerationRequest(image=str(photo), seed=22, output_format="png", **FAST)
     generator = Generator(models_dir=models_dir, outputs_dir=outputs_dir)
     generator.generate(request.replace(num_inference_steps=1))
-    assert generator._placement[2] == "none"
+    assert generator.runner.resident.placement[2] == "none"
     calls: list = []
-    restore = fail_once(generator._pipe.unet, "forward", on_call=1, calls=calls)
+    restore = fail_once(generator.resident_pipeline.unet, "forward", on_call=1, calls=calls)
     try:
         retried = generator.generate(request)
     finally:
@@ -395,7 +395,7 @@ def test_fp8_weight_storage_is_opt_in_and_recorded(models_dir, photo, outputs_di
     assert not plain.memory_plan.fp8_weights
     stored = generator.generate(request.replace(memory_plan="none+fp8"))
     assert stored.memory_plan.fp8_weights and "fp8 weights" in stored.memory_plan.label()
-    assert generator._pipe.unet.conv_in.weight.dtype == torch.float8_e4m3fn
+    assert generator.resident_pipeline.unet.conv_in.weight.dtype == torch.float8_e4m3fn
     assert stored.memory_plan.stage_bytes["denoising"] < plain.memory_plan.stage_bytes["denoising"]
     assert stored.metadata["request"]["memory_plan"] == "none+fp8"  # a re-run asks for the same weights
     assert frames_of(stored).shape == frames_of(plain).shape

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from video_gen import ModelNotFound
-from video_gen.models import list_models, resolve_model
+from video_gen.catalog import list_models, resolve_model
 
 
 def test_name_path_and_only_installed(models_dir, tiny_model_path):
@@ -65,3 +65,19 @@ def test_single_file_checkpoint_is_refused_clearly(tmp_path):
     checkpoint.write_bytes(b"\0" * 16)
     with pytest.raises(ModelNotFound, match="single-file"):
         resolve_model(str(checkpoint), tmp_path)
+
+
+def test_a_model_given_as_a_path_is_read_as_it_is_not_looked_for_in_a_rescan(models_dir, tiny_model_path, tmp_path):
+    """Issue 23: a job whose model is a path does not scan the models folder (nor the Hugging Face cache) again."""
+    from video_gen.catalog import Catalog
+
+    catalog = Catalog(models_dir)
+    catalog.entries()
+    scans = catalog.scans
+    for _ in range(3):
+        assert catalog.resolve(str(tiny_model_path)).family == "svd"
+        assert catalog.resolve("tiny-svd").family == "svd"  # a name it knows
+    assert catalog.scans == scans
+    with pytest.raises(ModelNotFound):
+        catalog.resolve("no-such-model")  # a name it does not know: one rescan, in case it was added since
+    assert catalog.scans == scans + 1

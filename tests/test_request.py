@@ -83,7 +83,7 @@ def test_importing_the_package_loads_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, video_gen, video_gen.request, video_gen.events, video_gen.errors, video_gen.models; "
+    code = ("import sys, video_gen, video_gen.request, video_gen.events, video_gen.errors, video_gen.catalog; "
             "from video_gen import GenerationRequest; print('torch' in sys.modules, 'diffusers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

@@ -38,7 +38,7 @@ def test_a_retry_in_segment_k_keeps_the_segments_before_it(models_dir, photo, ou
     result = generator.generate(request)
     assert result.plan.segments == 2 and calls == [1, 2, 2]  # segment 1 is not made again
     assert [(retry["segment"], retry["stage"]) for retry in result.retries] == [(2, "denoising")]
-    assert result.memory_plan != generator.memory_plans(generator.prepare(request))[0]  # the second segment ran on a cheaper plan
+    assert result.memory_plan != generator.memory_ladder(generator.prepare(request))[0]  # the second segment ran on a cheaper plan
 
     monkeypatch.setattr(svd, "run", real_run)
     uninterrupted = generator.generate(request)
@@ -55,7 +55,7 @@ def test_a_retry_drops_the_failed_pipeline_before_the_cheaper_one_loads(models_d
     generator = Generator(models_dir=models_dir, outputs_dir=outputs_dir)
     request = GenerationRequest(image=str(photo), seed=32, output_format="png", **FAST)
     generator.generate(request.replace(num_inference_steps=1, memory_plan="none"))
-    failed = weakref.ref(generator._pipe)
+    failed = weakref.ref(generator.resident_pipeline)
     alive_at_load: list[bool] = []
     real_load, real_run = svd.load, svd.run
 

@@ -1,4 +1,4 @@
-"""The Wan family on tiny REAL models (video_gen.testing_wan): each variant's frames equal diffusers' pipeline
+"""The Wan family on tiny REAL models (video_gen.tiny.wan): each variant's frames equal diffusers' pipeline
 called directly with the same seed and parameters (PNG, ±1), the GGUF transformer against its weights
 dequantised, the prompt-embedding cache, GGUF discovery, and the bad inputs, each one line."""
 
@@ -15,7 +15,7 @@ from video_gen.cli import main
 from video_gen.errors import InvalidRequest, ModelNotFound
 from video_gen.events import PreviewEvent, StepEvent
 from video_gen.families import prompts
-from video_gen.testing_wan import (build_tiny_wan, dequantized_transformer, save_gguf_of_another_family,
+from video_gen.tiny.wan import (build_tiny_wan, dequantized_transformer, save_gguf_of_another_family,
                                    save_wan_gguf)
 
 TINY = dict(width=64, height=64, num_frames=9, fps=16, num_inference_steps=2, seed=5, prompt="a cat walks",
@@ -123,7 +123,7 @@ def test_a_gguf_transformer_equals_its_weights_dequantised(wan_generator, wan_mo
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("wan-i2v-Q4_0\t"))
     assert "\twan\t" in line and "gguf Q4_0" in line  # family and quant type
     app = app_frames(wan_generator, model="wan-i2v-Q4_0", image=str(pictures[0]))
-    kinds = {type(weight).__name__ for weight in wan_generator._pipe.transformer.parameters()}
+    kinds = {type(weight).__name__ for weight in wan_generator.resident_pipeline.transformer.parameters()}
     assert "GGUFParameter" in kinds  # kept quantised on the device
     folder_frames = app_frames(wan_generator, model="tiny-wan-i2v", image=str(pictures[0]))
     assert np.abs(app.astype(int) - folder_frames.astype(int)).max() > 1  # 4-bit weights: the test below can fail
@@ -154,7 +154,7 @@ def test_wan_22_a14b_as_two_gguf_files_equals_its_experts_dequantised(wan_genera
 def test_the_second_job_with_the_same_prompt_never_runs_the_text_encoder(wan_generator, pictures):
     request = dict(model="tiny-wan-i2v", image=str(pictures[0]), prompt="the red dog", seed=9)
     first = app_frames(wan_generator, **request)
-    pipe = wan_generator._pipe
+    pipe = wan_generator.resident_pipeline
     calls = []
     hook = pipe.text_encoder.register_forward_hook(lambda *args: calls.append(1))
     try:
@@ -233,7 +233,7 @@ def test_80_frames_are_refused_naming_the_nearest_valid_counts(wan_generator, pi
                                                    "model": "tiny-wan-i2v"}))
     assert str(caught.value) == ("num_frames: must be 4k+1 for Wan (its VAE packs 4 frames into one), got 80; the "
                                  "nearest is 81 (77 or 81)")
-    plan = wan_generator.plan(GenerationRequest(**{**TINY, "num_frames": 81}), wan_generator.resolve("tiny-wan-i2v"))
+    plan = wan_generator.length_plan(GenerationRequest(**{**TINY, "num_frames": 81}), wan_generator.resolve("tiny-wan-i2v"))
     assert plan.generated_frames == (81,) and plan.frames == 81
 
 
@@ -270,7 +270,7 @@ def test_memory_estimate_reads_a_gguf_and_its_folder(wan_generator):
 
 
 def test_a_wan_download_takes_the_umt5_tokenizer_and_every_shard():
-    from video_gen.model_store import KNOWN_MODELS, select_files
+    from video_gen.downloads import KNOWN_MODELS, select_files
 
     listing = ["model_index.json", "README.md", "scheduler/scheduler_config.json", "text_encoder/config.json",
                "text_encoder/model-00001-of-00002.safetensors", "text_encoder/model-00002-of-00002.safetensors",
@@ -325,7 +325,7 @@ def test_on_a_12_gb_card_umt5_never_sits_on_the_gpu_with_the_transformer():
 
 @pytest.fixture(scope="module")
 def wan_loras(wan_models):
-    from video_gen.testing import build_tiny_transformer_lora as build_tiny_wan_lora
+    from video_gen.tiny.common import build_tiny_transformer_lora as build_tiny_wan_lora
 
     folder = wan_models / "loras"
     return {"style": build_tiny_wan_lora(wan_models / "tiny-wan-i2v", folder / "wan-style.safetensors", seed=3),

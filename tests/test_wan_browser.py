@@ -26,7 +26,7 @@ def choose_model(page, name: str) -> None:
 def test_the_last_frame_shows_for_flf2v_only_and_makes_the_video(page, tmp_path):  # noqa: F811
     from test_app import start_server
 
-    from video_gen.testing_wan import build_tiny_wan
+    from video_gen.tiny.wan import build_tiny_wan
 
     models = tmp_path / "models"
     build_tiny_wan(models / "tiny-wan-flf2v", "flf2v", seed=1)

@@ -49,8 +49,6 @@ def family_page(family_models, models_dir, tmp_path_factory):
 
 def test_the_form_shows_what_each_family_uses_with_its_ranges(family_page):
     from video_gen.families import spec_for
-    from video_gen.web.fields import FIELD
-
     labels = dict((name, label) for label, name in family_page.model_choices())
     assert labels[TINY_MODEL] == f"{TINY_MODEL} · {spec_for('svd').label}"
     assert labels["tiny-sd15"] == f"tiny-sd15 · {spec_for('animatediff').label}"
@@ -67,7 +65,8 @@ def test_the_form_shows_what_each_family_uses_with_its_ranges(family_page):
     assert (svd["num_inference_steps"]["minimum"], svd["num_inference_steps"]["maximum"]) == spec_for("svd").steps_range
     # The last frame shows for a family that takes one, and for no family here.
     assert not any(shown["last_image"]["visible"] for shown in (svd, animatediff, modelscope))
-    assert FIELD["last_image"].update(replace(spec_for("svd"), last_image=True))["visible"] is True
+    last_image = family_page.generate_tab.form.field["last_image"]
+    assert last_image.update(replace(spec_for("svd"), last_image=True))["visible"] is True
 
 
 def test_each_family_gets_its_own_fields_and_ranges_in_the_request(family_page, photo):

@@ -1,24 +1,19 @@
-"""video_gen: offline image-to-video generation (Stable Video Diffusion, AnimateDiff).
+"""video_gen: offline image-to-video generation on your own GPU (the model families are the modules of
+`video_gen.families`: Stable Video Diffusion, AnimateDiff, ModelScope, Wan, LTX-Video, …).
 
 Importing this package loads no model, imports no torch and probes no GPU: the names below are
-imported on first use.
+imported on first use. The layers of the package, and what each may import, are in the README
+("How the code is laid out"); no module of the package imports this one.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-__version__ = "0.1.0"
-
-if TYPE_CHECKING:
-    from .engine import GenerationResult, Generator, PreparedJob
-    from .errors import Cancelled, GenerationFailed, InvalidRequest, ModelNotFound, VideoGenError
-    from .request import GenerationRequest
+from .version import __version__
 
 _EXPORTS = {
     "Generator": "engine",
-    "GenerationResult": "engine",
-    "PreparedJob": "engine",
+    "GenerationResult": "results",
+    "PreparedJob": "results",
     "GenerationRequest": "request",
     "VideoGenError": "errors",
     "InvalidRequest": "errors",

@@ -309,8 +309,7 @@ def execute(generator, request: GenerationRequest, duration_s: float | None = No
     """One line on a resident `Generator` (locally, or inside a Ray worker). `duration_s` (the command line's
     --duration) becomes frames at the line's rate, which its model's defaults may decide."""
     if duration_s is not None and request.num_frames is None:
-        fps = generator.prepare(request).request.fps
-        request = request.replace(num_frames=max(1, round(duration_s * fps)))
+        request = generator.with_duration(request, duration_s)
     return generator.generate(request, on_event=on_event)
 
 

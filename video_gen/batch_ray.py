@@ -34,7 +34,7 @@ from . import video_io
 from .batch import (FAILED, PICTURE_FIELDS, SUCCESS, BatchCallback, BatchLine, BatchSummary, Results,
                     Tally, error_entry, output_sha256, run_line)
 from .errors import InvalidRequest, first_line
-from .models import default_models_dir
+from .checkpoints import default_models_dir
 from .request import GenerationRequest
 
 DEFAULT_CPUS_PER_WORKER = 4  # a CPU-only worker's torch threads; more per job gained little in our CPU runs

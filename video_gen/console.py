@@ -1,6 +1,6 @@
-"""What the console shows a newcomer: commands spelled the way they run from where the user is, library
-chatter the user cannot act on turned off (at the start of the app and the CLI, not at import), and the
-app's start-up report (URL, device and memory, models found, where outputs go). Imports no torch.
+"""What the console shows a newcomer: commands spelled the way they run from where the user is, and library
+chatter the user cannot act on turned off (at the start of the app and the CLI, not at import). Imports
+nothing of the package (it is on the ground floor) and no torch.
 """
 
 from __future__ import annotations
@@ -64,36 +64,12 @@ def quiet_libraries() -> None:
     transformers_logging.disable_progress_bar()  # "Loading weights…", "Writing model shards…"
 
 
-def startup_lines(generator, url: str, *, where: str) -> list[str]:
-    """What `app.py` prints once the page is up: its URL, the device and its memory, the models found (the demo
-    labelled as one) and where outputs go. Probes the device (initialises CUDA), so only at start-up."""
-    from .demo import describe_model
-    from .errors import VideoGenError
-
-    lines = [f"Video generator running at {url}  ({where}; Ctrl+C to stop)"]
-    try:
-        report = generator.device_report()
-        lines += [f"  {line}" for line in report.lines()[:2]]
-    except (RuntimeError, OSError) as error:
-        lines.append(f"  device: could not be checked ({error})")
-    try:
-        models = generator.list_models(refresh=True)
-    except (OSError, VideoGenError) as error:
-        models, problem = [], str(error)
-    else:
-        problem = ""
-    folder = Path(generator.models_dir).resolve()
-    if models:
-        lines.append(f"  models ({folder}): " + ", ".join(describe_model(info) for info in models))
-    else:
-        from .models import default_models_dir
-
-        where = "" if default_models_dir().resolve() == folder else f" --models-dir {folder}"
-        lines.append(f"  models: none in {folder}{f' ({problem})' if problem else ''}; to try the app without a "
-                     f"download, press 'Install the demo model' on the page or run "
-                     f"`{command('models demo' + where)}`")
-    lines.append(f"  outputs: {Path(generator.outputs_dir).resolve()}")
-    return lines
+def spell(text: str) -> str:
+    """A message with each `video-gen …` command in it spelled as the user can type it here (`command`): errors
+    carry their own hint as plain `video-gen …`, and the console and the page show it so."""
+    if "`video-gen " not in text:
+        return text
+    return text.replace("`video-gen ", "`" + command("").rstrip() + " ")
 
 
-__all__ = ["command", "quiet_libraries", "startup_lines"]
+__all__ = ["command", "quiet_libraries", "spell"]

@@ -1,20 +1,18 @@
-"""The demo model: a tiny Stable Video Diffusion with random weights, built here from the real diffusers classes
-(`testing.build_tiny_svd`), so that the whole path (upload, progress, preview, player, download, history,
-smoothing) can be tried offline without a 4.5 GB download. It makes noise, not video, and says so wherever a
-model is named: `models list`, the page's model dropdown, the About tab, `video-gen info`, the result's info and
-the video's metadata.
+"""What a demo model is: a tiny Stable Video Diffusion with random weights (built from the real diffusers classes
+by `tiny.sd.build_tiny_svd`, installed by `downloads.install_demo`), so that the whole path (upload, progress,
+preview, player, download, history, smoothing) can be tried offline without a 4.5 GB download. It makes noise,
+not video, and says so wherever a model is named: `models list`, the page's model dropdown, the About tab,
+`video-gen info`, the result's info and the video's metadata.
 
 A demo folder is a diffusers folder like any other plus `DEMO_FILE`, which marks it and carries its defaults
 (small sizes: its job takes seconds on a CPU). `video-gen models demo` and the page's button install it;
-`video-gen selftest --keep` keeps its tiny model as the demo. Imports no torch until it builds.
+`video-gen selftest --keep` keeps its tiny model as the demo. Imports nothing of the package, so that discovery
+can label demo models.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -59,31 +57,5 @@ def metadata(model) -> dict[str, Any]:
     return {"demo": DEMO_NOTE} if is_demo(model) else {}
 
 
-def install_demo(models_dir: str | os.PathLike, *, name: str = DEMO_NAME) -> Path:
-    """Build the demo model into `models_dir/name` and return its folder; an installed one is kept as it is.
-
-    It is built in a hidden folder beside it and renamed when complete, so an interrupted install never leaves
-    a half-written model that discovery would list."""
-    from .testing import build_tiny_svd
-
-    models_dir = Path(models_dir)
-    target = models_dir / name
-    if is_demo(target):
-        return target
-    if target.exists():
-        raise FileExistsError(f"{target} exists and is not a demo model; move it away or choose another --name")
-    models_dir.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=models_dir))  # hidden: discovery skips dot-folders
-    try:
-        build_tiny_svd(building / "model", fp16_variant=False)
-        card = {"demo": True, "note": DEMO_NOTE, "built_with": "video_gen.testing.build_tiny_svd (random weights)",
-                "defaults": DEMO_DEFAULTS}
-        (building / "model" / DEMO_FILE).write_text(json.dumps(card, indent=2) + "\n")
-        os.replace(building / "model", target)
-    finally:
-        shutil.rmtree(building, ignore_errors=True)
-    return target
-
-
 __all__ = ["DEMO_NAME", "DEMO_FILE", "DEMO_NOTE", "DEMO_DEFAULTS", "is_demo", "demo_card", "demo_defaults",
-           "describe_model", "metadata", "install_demo"]
+           "describe_model", "metadata"]

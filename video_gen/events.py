@@ -7,10 +7,7 @@ messages to its page).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Union
-
-if TYPE_CHECKING:
-    from .engine import GenerationResult
+from typing import Any, Callable, Union
 
 # Stages in the order a job passes through them.
 LOADING_MODEL = "loading_model"
@@ -67,7 +64,7 @@ class PreviewEvent:
 
 @dataclass(frozen=True)
 class DoneEvent:
-    result: GenerationResult
+    result: Any  # the job's `results.GenerationResult` (this ground-floor module imports nothing above it)
     kind: str = "done"
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from . import video_io
 from .errors import InvalidRequest, VideoGenError, first_line
 from .frames import channel_stats, match_colors
-from .request import LIMITS, GenerationRequest
+from .request import FIELD, LIMITS, GenerationRequest
 
 # A video of one frame is a picture (generate from it instead); two frames give the colours to match.
 MIN_SOURCE_FRAMES = 2
@@ -136,7 +136,7 @@ def base_request(source: SourceVideo, overrides: dict[str, Any]) -> GenerationRe
     values = source.request.to_dict() if source.request is not None else {}
     for name in NOT_CARRIED:
         values.pop(name, None)
-    unknown = set(overrides) - {field.name for field in dataclasses.fields(GenerationRequest)}
+    unknown = set(overrides) - set(FIELD)
     if unknown:
         raise InvalidRequest(sorted(unknown)[0], "not a request field")
     values.update({name: value for name, value in overrides.items() if value is not None})

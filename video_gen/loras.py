@@ -1,31 +1,33 @@
-"""LoRAs: what a LoRA file is (from its safetensors header alone), which families take it, and keeping the
-chosen ones active on a resident pipeline.
+"""LoRAs: the request's choice of them, whether a LoRA fits a model, and keeping the chosen ones active on a
+resident pipeline.
 
-- **Kinds.** A LoRA's tensor names say which architecture it was trained on (`classify`): "sd15" (an SD1.5
-  UNet and/or text encoder), "animatediff-motion" (AnimateDiff's motion modules), "wan" (Wan's transformer),
-  "ltx" (LTX-Video's transformer), or "sdxl"/"sd2"/"unknown" (recognised as a LoRA, taken by no family). Three
-  key styles are read: diffusers/PEFT (`unet.down_blocks.0….to_q.lora_A.weight`), kohya/sd-scripts
-  (`lora_unet_down_blocks_0_…_to_q.lora_down.weight` with `.alpha`) and the original-checkpoint style
-  (`diffusion_model.blocks.0.self_attn.q.lora_A.weight`). Step-distill LoRAs (lightx2v, Lightning, LCM,
-  CausVid) and Wan 2.2's high-noise/low-noise pairs are told by the file's name or its metadata.
-- **Families.** Each family's spec lists the kinds it takes (`FamilySpec.lora_kinds`; empty: none, as SVD,
-  for which diffusers has no LoRA loader). A family may give a distill LoRA's own defaults (steps, guidance,
-  scheduler) with an optional `lora_defaults(model, loras)` function in its module.
+- **Files.** A .safetensors file is a LoRA when its tensor names are a LoRA's (`lora_A`/`lora_B`,
+  `lora_down`/`lora_up`, …). Three key styles are read: diffusers/PEFT (`unet.down_blocks.0….to_q.lora_A.weight`),
+  kohya/sd-scripts (`lora_unet_down_blocks_0_…_to_q.lora_down.weight` with `.alpha`) and the original-checkpoint
+  style (`diffusion_model.blocks.0.self_attn.q.lora_A.weight`). Step-distill LoRAs (lightx2v, Lightning, LCM,
+  CausVid) are told by the file's name or its metadata.
+- **Fit.** A LoRA fits a model when every module it changes exists in that model with the same shape (ComfyUI's
+  rule: decided from the model's own key map, `comfy/lora.py`), read from the safetensors headers of both; nothing
+  is loaded. The LoRA's names are first put in diffusers' form by the very function that will load it (the
+  family's pipeline class's `lora_state_dict`, run on shape-only "meta" tensors), so kohya and original names are
+  judged as diffusers will read them. A family takes LoRAs when its spec names that class
+  (`FamilySpec.lora_loader`); what is its own it declares in its module: `lora_shapes(model)` (modules its model
+  has beyond its folder's, such as AnimateDiff's motion adapter), `lora_load_options(model, lora)` (where each LoRA goes:
+  Wan 2.2's high- and low-noise halves) and `lora_defaults(model, loras)` (a step-distill LoRA's steps and
+  guidance).
 - **Applying.** `apply` keeps every LoRA it has loaded into a pipeline as a named PEFT adapter
   (`load_lora_weights(..., adapter_name=...)`), and a job only switches which adapters are active and at what
   strength (`set_adapters`): changing LoRAs never reloads the base model. Adapters beyond
   `MAX_RESIDENT_ADAPTERS` that the job does not use are deleted, least recently used first.
 
-This module imports no torch at import time.
+Imports no torch at import time (judging a fit imports it, to build shape-only tensors).
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import math
 import re
-import struct
 import threading
 import warnings
 import weakref
@@ -34,7 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidRequest
+from .checkpoints import (ALLOW_PICKLE_FLAG, PICKLE_SUFFIXES, LORA, ModelInfo, check_complete, component_shapes,
+                          file_sha256, meta_shapes, numel, pickle_state_dict, read_safetensors_header, read_safetensors_metadata)
+from .errors import GenerationFailed, InvalidRequest, ModelNotFound, first_line
+from .memory.apply import adapters_in_compute_dtype
 
 MAX_LORAS = 8  # at once, per job
 STRENGTH_RANGE = (-2.0, 2.0)  # negative strengths invert a LoRA (a "slider" LoRA's other end)
@@ -43,25 +48,22 @@ STRENGTH_RANGE = (-2.0, 2.0)  # negative strengths invert a LoRA (a "slider" LoR
 MAX_RESIDENT_ADAPTERS = 8
 # Folders that hold LoRAs: models/loras here and in ComfyUI, models/Lora in A1111.
 LORA_FOLDERS = ("loras", "lora")
-
-SD15, MOTION, WAN, LTX, SDXL, SD2, UNKNOWN = "sd15", "animatediff-motion", "wan", "ltx", "sdxl", "sd2", "unknown"
 # Step-distill LoRAs, by the words their files are published under (lightx2v's Wan2.1-T2V-14B-lightx2v,
 # ByteDance's AnimateDiff-Lightning and Wan Lightning, AnimateLCM / latent-consistency's lcm-lora, CausVid).
 DISTILL_WORDS = ("lightx2v", "lightning", "causvid", "lcm")
-_HIGH_NOISE = re.compile(r"high[\W_]?noise|(^|[\W_])hn([\W_]|$)|(^|[\W_])high([\W_]|$)", re.IGNORECASE)
-_LOW_NOISE = re.compile(r"low[\W_]?noise|(^|[\W_])ln([\W_]|$)|(^|[\W_])low([\W_]|$)", re.IGNORECASE)
 
 # Tensor names that only LoRA files have (PEFT/diffusers, old diffusers, kohya, LyCORIS-LoCon's lora_* part).
 _LORA_TENSOR = re.compile(r"(\.|_)(lora_A|lora_B|lora_down|lora_up|lora\.down|lora\.up|lora_linear_layer)"
                           r"(\.|$)|\.lora\.(down|up)\.")
-# What is stripped from the front of a key before its architecture is read.
-_PREFIXES = ("base_model.model.", "model.diffusion_model.", "diffusion_model.", "transformer.", "unet.",
-             "text_encoder.", "lora_unet_", "lora_te_", "lora_transformer_", "lora_")
-_SD_UNET = re.compile(r"^(down_blocks|up_blocks|mid_block|input_blocks|output_blocks|middle_block|conv_in|"
-                      r"time_embedding)[._]")
-_SD_TEXT = re.compile(r"^(text_model[._]|text_encoder[._]|te_)")
-_WAN = re.compile(r"^blocks[._]\d+[._](self_attn|cross_attn|ffn|attn1|attn2|norm|modulation)")
-_LTX = re.compile(r"^transformer_blocks[._]\d+[._]")
+# A normalised LoRA weight: the module it changes and whether it is the down (A) or up (B) half, in each of the
+# forms diffusers' `lora_state_dict` returns (PEFT, diffusers, the old attention-processor form).
+_HALF = re.compile(r"^(?P<module>.+?)\.(?:lora_(?P<peft>[AB])|lora\.(?P<new>down|up)|"
+                   r"lora_linear_layer\.(?P<linear>down|up))\.weight$")
+_OLD_HALF = re.compile(r"^(?P<module>.+?)\.(?:processor\.)?(?P<projection>to_q|to_k|to_v|to_out)_lora\."
+                       r"(?P<half>down|up)\.weight$")
+# The old form's projections by their modules' names: in a UNet or transformer, and in a CLIP text encoder.
+_OLD_MODULES = {"to_q": "to_q", "to_k": "to_k", "to_v": "to_v", "to_out": "to_out.0"}
+_OLD_TEXT_MODULES = {"to_q": "q_proj", "to_k": "k_proj", "to_v": "v_proj", "to_out": "out_proj"}
 
 
 @dataclass(frozen=True)
@@ -76,30 +78,28 @@ class LoraChoice:
 
 @dataclass(frozen=True)
 class LoraFile:
-    """What a LoRA file holds, read from its header."""
+    """What a LoRA file is, read from its header."""
 
-    kind: str  # sd15, animatediff-motion, wan, ltx, sdxl, sd2 or unknown
+    name: str  # the file's stem (families read their own conventions in it: Wan 2.2's high/low-noise halves)
     style: str  # diffusers (PEFT/diffusers names), kohya, or original (a checkpoint's own names)
-    parts: tuple[str, ...]  # what it changes: unet, text_encoder, transformer
     numel: int  # its parameters (the memory estimator counts them)
     distill: str | None = None  # lightx2v, lightning, causvid or lcm: a step-distill LoRA
-    noise: str | None = None  # Wan 2.2: "high" or "low" (which of the two transformers it is for)
 
     def describe(self) -> str:
-        extra = [f"{self.distill} step-distill"] if self.distill else []
-        extra += [f"{self.noise}-noise"] if self.noise else []
-        return self.kind + (f" ({', '.join(extra)})" if extra else "")
+        return self.style + (f", {self.distill} step-distill" if self.distill else "")
 
 
 @dataclass(frozen=True)
 class ResolvedLora:
-    """A request's LoRA found on disk and checked for the model's family: what `apply` loads."""
+    """A request's LoRA found on disk and checked against the model: what `apply` loads."""
 
     name: str
     path: Path
     strength: float
     sha256: str
     info: LoraFile
+    components: tuple[str, ...] = ()  # the model's components it changes (unet, text_encoder, transformer)
+    load_options: tuple[dict, ...] = ({},)  # one `load_lora_weights` call each (the family's `lora_load_options`)
     allow_pickle: bool = False
 
     @property
@@ -113,8 +113,8 @@ class ResolvedLora:
         return f"{re.sub(r'[^A-Za-z0-9_]+', '_', self.name).strip('_') or 'lora'}_{self.sha256[:12]}"
 
     def metadata(self) -> dict[str, Any]:
-        return {"name": self.name, "strength": self.strength, "sha256": self.sha256, "kind": self.info.kind,
-                "distill": self.info.distill, "file": self.path.name}
+        return {"name": self.name, "strength": self.strength, "sha256": self.sha256, "style": self.info.style,
+                "changes": list(self.components), "distill": self.info.distill, "file": self.path.name}
 
 
 # ---- the request's field -------------------------------------------------------------------------------
@@ -138,30 +138,29 @@ def coerce(value: Any) -> tuple[LoraChoice, ...]:
         value = [value]
     if not isinstance(value, (list, tuple)):
         raise InvalidRequest("loras", f'must be a list of {{"name": ..., "strength": ...}}, got {value!r}')
-    choices = []
-    for entry in value:
-        if isinstance(entry, LoraChoice):
-            choices.append(entry)
-        elif isinstance(entry, str):
-            choices.append(parse_flag(entry))
-        elif isinstance(entry, dict):
-            unknown = set(entry) - {"name", "strength", "sha256"}
-            if unknown:
-                raise InvalidRequest("loras", f"unknown key {sorted(unknown)[0]!r} in {entry!r}; "
-                                              f"allowed: name, strength, sha256")
-            name, strength, sha = entry.get("name"), entry.get("strength"), entry.get("sha256")
-            if not isinstance(name, str) or not name.strip():
-                raise InvalidRequest("loras", f"each LoRA needs a name (text), got {entry!r}")
-            strength = 1.0 if strength is None else _number(strength)  # left out or null: full strength
-            if strength is None:
-                raise InvalidRequest("loras", f"strength of {name!r} must be a number from {_num(STRENGTH_RANGE[0])} "
-                                              f"to {_num(STRENGTH_RANGE[1])}, got {entry.get('strength')!r}")
-            if sha is not None and not isinstance(sha, str):
-                raise InvalidRequest("loras", f"sha256 of {name!r} must be text, got {sha!r}")
-            choices.append(LoraChoice(name.strip(), strength, sha))
-        else:
-            raise InvalidRequest("loras", f'each LoRA must be {{"name": ..., "strength": ...}}, got {entry!r}')
-    return tuple(choices)
+    return tuple(_choice(entry) for entry in value)
+
+
+def _choice(entry: Any) -> LoraChoice:
+    if isinstance(entry, LoraChoice):
+        return entry
+    if isinstance(entry, str):
+        return parse_flag(entry)
+    if not isinstance(entry, dict):
+        raise InvalidRequest("loras", f'each LoRA must be {{"name": ..., "strength": ...}}, got {entry!r}')
+    unknown = set(entry) - {"name", "strength", "sha256"}
+    if unknown:
+        raise InvalidRequest("loras", f"unknown key {sorted(unknown)[0]!r} in {entry!r}; allowed: name, strength, sha256")
+    name, strength, sha = entry.get("name"), entry.get("strength"), entry.get("sha256")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidRequest("loras", f"each LoRA needs a name (text), got {entry!r}")
+    strength = 1.0 if strength is None else _number(strength)  # left out or null: full strength
+    if strength is None:
+        raise InvalidRequest("loras", f"strength of {name!r} must be a number from {_num(STRENGTH_RANGE[0])} "
+                                      f"to {_num(STRENGTH_RANGE[1])}, got {entry.get('strength')!r}")
+    if sha is not None and not isinstance(sha, str):
+        raise InvalidRequest("loras", f"sha256 of {name!r} must be text, got {sha!r}")
+    return LoraChoice(name.strip(), strength, sha)
 
 
 def _number(value: Any) -> float | None:
@@ -179,7 +178,7 @@ def _number(value: Any) -> float | None:
 def check_choices(choices: tuple[LoraChoice, ...]) -> None:
     """The checks that need no files: how many, each strength's range, no LoRA twice."""
     if not isinstance(choices, tuple) or not all(isinstance(choice, LoraChoice) for choice in choices):
-        raise InvalidRequest("loras", f"must be a tuple of LoraChoice, got {choices!r}")
+        raise InvalidRequest("loras", f'must be a list of {{"name": ..., "strength": ...}}, got {choices!r}')
     if len(choices) > MAX_LORAS:
         raise InvalidRequest("loras", f"at most {MAX_LORAS} at once, got {len(choices)}")
     low, high = STRENGTH_RANGE
@@ -199,129 +198,51 @@ def is_lora(keys: Iterable[str]) -> bool:
     return any(_LORA_TENSOR.search(key) for key in keys)
 
 
-def classify(header: dict[str, Any], name: str = "", metadata: dict[str, str] | None = None) -> LoraFile | None:
-    """A LoRA's kind from its tensor names (and shapes), or None when the header is not a LoRA's."""
+def from_header(header: dict[str, Any], name: str = "", metadata: dict[str, str] | None = None) -> LoraFile | None:
+    """A LoRA's description from its tensor names (and metadata), or None when the header is not a LoRA's."""
     keys = [key for key in header if key != "__metadata__"]
     if not is_lora(keys):
         return None
     style = "kohya" if any(key.startswith("lora_") or ".lora_down." in key for key in keys) else (
         "original" if any(key.startswith(("diffusion_model.", "model.diffusion_model.")) for key in keys)
         else "diffusers")
-    stripped = [_strip(key) for key in keys]
-    parts = set()
-    for key, rest in zip(keys, stripped):
-        if key.startswith(("text_encoder", "lora_te", "te_")) or _SD_TEXT.match(rest):
-            parts.add("text_encoder")
-        elif _WAN.match(rest) or _LTX.match(rest):
-            parts.add("transformer")
-        else:
-            parts.add("unet")
-    if any("motion_modules" in key for key in keys):
-        kind = MOTION
-    elif any(_LTX.match(rest) for rest in stripped):
-        kind = LTX
-    elif any(_WAN.match(rest) for rest in stripped):
-        kind = WAN
-    elif any(key.startswith(("lora_te1_", "lora_te2_", "text_encoder_2.")) for key in keys) or any(
-            "add_embedding" in key or "label_emb" in key for key in keys):
-        kind = SDXL
-    elif any(_SD_UNET.match(rest) or _SD_TEXT.match(rest) for rest in stripped):
-        kind = _sd_kind(header, keys)
-    else:
-        kind = UNKNOWN
-    numel = sum(_count(entry) for key, entry in header.items() if key != "__metadata__")
     words = " ".join([name, *(f"{key} {value}" for key, value in (metadata or {}).items()
                               if key.lower() in ("ss_output_name", "name", "modelspec.title", "description",
                                                  "ss_training_comment", "modelspec.description"))]).lower()
     distill = next((word for word in DISTILL_WORDS if word in words), None)
-    noise = None
-    if kind == WAN:
-        noise = "high" if _HIGH_NOISE.search(name) else "low" if _LOW_NOISE.search(name) else None
-    return LoraFile(kind=kind, style=style, parts=tuple(sorted(parts)), numel=numel, distill=distill, noise=noise)
+    return LoraFile(name=name, style=style, numel=sum(numel(header[key]) for key in keys), distill=distill)
 
 
-def _strip(key: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
-    return key
-
-
-def _sd_kind(header: dict, keys: list[str]) -> str:
-    """SD1.5 or SD2 by the cross-attention's input width (the text encoder's: 768 SD1.5, 1024 SD2, 2048 SDXL);
-    a width none of them has (a tiny test model) is taken as SD1.5's layout."""
-    for key in keys:
-        if re.search(r"attn2[._]to_k[._].*(lora_A|lora_down|lora\.down)", key):
-            shape = header[key].get("shape", []) if isinstance(header[key], dict) else []
-            width = shape[1] if len(shape) > 1 else None
-            return {1024: SD2, 2048: SDXL}.get(width, SD15)
-    return SD15
-
-
-def _count(entry: Any) -> int:
-    if not isinstance(entry, dict):
-        return 0
-    count = 1
-    for side in entry.get("shape", []):
-        count *= side
-    return count
-
-
+_cache_lock = threading.Lock()
 _inspected: dict[tuple, LoraFile | None] = {}
 _hashes: dict[tuple, str] = {}
-_cache_lock = threading.Lock()
+_targets: dict[tuple, dict] = {}
+_model_shapes: dict[tuple, dict] = {}
+
+
+def _version(path: Path) -> tuple:
+    status = Path(path).stat()
+    return str(Path(path).resolve()), status.st_size, status.st_mtime_ns
 
 
 def inspect(path: Path) -> LoraFile | None:
-    """A .safetensors file's LoRA kind (None: not a LoRA), read once per version of the file. Raises ValueError
-    naming the file when it is damaged or truncated."""
-    from .models import read_safetensors_header
-
-    path = Path(path)
-    status = path.stat()
-    key = (str(path.resolve()), status.st_size, status.st_mtime_ns)
+    """A .safetensors file's LoRA description (None: not a LoRA), read once per version of the file. Raises
+    ValueError naming the file when it is damaged or truncated."""
+    key = _version(path)
     with _cache_lock:
         if key in _inspected:
             return _inspected[key]
     header = read_safetensors_header(path)
-    _check_complete(path, header, status.st_size)
-    found = classify(header, path.stem, read_metadata(path))
+    check_complete(path, header)
+    found = from_header(header, Path(path).stem, read_safetensors_metadata(path))
     with _cache_lock:
         _inspected[key] = found
     return found
 
 
-def _check_complete(path: Path, header: dict, size: int) -> None:
-    """A file cut short after its header (an interrupted download) holds fewer bytes than its tensors need."""
-    ends = [entry["data_offsets"][1] for entry in header.values()
-            if isinstance(entry, dict) and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2]
-    with open(path, "rb") as file:
-        length = struct.unpack("<Q", file.read(8))[0]
-    if ends and 8 + length + max(ends) > size:
-        raise ValueError(f"{path.name} is truncated ({size} bytes, its header needs {8 + length + max(ends)})")
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    """The `__metadata__` of a safetensors file (kohya writes the training settings there)."""
-    try:
-        with open(path, "rb") as file:
-            length = struct.unpack("<Q", file.read(8))[0]
-            header = json.loads(file.read(length))
-    except (OSError, ValueError, struct.error):
-        return {}
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    return {str(key): str(value) for key, value in metadata.items()} if isinstance(metadata, dict) else {}
-
-
 def sha256(path: Path) -> str:
     """A LoRA file's SHA-256, computed once per version of the file (size and mtime)."""
-    from .models import file_sha256
-
-    status = Path(path).stat()
-    key = (str(Path(path).resolve()), status.st_size, status.st_mtime_ns)
+    key = _version(path)
     with _cache_lock:
         known = _hashes.get(key)
     if known is None:
@@ -331,44 +252,134 @@ def sha256(path: Path) -> str:
     return known
 
 
-# ---- which families take a kind --------------------------------------------------------------------------
-def families_for(kind: str) -> list:
-    """The specs of the families that take LoRAs of `kind`."""
-    from .families import specs
+# ---- does it fit? ---------------------------------------------------------------------------------------
+def targets(path: Path, loader: str, *, allow_pickle: bool = False) -> dict[str, dict[str, tuple[int, int]]]:
+    """The modules a LoRA changes, by the model's component: {"unet": {"down_blocks.0…attn1.to_q": (out, in)}},
+    its names as diffusers' `loader.lora_state_dict` reads them (cached per version of the file)."""
+    key = (*_version(path), loader)
+    with _cache_lock:
+        if key in _targets:
+            return _targets[key]
+    if Path(path).suffix.lower() in PICKLE_SUFFIXES:
+        shapes = {name: list(getattr(value, "shape", [])) for name, value in pickle_state_dict(path).items()}
+    else:
+        shapes = {name: entry["shape"] for name, entry in read_safetensors_header(path).items()}
+    found = _normalised_targets(shapes, loader)
+    with _cache_lock:
+        _targets[key] = found
+    return found
 
-    return [spec for spec in specs() if kind in spec.lora_kinds]
+
+def _normalised_targets(shapes: dict[str, list[int]], loader: str) -> dict[str, dict[str, tuple[int, int]]]:
+    import diffusers
+    import torch
+
+    meta = {name: torch.empty(shape, device="meta") if shape else torch.tensor(1.0) for name, shape in shapes.items()}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = getattr(diffusers, loader).lora_state_dict(meta)
+    except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as error:
+        raise ValueError(f"diffusers cannot read it as a LoRA for {loader} ({first_line(error)})") from None
+    state = state[0] if isinstance(state, tuple) else state
+    halves: dict[tuple[str, str], dict[str, list[int]]] = {}
+    for name, tensor in state.items():
+        component, _, rest = name.partition(".")
+        found = _HALF.match(rest)
+        if found:
+            module = found["module"]
+            half = "down" if (found["peft"] == "A" or "down" in (found["new"], found["linear"])) else "up"
+        elif (old := _OLD_HALF.match(rest)) is not None:
+            names = _OLD_TEXT_MODULES if component.startswith("text_encoder") else _OLD_MODULES
+            module, half = f"{old['module']}.{names[old['projection']]}", old["half"]
+        else:
+            continue  # alphas, DoRA magnitudes: they change no module's shape
+        halves.setdefault((component, module), {})[half] = list(tensor.shape)
+    found_targets: dict[str, dict[str, tuple[int, int]]] = {}
+    for (component, module), pair in halves.items():
+        if "down" in pair and "up" in pair and len(pair["down"]) >= 2:
+            found_targets.setdefault(component, {})[module] = (pair["up"][0], pair["down"][1])
+    return found_targets
 
 
-def fits(kind: str) -> str:
-    """The families a kind fits, for people ("AnimateDiff"), or "no family here"."""
-    return ", ".join(spec.label for spec in families_for(kind)) or "no family here"
+def model_shapes(model: ModelInfo, component: str, family=None) -> dict[str, list[int]]:
+    """A model component's weight names and shapes: its safetensors headers; where the component is a single file
+    (a GGUF, a checkpoint) or a config alone, the architecture its config describes, built on the meta device.
+    `family`'s `lora_shapes(model)` adds what its model has beyond the folder (AnimateDiff's motion modules)."""
+    key = (model, component)
+    with _cache_lock:
+        if key in _model_shapes:
+            return _model_shapes[key]
+    folder = model.path if model.path.is_dir() else model.config_dir
+    shapes = None
+    if folder is not None and model.path.is_dir() and model.component != component:
+        shapes = component_shapes(folder / component)
+    if shapes is None and folder is not None and (folder / component / "config.json").is_file():
+        shapes = meta_shapes(folder / component)
+    shapes = dict(shapes or {})
+    extra = getattr(family, "lora_shapes", None)
+    if extra is not None:
+        shapes.update(extra(model).get(component, {}))
+    with _cache_lock:
+        _model_shapes[key] = shapes
+    return shapes
+
+
+def first_mismatch(lora_targets: dict[str, dict[str, tuple[int, int]]], model: ModelInfo, family) -> str | None:
+    """Why a LoRA does not fit a model, naming the first module that is missing or has another shape; None when
+    every module it changes is there with its shape."""
+    for component, modules in sorted(lora_targets.items()):
+        shapes = model_shapes(model, component, family)
+        if not shapes:
+            return f"it changes a part named {component}, which this model does not have (a LoRA for another kind of model)"
+        for module, (out, width) in sorted(modules.items()):
+            weight = shapes.get(f"{module}.weight")
+            if weight is None:
+                return f"{module}: not in this model"
+            if len(weight) < 2 or weight[1] != width:
+                return f"{module}: LoRA made for width {width}, this model has {weight[1] if len(weight) > 1 else '?'}"
+            if weight[0] != out:
+                return f"{module}: LoRA made for {out} outputs, this model has {weight[0]}"
+    if not lora_targets:
+        return "diffusers finds no module it changes"
+    return None
+
+
+def fits(lora_path: Path, model: ModelInfo, family, *, allow_pickle: bool = False) -> str | None:
+    """None when the LoRA fits `model` (of `family`, a family module), else why not in one line."""
+    loader = family.SPEC.lora_loader
+    if not loader:
+        return f"{family.SPEC.label} cannot take LoRAs"
+    try:
+        return first_mismatch(targets(lora_path, loader, allow_pickle=allow_pickle), model, family)
+    except (OSError, ValueError, ModelNotFound) as error:
+        return first_line(error)
 
 
 # ---- finding them ---------------------------------------------------------------------------------------
-def installed(catalog) -> list:
+def installed(catalog) -> list[ModelInfo]:
     """The LoRAs a catalog found (ModelInfo rows with role LORA), in discovery order."""
-    from .families.spec import LORA
-
     return [info for info in catalog.entries() if info.role == LORA]
 
 
-def installed_for(catalog, spec) -> list[str]:
-    """The names of the installed LoRAs that `spec`'s family takes (the page's choices)."""
-    names = []
-    for info in installed(catalog):
-        if info.class_name == "LoRA" and info.note.split(" ")[0] in spec.lora_kinds:
-            names.append(info.name)
-    return names
+def installed_for(catalog, model: ModelInfo, family) -> list[str]:
+    """The names of the installed LoRAs that fit `model` (the page's choices)."""
+    if not family.SPEC.lora_loader:
+        return []
+    return [info.name for info in installed(catalog)
+            if info.class_name == "LoRA" and fits(info.path, model, family) is None]
 
 
-def resolve(choices: tuple[LoraChoice, ...], catalog, spec, *, model_name: str, models_dir: Path,
+def resolve(choices: tuple[LoraChoice, ...], catalog, family, model: ModelInfo, *, models_dir: Path,
             allow_pickle: bool = False) -> tuple[tuple[ResolvedLora, ...], tuple[str, ...]]:
-    """The request's LoRAs found, read and checked for `spec`'s family, and one-line notes (a LoRA whose file
-    changed since the request was stored). Raises InvalidRequest naming the LoRA and what is allowed."""
+    """The request's LoRAs found, read and checked against `model` (of `family`, a family module), and one-line
+    notes (a LoRA whose file changed since the request was stored). Raises InvalidRequest naming the LoRA, the
+    model and what is wrong, before anything loads."""
     if not choices:
         return (), ()
-    if not spec.lora_kinds:
-        raise InvalidRequest("loras", f"{spec.label} ({model_name}) cannot take LoRAs: diffusers cannot load LoRAs "
+    spec = family.SPEC
+    if not spec.lora_loader:
+        raise InvalidRequest("loras", f"{spec.label} ({model.name}) cannot take LoRAs: diffusers cannot load LoRAs "
                                       f"into its model; leave loras out")
     found = {info.name: info for info in installed(catalog)}
     if any(choice.name not in found for choice in choices):
@@ -384,15 +395,23 @@ def resolve(choices: tuple[LoraChoice, ...], catalog, spec, *, model_name: str, 
                 f"installed: {', '.join(found)}" if found else f"none installed; put LoRA files in {models_dir / 'loras'}")
             raise InvalidRequest("loras", f"{choice.name!r} is not installed ({hint})")
         lora, pickled = _read(choice.name, path, allow_pickle)
-        if lora.kind not in spec.lora_kinds:
-            raise InvalidRequest("loras", f"{choice.name} is a {lora.kind} LoRA (for {fits(lora.kind)}), but "
-                                          f"{model_name} is {spec.label}, which takes "
-                                          f"{' or '.join(sorted(spec.lora_kinds))} LoRAs")
+        try:
+            lora_targets = targets(path, spec.lora_loader, allow_pickle=pickled)
+        except ValueError as error:
+            raise InvalidRequest("loras", f"{choice.name} does not fit {model.name} ({spec.label}): "
+                                          f"{first_line(error)}") from None
+        mismatch = first_mismatch(lora_targets, model, family)
+        if mismatch is not None:
+            raise InvalidRequest("loras", f"{choice.name} does not fit {model.name} ({spec.label}): {mismatch}")
         digest = sha256(path)
         if choice.sha256 and choice.sha256 != digest:
             notes.append(f"loras: {choice.name} has changed since these settings were saved (SHA-256 "
                          f"{choice.sha256[:12]}…, now {digest[:12]}…); the result will differ")
-        resolved.append(ResolvedLora(choice.name, Path(path), choice.strength, digest, lora, pickled))
+        options = getattr(family, "lora_load_options", None)
+        resolved.append(ResolvedLora(choice.name, Path(path), choice.strength, digest, lora,
+                                     components=tuple(sorted(lora_targets)),
+                                     load_options=tuple(options(model, lora)) if options else ({},),
+                                     allow_pickle=pickled))
     return tuple(resolved), tuple(notes)
 
 
@@ -406,19 +425,16 @@ def _as_path(name: str, models_dir: Path) -> Path | None:
 
 
 def _read(name: str, path: Path, allow_pickle: bool) -> tuple[LoraFile, bool]:
-    from .models import ALLOW_PICKLE_FLAG, PICKLE_SUFFIXES, _pickle_state_dict
-    from .errors import ModelNotFound
-
     if path.suffix.lower() in PICKLE_SUFFIXES:
         if not allow_pickle:
             raise InvalidRequest("loras", f"{name} is a pickle file ({path.suffix}), which can run code when loaded; "
                                           f"use a .safetensors version, or pass {ALLOW_PICKLE_FLAG} if you trust it")
         try:
-            state = _pickle_state_dict(path)
+            state = pickle_state_dict(path)
         except ModelNotFound as error:
             raise InvalidRequest("loras", f"{name}: {error}") from None
-        header = {key: {"shape": list(getattr(value, "shape", []))} for key, value in state.items()}
-        lora = classify(header, path.stem)
+        lora = from_header({key: {"shape": list(getattr(value, "shape", []))} for key, value in state.items()},
+                           path.stem)
         pickled = True
     elif path.suffix.lower() != ".safetensors":
         raise InvalidRequest("loras", f"{name} is not a LoRA file: expected .safetensors, got {path.name}")
@@ -482,7 +498,7 @@ def apply(pipe, loras: tuple[ResolvedLora, ...]) -> None:
         pipe.disable_lora()
         state.disabled = True
     text_encoder = tuple((lora.adapter_name, lora.strength) for lora in loras
-                         if lora.strength != 0 and "text_encoder" in lora.info.parts)
+                         if lora.strength != 0 and any(part.startswith("text_encoder") for part in lora.components))
     if text_encoder != state.text_encoder:
         state.text_encoder = text_encoder
         _forget_prompt_embeddings(pipe)
@@ -516,31 +532,22 @@ def _delete(pipe, names: list[str]) -> None:
 
 
 def _load(pipe, lora: ResolvedLora) -> None:
-    from .errors import GenerationFailed, first_line
-
     if not hasattr(pipe, "load_lora_weights"):
         raise GenerationFailed(f"{type(pipe).__name__} cannot load LoRAs")
     source: Any = str(lora.path)
     if lora.allow_pickle:
-        from .models import _pickle_state_dict
-
-        source = _pickle_state_dict(lora.path)
-    # Wan 2.2 runs two transformers (high noise first, then low noise): a pair's low-noise half goes to the
-    # second, its high-noise half to the first, and any other LoRA to both (as Wan2GP and ComfyUI apply them)
-    calls = [{}]
-    if getattr(pipe, "transformer_2", None) is not None:
-        calls = {"low": [{"load_into_transformer_2": True}], "high": [{}]}.get(
-            lora.info.noise, [{}, {"load_into_transformer_2": True}])
+        source = pickle_state_dict(lora.path)
     try:
         with warnings.catch_warnings():
             # PEFT warns whenever a model gets a second adapter: keeping several is what switching relies on
             warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-            for options in calls:
+            for options in lora.load_options:
                 source_for_call = dict(source) if isinstance(source, dict) else source  # diffusers pops from dicts
                 pipe.load_lora_weights(source_for_call, adapter_name=lora.adapter_name, **options)
     except (ValueError, KeyError, RuntimeError) as error:
         raise GenerationFailed(f"LoRA {lora.name} could not be loaded into {type(pipe).__name__} "
                                f"({first_line(error)})") from error
+    adapters_in_compute_dtype(pipe)
 
 
 def lora_numel(loras: Iterable[ResolvedLora]) -> int:
@@ -551,13 +558,5 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def describe_entry(info) -> tuple[str, str]:
-    """(families it fits, what it is) of a discovered LoRA, for `video-gen models list`."""
-    kind = info.note.split(" ")[0] if info.note else UNKNOWN
-    if info.class_name == "pickle":
-        return "-", f"lora ({info.note})"
-    return ",".join(spec.name for spec in families_for(kind)) or "-", f"lora ({info.note})"
-
-
-__all__ = ["LoraChoice", "LoraFile", "ResolvedLora", "MAX_LORAS", "STRENGTH_RANGE", "classify", "coerce",
+__all__ = ["LoraChoice", "LoraFile", "ResolvedLora", "MAX_LORAS", "STRENGTH_RANGE", "from_header", "coerce",
            "check_choices", "parse_flag", "inspect", "resolve", "apply", "installed", "installed_for", "fits"]

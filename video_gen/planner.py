@@ -13,9 +13,6 @@ from dataclasses import asdict, dataclass
 
 LOOPS = ("none", "pingpong", "crossfade")
 MAX_FACTOR = 4  # interpolation beyond 4x invents most of the motion; see video_gen/interpolate.py
-# The frame rate a video gets when none is asked for, on the page (its first choice) and on the command line
-# (`--fps`), so that the same settings give the same video in both (issue 18).
-DEFAULT_FPS = 8
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,18 @@ def valid_frames(frames: int, step: int) -> int:
     if step <= 1 or frames <= 1:
         return max(1, frames)
     return -(-(frames - 1) // step) * step + 1
+
+
+def frames_for_seconds(seconds: float, fps: int, frame_step: int = 1, exact: bool = False) -> int:
+    """The frames of a length given in seconds (the page's Length, `--duration`): seconds x fps, rounded; for a
+    family that makes only frame_step*k + 1 frames (`exact`), the nearest such count (the longer one on a tie), so
+    that a length shown as 5.06 s at 16 fps gives Wan's 81 frames, not 85."""
+    frames = max(1, round(seconds * fps))
+    if not exact or frame_step <= 1:
+        return frames
+    lower = max(1, (frames - 1) // frame_step * frame_step + 1)
+    upper = valid_frames(frames, frame_step)
+    return lower if frames - lower < upper - frames else upper
 
 
 def loop_source_frames(frames: int, loop: str) -> int:

@@ -29,14 +29,12 @@ import numpy as np
 
 from . import video_io
 from .errors import Cancelled, InvalidRequest
-from .request import FLOAT_FIELDS, INT_FIELDS, GenerationRequest, _coerce
+from .request import FIELD, GenerationRequest, numeric_fields
 
 MAX_CELLS = 36
 MAX_AXES = 2
 # Fields of the request that are numbers but do not make a picture different: varying them compares nothing.
 NOT_VARIED = frozenset({"crf"})
-# Shown for every family (text families use it as their guidance scale), though only SVD's spec lists it.
-USED_BY_EVERY_FAMILY = frozenset({"max_guidance_scale"})
 # The comparison grid: tiles at least this wide (small videos are scaled up, by whole factors, so labels fit)
 # and the whole grid at most this wide (Full HD; larger cells are scaled down).
 MIN_TILE_WIDTH = 192
@@ -51,7 +49,7 @@ LORA_AXIS = "lora:"
 
 def varied_fields() -> list[str]:
     """The request fields a sweep may vary: every numeric one (and a LoRA's strength, as `lora:NAME`)."""
-    return sorted((INT_FIELDS | FLOAT_FIELDS) - NOT_VARIED)
+    return sorted(set(numeric_fields()) - NOT_VARIED)
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,8 @@ def make_axis(name: str, values) -> Axis:
     if not values:
         raise InvalidRequest("vary", f"{name}: give at least one value, such as {name}=1,2,3")
     try:
-        converted = tuple(_lora_strength(name, value) if is_lora else _coerce(name, value) for value in values)
+        converted = tuple(_lora_strength(name, value) if is_lora else FIELD[name].kind.read(name, value)
+                          for value in values)
     except InvalidRequest as error:
         raise InvalidRequest("vary", str(error)) from None
     if len(set(converted)) != len(converted):
@@ -187,13 +186,10 @@ def _lora_strength(name: str, value) -> float:
 
 
 def ignored_warnings(spec, axes) -> list[str]:
-    """A warning for each varied field that the chosen model's family does not use: its cells will look alike.
-    A family-specific field (one some family's spec lists among its `controls`) is ignored by the others."""
-    from .families import specs
-
-    family_fields = {name for other in specs() for name in other.controls} - USED_BY_EVERY_FAMILY
+    """A warning for each varied field that the chosen model's family does not use (its field's `uses`): its cells
+    will look alike."""
     return [f"{axis.field}: {spec.label} ignores it, so its cells differ only in the other settings"
-            for axis in axes if axis.field in family_fields and axis.field not in spec.controls]
+            for axis in axes if axis.field in FIELD and not FIELD[axis.field].used_by(spec)]
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,7 @@ class Estimator:
             try:
                 request = GenerationRequest.from_dict(entry.request)
                 family = load_family(model.family)
-                length = self.generator.plan(request, model)
+                length = self.generator.length_plan(request, model)
             except (ValueError, TypeError, KeyError, OSError):
                 continue  # a row written by another version, or a model that changed: not evidence
             params = {**self.params(model), "steps": request.num_inference_steps or 1}

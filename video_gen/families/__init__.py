@@ -1,31 +1,44 @@
 """Model families: one module each, with one spec and the same entry points (like k-diffusion's samplers:
-same signature, one file each).
+same signature, one file each). This module is the registry: every module of this package with a `SPEC` is a
+family (`register` adds one from elsewhere, as the contract's test does). It imports no torch.
 
 A family module exposes:
-    SPEC               its `FamilySpec` (spec.py): what it is, read by the rest of the program
-    defaults(model)    the request defaults for this model, read from its configs (no weights)
-    check(request, model)  family-specific validation beyond the spec's own (the model: variants differ), before any load
+    SPEC                   its `FamilySpec` (spec.py): what it is, read by the rest of the program
+    defaults(model)        the request defaults for this model, read from its configs (no weights)
+    check(request, model)  family-specific validation beyond the spec's own (variants differ), before any load;
+                           may return notes (where LTX placed a keyframe)
     load(model, device, dtype) -> pipeline, still on the CPU (the engine places it under the memory plan)
-    run(pipe, request, image, job) -> uint8 frames (F, H, W, 3); `image` is None for text-to-video
-and optionally `complete_model(info, catalog, options)`, which finishes a resolved model before it is used
-(AnimateDiff picks its motion adapter there).
-Adding a family (LTX, Wan, …) is adding a module here: every module of this package with a `SPEC` is a
-family (`register` adds one from elsewhere, as the contract's test does). This registry imports no torch.
+    run(pipe, request, image, job) -> uint8 frames (F, H, W, 3); `image` is None for text-to-video; `job` is the
+                           engine's `running.RunningJob` (stages, steps, previews, the seed, out-of-memory)
+and may expose, where its models need it:
+    complete_model(info, catalog, *, motion_adapter, models_dir, allow_pickle, inspect) -> ModelInfo
+                           finish a resolved model before it is used: AnimateDiff picks its motion adapter, a single
+                           file is paired with an installed folder for its other parts (`inspect(path)` reads a
+                           folder or file as discovery does)
+    describe_file(info) -> ModelInfo   a single file as the family sees it beside its neighbours (Wan 2.2's
+                           low-noise expert is part of its high-noise twin's model)
+    model_spec(info) -> FamilySpec     the spec narrowed for one model (a Wan that cannot take a last frame)
+    component_headers(model) -> {component: [headers]} | None   for the memory plan, files only the family can
+                           read (an official LTX single file holds transformer and VAE)
+    lora_shapes(model) -> {component: {name: shape}}   modules its model has beyond its folder, for judging LoRAs
+                           (AnimateDiff's motion adapter)
+    lora_load_options(model, lora) -> [dict]   one `load_lora_weights` call per dict: where a LoRA goes (Wan
+                           2.2's high- and low-noise halves)
+    lora_defaults(model, loras) -> dict   the defaults a step-distill LoRA sets (its steps and guidance)
+Adding a family is adding a module here (and its tests); the modules `spec`, `common`, `prompts`, `speed` and
+`single_file` are what families share, and import nothing of the registry.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import pkgutil
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 from .spec import FamilySpec
 
-_NOT_FAMILIES = frozenset({"spec"})
+_NOT_FAMILIES = frozenset({"spec", "common", "prompts", "speed", "single_file"})
 _registry: dict[str, ModuleType] = {}
 _registry_lock = threading.Lock()
 _scanned: tuple[str, ...] | None = None  # the package's search path when it was last scanned
@@ -92,38 +105,3 @@ def load_family(name: str) -> ModuleType:
     if name not in families:
         raise KeyError(f"unknown model family {name!r}; known: {', '.join(families)}")
     return families[name]
-
-
-# ---- what every family's `load` needs ---------------------------------------------------------------
-def fp16_variant(folder: Path, dtype) -> str | None:
-    """"fp16" where a component folder's fp16 files are the ones to read: on a GPU (half the reading), or
-    when they are all it has; None for its full-precision files."""
-    import torch
-
-    has_fp16 = any(folder.glob("*.fp16.safetensors"))
-    has_plain = any(file for file in folder.glob("*.safetensors") if ".fp16." not in file.name)
-    return "fp16" if has_fp16 and (dtype == torch.float16 or not has_plain) else None
-
-
-@contextlib.contextmanager
-def loading(what: str) -> Iterator[None]:
-    """Turn a loader's OSError/ValueError into one `ModelNotFound` line naming `what` and how to get a model."""
-    from ..errors import ModelNotFound, first_line
-    from ..models import HOW_TO_GET
-
-    try:
-        yield
-    except ModelNotFound:
-        raise  # already says what is wrong
-    except (OSError, ValueError) as error:
-        raise ModelNotFound(f"{what} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
-
-
-def last_picture(request):
-    """The request's last frame, fitted to its size like the first picture (the engine fits that one), or None.
-    The engine gives a last frame only to the last segment of a long video."""
-    if not request.last_image:
-        return None
-    from ..images import fit_to_size, open_image
-
-    return fit_to_size(open_image(request.last_image), request.width, request.height, request.resize_mode)

@@ -21,10 +21,10 @@ import numpy as np
 
 from ..errors import InvalidRequest, ModelNotFound
 from ..events import DENOISING, ENCODING_IMAGE
-from .. import models
-from ..models import HOW_TO_GET, PICKLE_REFUSED, ModelInfo, cache_dir, read_safetensors_header
-from . import fp16_variant, loading
-from .spec import MOTION_ADAPTER, OPTIONAL, SD_LATENT_RGB_FACTORS, SVD_MEMORY, Download, FamilySpec, SingleFile
+from ..checkpoints import (HOW_TO_GET, MOTION_ADAPTER, PICKLE_REFUSED, PICKLE_SUFFIXES, ModelInfo, cache_dir,
+                           component_shapes, meta_shapes, pickle_state_dict, read_safetensors_header)
+from .common import fp16_variant, loading
+from .spec import OPTIONAL, SD_LATENT_RGB_FACTORS, SVD_MEMORY, Download, FamilySpec, SingleFile
 
 # The default scheduler: Euler with trailing timestep spacing and linear betas, the setting the
 # AnimateDiff adapters were trained with (diffusers' AnimateDiff docs, AnimateDiff-Lightning model card).
@@ -54,7 +54,7 @@ SPEC = FamilySpec(
     memory=replace(SVD_MEMORY, measured="estimated: SVD-XT's constants, not measured for AnimateDiff"),
     controls=frozenset({"image_strength"}),
     # SD1.5 LoRAs (UNet, text encoder) and AnimateDiff motion LoRAs, through diffusers' load_lora_weights.
-    lora_kinds=frozenset({"sd15", "animatediff-motion"}),
+    lora_loader="AnimateDiffPipeline",
     downloads=(
         Download("sd15", "stable-diffusion-v1-5/stable-diffusion-v1-5",
                  "Stable Diffusion 1.5 base for AnimateDiff (needs a motion adapter)"),
@@ -95,11 +95,24 @@ def lora_defaults(model: ModelInfo, loras) -> dict:
     return {}
 
 
+def lora_shapes(model: ModelInfo) -> dict[str, dict[str, list[int]]]:
+    """What the model has beyond its base's folder, for judging LoRAs (loras.py): AnimateDiff runs the base's UNet
+    with the motion adapter's modules added (the same names in `UNetMotionModel`), which motion LoRAs change."""
+    adapter = model.motion_adapter
+    if adapter is None:
+        return {}
+    if adapter.is_dir():
+        return {"unet": component_shapes(adapter) or meta_shapes(adapter)}
+    return {"unet": meta_shapes(motion_adapter_config_dir(adapter))}
+
+
 def complete_model(model: ModelInfo, catalog, *, motion_adapter: str | None, models_dir: Path,
-                   allow_pickle: bool) -> ModelInfo:
+                   allow_pickle: bool, inspect, **_options) -> ModelInfo:
     """Give a resolved base the motion adapter it runs with (`motion_adapter`, else the base's own, else the
-    first installed by name) and, for a single file, the configs it is built from, before anything loads."""
-    model = replace(model, motion_adapter=pick_motion_adapter(model, motion_adapter, catalog, models_dir, allow_pickle))
+    first installed by name) and, for a single file, the configs it is built from, before anything loads.
+    `inspect(path)` is discovery's reading of a folder or file given by path."""
+    model = replace(model, motion_adapter=pick_motion_adapter(model, motion_adapter, catalog, models_dir, allow_pickle,
+                                                              inspect))
     if model.class_name == "StableDiffusionCheckpoint":
         model = replace(model, config_dir=sd15_config_dir(model.path, catalog))
     return model
@@ -107,7 +120,7 @@ def complete_model(model: ModelInfo, catalog, *, motion_adapter: str | None, mod
 
 # ---- what goes with a base: its motion adapter, and the configs of a single file --------------------
 def pick_motion_adapter(base: ModelInfo, requested: str | None, everything: list[ModelInfo], models_dir: Path,
-                         allow_pickle: bool) -> Path:
+                         allow_pickle: bool, inspect) -> Path:
     adapters = [info for info in everything if info.role == MOTION_ADAPTER]
     if requested:
         match = next((info for info in adapters if info.name == requested), None)
@@ -116,14 +129,13 @@ def pick_motion_adapter(base: ModelInfo, requested: str | None, everything: list
         path = Path(requested).expanduser()
         if not path.exists() and (models_dir / requested).exists():
             path = models_dir / requested
-        if path.is_dir() and models._motion_adapter_config(path) is not None:
-            return path.resolve()
+        if path.is_dir() and (path / "config.json").is_file() and not (path / "model_index.json").is_file():
+            if inspect(path).role == MOTION_ADAPTER:
+                return path.resolve()
         if path.is_file():
-            info = models.inspect_file(path, allow_pickle=allow_pickle)
-            if info.class_name == "pickle":
-                if not allow_pickle:
-                    raise ModelNotFound(f"{path} " + PICKLE_REFUSED.format(suffix=path.suffix))
-                info = models._inspect_pickle(info)
+            if path.suffix.lower() in PICKLE_SUFFIXES and not allow_pickle:
+                raise ModelNotFound(f"{path} " + PICKLE_REFUSED.format(suffix=path.suffix))
+            info = inspect(path)
             if info.role == MOTION_ADAPTER:
                 return path.resolve()
             raise ModelNotFound(f"{path} is not a motion adapter (it holds {info.class_name})")
@@ -168,7 +180,7 @@ def _sd15_widths_from_checkpoint(checkpoint: Path) -> tuple | None:
     names = ("model.diffusion_model.input_blocks.0.0.weight",
              "cond_stage_model.transformer.text_model.final_layer_norm.weight", "first_stage_model.encoder.conv_in.weight")
     if checkpoint.suffix.lower() != ".safetensors":  # reached only with --allow-pickle: read with weights_only
-        state = models._pickle_state_dict(checkpoint)
+        state = pickle_state_dict(checkpoint)
         if not all(name in state for name in names):
             return None
         return tuple(state[name].shape[0] for name in names)
@@ -191,7 +203,7 @@ def _sd15_widths_from_configs(folder: Path) -> tuple | None:
 def check(request, model: ModelInfo) -> None:
     """Beyond the spec's checks (scheduler, prompt): the picture's strength must leave a step to denoise."""
     if request.image:
-        _check_image_strength(request)
+        check_image_strength(request)
 
 
 def denoise_strength(request) -> float:
@@ -200,7 +212,7 @@ def denoise_strength(request) -> float:
     return round(1 - request.image_strength, 6)
 
 
-def _check_image_strength(request) -> None:
+def check_image_strength(request) -> None:
     denoised_steps = int(request.num_inference_steps * denoise_strength(request))
     if denoised_steps < 1:
         allowed = 1 - 1 / request.num_inference_steps

@@ -31,10 +31,11 @@ import numpy as np
 
 from ..errors import InvalidRequest, ModelNotFound
 from ..events import DECODING, DENOISING, ENCODING_IMAGE, LOADING_MODEL
-from ..models import HOW_TO_GET, ModelInfo, read_safetensors_header
-from . import last_picture, loading, prompts
+from ..checkpoints import HOW_TO_GET, UPSAMPLER, ModelInfo, component_files, read_safetensors_header, weight_header
+from .common import last_picture, loading
+from . import prompts
 from ._ltx_preview import LTX_LATENT_RGB_FACTORS
-from .spec import REQUIRED, UPSAMPLER, Download, FamilySpec, MemoryConstants, ReferenceModel, SingleFile
+from .spec import REQUIRED, Download, FamilySpec, MemoryConstants, ReferenceModel, SingleFile
 from .speed import apply_speed
 
 FRAME_STEP = 8  # the VAE packs 8 frames into one latent frame: one generation makes 8k + 1 frames
@@ -99,7 +100,7 @@ SPEC = FamilySpec(
     steps_range=(4, 50),  # distilled models: 4-10 steps (their model cards); the others 30-50
     latent_rgb_factors=LTX_LATENT_RGB_FACTORS,
     controls=frozenset({"speed", "max_guidance_scale", "keyframes", "upscale"}),
-    lora_kinds=frozenset({"ltx"}),
+    lora_loader="LTXConditionPipeline",
     downloads=(
         Download("ltx-video", "Lightricks/LTX-Video",
                  "LTX-Video 2B in the diffusers layout (transformer ~3.8 GB, T5-XXL ~9.5 GB in bf16); also supplies "
@@ -186,7 +187,8 @@ def defaults(model: ModelInfo) -> dict:
     }
 
 
-def complete_model(model: ModelInfo, catalog, *, motion_adapter, models_dir: Path, allow_pickle: bool) -> ModelInfo:
+def complete_model(model: ModelInfo, catalog, *, motion_adapter, models_dir: Path, allow_pickle: bool,
+                   **_options) -> ModelInfo:
     """Give a model the latent upsampler installed beside it and, for a single file, the folder its configs,
     text encoder and tokenizer come from."""
     model = replace(model, upsampler=find_upsampler(Path(models_dir), catalog))
@@ -302,14 +304,12 @@ def component_headers(model: ModelInfo) -> dict[str, list[dict]] | None:
     transformer file (`component`), which the estimator reads its own way."""
     if not model.single_file or model.component:
         return None
-    from ..memory.estimate import _component_files, _header
-
     header = read_safetensors_header(model.path)
     headers = {"transformer": [{name: entry for name, entry in header.items() if not name.startswith("vae.")}],
                "vae": [{name: entry for name, entry in header.items() if name.startswith("vae.")}]}
     if model.config_dir is not None and (Path(model.config_dir) / "text_encoder").is_dir():
-        files = _component_files(Path(model.config_dir)).get("text_encoder", [])
-        headers["text_encoder"] = [_header(file) for file in files]
+        files = component_files(Path(model.config_dir)).get("text_encoder", [])
+        headers["text_encoder"] = [weight_header(file) for file in files]
     return headers
 
 

@@ -13,9 +13,9 @@ from dataclasses import replace
 import numpy as np
 
 from ..events import DENOISING, ENCODING_IMAGE
-from ..models import ModelInfo
-from . import fp16_variant, loading
-from .animatediff import _check_image_strength, denoise_strength
+from ..checkpoints import ModelInfo
+from .common import fp16_variant, loading
+from .animatediff import check_image_strength, denoise_strength
 from .spec import OPTIONAL, SD_LATENT_RGB_FACTORS, SVD_MEMORY, Download, FamilySpec
 
 SPEC = FamilySpec(
@@ -52,7 +52,7 @@ def defaults(model: ModelInfo) -> dict:
 def check(request, model: ModelInfo) -> None:
     """Beyond the spec's checks (its own DDIM scheduler, a prompt): the picture must leave a step to denoise."""
     if request.image:
-        _check_image_strength(request)
+        check_image_strength(request)
 
 
 def load(model: ModelInfo, device: str, dtype):

@@ -14,16 +14,8 @@ from dataclasses import dataclass, field
 
 # How a family takes a picture.
 REQUIRED, OPTIONAL, NONE = "required", "optional", "none"
-# Roles of what discovery finds (models.py): a model that runs on its own, an AnimateDiff-style motion
-# adapter that goes with a base, or something recognised that cannot run here.
-MODEL, MOTION_ADAPTER, UNSUPPORTED = "model", "motion-adapter", "unsupported"
-# A LoRA (loras.py): used with a model of a family whose spec's `lora_kinds` holds its kind.
-LORA = "lora"
-# A folder that belongs with a family's models but does not run alone (LTX-Video's latent upsampler).
-UPSAMPLER = "upsampler"
-# A diffusers folder whose transformer (or UNet) is only its config, downloaded beside GGUF files: it gives a
-# transformer file its text encoder, VAE, scheduler and configs, and does not run alone.
-PARTS = "parts"
+# The roles of what discovery finds (model, motion adapter, LoRA, …) are the ground floor's (checkpoints.py).
+from ..checkpoints import MODEL
 
 
 @dataclass(frozen=True)
@@ -71,7 +63,7 @@ class Download:
 class SingleFile:
     """One kind of single-file checkpoint a family recognises from its safetensors tensor names alone."""
 
-    kind: str  # what `models.classify_checkpoint` answers, e.g. "sd15"
+    kind: str  # what `catalog.classify_checkpoint` answers, e.g. "sd15"
     class_name: str  # ModelInfo.class_name of such a file
     matches: Callable[[Collection[str]], bool]
     role: str = MODEL
@@ -119,9 +111,9 @@ class FamilySpec:
     reference_model: ReferenceModel | None = None
     # Family-specific parts of a request that the page shows (beyond the common ones): e.g. "motion_bucket_id".
     controls: frozenset[str] = field(default_factory=frozenset)
-    # The LoRA kinds it takes (loras.py: "sd15", "animatediff-motion", "wan", "ltx"); empty: no LoRAs, refused
-    # with one line. A family module may add `lora_defaults(model, loras)`: a distill LoRA's own defaults.
-    lora_kinds: frozenset[str] = field(default_factory=frozenset)
+    # The diffusers pipeline class whose `lora_state_dict` reads this family's LoRAs (loras.py judges whether a LoRA
+    # fits a model by the modules it changes, named as that function names them); "": no LoRAs, refused in one line.
+    lora_loader: str = ""
 
     @property
     def takes_image(self) -> bool:

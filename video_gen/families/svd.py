@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..events import DECODING, DENOISING, ENCODING_IMAGE
-from ..models import ModelInfo
-from . import fp16_variant, loading
-from .spec import (REQUIRED, SD_LATENT_RGB_FACTORS, SVD_MEMORY, UNSUPPORTED, Download, FamilySpec, ReferenceModel,
-                   SingleFile)
+from ..checkpoints import UNSUPPORTED, ModelInfo
+from .common import fp16_variant, loading
+from .spec import REQUIRED, SD_LATENT_RGB_FACTORS, SVD_MEMORY, Download, FamilySpec, ReferenceModel, SingleFile
 
 SPEC = FamilySpec(
     name="svd",

@@ -22,6 +22,7 @@ The flow shift is the scheduler config's (`flow_shift`/`shift`): the model's own
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,8 +30,9 @@ import numpy as np
 
 from ..errors import InvalidRequest, ModelNotFound
 from ..events import DECODING, DENOISING, ENCODING_IMAGE
-from ..models import HOW_TO_GET, ModelInfo
-from . import loading, prompts, speed
+from ..checkpoints import HOW_TO_GET, ModelInfo
+from .common import loading
+from . import prompts, speed
 from .spec import OPTIONAL, Download, FamilySpec, MemoryConstants, SingleFile
 
 MAX_SEQUENCE_LENGTH = 512  # the pipelines' default and what Wan was trained with (umT5, 512 tokens)
@@ -88,7 +90,7 @@ SPEC = FamilySpec(
     steps_range=(2, 50),  # step-distilled LoRAs run 4-8 steps
     latent_rgb_factors=WAN21_LATENT_RGB_FACTORS,
     controls=frozenset({"speed", "max_guidance_scale", "min_guidance_scale"}),
-    lora_kinds=frozenset({"wan"}),
+    lora_loader="WanPipeline",
     downloads=(
         # Sizes from the repositories' file listings (bf16/fp16 safetensors; umT5-XXL alone is ~11 GB).
         Download("wan2.1-i2v-14b-480p", "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers",
@@ -283,7 +285,7 @@ LOW_NOISE_NAMES = (("high_noise", "low_noise"), ("high-noise", "low-noise"), ("H
 def describe_file(info: ModelInfo) -> ModelInfo:
     """A Wan 2.2 low-noise expert file beside its high-noise twin is that pair's second half, not a model of its
     own: listed as a part, so that only the pair's high-noise file is offered."""
-    from .spec import PARTS
+    from ..checkpoints import PARTS
 
     high_name = _high_noise_name(info.path)
     if high_name is not None and info.path.with_name(high_name).is_file():
@@ -404,7 +406,7 @@ def run(pipe, request, image, job) -> np.ndarray:
     if runner.config.boundary_ratio is not None:
         arguments["guidance_scale_2"] = request.min_guidance_scale  # the low-noise expert's
     if isinstance(runner, WanImageToVideoPipeline):
-        from . import last_picture
+        from .common import last_picture
 
         arguments.update(image=image, last_image=last_picture(request))
     # The pipeline encodes the picture (CLIP, VAE) and then denoises: the first transformer call marks the switch
@@ -467,3 +469,23 @@ def lora_defaults(model: ModelInfo, loras) -> dict:
     if any(lora.info.distill in ("lightx2v", "lightning", "causvid") for lora in loras):
         return dict(DISTILL_DEFAULTS)
     return {}
+
+
+# Wan 2.2 A14B runs two transformers (high noise first, then low noise), and its LoRAs come in pairs whose file
+# names say which half they are (lightx2v's and Lightning's "high_noise"/"low_noise", "HN"/"LN").
+_HIGH_NOISE = re.compile(r"high[\W_]?noise|(^|[\W_])hn([\W_]|$)|(^|[\W_])high([\W_]|$)", re.IGNORECASE)
+_LOW_NOISE = re.compile(r"low[\W_]?noise|(^|[\W_])ln([\W_]|$)|(^|[\W_])low([\W_]|$)", re.IGNORECASE)
+
+
+def noise_half(lora) -> str | None:
+    """"high" or "low" for one half of a Wan 2.2 LoRA pair (by its file's name), else None."""
+    return "high" if _HIGH_NOISE.search(lora.name) else "low" if _LOW_NOISE.search(lora.name) else None
+
+
+def lora_load_options(model: ModelInfo, lora) -> list[dict]:
+    """Where a LoRA goes (one `load_lora_weights` call each): on Wan 2.2 A14B a pair's low-noise half to the second
+    transformer, its high-noise half to the first, and any other LoRA to both (as Wan2GP and ComfyUI apply them)."""
+    if variant(model) != A14B:
+        return [{}]
+    return {"low": [{"load_into_transformer_2": True}], "high": [{}]}.get(
+        noise_half(lora), [{}, {"load_into_transformer_2": True}])

@@ -18,6 +18,7 @@ def apply_plan(pipe, plan: MemoryPlan):
             if model is not None and not getattr(model, "is_quantized", False):  # GGUF weights are already small
                 model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn,
                                                compute_dtype=getattr(torch, plan.dtype))
+                model._video_gen_compute_dtype = getattr(torch, plan.dtype)  # for adapters loaded later
     if plan.offload == "none":
         pipe.to(device)
     elif plan.offload == "model":
@@ -30,6 +31,21 @@ def apply_plan(pipe, plan: MemoryPlan):
         pipe.enable_xformers_memory_efficient_attention()
     set_job_options(pipe, plan)
     return pipe
+
+
+def adapters_in_compute_dtype(pipe) -> None:
+    """LoRA adapters loaded into a denoiser whose weights are stored in fp8 (`enable_layerwise_casting`) kept in
+    its compute dtype: PEFT creates them in the base layer's storage dtype and casts their inputs to it, which no
+    fp8 kernel takes ('"mul_cpu_reduced_float" not implemented for Float8_e4m3fn', found by the GPU runner's CPU
+    dry run of Wan with a distill LoRA and fp8 storage). They are small beside the weights they adapt."""
+    for name in ("unet", "transformer", "transformer_2"):
+        model = getattr(pipe, name, None)
+        dtype = getattr(model, "_video_gen_compute_dtype", None)
+        if dtype is None:
+            continue
+        for parameter_name, parameter in model.named_parameters():
+            if ".lora_" in parameter_name and parameter.dtype != dtype:
+                parameter.data = parameter.data.to(dtype)
 
 
 def group_offload_options(device, *, streamed: bool = True) -> dict:

@@ -3,10 +3,10 @@ the `MemoryPlan` (a point on the ladder) and each stage's estimated peak bytes u
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..checkpoints import component_files, weight_header
 from .device import GiB
 
 # Offload levels, fastest first. "auto" lets the planner choose; a "+fp8" suffix adds fp8 weight storage.
@@ -75,16 +75,16 @@ class ModelWeights:
             return cls.from_headers(headers)
         component, config_dir = getattr(model, "component", ""), getattr(model, "config_dir", None)
         if component and config_dir is not None:  # one part in a file (a GGUF transformer), the rest in a folder
-            files = _component_files(Path(config_dir))
+            files = component_files(Path(config_dir))
             files[component] = [Path(model.path)]
             if getattr(model, "transformer_2", None) is not None:
                 files["transformer_2"] = [Path(model.transformer_2)]
         else:
-            files = _component_files(Path(model.path))
+            files = component_files(Path(model.path))
         adapter = getattr(model, "motion_adapter", None)
         if adapter:
-            files.setdefault("unet", []).extend(sum(_component_files(Path(adapter)).values(), []))
-        return cls.from_headers({component: [_header(file) for file in paths] for component, paths in files.items()})
+            files.setdefault("unet", []).extend(sum(component_files(Path(adapter)).values(), []))
+        return cls.from_headers({component: [weight_header(file) for file in paths] for component, paths in files.items()})
 
     @classmethod
     def from_modules(cls, modules: dict) -> ModelWeights:
@@ -114,47 +114,6 @@ class ModelWeights:
             numel[component] = total
             largest_block[component] = max(blocks.values(), default=0)
         return cls(numel=numel, largest_block=largest_block, largest_tensor=largest_tensor)
-
-
-def safetensors_header(path: str | os.PathLike) -> dict:
-    """The JSON header of a .safetensors file: `models.read_safetensors_header`, the one reader."""
-    from ..models import read_safetensors_header
-
-    return read_safetensors_header(path)
-
-
-def _component_files(path: Path) -> dict[str, list[Path]]:
-    """Weight files by component: a single file counts as the denoiser (a checkpoint holds all of a model)."""
-    if path.is_file():
-        return {"unet": [path]}
-    files = {}
-    for folder in sorted(child for child in path.iterdir() if child.is_dir()):
-        chosen = _variant_files(folder)
-        if chosen:
-            files[folder.name] = chosen
-    top = _variant_files(path)  # a motion adapter folder keeps its weights at the top
-    if top:
-        files["unet"] = top
-    return files
-
-
-def _header(file: Path) -> dict:
-    """A safetensors header; for a pickle checkpoint (opt-in only), one tensor the size of the file in fp16."""
-    if file.suffix == ".safetensors":
-        return safetensors_header(file)
-    if file.suffix == ".gguf":  # quantised: sized by the bytes it keeps on the device
-        from ..families.single_file import weight_headers
-
-        return weight_headers(file)[0]
-    return {"weights": {"shape": [file.stat().st_size // 2]}}
-
-
-def _variant_files(folder: Path) -> list[Path]:
-    """One copy of a component's weights: the plain files, or the fp16 variant where that is all there is."""
-    files = sorted(folder.glob("*.safetensors")) or sorted(
-        file for pattern in ("*.bin", "*.ckpt", "*.pt") for file in folder.glob(pattern))
-    plain = [file for file in files if ".fp16." not in file.name]
-    return plain or files
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
+from ..checkpoints import default_models_dir  # noqa: E402
+from ..console import command  # noqa: E402
+from ..demo import describe_model  # noqa: E402
+from ..errors import VideoGenError  # noqa: E402
 from .about_tab import AboutTab  # noqa: E402
-from .fields import FIELD  # noqa: E402
 from .generate_tab import GenerateTab  # noqa: E402
 from .history_tab import HistoryTab  # noqa: E402
 from .jobs import JobBoard  # noqa: E402
@@ -80,23 +83,50 @@ class WebApp:
 
     # ---- shortcuts for scripts and tests ------------------------------------------------------
     def model_choices(self) -> list[tuple[str, str]]:
-        return self.generate_tab.model_choices()
+        return self.generate_tab.picker.model_choices()
 
     def family_controls(self, model: str | None) -> dict[str, dict]:
         """What the chosen model's family shows: each family-dependent field's properties, by name."""
-        from .fields import FIELDS, follows_family
+        from .fields import follows_family
 
-        spec = self.generate_tab.spec(model)
-        return {field.name: field.update(spec) for field in FIELDS if follows_family(field)}
+        spec = self.generate_tab.picker.spec(model)
+        return {field.name: field.update(spec) for field in self.generate_tab.form.fields if follows_family(field)}
 
     def text_controls(self, model: str | None):
         """(prompt, negative prompt, image strength, picture) properties for `model`'s family."""
         shown = self.family_controls(model)
-        return shown["prompt"], shown["negative_prompt"], shown["image_strength"], shown[FIELD["image"].name]
+        return shown["prompt"], shown["negative_prompt"], shown["image_strength"], shown["image"]
 
     def about(self, *settings) -> str:
         """The About tab's report for (model, resolution, duration, fps, decode_chunk_size)."""
         return self.about_tab.report(*settings)
+
+
+def startup_lines(generator, url: str, *, where: str) -> list[str]:
+    """What `app.py` prints once the page is up: its URL, the device and its memory, the models found (the demo
+    labelled as one) and where outputs go. Probes the device (initialises CUDA), so only at start-up."""
+    lines = [f"Video generator running at {url}  ({where}; Ctrl+C to stop)"]
+    try:
+        report = generator.device_report()
+        lines += [f"  {line}" for line in report.lines()[:2]]
+    except (RuntimeError, OSError) as error:
+        lines.append(f"  device: could not be checked ({error})")
+    try:
+        models = generator.list_models(refresh=True)
+    except (OSError, VideoGenError) as error:
+        models, problem = [], str(error)
+    else:
+        problem = ""
+    folder = Path(generator.models_dir).resolve()
+    if models:
+        lines.append(f"  models ({folder}): " + ", ".join(describe_model(info) for info in models))
+    else:
+        where = "" if default_models_dir().resolve() == folder else f" --models-dir {folder}"
+        lines.append(f"  models: none in {folder}{f' ({problem})' if problem else ''}; to try the app without a "
+                     f"download, press 'Install the demo model' on the page or run "
+                     f"`{command('models demo' + where)}`")
+    lines.append(f"  outputs: {Path(generator.outputs_dir).resolve()}")
+    return lines
 
 
 def build_ui(generator, *, work_dir: str | Path, queue_size: int = 20, history=None) -> gr.Blocks:
@@ -116,4 +146,4 @@ def build_ui(generator, *, work_dir: str | Path, queue_size: int = 20, history=N
     return demo.queue(max_size=max(queue_size * 2, 8), default_concurrency_limit=1)
 
 
-__all__ = ["build_ui", "WebApp", "CSS"]
+__all__ = ["build_ui", "startup_lines", "WebApp", "CSS"]

@@ -17,7 +17,8 @@ from typing import Any
 import gradio as gr
 
 from ..errors import InvalidRequest, first_line
-from .components import FileInput, _checked_data_model, user_error
+from .components import FileInput, checked_data_model, session_of, user_error
+from .fields import api_handler
 from .jobs import CANCELLED, DONE, JobEnded
 
 WAITING, RUNNING, ERROR = "waiting", "running", "error"
@@ -33,7 +34,7 @@ class BatchBox:
         with gr.Accordion("Several pictures: one video each", open=False, elem_id="vg-batch-box"):
             self.images = FileInput(file_count="multiple", file_types=["image"], elem_id="vg-batch-images",
                                     label="Drop several pictures: each becomes one job with the settings below")
-            self.images.data_model = _checked_data_model(self.images.data_model, "images",
+            self.images.data_model = checked_data_model(self.images.data_model, "images",
                                                          "a list of pictures (gradio_client: [handle_file(path), ...])")
             self.button = gr.Button("Queue one job per picture", elem_id="vg-batch-queue")
             self.status = gr.HTML("", elem_id="vg-batch-status")
@@ -42,15 +43,15 @@ class BatchBox:
     def wire(self, demo: gr.Blocks) -> None:
         inputs = {"images": self.images, **{name: control for name, control in self.tab.form.api_inputs().items()
                                             if name != "image"}}
-        event = self.button.click(self.queue, inputs_kwargs=inputs, outputs=[self.status, self.result],
+        event = self.button.click(api_handler(self.queue, list(inputs)), inputs_kwargs=inputs,
+                                  outputs=[self.status, self.result],
                                   api_name="generate_batch", concurrency_limit=None, concurrency_id="watch",
                                   trigger_mode="once", show_progress="hidden", preprocess=False)
         history, private = self.tab.web.history_tab, dict(queue=False, api_visibility="private", show_progress="hidden")
         event.then(history.gallery, None, [self.tab.gallery], **private).then(  # the new videos, as after Generate
             history.history_rows, None, [history.table], **private)
 
-    def queue(self, images=None, last_image=None, loras=None, keyframe_images=None, http: gr.Request = None,
-              **values):
+    def queue(self, http: gr.Request | None, images=None, **values):
         """Queue one video per picture, with the same settings; streams each picture's state.
 
         Parameters:
@@ -62,11 +63,8 @@ class BatchBox:
             cancelled, or error when the picture or a setting was refused), output (the file on the server),
             error
         """
-        from .generate_tab import _session
-
         pictures = _pictures(images)
-        values.update(last_image=last_image, loras=loras, keyframe_images=keyframe_images)  # optional: see generate
-        session = _session(http)
+        session = session_of(http)
         rows: list[dict[str, Any]] = []
         jobs = []
         for name, path in pictures:

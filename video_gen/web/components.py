@@ -18,8 +18,14 @@ from gradio.component_meta import ComponentMeta
 from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 
+from ..console import spell
 from ..errors import InvalidRequest
 from ..images import check_image_file
+
+
+def session_of(http: gr.Request | None) -> str:
+    """The browser tab (Gradio session) an event came from; API calls without one share "no-session"."""
+    return (getattr(http, "session_hash", None) or "no-session") if http is not None else "no-session"
 
 
 def user_error(message: str, *, toast: bool = True) -> gr.Error:
@@ -29,7 +35,7 @@ def user_error(message: str, *, toast: bool = True) -> gr.Error:
     when the page already shows the message (the Generate tab's status line): API clients still get it, the
     page shows it once.
     """
-    return gr.Error(html.escape(message, quote=False), print_exception=False, visible=toast)
+    return gr.Error(html.escape(spell(message), quote=False), print_exception=False, visible=toast)
 
 
 class _NoStubs(ComponentMeta):
@@ -48,7 +54,7 @@ class _NoStubs(ComponentMeta):
         return ABCMeta.__new__(mcs, name, bases, attrs)
 
 
-def _checked_data_model(data_model, field: str, allowed: str):
+def checked_data_model(data_model, field: str, allowed: str):
     """`data_model` whose validation failure (a number sent for a file, say) is one line naming `field`.
 
     Gradio validates an input's payload against its component's data model before any handler (or
@@ -127,13 +133,13 @@ def picture(field: str, **kwargs) -> PictureInput:
     control = PictureInput(type="filepath", image_mode=None, sources=["upload", "clipboard"], elem_id=elem_id(field),
                            **kwargs)
     control.field = field  # after construction: Gradio builds a component's config from its __init__ signature
-    control.data_model = _checked_data_model(control.data_model, field, "a picture (gradio_client: handle_file(path))")
+    control.data_model = checked_data_model(control.data_model, field, "a picture (gradio_client: handle_file(path))")
     return control
 
 
 def file_input(field: str, **kwargs) -> FileInput:
     control = FileInput(elem_id=elem_id(field), **kwargs)
-    control.data_model = _checked_data_model(control.data_model, field, "a file (gradio_client: handle_file(path))")
+    control.data_model = checked_data_model(control.data_model, field, "a file (gradio_client: handle_file(path))")
     return control
 
 

@@ -10,9 +10,8 @@ import gradio as gr
 
 from ..errors import InvalidRequest
 from ..extend import prepare_extension
-from .components import file_input, user_error, whole_number
+from .components import file_input, session_of, user_error, whole_number
 from .fields import DURATION_RANGE  # the Generate tab's length range
-from .generate_tab import _session
 from .jobs import CANCELLED, DONE, JobEnded
 from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error, status_idle
 
@@ -37,7 +36,7 @@ class ExtendTab:
             info: model, seed, frames, the source (path, SHA-256, its job) and notes (such as the size fitting)
             status: the status panel (HTML)
         """
-        session = _session(http)
+        session = session_of(http)
         skip = gr.skip()
         duration = 2 if duration is None else duration
         try:
@@ -49,7 +48,7 @@ class ExtendTab:
                 raise InvalidRequest("model", f"must be an installed model's name, got {model!r}")
             overrides = {"seed": seed if seed not in (None, "") else -1}
             if model:
-                overrides["model"] = self.web.generate_tab.installed_model(model).name
+                overrides["model"] = self.web.generate_tab.picker.installed_model(model).name
             if isinstance(video, dict):  # a gradio_client FileData
                 video = video.get("path")
             job = self.board.submit(prepare_extension(self.generator, video, duration=float(duration),
@@ -82,7 +81,7 @@ class ExtendTab:
             raise user_error(ended.message)
 
     def cancel(self, http: gr.Request) -> str:
-        self.board.cancel(_session(http))
+        self.board.cancel(session_of(http))
         return status_cancelled("Cancelled: the job stops within one step and saves nothing.")
 
     @staticmethod

@@ -2,11 +2,11 @@
 
 - `CostLine`: under the length, how long the job should take on this machine before Generate is pressed
   (`timing.Estimator`: the history's measured times for this model, size and plan, else a rough per-device
-  figure), the memory plan, and on a CPU a warning with one click to the fast settings;
+  figure), the memory plan, and on a CPU a warning with one click to the fast settings (the form itself starts
+  with the model's own defaults on every machine, the same as every other door);
 - `ButtonStates`: Generate enabled only when a picture (for families that need one) and a model are there, with
   the reason shown while it is not; Cancel only while a job runs; Download only when there is a file;
 - `DemoButton`: on the empty page, installs the demo model (`demo.py`) and selects it;
-- `cpu_defaults`: the small settings a CPU-only machine starts with.
 
 Imports no torch (the demo is built through `demo.install_demo`, which imports it when pressed).
 """
@@ -22,7 +22,8 @@ from ..errors import InvalidRequest, VideoGenError, first_line
 from ..families.spec import REQUIRED
 from ..request import GenerationRequest
 from ..timing import Estimator, duration_text
-from .fields import MATCH_IMAGE, match_image_size, parse_resolution, picture_size
+from ..planner import frames_for_seconds
+from .fields import FPS_CHOICES, MATCH_IMAGE, match_image_size, parse_resolution, picture_size
 
 # On a CPU a job estimated longer than this gets the warning and the fast-settings button.
 SLOW_ON_CPU_S = 60.0
@@ -45,13 +46,6 @@ def fast_values(resolution: str | None, steps: int | None, spec) -> dict[str, An
     return fast
 
 
-def cpu_defaults(device: str, values: dict[str, Any], spec) -> dict[str, Any]:
-    """`values` (a model's defaults as the form shows them) with the fast settings when the device is a CPU."""
-    if device.split(":")[0] != "cpu":
-        return values
-    return {**values, **fast_values(values.get("resolution"), values.get("num_inference_steps"), spec)}
-
-
 class CostLine:
     """The estimate line under the length and its fast-settings button, for the Generate tab `tab`."""
 
@@ -69,13 +63,16 @@ class CostLine:
         model = named.get("model") or None
         size = parse_resolution(named.get("resolution"))
         if size is None:
-            own = self.tab.model_defaults(model)
+            own = self.tab.picker.model_defaults(model)
             picture = named.get("image")
             path = picture.get("path") if isinstance(picture, dict) else picture
             size = (match_image_size(*picture_size(path), own["width"] * own["height"]) if path
                     else (own["width"], own["height"]))
-        fps = int(named.get("fps") or 8)
-        return GenerationRequest(model=model, num_frames=int(named.get("duration") or 1) * fps, fps=fps,
+        fps = int(named.get("fps") or FPS_CHOICES[0])
+        spec = self.tab.picker.spec(model)
+        frames = frames_for_seconds(float(named.get("duration") or 1), fps, spec.frame_step if spec else 1,
+                                    bool(spec and spec.exact_frames))
+        return GenerationRequest(model=model, num_frames=frames, fps=fps,
                                  width=size[0], height=size[1],
                                  num_inference_steps=int(named["num_inference_steps"])
                                  if named.get("num_inference_steps") else None,
@@ -99,7 +96,7 @@ class CostLine:
 
     def text(self, named: dict[str, Any]) -> tuple[str, bool]:
         """The line's Markdown and whether the fast-settings button shows."""
-        if not named.get("model") or all(info.name != named["model"] for info in self.tab.models()):
+        if not named.get("model") or all(info.name != named["model"] for info in self.tab.picker.models()):
             return "", False
         try:
             estimate, plan = self.estimate(named)
@@ -113,7 +110,7 @@ class CostLine:
                 f"Memory: {html.escape(plan.label())}.")
         if not on_cpu or estimate.total_s <= SLOW_ON_CPU_S:
             return line, False
-        spec = self.tab.spec(named.get("model"))
+        spec = self.tab.picker.spec(named.get("model"))
         fast = fast_values(named.get("resolution"), named.get("num_inference_steps"), spec)
         if not fast:
             return line, False
@@ -139,11 +136,11 @@ class CostLine:
         if self.generator.device.split(":")[0] != "cpu":
             return {}
         return self.tab.form.updates(fast_values(named.get("resolution"), named.get("num_inference_steps"),
-                                                 self.tab.spec(named.get("model"))))
+                                                 self.tab.picker.spec(named.get("model"))))
 
     def use_fast(self, values: dict) -> dict:
         named = self.tab.form.named(values)
-        fast = fast_values(named.get("resolution"), named.get("num_inference_steps"), self.tab.spec(named.get("model")))
+        fast = fast_values(named.get("resolution"), named.get("num_inference_steps"), self.tab.picker.spec(named.get("model")))
         return self.tab.form.updates(fast)
 
     def wire(self, demo: gr.Blocks, after=()) -> None:
@@ -173,14 +170,14 @@ class ButtonStates:
         self.tab = tab
 
     def build(self) -> None:
-        self.reason = gr.Markdown(self.reason_text(None, self.tab.models()[0].name if self.tab.models() else None),
+        self.reason = gr.Markdown(self.reason_text(None, self.tab.picker.models()[0].name if self.tab.picker.models() else None),
                                   elem_id="vg-generate-reason")
 
     def reason_text(self, image, model) -> str:
         """Why Generate is disabled, or "" when it is enabled."""
-        if not model or all(info.name != model for info in self.tab.models()):
+        if not model or all(info.name != model for info in self.tab.picker.models()):
             return "Generate needs a model: install one (or the demo model) first."
-        spec = self.tab.spec(model)
+        spec = self.tab.picker.spec(model)
         if not image and spec is not None and spec.image == REQUIRED:
             return "Generate needs a picture: drop, paste or browse for one."
         return ""
@@ -200,9 +197,10 @@ class ButtonStates:
         generate_event.then(cancel_off, None, [tab.cancel_button], **private)
         generate_event.failure(cancel_off, None, [tab.cancel_button], **private)  # .then did not run after an error
         tab.cancel_button.click(lambda: gr.update(interactive=False), None, [tab.cancel_button], **private)
-        # Download: on when the player holds a video (a finished job, or one chosen in the gallery).
+        # Download: on when the player holds a video (a finished job, or one chosen in the gallery); it saves the
+        # player's file unless the job gave one of its own (PNG frames' zip).
         has_video = lambda video: gr.update(interactive=bool(video))  # noqa: E731
-        generate_event.then(has_video, [tab.video], [tab.download], **private)
+        generate_event.then(download_of, [tab.video, tab.download], [tab.download], **private)
         tab.video.change(has_video, [tab.video], [tab.download], **private)
 
     def before_generate(self):
@@ -213,6 +211,11 @@ class ButtonStates:
         tab = self.tab
         return tab.generate_button.click(lambda: gr.update(interactive=True), None, [tab.cancel_button], queue=False,
                                          api_visibility="private", show_progress="hidden", trigger_mode="once")
+
+
+def download_of(video, download):
+    """The download button after a job: the job's own file to save (a zip of PNG frames), else the video played."""
+    return gr.update(value=download or video, interactive=bool(video))
 
 
 class DemoButton:
@@ -227,7 +230,7 @@ class DemoButton:
                                 elem_id="vg-install-demo")
 
     def install(self, values: dict) -> dict:
-        from ..demo import install_demo
+        from ..downloads import install_demo
 
         try:
             path = install_demo(self.tab.generator.models_dir)
@@ -235,7 +238,7 @@ class DemoButton:
             raise gr.Error(f"Could not install the demo model: {first_line(error)}", print_exception=False) from None
         updates = self.tab.refresh({**values, self.tab.form["model"]: None})
         chosen = path.name
-        updates[self.tab.form["model"]] = gr.update(choices=self.tab.model_choices(), value=chosen)
+        updates[self.tab.form["model"]] = gr.update(choices=self.tab.picker.model_choices(), value=chosen)
         updates.update(self.tab.defaults_for(chosen, self.tab.form.named(values)))
         updates[self.button] = gr.update(visible=False)
         return updates
@@ -245,4 +248,4 @@ class DemoButton:
                           show_progress="full")
 
 
-__all__ = ["CostLine", "ButtonStates", "DemoButton", "cpu_defaults", "fast_values", "SLOW_ON_CPU_S"]
+__all__ = ["CostLine", "ButtonStates", "DemoButton", "fast_values", "SLOW_ON_CPU_S"]

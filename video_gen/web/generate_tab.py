@@ -1,10 +1,10 @@
 """The Generate tab: the form (built from the field table), Generate and Cancel, the progress panel, the
-player, the info panel, Load settings and the model list.
+player and the info panel; its model list is `model_picker.py`, its Load settings `settings.py`.
 
-The Generate button's event is the API endpoint `/generate`: its inputs are `fields.FIELDS`, by name and in
-order, and its handler turns them into one checked job (one model lookup, one `Generator.prepare`), hands
-that job to the board and relays what the board says (FramePack's pattern). Cancel is `/cancel`,
-Load settings `/load_settings`.
+The Generate button's event is the API endpoint `/generate`: its inputs are the form's fields (`fields.Form`,
+from the request's field table), by name and in order, and its handler turns them into one checked job (one
+model lookup, one `Generator.prepare`), hands that job to the board and relays what the board says (FramePack's
+pattern). Cancel is `/cancel`, Load settings `/load_settings`.
 """
 
 from __future__ import annotations
@@ -18,38 +18,20 @@ import gradio as gr
 
 from ..errors import InvalidRequest, VideoGenError, first_line
 from ..events import PreviewEvent
-from ..families import spec_for, specs
-from ..families.spec import FamilySpec
-from ..models import HOW_TO_GET
-from ..smoothing import stored_request
+from ..families import spec_for
 from .batch_box import BatchBox
-from .components import file_input, user_error
-from .fields import (
-    FIELD,
-    FIELDS,
-    FPS_CHOICES,
-    NEUTRAL_CLIP,
-    NEUTRAL_RESOLUTION,
-    Form,
-    default_values,
-    defaults,
-    length_note,
-    length_plan,
-    request_from_values,
-    stored_values,
-)
-from .firstrun import ButtonStates, CostLine, DemoButton, cpu_defaults
+from .components import file_input, session_of, user_error
+from .fields import FPS_CHOICES, Form, api_handler, default_values, length_note, length_plan, request_from_values
+from .firstrun import ButtonStates, CostLine, DemoButton
 from .jobs import CANCELLED, DONE, JobEnded
 from .loras_panel import LoraPanel
+from .model_picker import ModelPicker
+from .settings import StoredSettings
 from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error, status_idle
 
 MAX_RANDOM_SEED = 2**32 - 1
-# A model's own defaults are what its clip length and size come from; until one is installed, neutral ones.
-NEUTRAL_MODEL = {**NEUTRAL_CLIP, "width": int(NEUTRAL_RESOLUTION.split("x")[0]),
-                 "height": int(NEUTRAL_RESOLUTION.split("x")[1])}
-# What choosing a model may set (`fields.default_values`): its length, size and each field its defaults name.
-DEFAULTED = ["duration", "resolution"] + [field.name for field in FIELDS if field.request and field.stored
-                                           and field.name not in ("fps", "model")]
+# Fields the layout places after the form's columns have begun (the live preview sits beside the preview).
+PLACED_LATER = ("live_preview",)
 
 
 class GenerateTab:
@@ -60,75 +42,26 @@ class GenerateTab:
         self.generator = web.generator
         self.board = web.board
         self.form = Form()
+        self.picker = ModelPicker(self.generator)
+        self.settings = StoredSettings(self)  # Load settings, and the form filling Re-run shares
+        # What choosing a model may set (`fields.default_values`): its length, rate, size and each field its
+        # defaults name.
+        self.defaulted = ["duration", "fps", "resolution"] + [
+            field.name for field in self.form.fields
+            if field.request and field.stored and field.name not in ("fps", "model")]
         self.lora_panel = LoraPanel(self)
         self.cost = CostLine(self)  # the time estimate under the length (issue 18)
         self.buttons = ButtonStates(self)
         self.demo = DemoButton(self)
 
-    # ---- models -------------------------------------------------------------------------------
-    def models(self, refresh: bool = False):
-        """The installed models, from the engine's catalog (scanned once; `refresh` scans the folders again)."""
-        return self.generator.list_models(refresh=refresh)
-
-    def model_choices(self, models=None) -> list[tuple[str, str]]:
-        """The dropdown's (label, name) pairs: each label names the model's family."""
-        from ..demo import is_demo
-
-        return [(f"{info.name} · {spec_for(info.family).label}" + (" · DEMO: makes noise, not video"
-                                                                   if is_demo(info) else ""), info.name)
-                for info in (self.models() if models is None else models)]
-
-    def spec(self, name: str | None) -> FamilySpec | None:
-        info = next((info for info in self.models() if info.name == name), None) if name else None
-        return model_spec(info) if info else None
-
-    def model_defaults(self, name: str | None) -> dict[str, Any]:
-        """An installed model's request defaults, read from its configs (no weights load); neutral values for
-        a name that is not installed (it is not looked for: that would scan the folders)."""
-        if not name or all(info.name != name for info in self.models()):
-            return dict(NEUTRAL_MODEL)
-        try:
-            return self.generator.defaults(name)
-        except (VideoGenError, OSError, ValueError, KeyError):  # a broken model says so when it is used
-            return dict(NEUTRAL_MODEL)
-
-    def installed_model(self, name: str | None):
-        """The installed model `name` means (None: the only one). A name not in the catalog scans the folders
-        again, once: it may have been added since."""
-        models = self.models()
-        if not models or name is not None and all(info.name != name for info in models):
-            models = self.models(refresh=True)
-        names = [info.name for info in models]
-        if not models:
-            raise InvalidRequest("model", f"no model installed in {Path(self.generator.models_dir).resolve()}; "
-                                          f"{HOW_TO_GET}")
-        if name is None:
-            if len(models) > 1:
-                raise InvalidRequest("model", f"choose one of the installed models: {', '.join(names)}")
-            return models[0]
-        if name not in names:  # only models in the models folder: a web client names no paths
-            raise InvalidRequest("model", f"{name!r} is not installed (installed: {', '.join(names)}); "
-                                          f"press Refresh after adding one")
-        return models[names.index(name)]
-
-    def empty_state(self) -> str:
-        names = ", ".join(download.name for spec in specs() for download in spec.downloads)
-        from ..console import command  # spelled as it runs from where the app was started
-
-        return (f"**No model installed.** Put a model folder (diffusers layout, with `model_index.json`) in "
-                f"`{html.escape(str(Path(self.generator.models_dir).resolve()))}`, for example with "
-                f"`{html.escape(command('models download NAME'))}` ({names}), then press Refresh. ({HOW_TO_GET}.) "
-                f"Or try every step first with the demo model below: it makes noise, not video, and needs no "
-                f"download.")
-
     # ---- the job from the form ----------------------------------------------------------------
     def request_from_values(self, values: dict[str, Any]):
         """The page's (or an API client's) values, by field name, as a checked `GenerationRequest` for the
         installed model they name (raises InvalidRequest); missing values take the fields' start values."""
-        info = self.installed_model(FIELD["model"].check(values.get("model"), None))
+        info = self.picker.installed_model(self.form.field["model"].check(values.get("model"), None))
         spec = spec_for(info.family)
         checked = self.form.checked({**values, "model": info.name}, spec)
-        return request_from_values(checked, spec, lambda: self.model_defaults(info.name))
+        return request_from_values(checked, self.form.fields, spec, lambda: self.picker.model_defaults(info.name))
 
     def prepare(self, values: dict[str, Any]):
         """The values as the engine's `PreparedJob`: checked completely (model, picture, sizes, disk), with
@@ -136,14 +69,10 @@ class GenerateTab:
         return self.generator.prepare(self.request_from_values(values))
 
     # ---- handlers -----------------------------------------------------------------------------
-    def generate(self, last_image=None, loras=None, keyframe_images=None, http: gr.Request = None, **values):
-        # The docstring is the API's (`api_docstring`), set below; `last_image` is a parameter of its own only
-        # so that API clients may leave it out: Gradio makes an input without a start value optional only
-        # when its parameter defaults to None.
-        values["last_image"] = last_image
-        values["loras"] = loras  # also optional for API clients (added after /generate was published)
-        values["keyframe_images"] = keyframe_images
-        session = _session(http)
+    def generate(self, http: gr.Request | None, **values):
+        # The event function is `api_handler(generate)` (every input optional for API clients); its docstring
+        # is the API's (`api_docstring`).
+        session = session_of(http)
         skip = gr.skip()
         if self.board.is_closed(session):  # queued by a tab that has been closed since: nobody is watching
             yield None, {"cancelled": True}, None, status_cancelled(), None, None
@@ -179,9 +108,11 @@ class GenerateTab:
 
         if ended.outcome == DONE:
             record = ended.record
-            # Plain values, not updates, so that API clients get paths and numbers.
-            yield (str(record.playable), record.info, str(record.seed), status_done(record), last_preview,
-                   str(record.download))
+            # Plain values, not updates, so that API clients get paths and numbers. The video is sent once: the
+            # download is only a file of its own (PNG frames' zip); the page's button takes the player's file
+            # otherwise (firstrun.ButtonStates), so an API client does not fetch the MP4 twice.
+            download = None if record.download == record.playable else str(record.download)
+            yield (str(record.playable), record.info, str(record.seed), status_done(record), last_preview, download)
         elif ended.outcome == CANCELLED:
             yield None, {"cancelled": True}, None, status_cancelled(), last_preview, None
         else:
@@ -190,7 +121,7 @@ class GenerateTab:
 
     def cancel(self, http: gr.Request) -> str:
         """Stop this session's job (within one denoising step) and drop it from the queue."""
-        session = _session(http)
+        session = session_of(http)
         if self.board.cancel(session) or self.board.recently_cancelled(session):
             return status_cancelled("Cancelled: the job stops within one step and saves nothing. "
                                     "Ready for the next job.")
@@ -198,7 +129,7 @@ class GenerateTab:
 
     def closed(self, http: gr.Request) -> None:
         """The tab was closed or reloaded: its running job stops, and a queued one ends when it starts."""
-        self.board.close_session(_session(http))
+        self.board.close_session(session_of(http))
 
     def refresh(self, values: dict) -> dict:
         """Scan the model folders again (Refresh, and each time the page is opened): the dropdown lists what is
@@ -206,15 +137,15 @@ class GenerateTab:
         named = self.form.named(values)
         current = named.get("model")
         try:
-            models = self.models(refresh=True)
+            models = self.picker.models(refresh=True)
         except (OSError, VideoGenError) as error:
             where = Path(self.generator.models_dir).resolve()
             text = f"**Could not list the models:** {html.escape(first_line(error))} (in `{where}`)"
             return {self.model_message: gr.update(value=text, visible=True)}
         names = [info.name for info in models]
         chosen = current if current in names else (names[0] if names else None)
-        updates = {self.form["model"]: gr.update(choices=self.model_choices(models), value=chosen),
-                   self.model_message: gr.update(value=self.empty_state(), visible=not names),
+        updates = {self.form["model"]: gr.update(choices=self.picker.model_choices(models), value=chosen),
+                   self.model_message: gr.update(value=self.picker.empty_state(), visible=not names),
                    self.demo.button: gr.update(visible=not names)}
         if chosen != current and chosen is not None:  # model.input does not fire for a value set here
             updates.update(self.defaults_for(chosen, named))
@@ -226,79 +157,44 @@ class GenerateTab:
         return self.defaults_for(named["model"], named)
 
     def defaults_for(self, model: str | None, named: dict) -> dict:
-        own = self.model_defaults(model)
-        spec = self.spec(model)
-        fps = int(named.get("fps") or FPS_CHOICES[0])
-        values = cpu_defaults(self.generator.device, default_values(own, spec, fps), spec)
-        note = self.note(model, values["duration"], fps, named.get("loop"), named.get("interpolation"))
+        """Choosing a model sets its own defaults on every control they name (what every door fills in)."""
+        own = self.picker.model_defaults(model)
+        values = default_values(own, self.form.fields, self.picker.spec(model))
+        note = self.note(model, values["duration"], values["fps"], named.get("loop"), named.get("interpolation"))
         return {**self.form.updates(values), self.note_box: note}
 
     def family_controls(self, model: str | None) -> dict:
         """Show the controls the chosen model's family uses (prompt, motion, last frame, …) with its ranges."""
-        return self.form.family_updates(self.spec(model))
+        return self.form.family_updates(self.picker.spec(model))
 
     def frames_note(self, values: dict) -> str:
         named = self.form.named(values)
         return self.note(named["model"], named["duration"], named["fps"], named["loop"], named["interpolation"])
 
     def note(self, model, duration, fps, loop="none", interpolation=0) -> str:
-        clip, spec = self.model_defaults(model), self.spec(model)
-        plan = length_plan(int(duration or 1), int(fps or FPS_CHOICES[0]), clip, interpolation, loop,
+        clip, spec = self.picker.model_defaults(model), self.picker.spec(model)
+        plan = length_plan(float(duration or 1), int(fps or FPS_CHOICES[0]), clip, interpolation, loop,
                            frame_step=spec.frame_step if spec else 1, exact_frames=bool(spec and spec.exact_frames))
         return length_note(plan, clip)
-
-    def load_settings(self, file):
-        """Fill the Generate form from a video made by this app (or its .json file).
-
-        Parameters:
-            file: a video made by this app, or the .json written beside it
-        Returns:
-            model, duration, fps, resolution, motion_bucket_id, num_inference_steps, seed, noise_aug_strength,
-            min_guidance_scale, max_guidance_scale, decode_chunk_size, output_format, crf, resize_mode, loop,
-            interpolation: the stored values (fitted to the page's ranges)
-            note: the frames note for them
-            message: what was loaded, and what had to change to fit the page
-            prompt, negative_prompt, image_strength, memory_plan, loras: the stored values
-        """
-        try:
-            request = stored_request(file)
-        except InvalidRequest as error:
-            raise user_error(str(error)) from None
-        return self.stored_form(request, Path(file).name, self.settings_message, pictures=False)
-
-    def stored_form(self, request, source: str, message_box, *, pictures: bool) -> dict:
-        """The form's values for a stored request, its frames note and a message saying what was loaded and
-        what had to change (Load settings, and Re-run with `pictures`)."""
-        installed = request.model in [info.name for info in self.models()]
-        values, notes = stored_values(request, self.spec(request.model), pictures=pictures)
-        if not installed:
-            notes.append(f"model {request.model!r} is not installed here")
-        note = self.note(request.model if installed else None, values["duration"], values["fps"],
-                         values.get("loop"), values.get("interpolation"))
-        message = f"Loaded the settings of {source} (seed {request.seed}). "
-        message += ("Its pictures are in the form." if pictures and values.get("image")
-                    else "Drop the same picture to make the same video.")
-        if notes:
-            message += " Changed to fit the page: " + "; ".join(notes) + "."
-        return {**self.form.updates(values), self.note_box: note, message_box: message}
-
-    def stored_outputs(self, message_box, *, pictures: bool) -> list:
-        """The outputs of Load settings and Re-run, in their API's order."""
-        early, late = self.form.stored_outputs(pictures=pictures)
-        return [*early, self.note_box, message_box, *late]
 
     # ---- layout -------------------------------------------------------------------------------
     def build(self) -> None:
         """The tab's controls (inside `gr.Tab`); `wire` connects them."""
-        models = self.models()
+        models = self.picker.models()
         model = models[0].name if models else None
         spec = spec_for(models[0].family) if models else None
-        start = {**defaults(), "model": model}
-        start.update(default_values(self.model_defaults(model), spec, start["fps"]))  # CPU: smaller on load
+        start = {**self.form.start_values(), "model": model}
+        start.update(default_values(self.picker.model_defaults(model), self.form.fields, spec))  # the model's own
         form = self.form
 
         def field(name, **layout):
             return form.build(name, start[name], spec, **layout)
+
+        def the_rest(section: str) -> None:
+            """The fields of `section` that this layout does not place itself (a field added to the table)."""
+            for other in form.fields:
+                if other.section == section and other.name not in form.controls and other.name not in PLACED_LATER:
+                    field(other.name)
 
         with gr.Row():
             with gr.Column(scale=5):
@@ -314,9 +210,9 @@ class GenerateTab:
                 field("keyframe_images", height=120)
                 field("keyframe_frames")
                 with gr.Row(equal_height=True):
-                    field("model", choices=self.model_choices(models), scale=8)
+                    field("model", choices=self.picker.model_choices(models), scale=8)
                     self.refresh_button = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
-                self.model_message = gr.Markdown(self.empty_state(), visible=not models, elem_id="vg-empty")
+                self.model_message = gr.Markdown(self.picker.empty_state(), visible=not models, elem_id="vg-empty")
                 self.demo.build(visible=not models)
                 field("prompt")
                 field("negative_prompt")
@@ -324,7 +220,7 @@ class GenerateTab:
                 self.lora_panel.build(model, spec)
                 with gr.Row():
                     field("duration")
-                    field("fps")
+                    field("fps", rates=[self.picker.model_defaults(info.name)["fps"] for info in models])
                 self.note_box = gr.Markdown(self.note(model, start["duration"], start["fps"]),
                                             elem_id="vg-frames-note")
                 self.cost.build()
@@ -335,11 +231,13 @@ class GenerateTab:
                     field("seed", scale=6)
                     self.dice = gr.Button("Random", scale=1, min_width=80, elem_id="vg-dice")
                     self.reuse = gr.Button("Reuse last", scale=1, min_width=80, elem_id="vg-reuse")
+                the_rest("main")
                 with gr.Accordion("Advanced", open=False):
                     for name in ("noise_aug_strength", "min_guidance_scale", "max_guidance_scale",
                                  "decode_chunk_size", "memory_plan", "output_format", "crf", "resize_mode", "loop",
                                  "interpolation", "speed", "upscale"):
                         field(name)
+                    the_rest("advanced")
             with gr.Column(scale=6):
                 with gr.Row():
                     # Enabled by ButtonStates once a picture and a model are there; Cancel while a job runs.
@@ -380,8 +278,10 @@ class GenerateTab:
         # at a time, in order, persisted in the history) and shows its place. preprocess=False: the field
         # table checks every value (one line per mistake, whatever the type), and reads the pictures itself.
         # Generate first turns Cancel on, then runs the job (a chain: Cancel is on before the job can end).
+        inputs = form.api_inputs()
         generate_event = self.buttons.before_generate().then(
-            self.generate, inputs_kwargs=form.api_inputs(), outputs=outputs, api_name="generate",
+            api_handler(self.generate, list(inputs), doc=api_docstring(form.fields)), inputs_kwargs=inputs,
+            outputs=outputs, api_name="generate",
             concurrency_limit=None, concurrency_id="watch", trigger_mode="once", show_progress="full",
             show_progress_on=[self.video], preprocess=False)
         self.cancel_button.click(self.cancel, None, [self.status], api_name="cancel", queue=False,
@@ -390,7 +290,7 @@ class GenerateTab:
         self.batch.wire(demo)
 
         model_inputs = {form["model"], form["fps"], form["loop"], form["interpolation"]}
-        defaulted = [form[name] for name in DEFAULTED] + [self.note_box]
+        defaulted = [form[name] for name in self.defaulted] + [self.note_box]
         refreshed = [form["model"], self.model_message, self.demo.button, *defaulted]
         self.refresh_button.click(self.refresh, model_inputs, refreshed, **private)
         demo.load(self.refresh, model_inputs, refreshed, **private)  # a model added while no page was open
@@ -402,8 +302,8 @@ class GenerateTab:
         note_inputs = {form["model"], form["duration"], form["fps"], form["loop"], form["interpolation"]}
         for name in ("duration", "fps", "loop", "interpolation"):
             form[name].change(self.frames_note, note_inputs, [self.note_box], **private)
-        self.settings_file.upload(self.load_settings, [self.settings_file],
-                                  self.stored_outputs(self.settings_message, pictures=False),
+        self.settings_file.upload(self.settings.load_settings, [self.settings_file],
+                                  self.settings.stored_outputs(self.settings_message, pictures=False),
                                   api_name="load_settings", show_progress="hidden")
         self.dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [form["seed"]], **private)
         self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **private)
@@ -414,8 +314,8 @@ class GenerateTab:
         return generate_event
 
 
-def api_docstring() -> str:
-    """/generate's description for API clients: its inputs (the field table's) and outputs."""
+def api_docstring(fields) -> str:
+    """/generate's description for API clients: its inputs (the form's `fields`) and outputs."""
     lines = ["Make a video from a picture (or, for text families, a prompt); streams progress, ends with the video.",
              "", "Parameters:"]
     notes = {"image": "the picture to animate (PNG, JPEG, WebP, …); with gradio_client, handle_file(path); None for "
@@ -425,7 +325,7 @@ def api_docstring() -> str:
              "last_image": "families that take one: the picture the video ends on (handle_file(path)); else None",
              "loras": 'families that take LoRAs: [{"name": NAME, "strength": -2..2}] (names from models/loras); '
                       'else None'}
-    for field in FIELDS:
+    for field in fields:
         lines.append(f"    {field.name}: {notes.get(field.name) or field.info or field.label}")
     lines += ["Returns:",
               "    video: the MP4/WebM to play (for PNG frames, an MP4 made from them)",
@@ -437,9 +337,6 @@ def api_docstring() -> str:
     return "\n".join(lines)
 
 
-GenerateTab.generate.__doc__ = api_docstring()
-
-
 def _reuse_seed(seed_used):
     text = str(seed_used or "").strip()
     if not text.isdigit():
@@ -448,23 +345,4 @@ def _reuse_seed(seed_used):
     return int(text)
 
 
-def _session(http: gr.Request | None) -> str:
-    return (getattr(http, "session_hash", None) or "no-session") if http is not None else "no-session"
-
-
 __all__ = ["GenerateTab", "api_docstring"]
-
-
-def model_spec(info) -> FamilySpec:
-    """The spec the page shows for one model: its family's, narrowed by the family's optional `model_spec(info)`
-    where its variants differ (a Wan model that cannot take a last frame hides that input)."""
-    from ..families import load_family
-
-    spec = spec_for(info.family)
-    narrow = getattr(load_family(info.family), "model_spec", None)
-    if narrow is None:
-        return spec
-    try:
-        return narrow(info)
-    except (VideoGenError, OSError, ValueError, KeyError):  # a broken model says so when it is used
-        return spec

@@ -12,8 +12,7 @@ import gradio as gr
 
 from ..errors import InvalidRequest
 from ..request import GenerationRequest
-from .components import user_error, whole_number
-from .generate_tab import _session
+from .components import session_of, user_error, whole_number
 from .jobs import OutputRecord
 
 GALLERY_SIZE = 48  # newest outputs shown; each is a <video> element in the page
@@ -100,7 +99,7 @@ class HistoryTab:
             request = GenerationRequest.from_dict(entry.request)
         except InvalidRequest as error:
             raise user_error(str(error)) from None
-        return self.web.generate_tab.stored_form(request, f"job {entry.id}", self.job_message, pictures=True)
+        return self.web.generate_tab.settings.stored_form(request, f"job {entry.id}", self.job_message, pictures=True)
 
     def rerun(self, job_id, http: gr.Request = None):
         """Run a past job again, with its picture, settings and seed, in one click (an interrupted one, say).
@@ -113,7 +112,7 @@ class HistoryTab:
         """
         entry = self._entry(job_id)
         try:
-            job = self.board.rerun(entry.id, _session(http))
+            job = self.board.rerun(entry.id, session_of(http))
         except InvalidRequest as error:
             raise user_error(str(error)) from None
         return f"Job {entry.id} queued again as job {job.history_id}.", self.history_rows()
@@ -157,7 +156,7 @@ class HistoryTab:
                                                           generate.download], **private)
         self.refresh_button.click(lambda: (self.history_rows(), self.gallery()), None, [self.table, generate.gallery],
                                   **private)
-        loaded = generate.stored_outputs(self.job_message, pictures=True)
+        loaded = generate.settings.stored_outputs(self.job_message, pictures=True)
         self.job_load.click(self.rerun_settings, [self.job_box], loaded, api_name="rerun_settings",
                             show_progress="hidden").success(
             lambda: gr.Tabs(selected="generate-tab"), None, [tabs], **private)

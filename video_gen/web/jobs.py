@@ -224,13 +224,6 @@ class JobBoard:
             self._records = [record for record in self._records if record.history_id != job_id]
         return self.history.delete(job_id)
 
-    def ahead_of(self, job: WebJob) -> int | None:
-        """How many jobs run or wait before `job`; None once it runs."""
-        with self._lock:
-            if job not in self._pending:
-                return None
-            return self._pending.index(job) + (self._running is not None)
-
     @property
     def waiting(self) -> int:
         with self._lock:

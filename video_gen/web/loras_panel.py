@@ -4,7 +4,8 @@ slider for each chosen one (MAX_LORAS slots, shown and hidden).
 What /generate takes is the field table's `loras` input (a hidden JSON value, `fields.LorasField`); the panel
 only keeps it: choosing LoRAs or moving a slider (`.input`: a person did it) writes the JSON, and a JSON set
 from outside (Load settings, Re-run, a model that does not take them) redraws the panel (`.change`). Choosing a
-step-distill LoRA sets its steps and guidance, as choosing a model sets the model's. Imports no torch.
+step-distill LoRA sets its steps and guidance, as choosing a model sets the model's. Imports no torch (judging
+which LoRAs fit a model does, once per LoRA file).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import gradio as gr
 
 from .. import loras as lora_support
 from ..errors import VideoGenError
+from ..families import load_family
 from ..loras import MAX_LORAS, STRENGTH_RANGE
 
 STRENGTH_STEP = 0.05
@@ -27,14 +29,19 @@ class LoraPanel:
 
     # ---- what fits ---------------------------------------------------------------------------------
     def choices(self, model: str | None) -> list[str]:
-        spec = self.tab.spec(model)
-        if spec is None or not spec.lora_kinds:
+        """The installed LoRAs that fit `model` (loras.py: its modules, with their shapes)."""
+        spec = self.tab.picker.spec(model)
+        if spec is None or not spec.lora_loader:
             return []
-        return lora_support.installed_for(self.tab.generator.catalog, spec)
+        try:
+            info = self.tab.generator.resolve(model)
+        except VideoGenError:
+            return []  # a model that cannot be resolved says why when it is used
+        return lora_support.installed_for(self.tab.generator.catalog, info, load_family(info.family))
 
     # ---- layout --------------------------------------------------------------------------------------
     def build(self, model: str | None, spec) -> None:
-        takes = bool(spec is not None and spec.lora_kinds)
+        takes = bool(spec is not None and spec.lora_loader)
         with gr.Group(visible=takes, elem_id="vg-loras-box") as self.box:
             self.picker = gr.Dropdown(self.choices(model), value=[], multiselect=True, max_choices=MAX_LORAS,
                                       label="LoRAs", elem_id="vg-loras-picker",
@@ -71,7 +78,7 @@ class LoraPanel:
                 own = self.tab.generator.defaults(model, loras=lora_support.coerce(chosen))
             except (VideoGenError, OSError, ValueError):
                 own = {}  # a LoRA that cannot be read says so when the job is checked
-            plain = self.tab.model_defaults(model)
+            plain = self.tab.picker.model_defaults(model)
             if own and own.get("num_inference_steps") != plain.get("num_inference_steps"):  # a distill LoRA's
                 steps, guidance = own["num_inference_steps"], own.get("max_guidance_scale", guidance)
         return chosen, steps, guidance
@@ -86,10 +93,10 @@ class LoraPanel:
 
     def model_changed(self, model, current):
         """Another model (or Refresh): the LoRAs that fit it; chosen ones that do not fit are dropped."""
-        spec = self.tab.spec(model)
+        spec = self.tab.picker.spec(model)
         fitting = self.choices(model)
         chosen = [entry for entry in entries(current) if entry["name"] in fitting]
-        return (gr.update(visible=bool(spec is not None and spec.lora_kinds)),
+        return (gr.update(visible=bool(spec is not None and spec.lora_loader)),
                 gr.update(choices=fitting, value=[entry["name"] for entry in chosen]),
                 chosen if chosen != entries(current) else gr.skip())
 

@@ -30,7 +30,7 @@ SEGMENTS_SPAN = (0.03, 0.90)
 SEGMENT_STAGE_SPANS = {ENCODING_IMAGE: (0.0, 0.04), DENOISING: (0.04, 0.90), DECODING: (0.90, 1.0)}
 
 
-def _box(body: str, tone: str = "neutral") -> str:
+def status_box(body: str, tone: str = "neutral") -> str:
     colours = {
         "neutral": ("var(--block-border-color)", "transparent"),
         "busy": ("var(--color-accent)", "transparent"),
@@ -44,15 +44,15 @@ def _box(body: str, tone: str = "neutral") -> str:
 
 
 def status_idle(text: str = "Ready: drop a picture and press Generate.") -> str:
-    return _box(html.escape(text))
+    return status_box(html.escape(text))
 
 
 def status_error(message: str) -> str:
-    return _box(f"<b>Could not generate:</b> {html.escape(message)}", "error")
+    return status_box(f"<b>Could not generate:</b> {html.escape(message)}", "error")
 
 
 def status_cancelled(text: str = "Cancelled. Nothing was saved; ready for the next job.") -> str:
-    return _box(html.escape(text), "cancelled")
+    return status_box(html.escape(text), "cancelled")
 
 
 def status_done(record: OutputRecord) -> str:
@@ -61,7 +61,7 @@ def status_done(record: OutputRecord) -> str:
             f"{info['fps']} fps · {info['resolution']}<br><small>{html.escape(str(record.path))}</small>")
     for note in info.get("notes", []):  # what was done to the picture (first frame of an animation, …)
         text += f"<br><small>Note: {html.escape(note)}</small>"
-    return _box(text, "done")
+    return status_box(text, "done")
 
 
 class ProgressView:
@@ -149,7 +149,7 @@ class ProgressView:
                f'background:var(--color-accent);transition:width .2s"></div></div>')
         body = (f'<b class="vg-stage">{html.escape(headline)}</b>{bar}'
                 f'<small class="vg-times">{" · ".join(times) or "&nbsp;"}</small>')
-        return _box(body, "busy")
+        return status_box(body, "busy")
 
 
 def _seconds(value: float) -> str:

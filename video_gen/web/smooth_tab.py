@@ -27,7 +27,7 @@ from ..smoothing import (
     source_metadata,
 )
 from .components import file_input, radio, user_error
-from .fields import LOOPS
+from ..request import FIELD
 
 SMOOTH_FPS_CHOICES = [(f"{fps} fps", fps) for fps in TARGET_FPS_CHOICES] + [("keep (loop only)", 0)]
 
@@ -141,7 +141,7 @@ class SmoothTab:
                     info="Frames are computed between the video's own: 2×, 3× or 4× its rate at most (an 8 fps "
                          "video reaches 16, 24 or 32 fps; type any rate). The rate is rounded up to a whole "
                          "multiple, so the motion keeps its speed.")
-                self.loop = radio(LOOPS, value="none", field="smooth_loop", label="Loop",
+                self.loop = radio(list(FIELD["loop"].page.choices), value="none", field="smooth_loop", label="Loop",
                                   info="Ping-pong appends the clip backwards; seamless crossfade blends the last "
                                        "frames into the first ones so it loops without a jump (a little shorter).")
                 self.loop.field = "loop"  # the API's name for it

@@ -19,11 +19,10 @@ import gradio as gr
 from ..errors import InvalidRequest, VideoGenError, first_line
 from ..request import GenerationRequest
 from ..sweep import MAX_CELLS, make_axis, plan_sweep, varied_fields, write_comparison
-from .components import picture, user_error, whole_number
+from .components import picture, session_of, user_error, whole_number
 from .fields import DURATION_RANGE  # the Generate tab's length range
-from .generate_tab import _session
 from .jobs import CANCELLED, DONE, JobEnded
-from .progress import UPDATE_EVERY_S, ProgressView, _box, status_cancelled, status_error, status_idle
+from .progress import UPDATE_EVERY_S, ProgressView, status_box, status_cancelled, status_error, status_idle
 
 NO_FIELD = ""
 
@@ -59,7 +58,7 @@ class SweepTab:
             info: the sweep: its axes, its cells (values, output, request), the grid's layout and files
             status: the status panel (HTML)
         """
-        session = _session(http)
+        session = session_of(http)
         skip = gr.skip()
         try:
             plan = self.plan(image, model, prompt, resolution, duration, num_inference_steps, seed,
@@ -120,7 +119,7 @@ class SweepTab:
             message = f"cell {len(records) + 1} of {len(plan.cells)}: {ended.message}"
             yield skip, skip, skip, status_error(message)
             raise user_error(message)
-        yield skip, skip, skip, _box("<b class='vg-stage'>Writing the comparison video and contact sheet</b>", "busy")
+        yield skip, skip, skip, status_box("<b class='vg-stage'>Writing the comparison video and contact sheet</b>", "busy")
         try:
             with self.generator.turn():
                 grid, sheet, info = write_comparison(plan, [record.path for record in records],
@@ -128,13 +127,13 @@ class SweepTab:
         except (VideoGenError, OSError) as error:
             yield skip, skip, skip, status_error(first_line(error))
             raise user_error(f"comparison: {first_line(error)}") from None
-        done = _box(f"<b>Done</b>: {len(records)} cells ({plan.rows} × {plan.columns})<br>"
+        done = status_box(f"<b>Done</b>: {len(records)} cells ({plan.rows} × {plan.columns})<br>"
                     f"<small>{html.escape(str(grid))}<br>{html.escape(str(sheet))}</small>", "done")
         yield str(grid), str(sheet), info, done
 
     def plan(self, image, model, prompt, resolution, duration, steps, seed, vary_1, values_1, vary_2, values_2):
         """The page's values as a checked `SweepPlan` (raises InvalidRequest naming the input)."""
-        info = self.web.generate_tab.installed_model(model or None)
+        info = self.web.generate_tab.picker.installed_model(model or None)
         defaults = self.generator.defaults(info.name)
         values: dict[str, Any] = {"model": info.name, "image": _path(image), "prompt": _text("prompt", prompt)}
         if resolution not in (None, ""):
@@ -158,14 +157,14 @@ class SweepTab:
         return plan_sweep(self.generator, request, axes)
 
     def cancel(self, http: gr.Request) -> str:
-        self.board.cancel(_session(http))
+        self.board.cancel(session_of(http))
         return status_cancelled("Cancelled: the running cell stops within one step; the rest of the sweep does "
                                 "not run.")
 
     # ---- layout ----------------------------------------------------------------------------------
     def build(self) -> None:
         generate = self.web.generate_tab
-        models = generate.models()
+        models = generate.picker.models()
         fields = [(name, name) for name in varied_fields()]
         gr.Markdown(f"Try one setting at several values, or two against each other (at most {MAX_CELLS} "
                     "videos): each combination is an ordinary job, and when all are done a comparison video "
@@ -174,7 +173,7 @@ class SweepTab:
             with gr.Column(scale=5):
                 self.image = picture("sweep_image", label="Picture", height=220)
                 # allow_custom_value: an API client's unknown name gets our one line, not Gradio's choices error
-                self.model = gr.Dropdown(generate.model_choices(models), value=models[0].name if models else None,
+                self.model = gr.Dropdown(generate.picker.model_choices(models), value=models[0].name if models else None,
                                          label="Model", elem_id="vg-sweep-model", allow_custom_value=True)
                 self.prompt = gr.Textbox(label="Prompt (text families)", lines=1, elem_id="vg-sweep-prompt")
                 with gr.Row():

@@ -1,109 +1,47 @@
-"""Finding models on disk and telling which family each one is, by reading JSON only (no weights).
+"""Discovery: which models are installed, and what each one is (the catalog), read from configs and file headers:
+no weights are loaded (a pickle is opened, with weights_only=True, only when the user opted in).
 
 Three kinds of places are searched (`discover`):
 - the models folder: diffusers folders (`model_index.json`), motion adapter folders (`config.json` of a
-  `MotionAdapter`) and single files directly inside it;
+  `MotionAdapter`), single files directly inside it and LoRAs in `models/loras`;
 - the Hugging Face cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`): the
   snapshot of each `models--ORG--NAME` repository, named `ORG/NAME`;
 - extra folders the user names (`--extra-models-dir`), searched a few levels deep, so that a ComfyUI or
   A1111 tree (`models/checkpoints`, `models/animatediff_models`, `models/svd`, `models/Stable-diffusion`)
   works as it is.
-A single file is told apart by the names of the tensors in its safetensors header (the first bytes of
-the file), never by loading it. Pickle files (`.ckpt`, `.pt`, `.bin`) can run code when loaded, so they
-are listed but refused unless the user opts in (`--allow-pickle`), and then loaded with `weights_only=True`.
+A folder's family comes from its `model_index.json` class, a single file's from the names of the tensors in
+its header (`checkpoints.py` reads both), never by loading it; the family registry says which family knows
+which. Pickle files are listed but refused unless the user opts in (`checkpoints.PICKLE_REFUSED`). Downloading
+and importing models is `downloads.py`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import struct
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
+from . import loras
+from .checkpoints import (ALLOW_PICKLE_FLAG, HOW_TO_GET, LORA, MODEL, MOTION_ADAPTER, PARTS, PICKLE_REFUSED,
+                          PICKLE_SUFFIXES, SINGLE_FILE_SUFFIXES, UNSUPPORTED, ModelInfo, folder_precision,
+                          header_precision, hf_hub_cache, only_pickle_weights, pickle_state_dict, read_gguf,
+                          read_safetensors_header, read_safetensors_metadata, size_on_disk)
+from .demo import DEMO_NOTE, is_demo
 from .errors import ModelNotFound, first_line
-# Roles: a "model" runs on its own; a "motion-adapter" is the motion part of AnimateDiff, used with an SD1.5
-# base; "unsupported" is recognised but cannot run here (the note says why).
-from .families.spec import LORA, MODEL, MOTION_ADAPTER, PARTS, UNSUPPORTED
+from .families import family_for_class, load_family, part_for_class, specs
+from .families.spec import SingleFile
 
-HOW_TO_GET = "see models/README.md for the folder layout and how to download one"
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".gguf")
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin")
-ALLOW_PICKLE_FLAG = "--allow-pickle"
-PICKLE_REFUSED = (
-    "is a pickle file ({suffix}): loading a pickle can run any code hidden in it, so only .safetensors "
-    "files and diffusers folders of .safetensors load by default. If you trust where it came from, pass "
-    f"{ALLOW_PICKLE_FLAG} (it is then read with torch.load(weights_only=True), which refuses code), or "
-    "better, use a .safetensors version of it"
-)
-
-
-# The largest safetensors header we read: real ones are well under 1 MB (SD1.5's is ~90 kB).
-MAX_HEADER_BYTES = 64 * 2**20
 # How deep an extra folder is searched: ComfyUI/models/checkpoints/sub/file.safetensors is 4 levels.
 EXTRA_DIR_DEPTH = 4
 # Parts of an SD1.5 folder that video-gen never loads (`models download sd15` leaves them out).
 OPTIONAL_PARTS = ("safety_checker", "feature_extractor")
-SAFETENSORS_PRECISION = {"F16": "fp16", "BF16": "bf16", "F32": "fp32", "F64": "fp64"}
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str  # what the user types: the folder name under the models dir, the file's stem, or ORG/NAME
-    path: Path
-    family: str  # a module name under video_gen.families, e.g. "svd"
-    class_name: str  # the pipeline class from model_index.json (or what a single file holds)
-    # AnimateDiff only: the motion adapter (a folder or a single file) that goes with this SD1.5 base.
-    motion_adapter: Path | None = None
-    # Single-file SD1.5 checkpoints only: the folder of configs to build the pipeline from, chosen without
-    # the network (`sd15_config_dir`): the configs shipped with video-gen, or an installed SD1.5 folder's.
-    config_dir: Path | None = None
-    # LTX-Video only: an installed latent upsampler folder (`LTXLatentUpsamplerModel`) for two-stage output.
-    upsampler: Path | None = None
-    # Set only when the user opted in to loading pickle files (`--allow-pickle`).
-    allow_pickle: bool = False
-    # A single file that holds one part of a model (a GGUF transformer): which part; the rest comes from
-    # config_dir, an installed diffusers folder of the same architecture (families/single_file.py).
-    component: str = ""
-    # Wan 2.2 A14B as two files: the low-noise expert's file beside the high-noise one (`path`).
-    transformer_2: Path | None = None
-    role: str = field(default=MODEL, compare=False)
-    precision: str = field(default="", compare=False)  # fp16, fp32, "fp16+fp32" for folders with both
-    size_bytes: int = field(default=0, compare=False)
-    source: str = field(default="models", compare=False)  # models, hf-cache, or the extra folder
-    note: str = field(default="", compare=False)
-
-    @property
-    def single_file(self) -> bool:
-        return self.path.is_file()
-
-    def read_config(self, component: str) -> dict:
-        """A component's config.json (for example the UNet's), read without loading any weights."""
-        for name in ("config.json", "scheduler_config.json", "preprocessor_config.json"):
-            file = self.path / component / name
-            if file.is_file():
-                return json.loads(file.read_text())
-        raise ModelNotFound(f"{self.path} has no {component}/config.json; the folder is incomplete ({HOW_TO_GET})")
-
-
-def default_models_dir() -> Path:
-    return Path(os.environ.get("VIDEO_GEN_MODELS_DIR") or "models")
-
-
-def hf_hub_cache() -> Path:
-    """Where huggingface_hub keeps downloads, by its own rules (HF_HUB_CACHE, then HF_HOME)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
-    return Path(home).expanduser() / "hub"
 
 
 # ---- reading what a folder or a file is ------------------------------------------------------
 def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
     """Read a diffusers folder's model_index.json, check its parts exist, and name its family."""
-    from .families import family_for_class, part_for_class  # the registry imports no torch
 
     index_file = path / "model_index.json"
     if not index_file.is_file():
@@ -134,13 +72,11 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
             f"download the model again ({HOW_TO_GET})"
         )
     own_adapter = path / "motion_adapter" if (path / "motion_adapter").is_dir() else None
-    from .demo import DEMO_NOTE, is_demo  # the demo model is labelled wherever models are listed
-
     note = DEMO_NOTE if is_demo(path) else ""
     if role == MODEL and _denoiser_is_config_only(path, index):
         role, note = PARTS, PARTS_NOTE
     return ModelInfo(name=name or path.name, path=path, family=family, class_name=class_name,
-                     motion_adapter=own_adapter, precision=_folder_precision(path), size_bytes=_size(path), role=role,
+                     motion_adapter=own_adapter, precision=folder_precision(path), size_bytes=size_on_disk(path), role=role,
                      note=note)
 
 
@@ -159,29 +95,6 @@ def _denoiser_is_config_only(path: Path, index: dict) -> bool:
         for part in parts)
 
 
-def read_safetensors_header(path: str | os.PathLike) -> dict:
-    """The JSON header of a .safetensors file (tensor names, dtypes, shapes; 8 bytes of length, then JSON),
-    without its `__metadata__`; reads a few KB. Raises ValueError naming the file when it is not a complete
-    safetensors file, or is truncated or damaged. The one reader for discovery and the memory estimator."""
-    name = Path(path).name
-    with open(path, "rb") as file:
-        prefix = file.read(8)
-        length = struct.unpack("<Q", prefix)[0] if len(prefix) == 8 else -1
-        if not 2 <= length <= MAX_HEADER_BYTES:
-            raise ValueError(f"{name} is not a complete .safetensors file")
-        text = file.read(length)
-    if len(text) < length:
-        raise ValueError(f"{name} is truncated")
-    try:
-        header = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError(f"{name} has a damaged header") from None
-    if not isinstance(header, dict):
-        raise ValueError(f"{name} has a damaged header")
-    header.pop("__metadata__", None)
-    return header
-
-
 # Layouts that no family runs, recognised so that `models list` can say what a file is.
 _NOT_SUPPORTED = (
     ("sdxl", "an SDXL checkpoint", 10, lambda keys: any(key.startswith("conditioner.embedders.") for key in keys)),
@@ -193,9 +106,6 @@ _NOT_SUPPORTED = (
 
 def _single_file_kinds():
     """Every (kind, priority, matches, what it means) known: the families' single files, then the rest."""
-    from .families import specs
-    from .families.spec import SingleFile
-
     kinds = [(single.priority, single.kind, single.matches, (spec.name, single)) for spec in specs()
              for single in spec.single_files]
     kinds += [(priority, kind, matches, ("", SingleFile(kind, kind, matches, role=UNSUPPORTED,
@@ -238,8 +148,9 @@ def inspect_file(path: Path, name: str | None = None, allow_pickle: bool = False
     except (OSError, ValueError, UnicodeDecodeError) as error:
         return ModelInfo(name=name, path=path, family="", class_name="damaged", role=UNSUPPORTED, size_bytes=size,
                          note=f"not a readable single-file checkpoint (.safetensors: {error})")
-    common = dict(name=name, path=path, precision=_header_precision(header), size_bytes=size)
-    lora = _lora_kind(path, header)  # asked first: a motion LoRA's tensor names contain a motion adapter's
+    common = dict(name=name, path=path, precision=header_precision(header), size_bytes=size)
+    # asked first: a motion LoRA's tensor names contain a motion adapter's
+    lora = loras.from_header(header, path.stem, read_safetensors_metadata(path))
     if lora is not None:
         return ModelInfo(family="", class_name="LoRA", role=LORA, note=lora.describe(), **common)
     found = _classify(header)
@@ -254,8 +165,6 @@ def inspect_file(path: Path, name: str | None = None, allow_pickle: bool = False
 def _inspect_gguf(path: Path, name: str, size: int) -> ModelInfo:
     """A GGUF file, told apart by its tensor names like a .safetensors (the family's `SingleFile` entries); its
     quantisation is its precision ("gguf Q4_K") and its `general.architecture` is named in the note."""
-    from .families.single_file import read_gguf
-
     try:
         gguf = read_gguf(path)
     except (OSError, ValueError) as error:
@@ -276,8 +185,6 @@ def _inspect_gguf(path: Path, name: str, size: int) -> ModelInfo:
 def _as_family_sees_it(info: ModelInfo) -> ModelInfo:
     """A single file as its family describes it, where the file's neighbours matter (a family's optional
     `describe_file`: Wan 2.2's low-noise expert beside its high-noise twin is part of that model, not one)."""
-    from .families import load_family
-
     if not info.family:  # recognised, but of no family here (an SDXL checkpoint)
         return info
     describe = getattr(load_family(info.family), "describe_file", None)
@@ -285,16 +192,7 @@ def _as_family_sees_it(info: ModelInfo) -> ModelInfo:
 
 
 def _in_lora_folder(path: Path) -> bool:
-    from .loras import LORA_FOLDERS
-
-    return path.parent.name.lower() in LORA_FOLDERS
-
-
-def _lora_kind(path: Path, header: dict):
-    """A LoRA's `loras.LoraFile`, or None when the file is not a LoRA."""
-    from .loras import classify, read_metadata
-
-    return classify(header, path.stem, read_metadata(path))
+    return path.parent.name.lower() in loras.LORA_FOLDERS
 
 
 def _motion_adapter_config(path: Path) -> dict | None:
@@ -310,51 +208,12 @@ def _motion_adapter_config(path: Path) -> dict | None:
 
 def _adapter_info(path: Path, name: str) -> ModelInfo:
     return ModelInfo(name=name, path=path, family=_adapter_family(), class_name="MotionAdapter", role=MOTION_ADAPTER,
-                     precision=_folder_precision(path), size_bytes=_size(path))
+                     precision=folder_precision(path), size_bytes=size_on_disk(path))
 
 
 def _adapter_family() -> str:
     """The family whose single files include motion adapters (AnimateDiff): adapter folders belong to it."""
-    from .families import specs
-
     return next((spec.name for spec in specs() for single in spec.single_files if single.role == MOTION_ADAPTER), "")
-
-
-def _header_precision(header: dict) -> str:
-    counts: dict[str, int] = {}
-    for entry in header.values():
-        if isinstance(entry, dict) and "dtype" in entry:
-            count = 1
-            for side in entry.get("shape", []):
-                count *= side
-            counts[entry["dtype"]] = counts.get(entry["dtype"], 0) + count
-    if not counts:
-        return ""
-    dtype = max(counts, key=counts.get)
-    return SAFETENSORS_PRECISION.get(dtype, dtype.lower())
-
-
-def _folder_precision(path: Path) -> str:
-    files = [file.name for file in path.rglob("*.safetensors")]
-    has_fp16 = any(".fp16." in name for name in files)
-    plain = [file for file in path.rglob("*.safetensors") if ".fp16." not in file.name]
-    found = []
-    if has_fp16:
-        found.append("fp16")
-    if plain:
-        try:
-            found.append(_header_precision(read_safetensors_header(max(plain, key=lambda f: f.stat().st_size))))
-        except (OSError, ValueError, UnicodeDecodeError):
-            found.append("?")
-    if not files and any(path.rglob("*.bin")):
-        found.append("pickle")
-    return "+".join(dict.fromkeys(found))
-
-
-def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
 
 
 # ---- discovery -----------------------------------------------------------------------------
@@ -379,7 +238,7 @@ def _scan_models_dir(models_dir: Path) -> list[ModelInfo]:
     for child in sorted(models_dir.iterdir()):
         if child.name.startswith("."):
             continue
-        if child.is_dir() and child.name.lower() in ("loras", "lora"):  # models/loras: LoRAs (loras.py)
+        if child.is_dir() and child.name.lower() in loras.LORA_FOLDERS:  # models/loras: LoRAs (loras.py)
             found.extend(_scan_tree(child, "models", depth=2))
             continue
         name = child.name if child.is_dir() else child.stem
@@ -456,10 +315,6 @@ def list_models(models_dir: str | os.PathLike, extra_dirs=()) -> list[ModelInfo]
     return [info for info in discover(models_dir, extra_dirs) if info.role == MODEL]
 
 
-def list_motion_adapters(models_dir: str | os.PathLike, extra_dirs=()) -> list[ModelInfo]:
-    return [info for info in discover(models_dir, extra_dirs) if info.role == MOTION_ADAPTER]
-
-
 class Catalog:
     """What `discover` found in a set of places, kept until `refresh` (InvokeAI's model records: a model is
     looked up once per job, not scanned for on every call). `resolve` rescans once when a name is not found,
@@ -494,9 +349,13 @@ class Catalog:
 
     def resolve(self, name_or_path: str | None, *, motion_adapter: str | None = None,
                 allow_pickle: bool = False) -> ModelInfo:
-        """`resolve_model` over this catalog. A name it does not know, or no name when it does not hold exactly
-        one model, rescans once first."""
-        if (self.find(name_or_path) is None) if name_or_path else (len(self.models()) != 1):
+        """`resolve_model` over this catalog. A name it does not know (but not a path, which is read as it is), or
+        no name when it does not hold exactly one model, rescans once first."""
+        if name_or_path:
+            stale = self.find(name_or_path) is None and not _is_path(name_or_path, self.models_dir)
+        else:
+            stale = len(self.models()) != 1
+        if stale:
             self.refresh()  # a model added (or removed) since the last scan
         return _resolve(name_or_path, self.models_dir, self.entries(), motion_adapter=motion_adapter,
                         allow_pickle=allow_pickle)
@@ -516,17 +375,13 @@ def resolve_model(name_or_path: str | None, models_dir: str | os.PathLike, extra
 
 def _resolve(name_or_path: str | None, models_dir: Path, everything: list[ModelInfo], *,
              motion_adapter: str | None, allow_pickle: bool) -> ModelInfo:
-    from .families import load_family
-
     runnable = [info for info in everything if info.role == MODEL]
     if not name_or_path:
         if len(runnable) == 1:
             info = runnable[0]
         elif not runnable:
-            from .console import command
-
             raise ModelNotFound(f"no model installed in {models_dir.resolve()}; {HOW_TO_GET} (or try everything "
-                                f"with a tiny demo model that makes noise: `{command('models demo')}`)")
+                                f"with a tiny demo model that makes noise: `video-gen models demo`)")
         else:
             names = ", ".join(model.name for model in runnable)
             raise ModelNotFound(f"several models are installed ({names}); choose one with --model")
@@ -556,13 +411,18 @@ def _resolve(name_or_path: str | None, models_dir: Path, everything: list[ModelI
             raise ModelNotFound(f"{info.path}: {info.note}; {HOW_TO_GET}")
     if allow_pickle:
         info = replace(info, allow_pickle=True)
-    elif info.path.is_dir() and _only_pickle_weights(info.path):
+    elif info.path.is_dir() and only_pickle_weights(info.path):
         raise ModelNotFound(f"{info.path} holds only .bin weights, which " + PICKLE_REFUSED.format(suffix=".bin"))
     complete = getattr(load_family(info.family), "complete_model", None)
     if complete is not None:
         info = complete(info, everything, motion_adapter=motion_adapter, models_dir=models_dir,
-                        allow_pickle=allow_pickle)
+                        allow_pickle=allow_pickle, inspect=lambda path: inspect_path(path, allow_pickle=allow_pickle))
     return info
+
+
+def _is_path(name_or_path: str, models_dir: Path) -> bool:
+    """Whether `--model` names an existing folder or file (read directly, not looked up in a scan)."""
+    return Path(name_or_path).expanduser().exists() or (models_dir / name_or_path).exists()
 
 
 def _resolve_path(name_or_path: str, models_dir: Path, runnable: list[ModelInfo], allow_pickle: bool) -> ModelInfo:
@@ -584,7 +444,7 @@ def _resolve_path(name_or_path: str, models_dir: Path, runnable: list[ModelInfo]
 
 def _inspect_pickle(info: ModelInfo) -> ModelInfo:
     """Opted in: read the pickle with weights_only=True (no code runs) and tell what it holds."""
-    checkpoint = _pickle_state_dict(info.path)
+    checkpoint = pickle_state_dict(info.path)
     found = _classify(checkpoint.keys()) if checkpoint else None
     if found is not None and found[1].role != UNSUPPORTED:
         family, single = found
@@ -594,80 +454,13 @@ def _inspect_pickle(info: ModelInfo) -> ModelInfo:
                         f"{HOW_TO_GET}")
 
 
-def _pickle_state_dict(path: Path) -> dict:
-    """A pickle checkpoint's tensors, read with weights_only=True (no code runs; memory-mapped, not copied)."""
-    import torch
-
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError, ... for unsafe or damaged files
-        raise ModelNotFound(f"{path} could not be read safely ({first_line(error)}); use a .safetensors "
-                            f"version") from None
-    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
-        checkpoint = checkpoint["state_dict"]
-    return checkpoint if isinstance(checkpoint, dict) else {}
-
-
-def _only_pickle_weights(path: Path) -> bool:
-    return not any(path.rglob("*.safetensors")) and any(path.rglob("*.bin"))
-
-
-def file_sha256(path: str | os.PathLike, chunk_bytes: int = 8 * 2**20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("VIDEO_GEN_CACHE_DIR") or Path.home() / ".cache" / "video-gen")
-
-
-def _weight_files(model: ModelInfo) -> list[tuple[str, Path]]:
-    """(name in the hash, file) for every weight file of a model, its motion adapter included."""
-    files = []
-    for prefix, root in (("", model.path), ("motion_adapter:", model.motion_adapter)):
-        if root is None or (prefix and model.path.is_dir() and root.is_relative_to(model.path)):
-            continue
-        if root.is_file():
-            files.append((prefix + root.name, root))
-        else:
-            files.extend((prefix + str(file.relative_to(root)), file)
-                         for file in sorted(root.rglob("*.safetensors")) if file.is_file())
-    return files
-
-
-def weights_sha256(model: ModelInfo) -> str:
-    """One SHA-256 over every weight file of a model (path and content), cached by size and mtime.
-
-    Hashing SVD-XT's 4.2 GB of fp16 weights takes ~10 s at disk speed, so it is done once per
-    version of the files and remembered in the cache folder; outputs carry it so a result can be
-    traced to the exact weights that made it.
-    """
-    named_files = _weight_files(model)
-    fingerprint = [[name, file.stat().st_size, file.stat().st_mtime_ns] for name, file in named_files]
-    cache_file = cache_dir() / "weights-sha256.json"
-    try:
-        cache = json.loads(cache_file.read_text())
-    except (OSError, json.JSONDecodeError):
-        cache = {}
-    key = str(model.path.resolve()) + (f"+{model.motion_adapter.resolve()}" if model.motion_adapter else "")
-    entry = cache.get(key)
-    if isinstance(entry, dict) and entry.get("files") == fingerprint:
-        return entry["sha256"]
-    digest = hashlib.sha256()
-    for (relative, _, _), (_, file) in zip(fingerprint, named_files):
-        digest.update(f"{relative}\0{file_sha256(file)}\n".encode())
-    cache[key] = {"files": fingerprint, "sha256": digest.hexdigest()}
-    try:
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache_file.with_name(f".{cache_file.name}.{os.getpid()}")
-        temporary.write_text(json.dumps(cache))
-        os.replace(temporary, cache_file)
-    except OSError:
-        pass  # an unwritable cache only costs hashing again next time
-    return cache[key]["sha256"]
+def inspect_path(path: Path, *, allow_pickle: bool = False) -> ModelInfo:
+    """A folder or a single file given by path, as discovery reads it; an opted-in pickle is opened (with
+    weights_only=True) to tell what it holds. What a family's `complete_model` is given to read paths with."""
+    if path.is_dir():
+        return inspect_folder(path)
+    info = inspect_file(path, allow_pickle=allow_pickle)
+    return _inspect_pickle(info) if info.class_name == "pickle" and allow_pickle else info
 
 
 def _article(word: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from video_gen import Generator, GenerationRequest, video_io
 from video_gen.cli import main
-from video_gen.model_store import KNOWN_MODELS, select_files
+from video_gen.downloads import KNOWN_MODELS, select_files
 
 # stabilityai/stable-video-diffusion-img2vid-xt's file list (the repository's "Files" page).
 SVD_XT_FILES = [

@@ -24,7 +24,7 @@ def build_tiny_ltx(path: str | Path, *, seed: int = 0, timestep_conditioning: bo
                            LTXVideoTransformer3DModel)
     from transformers import T5Config, T5EncoderModel
 
-    from .testing import build_tiny_t5_tokenizer
+    from .common import build_tiny_t5_tokenizer
 
     path = Path(path)
     tokenizer = build_tiny_t5_tokenizer(path / "tokenizer")
@@ -126,7 +126,7 @@ def save_ltx_transformer(folder: str | Path, file: str | Path, *, quant: str = "
     ComfyUI's transformer-only files are (with the prefix, float32)."""
     from safetensors.torch import load_file, save_file
 
-    from .testing import save_gguf
+    from .common import save_gguf
 
     transformer = load_file(str(Path(folder) / "transformer" / "diffusion_pytorch_model.safetensors"))
     state = {_original_transformer_name(name): tensor for name, tensor in transformer.items()}
@@ -143,7 +143,7 @@ def dequantized_ltx_transformer(file: str | Path, folder: str | Path):
     from diffusers import LTXVideoTransformer3DModel
     from diffusers.loaders.single_file_utils import convert_ltx_transformer_checkpoint_to_diffusers
 
-    from .testing import dequantized_gguf
+    from .common import dequantized_gguf
 
     model = LTXVideoTransformer3DModel.from_pretrained(Path(folder) / "transformer")
     model.load_state_dict(convert_ltx_transformer_checkpoint_to_diffusers(dequantized_gguf(file)), strict=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .testing import build_tiny_t5_tokenizer, dequantized_gguf, save_gguf
+from .common import build_tiny_t5_tokenizer, dequantized_gguf, save_gguf
 
 VARIANTS = ("i2v", "flf2v", "a14b", "ti2v-5b", "t2v")
 

@@ -1,4 +1,5 @@
-"""Getting models into the models folder: `video-gen models download NAME` and `video-gen models import PATH`.
+"""Getting models into the models folder: `video-gen models download NAME`, `video-gen models import PATH` and
+`video-gen models demo` (the tiny demo model, built here: `demo.py` says what a demo model is).
 
 Download takes a short list of known repositories from the Hugging Face hub with
 `huggingface_hub.snapshot_download`, only the files a model needs: its configs and one copy of each
@@ -9,23 +10,20 @@ huggingface_hub keeps partial files and continues them on the next run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidRequest, VideoGenError
-from .models import (
-    ALLOW_PICKLE_FLAG,
-    LORA,
-    MOTION_ADAPTER,
-    PICKLE_REFUSED,
-    UNSUPPORTED,
-    ModelInfo,
-    inspect_file,
-    inspect_folder,
-)
+from .catalog import inspect_file, inspect_folder, inspect_path, resolve_model
+from .demo import DEMO_DEFAULTS, DEMO_FILE, DEMO_NAME, DEMO_NOTE, is_demo
+from .checkpoints import LORA, MOTION_ADAPTER, PICKLE_REFUSED, UNSUPPORTED, ModelInfo
+from .errors import ModelNotFound
+from .families import specs
 
 
 @dataclass(frozen=True)
@@ -43,8 +41,6 @@ DEFAULT_QUANT = "Q4_K_M"  # city96's and QuantStack's usual pick for 12 GB cards
 
 def known_models() -> dict[str, KnownModel]:
     """What `models download` fetches: every family spec's download entries, by name."""
-    from .families import specs
-
     return {download.name: KnownModel(download.name, download.repo, spec.name, download.description,
                                       download.files, download.folder)
             for spec in specs() for download in spec.downloads}
@@ -119,8 +115,6 @@ def download(name: str, models_dir: str | os.PathLike, *, quant: str = DEFAULT_Q
 
 def _runs(file: Path, models_dir: Path) -> bool:
     """Whether a downloaded single file already has what it needs (its family pairs it with an installed folder)."""
-    from .errors import ModelNotFound
-    from .models import resolve_model
 
     try:
         resolve_model(str(file), models_dir)
@@ -200,9 +194,7 @@ def import_model(path: str | os.PathLike, models_dir: str | os.PathLike, *, name
         if info.class_name == "pickle":
             if not allow_pickle:
                 raise InvalidRequest("path", f"{source} " + PICKLE_REFUSED.format(suffix=source.suffix))
-            from .models import _inspect_pickle
-
-            info = _inspect_pickle(info)
+            info = inspect_path(source, allow_pickle=True)
         elif info.role == UNSUPPORTED:
             raise InvalidRequest("path", f"{source}: {info.note}")
     name = readable_name(name or (source.name if source.is_dir() else source.stem))
@@ -253,4 +245,33 @@ def _link(source: Path, target: Path) -> None:
     shutil.copytree(source, target)
 
 
-__all__ = ["KNOWN_MODELS", "download", "import_model", "select_files", "ALLOW_PICKLE_FLAG"]
+
+
+# ---- the demo model (demo.py) --------------------------------------------------------------------------
+def install_demo(models_dir: str | os.PathLike, *, name: str = DEMO_NAME) -> Path:
+    """Build the demo model into `models_dir/name` and return its folder; an installed one is kept as it is.
+
+    It is built in a hidden folder beside it and renamed when complete, so an interrupted install never leaves
+    a half-written model that discovery would list."""
+    from .tiny.sd import build_tiny_svd
+
+    models_dir = Path(models_dir)
+    target = models_dir / name
+    if is_demo(target):
+        return target
+    if target.exists():
+        raise FileExistsError(f"{target} exists and is not a demo model; move it away or choose another --name")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=models_dir))  # hidden: discovery skips dot-folders
+    try:
+        build_tiny_svd(building / "model", fp16_variant=False)
+        card = {"demo": True, "note": DEMO_NOTE, "built_with": "video_gen.tiny.sd.build_tiny_svd (random weights)",
+                "defaults": DEMO_DEFAULTS}
+        (building / "model" / DEMO_FILE).write_text(json.dumps(card, indent=2) + "\n")
+        os.replace(building / "model", target)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
+__all__ = ["KNOWN_MODELS", "download", "import_model", "install_demo", "select_files"]

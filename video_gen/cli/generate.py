@@ -1,0 +1,109 @@
+"""`video-gen generate IMAGE [options]` and `video-gen json 'REQUEST'`: one job each, from the request's flags (the
+field table's) or from JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+from ..errors import InvalidRequest, VideoGenError
+from ..request import GenerationRequest
+from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, generator, progress_bar
+from .flags import add_request_flags, request_values
+
+
+def add_parsers(commands, common) -> None:
+    generate = commands.add_parser("generate", parents=[common], help="make a video from a picture")
+    generate.add_argument("image", nargs="?",
+                          help="the picture to animate (optional with --from, and for text-to-video models)")
+    generate.add_argument("--from", dest="from_video", metavar="VIDEO",
+                          help="re-run the settings stored in an output (or its .json); other flags override them")
+    add_request_flags(generate)
+    generate.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    json_mode = commands.add_parser("json", parents=[common], help="run one request given as JSON; prints one JSON line")
+    json_mode.add_argument("request", help="the request as a JSON object, or - to read it from stdin")
+
+
+def generate_command(args) -> int:
+    values = request_values(args)
+    if args.image is not None:
+        values["image"] = args.image
+    if args.from_video:
+        stored = stored_request(Path(args.from_video))
+        if args.duration is not None:  # the length comes from --duration below
+            stored.pop("num_frames", None)
+        request = GenerationRequest.from_dict({**stored, "output_path": None})
+        request = request.replace(**values)
+    else:  # without a picture only text families run: the model's family checks that
+        request = GenerationRequest(**values)
+    engine = generator(args)
+    if args.duration is not None:
+        request = engine.with_duration(request, args.duration)
+    prepared = engine.prepare(request)
+    for note in prepared.notes:
+        if note.startswith("loras:"):  # a LoRA that changed since a stored video was made
+            print(f"video-gen: warning: {note}", file=sys.stderr)
+    progress = progress_bar(args)
+    try:
+        result = engine.generate(prepared, on_event=progress)
+    finally:
+        if progress:
+            progress.close()
+    print(f"seed {result.seed}, {result.frames_written} frames at {result.request.fps} fps, "
+          f"{result.elapsed_s:.1f} s on {result.device}; memory plan: {result.memory_plan.label()}"
+          + (f" after {len(result.retries)} out-of-memory retr{'y' if len(result.retries) == 1 else 'ies'}"
+             if result.retries else ""), file=sys.stderr)
+    print(result.path)
+    return EXIT_OK
+
+
+def stored_request(video: Path) -> dict:
+    """The request stored in an output, checked against the picture it was made from."""
+    from .. import video_io
+    from ..checkpoints import file_sha256
+
+    if not video.exists():
+        raise InvalidRequest("from", f"not found: {video}")
+    metadata = video_io.read_metadata(video)
+    if metadata is None or not isinstance(metadata.get("request"), dict):
+        raise InvalidRequest("from", f"{video} carries no video-gen settings (nor a .json beside it)")
+    stored = dict(metadata["request"])
+    image = stored.get("image")
+    if image and Path(image).is_file() and metadata.get("image_sha256") not in (None, file_sha256(image)):
+        print(f"video-gen: warning: {image} has changed since {video.name} was made; the result will differ",
+              file=sys.stderr)
+    return stored
+
+
+def json_command(args) -> int:
+    """Exactly one JSON line on stdout, whatever happens."""
+    try:
+        text = sys.stdin.read() if args.request == "-" else args.request
+        request = GenerationRequest.from_json(text)
+        result = generator(args).generate(request)
+    except InvalidRequest as error:
+        return _json_error(args, error, EXIT_BAD_INPUT)
+    except Exception as error:  # anything else is a failure while generating; still one JSON line
+        return _json_error(args, error, EXIT_FAILED)
+    print(json.dumps({
+        "status": "success", "output": str(result.path), "seed": result.seed, "frames": result.frames_written,
+        "fps": result.request.fps, "elapsed_s": round(result.elapsed_s, 3), "model": result.model,
+        "device": result.device, "plan": result.plan.to_dict(), "request": result.request.to_dict(),
+        **({"notes": list(result.notes)} if result.notes else {}),  # e.g. a LoRA that changed since it was stored
+    }))
+    return EXIT_OK
+
+
+def _json_error(args, error: BaseException, code: int) -> int:
+    if args.debug:
+        traceback.print_exc()
+    # In JSON the fields go by their JSON keys, which the message already starts with.
+    lines = str(error).strip().splitlines()
+    message = lines[0] if lines else type(error).__name__
+    if not isinstance(error, VideoGenError):
+        message = f"{type(error).__name__}: {message}"
+    print(json.dumps({"status": "error", "error": message}))
+    return code

@@ -1,0 +1,43 @@
+"""What every family module's `load` and `run` share: reading fp16 variants, one-line load errors, the last
+frame. Family modules import these from here, never from the registry (`families/__init__.py`), which imports
+them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..checkpoints import HOW_TO_GET
+from ..errors import ModelNotFound, first_line
+
+
+def fp16_variant(folder: Path, dtype) -> str | None:
+    """"fp16" where a component folder's fp16 files are the ones to read: on a GPU (half the reading), or
+    when they are all it has; None for its full-precision files."""
+    import torch
+
+    has_fp16 = any(folder.glob("*.fp16.safetensors"))
+    has_plain = any(file for file in folder.glob("*.safetensors") if ".fp16." not in file.name)
+    return "fp16" if has_fp16 and (dtype == torch.float16 or not has_plain) else None
+
+
+@contextlib.contextmanager
+def loading(what: str) -> Iterator[None]:
+    """Turn a loader's OSError/ValueError into one `ModelNotFound` line naming `what` and how to get a model."""
+    try:
+        yield
+    except ModelNotFound:
+        raise  # already says what is wrong
+    except (OSError, ValueError) as error:
+        raise ModelNotFound(f"{what} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
+
+
+def last_picture(request):
+    """The request's last frame, fitted to its size like the first picture (the engine fits that one), or None.
+    The engine gives a last frame only to the last segment of a long video."""
+    if not request.last_image:
+        return None
+    from ..images import fit_to_size, open_image
+
+    return fit_to_size(open_image(request.last_image), request.width, request.height, request.resize_mode)
