@@ -155,3 +155,12 @@ def test_the_checks_can_fail():
     """A loop and an upward import are found when they are there."""
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c"]]
     assert floor_of("video_gen.web.fields") > floor_of("video_gen.request") > floor_of("video_gen.checkpoints")
+
+
+def test_every_package_is_installed():
+    """pyproject's package list names every package of the tree (a non-editable install would miss one)."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {name for name, (_, package) in modules().items() if package}
+    assert found == listed
