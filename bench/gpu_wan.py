@@ -91,7 +91,7 @@ def build_full(variant: str, folder: Path, device: str) -> Path:
         # would not fit an 80 GB H100
         torch.set_default_dtype(torch.bfloat16)
         try:
-            text_encoder = UMT5EncoderModel(UMT5Config(**size)).eval()
+            text_encoder = UMT5EncoderModel(UMT5Config(**size)).to(torch.bfloat16).eval()
             transformer = WanTransformer3DModel(**TRANSFORMERS[variant])
         finally:
             torch.set_default_dtype(previous)
