@@ -63,7 +63,7 @@ def main() -> int:
     from PIL import Image
 
     from video_gen import Generator, batch, batch_ray
-    from video_gen.tiny.sd import build_tiny_svd
+    from tiny_models import build_tiny_svd
 
     with tempfile.TemporaryDirectory(prefix="video-gen-bench-batch-") as folder:
         folder = Path(folder)

@@ -328,7 +328,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from PIL import Image
 
-    from video_gen.tiny.sd import build_tiny_svd
+    from tiny_models import build_tiny_svd
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-discovery-") as work:

@@ -90,7 +90,7 @@ def ensure_models(args) -> float:
     if any(case.startswith("two-stage") for case in args.cases) and not (upsampler / "model_index.json").is_file():
         first = model_folder(args.model_dir, args.models[0], args.tiny)
         if args.tiny:
-            from video_gen.tiny.ltx import build_tiny_ltx_upsampler
+            from tiny_models import build_tiny_ltx_upsampler
 
             build_tiny_ltx_upsampler(upsampler, first)
         else:
@@ -100,7 +100,7 @@ def ensure_models(args) -> float:
 
 def build(folder: Path, name: str, tiny: bool) -> None:
     if tiny:
-        from video_gen.tiny.ltx import build_tiny_ltx
+        from tiny_models import build_tiny_ltx
 
         build_tiny_ltx(folder, seed=len(name))
         return
@@ -109,20 +109,25 @@ def build(folder: Path, name: str, tiny: bool) -> None:
                            LTXVideoTransformer3DModel)
     from transformers import T5Config, T5EncoderModel
 
-    from video_gen.tiny.common import build_tiny_t5_tokenizer
+    from tiny_models import build_tiny_t5_tokenizer
 
     tokenizer = build_tiny_t5_tokenizer(folder / "tokenizer")  # token ids only: the encoder's cost is its width
     previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16)  # half the host memory while building (the 13B is 26 GB in bf16)
+    torch.set_default_dtype(torch.bfloat16)  # half the memory while building (the 13B is 26 GB in bf16)
     try:
-        transformer = LTXVideoTransformer3DModel(**MODELS[name])
-        vae = AutoencoderKLLTXVideo(timestep_conditioning=True)
-        text_encoder = T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240, num_layers=24,
-                                               num_heads=64, feed_forward_proj="gated-gelu"))
+        # Random init of T5-XXL and the transformer is minutes on a CPU and seconds on a GPU
+        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
+            transformer = LTXVideoTransformer3DModel(**MODELS[name])
+            vae = AutoencoderKLLTXVideo(timestep_conditioning=True)
+            text_encoder = T5EncoderModel(T5Config(vocab_size=32128, d_model=4096, d_kv=64, d_ff=10240,
+                                                   num_layers=24, num_heads=64, feed_forward_proj="gated-gelu"))
     finally:
         torch.set_default_dtype(previous)
     LTXConditionPipeline(scheduler=FlowMatchEulerDiscreteScheduler(), vae=vae, text_encoder=text_encoder,
                          tokenizer=tokenizer, transformer=transformer).save_pretrained(folder, safe_serialization=True)
+    del transformer, vae, text_encoder
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def build_upsampler(folder: Path, model: Path) -> None:

@@ -110,7 +110,7 @@ def build_svd_xt(path: Path) -> Path:
     from diffusers import EulerDiscreteScheduler, StableVideoDiffusionPipeline
     from transformers import CLIPImageProcessor
 
-    from video_gen.tiny.sd import SVD_SCHEDULER_CONFIG
+    from tiny_models import SVD_SCHEDULER_CONFIG
 
     torch.manual_seed(0)
     with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # random init is slow on the CPU
@@ -138,7 +138,7 @@ def ensure_model(models_dir: Path, tiny: bool, frames: int) -> tuple[Path, float
     started = time.perf_counter()
     shutil.rmtree(path, ignore_errors=True)
     if tiny:
-        from video_gen.tiny.sd import build_tiny_svd
+        from tiny_models import build_tiny_svd
 
         build_tiny_svd(path, num_frames=frames)
     else:

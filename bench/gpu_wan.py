@@ -73,7 +73,7 @@ def build_full(variant: str, folder: Path, device: str) -> Path:
                            WanImageToVideoPipeline, WanPipeline, WanTransformer3DModel)
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
-    from video_gen.tiny.common import build_tiny_t5_tokenizer
+    from tiny_models import build_tiny_t5_tokenizer
 
     if (folder / "model_index.json").is_file():
         return folder
@@ -82,12 +82,19 @@ def build_full(variant: str, folder: Path, device: str) -> Path:
     shared = next((other / "text_encoder" for other in folder.parent.glob("random-wan-*")
                    if (other / "text_encoder" / "config.json").is_file() and not (other / "text_encoder").is_symlink()),
                   None)
+    previous = torch.get_default_dtype()
     with torch.device(device):
         torch.manual_seed(0)
         size = UMT5_XXL if shared is None else {**UMT5_XXL, "d_model": 32, "d_ff": 32, "num_layers": 1,
                                                 "num_heads": 2, "d_kv": 16, "vocab_size": 128}
-        text_encoder = UMT5EncoderModel(UMT5Config(**size)).to(torch.bfloat16).eval()
-        transformer = WanTransformer3DModel(**TRANSFORMERS[variant]).to(torch.bfloat16)
+        # Born in bf16: made in float32 and cast, the 14B (56 GB) beside umT5-XXL (23 GB) and the cast's copy
+        # would not fit an 80 GB H100
+        torch.set_default_dtype(torch.bfloat16)
+        try:
+            text_encoder = UMT5EncoderModel(UMT5Config(**size)).to(torch.bfloat16).eval()
+            transformer = WanTransformer3DModel(**TRANSFORMERS[variant])
+        finally:
+            torch.set_default_dtype(previous)
         vae = AutoencoderKLWan(**(VAE_22 if variant == "ti2v-5b" else VAE_21))
         if variant == "ti2v-5b":
             pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
@@ -113,7 +120,7 @@ def build_full(variant: str, folder: Path, device: str) -> Path:
 
 
 def build_models(tiny: bool, model_dir: Path, device: str, variants: list[str]) -> dict[str, str]:
-    from video_gen.tiny.wan import build_tiny_wan
+    from tiny_models import build_tiny_wan
 
     names = {}
     for variant in variants:

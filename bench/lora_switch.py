@@ -42,7 +42,7 @@ def median_seconds(function, repeats: int, before=lambda: None) -> float:
 
 
 def build(folder: Path) -> Path:
-    from video_gen.tiny.sd import build_tiny_lora, build_tiny_motion_adapter, build_tiny_sd15
+    from tiny_models import build_tiny_lora, build_tiny_motion_adapter, build_tiny_sd15
 
     build_tiny_sd15(folder / "sd15")
     build_tiny_motion_adapter(folder / "adapter")

@@ -39,7 +39,7 @@ def measure_tiny(cells: int) -> dict:
 
     from video_gen import Generator, GenerationRequest
     from video_gen.sweep import Sweep, make_axis, plan_sweep
-    from video_gen.tiny.sd import build_tiny_svd
+    from tiny_models import build_tiny_svd
 
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as folder:
         folder = Path(folder)

@@ -1,36 +1,45 @@
 #!/usr/bin/env bash
-# The GPU benchmark (bench/gpu_svd.py) on a CUDA machine without network, in two runs of under 10 minutes.
+# The GPU benchmarks on a CUDA machine without network, within a lent session's 15 minutes of device time.
 #
 #   bench/gpu/fetch_wheels.sh      # first, here (network): the wheels the run needs -> bench/gpu/wheels/
-#   bench/gpu/run.sh part1         # on the GPU machine, with bench/gpu/wheels carried along (~8 minutes):
-#                                  #   every case at --tiny size on CUDA (catches crashes in a minute or two),
-#                                  #   then the headline at full size: seed, default, seed-capped, capped,
-#                                  #   then bench/ff_chunking.py (AnimateDiff, 512x512, 16 frames) if time is left
-#   bench/gpu/run.sh part2         # (~9 minutes): plan:group, compile, plan:model, plan:none,
-#                                  #   channels-last, plan:sequential at full size (most telling first)
+#   bench/gpu/run.sh next          # on the GPU machine, with bench/gpu/wheels carried along: ONE call of at most
+#                                  #   9 minutes (bench/gpu/next.py): installs the wheels, then runs the most
+#                                  #   valuable cases of bench/gpu/cases.py not yet measured on this card (read
+#                                  #   from bench/results/*.json), building only the models they need, and
+#                                  #   writes $OUT/<card>-<date>-<time>.json after every row. Commit that file to
+#                                  #   bench/results/ and run bench/report.py: the next session continues from it.
+#   bench/gpu/run.sh next --list   # here, no torch needed: what a call on an H100 would run now
+#   bench/gpu/run.sh next --cpu-tiny [--budget-s S]
+#                                  # here, with .venv: the same selection, resume, JSON and README table at tiny
+#                                  #   size on the CPU (the JSON and a regenerated copy of the README go to $OUT,
+#                                  #   default ${TMPDIR:-/tmp}/video-gen-next-cpu-tiny; the README is never touched)
+#
+# The older modes, each a whole call and no longer needed for a lent session (`next` covers their cases):
+#   bench/gpu/run.sh part1         # (~8 minutes) every gpu_svd.py case at --tiny size on CUDA, then the headline
+#                                  #   at full size (seed, default, seed-capped, capped), then bench/ff_chunking.py
+#   bench/gpu/run.sh part2         # (~9 minutes): plan:group, compile, plan:model, plan:none, channels-last,
+#                                  #   plan:sequential at full size
 #   bench/gpu/run.sh tiny          # the tiny CUDA pass alone; `install`: the wheels alone
 #   bench/gpu/run.sh wan           # bench/gpu_wan.py: tiny Wan on CUDA, then Wan 2.2 TI2V-5B and Wan 2.1 I2V 14B
 #                                  #   480P at full size (random bf16), uncapped and under 12 GiB -> gpu_wan*.json
-#   bench/gpu/run.sh ltx           # LTX-Video (bench/gpu_ltx.py): tiny on CUDA, then the 2B distilled and the
-#                                  #   13B distilled at 161 frames 768x512, capped at 12 GiB and not, with and
-#                                  #   without two stages (-> gpu_ltx-*.json; the 13B may need a second call)
-#   bench/gpu/run.sh --cpu-tiny    # here, with .venv: every case at tiny size on the CPU (errors are rows)
+#   bench/gpu/run.sh ltx           # bench/gpu_ltx.py: tiny on CUDA, then the 2B and 13B distilled at 161 frames
+#                                  #   768x512, capped at 12 GiB and not (-> gpu_ltx-*.json)
+#   bench/gpu/run.sh --cpu-tiny    # here, with .venv: every gpu_svd.py case at tiny size on the CPU
 #
-# Full size is SVD-XT (random fp16 weights), 25 frames, 1024x576, 25 steps. The JSON goes to $OUT (default
-# bench/results/): gpu_svd-tiny-cuda.json, gpu_svd-part1.json, gpu_svd-part2.json, gpu_svd-cpu-tiny.json,
-# each rewritten after every case (and ff_chunking-animatediff-cuda.txt). A part stops starting cases
-# ~100 s before its limit ($VIDEO_GEN_BENCH_LIMIT_S, default 570 s) and is stopped at it, keeping its rows.
+# Full size means the real architectures with random weights (the real FLOPs and bytes). The old modes write
+# gpu_svd-*.json / gpu_wan-*.json / gpu_ltx-*.json to $OUT (default bench/results/), each rewritten after every
+# case, and stop starting cases ~100 s before their limit ($VIDEO_GEN_BENCH_LIMIT_S, default 570 s).
 #
 # The GPU machine has Python 3.12, PyTorch, transformers 5.17 and accelerate 1.15 but no diffusers,
 # imageio-ffmpeg or gradio: the packages of bench/gpu/requirements.txt that are missing (or do not match)
 # are installed from bench/gpu/wheels/ with pip --no-index --no-deps into a folder of their own, and
-# this repository is used through PYTHONPATH (nothing is installed into the machine's Python). The random
-# model is built once per machine in $VIDEO_GEN_BENCH_MODELS (default /tmp/video-gen-bench-models) and
-# reused by the next part while the machine stays up.
+# this repository is used through PYTHONPATH (nothing is installed into the machine's Python). Random models
+# are built in $VIDEO_GEN_BENCH_MODELS (default /tmp/video-gen-bench-models) and reused while the machine stays up.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 MODE=${1:-}
+OUT_GIVEN=${OUT:-}
 OUT=${OUT:-$REPO/bench/results}
 LIMIT_S=${VIDEO_GEN_BENCH_LIMIT_S:-570}
 MODELS=${VIDEO_GEN_BENCH_MODELS:-${TMPDIR:-/tmp}/video-gen-bench-models}
@@ -127,7 +136,47 @@ gpu_info() {
 FULL_PART1=seed,default,seed-capped,capped
 FULL_PART2=plan:group,compile,plan:model,plan:none,channels-last,plan:sequential
 
+# The `next` call: its selection budget (the cases it starts must be estimated to end by then) and its hard
+# limit (no case runs past it; the device allows 10 minutes a command, and the JSON must come back)
+NEXT_BUDGET_S=${VIDEO_GEN_BENCH_NEXT_BUDGET_S:-540}
+RESULTS=${VIDEO_GEN_BENCH_RESULTS:-$REPO/bench/results}
+
 case $MODE in
+    next)
+        shift
+        if [[ ${1:-} == --list ]]; then
+            shift
+            "${PYTHON:-python3}" bench/gpu/next.py --list --results "$RESULTS" --out "$OUT" "$@"
+            exit $?
+        elif [[ ${1:-} == --cpu-tiny ]]; then
+            shift
+            PY=${PYTHON:-$REPO/.venv/bin/python}
+            export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+            [[ $OUT_GIVEN ]] || OUT=${TMPDIR:-/tmp}/video-gen-next-cpu-tiny
+            mkdir -p "$OUT"
+            "$PY" bench/gpu/next.py --tiny --device cpu --results "$RESULTS" --out "$OUT" \
+                --models-dir "${VIDEO_GEN_BENCH_MODELS:-$OUT/models}" "$@" || exit $?
+            # The README's table from these tiny rows, into a copy: the real README holds GPU rows only
+            cp README.md "$OUT/README.md"
+            "$PY" bench/report.py --tiny --results "$OUT" --readme "$OUT/README.md" || exit $?
+            echo "== done in $SECONDS s; JSON and README.md in $OUT"
+            exit 0
+        fi
+        PY=${PYTHON:-python3}
+        gpu_info
+        install_wheels
+        budget=$(( NEXT_BUDGET_S - SECONDS ))
+        hard=$(( LIMIT_S - SECONDS ))
+        echo "== next: $budget s for cases (hard limit $hard s)"
+        timeout --signal=INT --kill-after=15 "$(( hard + 5 ))" "$PY" bench/gpu/next.py --device cuda \
+            --results "$RESULTS" --out "$OUT" --models-dir "$MODELS" --budget-s "$budget" \
+            --hard-limit-s "$hard" "$@"
+        status=$?
+        echo "== next ended with status $status in $SECONDS s; JSON in $OUT" \
+            "(commit it to bench/results/, then run bench/report.py)"
+        ls -l "$OUT"
+        exit $status
+        ;;
     part1 | part2 | tiny)
         PY=${PYTHON:-python3}
         gpu_info
@@ -157,6 +206,7 @@ case $MODE in
                 --model-dir "$MODELS/wan-$name" --out "$OUT/gpu_wan-$name.json" \
                 || echo "== wan-$name ended with status $? (its JSON keeps the rows it finished)"
         done
+        ;;
     ltx)
         PY=${PYTHON:-python3}
         gpu_info

@@ -1,0 +1,264 @@
+"""What `bench/gpu/run.sh next` measures, most valuable first, what each case costs, and which to run next.
+
+A lent GPU comes with 15 minutes of device time per session (a machine's start takes 1-2 of them) and one
+command may run 10: `next` is one call of at most 9 minutes that runs the most valuable cases not yet measured
+on this card (read from bench/results/*.json), so a second session continues where the first stopped. This
+module is only data and arithmetic (no torch): the selection runs anywhere, `run.sh next --list` prints it, and
+bench/report.py reads the case list to write the README's table.
+
+Case ids are stable strings, "<model>/<case>": a results file names its cases by them, so changing what an id
+measures (its frames, size, steps) needs a new id, or old rows would pass for new ones.
+
+A newer family adds its cases (tier 6, after everything below) and its models to `MODELS` and `CASES` here,
+the builder in bench/gpu/build.py, and nothing else: `next` picks them up in the next lent session.
+
+The costs are estimates for an H100 (seconds of the call, the model's load and warm-up included; building a
+model is its own cost, paid once per call by the first case that needs it), from the FLOPs of each job (in the
+comments) and the seed's ~1 minute to build SVD-XT. Each row records `case_wall_s` beside its `estimate_s`,
+and `builds` the seconds each build took: correct the numbers here from the first GPU run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# One `next` call: its run time is at most 9 minutes (the device's limit is 10 a command, and the JSON must be
+# written and returned before it), of which the wheels' install and the imports take ~1 minute.
+CALL_BUDGET_S = 540
+SETUP_S = 35  # of which installing the wheels, importing torch and diffusers and starting CUDA (estimate)
+TINY_CASE_S = 3.0  # a case at tiny size on a CPU (measured: 0.2-1 s a job on 2 busy cores, plus its warm-up)
+TINY_BUILD_S = 2.0  # building a tiny model (measured: tiny SVD 3 s with the first imports, the others < 0.1 s)
+CAP_GIB = 12.0  # the 12 GB reference user: capped cases hold the process to this much device memory
+WITHIN_CAP_GIB = 11.5  # the issues' bar for a capped peak (reserved)
+
+
+@dataclass(frozen=True)
+class Model:
+    """A random-weight model at full size (the real architecture: the real FLOPs and bytes) and its tiny twin."""
+
+    key: str
+    folder: str  # under the runner's models folder, full size
+    tiny_folder: str
+    title: str
+    # Building it on the GPU machine and writing it to disk, plus the SHA-256 the app takes of every weight file on
+    # a model's first load (video_gen's weights_sha256, cached per machine; ~1.5 GB/s: 30 s for Wan 14B's 41 GB),
+    # which the first case of the model in a call pays (estimates)
+    build_s: float
+    disk_gib: float  # what it takes on that machine's 64 GiB disk
+    needs: tuple[str, ...] = ()  # models it is built from (the LTX upsampler takes the 2B's VAE)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    tier: int  # the issue's priority group (1 first)
+    model: str  # the key in MODELS of the model it runs
+    title: str  # what it measures, as the README's table says it
+    cost_s: float  # estimated seconds on an H100, the model's load included, its build not
+    kind: str  # "svd" (bench/gpu_svd.py's Bench, with a warm-up job) or "job" (one engine job, timed)
+    params: dict = field(default_factory=dict)
+    after: tuple[str, ...] = ()  # cases that must run earlier in the same call (a baseline measured beside it)
+    compare_to: str | None = None  # the README shows this case's speed against that one's, same card
+    compare_field: str = "seconds"  # "seconds" (end to end) or "s_per_step"
+    extra_models: tuple[str, ...] = ()  # models it needs beside its own (the LTX upsampler)
+    tiny_cost_s: float = TINY_CASE_S
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        return (self.model, *self.extra_models)
+
+
+MODELS = {model.key: model for model in (
+    # UNet 1.5 B + VAE 0.1 B + CLIP ViT-H 0.6 B in fp16: 4.2 GB written
+    Model("svd-xt", "svd-xt-random", "tiny-svd", "SVD-XT (random fp16 weights)", build_s=65, disk_gib=4.2),
+    # transformer 14 B + umT5-XXL 5.7 B in bf16, CLIP ViT-H in fp32, the rank-64 LoRA: 41 GB written
+    Model("wan2.1-i2v-14b", "random-wan-i2v-14b-480p", "tiny-wan-i2v-14b-480p",
+          "Wan 2.1 I2V 14B 480P (random bf16) + a lightx2v-layout step-distill LoRA", build_s=210, disk_gib=39),
+    # transformer 5 B in bf16; umT5-XXL (11 GB) is linked from the 14B when that was built first
+    Model("wan2.2-ti2v-5b", "random-wan-ti2v-5b", "tiny-wan-ti2v-5b", "Wan 2.2 TI2V-5B (random bf16)",
+          build_s=110, disk_gib=21),
+    # transformer 2 B + T5-XXL 4.7 B + VAE in bf16: 14 GB written
+    Model("ltx-2b-distilled", "ltx-2b-distilled-random", "tiny-ltx-2b-distilled",
+          "LTX-Video 2B distilled (random bf16)", build_s=100, disk_gib=14),
+    Model("ltx-upsampler", "ltx-upscaler-random", "tiny-ltx-upscaler", "LTX-Video latent upsampler (random)",
+          build_s=15, disk_gib=1.5, needs=("ltx-2b-distilled",)),
+    # transformer 13 B + T5-XXL 4.7 B in bf16: 36 GB written
+    Model("ltx-13b-distilled", "ltx-13b-distilled-random", "tiny-ltx-13b-distilled",
+          "LTX-Video 13B distilled (random bf16)", build_s=185, disk_gib=34),
+)}
+
+# The jobs (frames, width, height) and what runs them
+SVD_JOB = "25 frames 1024×576, 25 steps"
+WAN_14B = dict(size=(81, 832, 480), tiny_size=(9, 64, 64), prompt="a cat walks on the beach",
+               loras=[{"name": "Wan21_I2V_14B_lightx2v_cfg_step_distill_lora_rank64"}])  # 4 steps, guidance 1
+WAN_14B_JOB = "81 frames 832×480, 4-step distill LoRA (lightx2v layout, rank 64) at guidance 1"
+WAN_5B = dict(size=(121, 1280, 704), tiny_size=(9, 64, 64), prompt="a cat walks on the beach", steps=4)
+WAN_5B_JOB = "121 frames 1280×704, 4 steps"
+WAN_HOOKS = dict(WAN_5B, steps=10)  # cache hooks skip steps: 4 would leave them nothing to skip
+LTX = dict(size=(161, 768, 512), tiny_size=(17, 64, 64), prompt="a lighthouse on a cliff, waves")
+LTX_JOB = "161 frames 768×512, 8 steps (distilled)"
+
+CASES = [
+    # ---- 1. SVD-XT: the headline, and the seed's recipe against ours under a 12 GiB cap --------------------------
+    # UNet ~2 TFLOP per frame-pass at 72×128 latents × 50 (25 frames, CFG) × 25 steps ≈ 2.5 PFLOP: ~10 s at
+    # 250 TFLOP/s, plus the load (4.2 GB), a 2-step warm-up, the decode and the MP4
+    Case("svd-xt/default", 1, "svd-xt", f"SVD-XT {SVD_JOB}: our default plan, uncapped (the headline)", 45, "svd",
+         dict(case="default"), compare_to="svd-xt/seed"),
+    Case("svd-xt/seed-capped", 1, "svd-xt",
+         f"SVD-XT {SVD_JOB}: the seed's recipe (fp16 + model offload, decode 4) under {CAP_GIB:g} GiB", 60, "svd",
+         dict(case="seed-capped")),
+    Case("svd-xt/capped", 1, "svd-xt", f"SVD-XT {SVD_JOB}: our plan under the same {CAP_GIB:g} GiB", 60, "svd",
+         dict(case="capped"), compare_to="svd-xt/seed-capped"),
+    # ---- 2. Wan 2.1 I2V 14B with a 4-step distill LoRA; Wan 2.2 TI2V-5B under 12 GiB -----------------------------
+    # 21 latent frames × 30 × 52 tokens = 32,760; ~1.8 PFLOP a step (guidance 1: one pass): ~5 s, 4 steps, plus
+    # loading 41 GB (from the page cache after the build), the VAE decode of 81 frames and the MP4
+    Case("wan2.1-i2v-14b/lightx2v", 2, "wan2.1-i2v-14b", f"Wan 2.1 I2V 14B 480P {WAN_14B_JOB}: uncapped, bf16", 75,
+         "job", dict(WAN_14B)),
+    Case("wan2.1-i2v-14b/lightx2v-capped", 2, "wan2.1-i2v-14b",
+         f"Wan 2.1 I2V 14B 480P {WAN_14B_JOB}: under {CAP_GIB:g} GiB, bf16", 100, "job", dict(WAN_14B, capped=True),
+         compare_to="wan2.1-i2v-14b/lightx2v", compare_field="s_per_step"),
+    Case("wan2.1-i2v-14b/lightx2v-fp8", 2, "wan2.1-i2v-14b",
+         f"Wan 2.1 I2V 14B 480P {WAN_14B_JOB}: uncapped, fp8 storage", 80, "job",
+         dict(WAN_14B, memory_plan="auto+fp8"), compare_to="wan2.1-i2v-14b/lightx2v", compare_field="s_per_step"),
+    Case("wan2.1-i2v-14b/lightx2v-fp8-capped", 2, "wan2.1-i2v-14b",
+         f"Wan 2.1 I2V 14B 480P {WAN_14B_JOB}: under {CAP_GIB:g} GiB, fp8 storage", 100, "job",
+         dict(WAN_14B, memory_plan="auto+fp8", capped=True), compare_to="wan2.1-i2v-14b/lightx2v-capped",
+         compare_field="s_per_step"),
+    # 31 latent frames × 22 × 40 tokens = 27,280; ~1.1 PFLOP a step with CFG; the 48-channel VAE's decode of 121
+    # frames at 1280×704 in tiles dominates under the cap
+    Case("wan2.2-ti2v-5b/capped", 2, "wan2.2-ti2v-5b", f"Wan 2.2 TI2V-5B {WAN_5B_JOB}: under {CAP_GIB:g} GiB", 150,
+         "job", dict(WAN_5B, capped=True)),
+    # ---- 3. LTX-Video 2B distilled -------------------------------------------------------------------------------
+    # 21 latent frames × 16 × 24 tokens = 8,064: the 8 steps take seconds; the load (14 GB), T5 and the decode most
+    Case("ltx-2b-distilled/uncapped", 3, "ltx-2b-distilled", f"LTX-Video 2B distilled {LTX_JOB}: uncapped", 45, "job",
+         dict(LTX)),
+    Case("ltx-2b-distilled/capped", 3, "ltx-2b-distilled", f"LTX-Video 2B distilled {LTX_JOB}: under {CAP_GIB:g} GiB",
+         60, "job", dict(LTX, capped=True), compare_to="ltx-2b-distilled/uncapped"),
+    # ---- 4. Each cache hook on Wan against none, in the same call --------------------------------------------------
+    # Random weights: a hook's cost and its skip decisions are measured, but how much a real model lets it skip
+    # is not (that depends on the trained weights); 10 steps with CFG at ~2.5 s a step, plus the decode
+    Case("wan2.2-ti2v-5b/no-cache", 4, "wan2.2-ti2v-5b",
+         "Wan 2.2 TI2V-5B 121 frames 1280×704, 10 steps, uncapped: no cache hook (the hooks' baseline)", 90, "job",
+         dict(WAN_HOOKS)),
+    *(Case(f"wan2.2-ti2v-5b/{speed}", 4, "wan2.2-ti2v-5b",
+           f"Wan 2.2 TI2V-5B 121 frames 1280×704, 10 steps, uncapped: {name}", 75, "job", dict(WAN_HOOKS, speed=speed),
+           after=("wan2.2-ti2v-5b/no-cache",), compare_to="wan2.2-ti2v-5b/no-cache", compare_field="s_per_step")
+      for speed, name in (("first-block-cache", "FirstBlockCache"), ("magcache", "MagCache"),
+                          ("taylorseer", "TaylorSeer"))),
+    # ---- 5. Compile and group offload, then the rest of the old part 2 and the LTX/Wan extras --------------------
+    Case("svd-xt/plan:group", 5, "svd-xt", f"SVD-XT {SVD_JOB}: group offload forced", 75, "svd",
+         dict(case="plan:group"), compare_to="svd-xt/default"),
+    # inductor compiles the UNet in ~1-3 minutes on the machine's 16 cores; its first and second runs are rows apart
+    Case("svd-xt/compile", 5, "svd-xt", f"SVD-XT {SVD_JOB}: our default + torch.compile of the UNet", 240, "svd",
+         dict(case="compile"), compare_to="svd-xt/default", tiny_cost_s=30),
+    Case("svd-xt/seed", 5, "svd-xt", f"SVD-XT {SVD_JOB}: the seed's recipe, uncapped", 60, "svd", dict(case="seed")),
+    Case("svd-xt/plan:none", 5, "svd-xt", f"SVD-XT {SVD_JOB}: everything on the GPU forced", 45, "svd",
+         dict(case="plan:none"), compare_to="svd-xt/default"),
+    Case("svd-xt/plan:model", 5, "svd-xt", f"SVD-XT {SVD_JOB}: model offload forced", 55, "svd",
+         dict(case="plan:model"), compare_to="svd-xt/default"),
+    Case("svd-xt/channels-last", 5, "svd-xt", f"SVD-XT {SVD_JOB}: our default + channels-last convolutions", 50,
+         "svd", dict(case="channels-last"), compare_to="svd-xt/default"),
+    # sequential offload streams every weight for each of the 25 × 2 UNet calls
+    Case("svd-xt/plan:sequential", 5, "svd-xt", f"SVD-XT {SVD_JOB}: sequential offload forced", 200, "svd",
+         dict(case="plan:sequential"), compare_to="svd-xt/default"),
+    Case("wan2.2-ti2v-5b/uncapped", 5, "wan2.2-ti2v-5b", f"Wan 2.2 TI2V-5B {WAN_5B_JOB}: uncapped", 90, "job",
+         dict(WAN_5B)),
+    Case("ltx-2b-distilled/two-stage", 5, "ltx-2b-distilled",
+         f"LTX-Video 2B distilled {LTX_JOB}: two stages (half size, latent upsampler 2x, refine)", 70, "job",
+         dict(LTX, upscale="2x"), extra_models=("ltx-upsampler",)),
+    Case("ltx-2b-distilled/two-stage-capped", 5, "ltx-2b-distilled",
+         f"LTX-Video 2B distilled {LTX_JOB}: two stages under {CAP_GIB:g} GiB", 90, "job",
+         dict(LTX, upscale="2x", capped=True), extra_models=("ltx-upsampler",)),
+    Case("ltx-13b-distilled/uncapped", 5, "ltx-13b-distilled", f"LTX-Video 13B distilled {LTX_JOB}: uncapped", 60,
+         "job", dict(LTX)),
+    Case("ltx-13b-distilled/capped", 5, "ltx-13b-distilled",
+         f"LTX-Video 13B distilled {LTX_JOB}: under {CAP_GIB:g} GiB", 100, "job", dict(LTX, capped=True),
+         compare_to="ltx-13b-distilled/uncapped"),
+    # ---- 6. Newer families: each adds its cases here as its issue adds the family ------------------------------
+]
+BY_ID = {case.id: case for case in CASES}
+
+
+# ---- which cases a results file holds -------------------------------------------------------------------------
+def is_result(row: dict) -> bool:
+    """A row that answers its case: a measurement, or out of memory (what the card could not do is a result).
+    Other errors (a crash, a timeout, not finished) leave the case to be tried again."""
+    error = row.get("error")
+    return not error or bool(row.get("out_of_memory")) or error.startswith("OutOfMemoryError")
+
+
+def measured(results: list[dict], card: str, tiny: bool) -> tuple[set[str], set[str]]:
+    """(cases answered on `card`, cases tried there that failed otherwise) across results files of the runner."""
+    done: set[str] = set()
+    failed: set[str] = set()
+    for result in results:
+        if result.get("card_slug") != card or bool(result.get("tiny")) != tiny:
+            continue
+        for row in result.get("rows", []):
+            (done if is_result(row) else failed).add(row.get("case"))
+    return done, failed - done
+
+
+# ---- the selection ---------------------------------------------------------------------------------------------
+def build_cost(key: str, tiny: bool) -> float:
+    return TINY_BUILD_S if tiny else MODELS[key].build_s
+
+
+def models_to_build(case: Case, have: set[str]) -> list[str]:
+    """The models `case` needs that are not in `have`, each after the models it is built from."""
+    order: list[str] = []
+
+    def visit(key: str) -> None:
+        for needed in MODELS[key].needs:
+            visit(needed)
+        if key not in have and key not in order:
+            order.append(key)
+
+    for key in case.models:
+        visit(key)
+    return order
+
+
+def case_cost(case: Case, tiny: bool) -> float:
+    return case.tiny_cost_s if tiny else case.cost_s
+
+
+def plan(cases: list[Case], done: set[str], budget_s: float, *, failed: set[str] = frozenset(),
+         tried: set[str] = frozenset(), built: set[str] = frozenset(), ran: set[str] = frozenset(),
+         unavailable: dict[str, str] | None = None, tiny: bool = False) -> list[Case]:
+    """The cases to run in `budget_s`, in order: never-answered cases in priority order, then those that failed
+    in an earlier call; a case that does not fit what is left (its cost, its models' builds and any same-call
+    baseline it needs) is passed over for cheaper ones after it, which the next call reaches first.
+
+    `done`/`failed`: answered / failed in earlier calls on this card; `tried`: already run in this call (not run
+    twice); `built`: models on disk now; `ran`: cases run in this call (baselines that need no re-run);
+    `unavailable`: cases the app cannot run yet (id -> why), skipped."""
+    unavailable = unavailable or {}
+    skip = set(done) | set(tried) | set(unavailable)
+    fresh = [case for case in cases if case.id not in skip and case.id not in failed]
+    retries = [case for case in cases if case.id not in skip and case.id in failed]
+    chosen: list[Case] = []
+    have, ran_now, left = set(built), set(ran), budget_s
+    for case in fresh + retries:
+        if case in chosen:
+            continue
+        baselines = [BY_ID[name] for name in case.after if name not in ran_now and BY_ID[name] not in chosen]
+        if any(baseline.id in unavailable for baseline in baselines):
+            continue
+        steps = [*baselines, case]
+        needed: list[str] = []
+        for step in steps:
+            needed += [key for key in models_to_build(step, have | set(needed)) if key not in needed]
+        cost = sum(case_cost(step, tiny) for step in steps) + sum(build_cost(key, tiny) for key in needed)
+        if cost > left:
+            continue
+        chosen += steps
+        have |= set(needed)
+        ran_now |= {step.id for step in steps}
+        left -= cost
+    return chosen
+
+
+def too_big(cases: list[Case], budget_s: float, tiny: bool = False) -> list[Case]:
+    """Cases that no call can run: alone, with their models built, they cost more than a whole call."""
+    return [case for case in cases if not plan([case], set(), budget_s, tiny=tiny)]
