@@ -254,4 +254,6 @@ def test_next_cpu_tiny_resumes_after_a_results_files_cases_and_regenerates_a_rea
     today = date.today().isoformat()
     assert "cpu, 2026-01-02 (tiny, CPU)" in lines["svd-xt/default"]  # the earlier file's row
     assert f"cpu, {today} (tiny, CPU)" in lines["svd-xt/capped"]  # this call's
-    assert lines["ltx-13b-distilled/capped"].endswith(f"| {report.NOT_MEASURED} |")
+    # what the 30 s did not reach (how far it gets depends on the machine's load) says it was never measured
+    for case in [case for case in IDS if case not in ran and case not in IDS[:2]]:
+        assert lines[case].endswith(f"| {report.NOT_MEASURED} |"), case
