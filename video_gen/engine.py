@@ -240,11 +240,15 @@ class Generator:
         return self.history.add(self._stored(request).to_json(), rerun_of=rerun_of)
 
     def generate(self, request: GenerationRequest | PreparedJob, on_event: EventCallback | None = None, *,
-                 preview_every: int = 0, history_id: int | None = None) -> GenerationResult:
+                 preview_every: int = 0, history_id: int | None = None,
+                 cancel: threading.Event | None = None, keep_partial: bool = False) -> GenerationResult:
         """Run one job and return where its video is. Waits its turn behind earlier jobs.
 
         `preview_every` > 0 sends a `PreviewEvent` every that many denoising steps. `history_id`: its row
         from `record`; without one, a job that passes the checks is added to the history when it starts.
+        `cancel`: a flag of the caller's that stops this job (checked at every step and before the file takes its
+        name), beside `Generator.cancel()`. `keep_partial`: a job stopped part-way (cancel, Ctrl+C) keeps its finished
+        segments as `<name>_partial.mp4` and raises `errors.PartialKept` naming it (the command line's generate).
         Raises InvalidRequest (bad input, nothing ran), Cancelled, or GenerationFailed.
         """
         submitted, submitted_at = time.perf_counter(), datetime.now()
@@ -269,7 +273,8 @@ class Generator:
         with self._queue:
             started_at = datetime.now()
             self.history.started(history_id)
-            running = RunningJob(on_event, preview_every, job.spec.latent_rgb_factors)
+            running = RunningJob(on_event, preview_every, job.spec.latent_rgb_factors, cancel)
+            running.keep_partial = keep_partial
             with self._lock:
                 self._running = running
             try:
@@ -277,8 +282,11 @@ class Generator:
                 memory.reset_peak_memory(self.device)
                 plans, plan = self.reports.memory_plan(job)
                 path, frames, metadata = self.runner.run(job, image, running, plans, plan, submitted_at)
-            except Cancelled:
-                self.history.finished(history_id, job_history.CANCELLED, elapsed_s=time.perf_counter() - submitted)
+            except Cancelled as error:
+                kept = getattr(error, "path", None)  # a partial file (PartialKept)
+                self.history.finished(history_id, job_history.CANCELLED, elapsed_s=time.perf_counter() - submitted,
+                                      output=str(Path(kept).absolute()) if kept else None,
+                                      error=str(error) if kept else None)
                 raise
             except BaseException as error:
                 self.history.finished(history_id, job_history.FAILED, error=first_line(error),
@@ -301,6 +309,28 @@ class Generator:
                                   elapsed_s=result.elapsed_s, request_json=self._stored(request).to_json())
         running.emit(DoneEvent(result))
         return result
+
+    def probe(self, request: GenerationRequest, on_event: EventCallback | None = None) -> dict[str, float]:
+        """Run `request` without writing a file or recording a job: the time estimates' test run on this machine
+        (`timing.Estimator.probe`). A family that needs a picture gets a plain grey one of the job's size. Takes
+        its turn like a job and leaves the model loaded (the next job does not load it again). Returns the
+        seconds of each stage; `on_event` sees its events (the step times)."""
+        from .families.spec import REQUIRED
+
+        job = self.plan_job(request)
+        image = None
+        if job.spec.image == REQUIRED and job.request.image is None:
+            from PIL import Image
+
+            image = Image.new("RGB", (job.request.width, job.request.height), (128, 128, 128))
+        elif job.request.image:
+            image = fit_to_size(open_image(job.request.image), job.request.width, job.request.height,
+                                job.request.resize_mode)
+        with self._queue:
+            running = RunningJob(on_event, 0, None)
+            plans, plan = self.reports.memory_plan(job)
+            self.runner.probe(job, image, running, plans, plan)
+        return dict(running.timings)
 
     def cancel(self) -> bool:
         """Ask the running job to stop; it ends at its next step boundary. False if nothing is running."""

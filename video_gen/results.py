@@ -34,6 +34,8 @@ class PreparedJob:
     # they were added to (stored in the metadata and the info as "source"). None: the frames as made.
     finish: Callable[[Any], tuple[Any, float, dict[str, Any]]] | None = None
     loras: tuple[ResolvedLora, ...] = ()  # its LoRAs, found and checked for the family
+    # A word for the output's default name, between the model and the seed (a batch's picture name: issue 29)
+    label: str = ""
 
     @property
     def family(self):
