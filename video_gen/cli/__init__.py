@@ -35,7 +35,9 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be told apart from a failure
+        return code
     except BrokenPipeError:
         # `video-gen history | head`: the reader is gone, which is not an error (Python's own recipe: point stdout
         # at devnull, so the interpreter's last flush does not fail again).
@@ -69,6 +71,8 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("video-gen: interrupted; no partial output was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout has gone (`| head`): `main` ends quietly
+        raise
     except Exception as error:  # a bug: one line for users, the traceback with --debug
         return _fail(args, error, EXIT_FAILED, unexpected=True)
 

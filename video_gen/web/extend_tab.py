@@ -137,12 +137,20 @@ class ExtendTab:
             return f"{work}. Time: not known yet on this machine."
         return f"{work}. **Takes {duration_text(estimate.total_s)}** ({estimate.basis_text()})."
 
-    def reason(self, video, model) -> str:
+    def reason(self, video, model, cost: str = "") -> str:
         if not any(self.takes_picture(info) for info in self.web.generate_tab.picker.models()):
             return "Continue needs a model that takes a picture: install one (or the demo models) first."
         if not video:
             return "Continue needs a video: drop one above, or press \"Continue this video\" on the Generate tab."
+        if cost.startswith("⚠"):
+            return "Continue needs a video and settings it can take: see the line above."
         return ""
+
+    def state(self, video, duration, model):
+        """The cost line, and the run button with the reason it is disabled (an error in the line is one)."""
+        cost = self.cost(video, duration, model)
+        reason = self.reason(video, model, cost)
+        return cost, gr.update(interactive=not reason), reason
 
     @staticmethod
     def takes_picture(info) -> bool:
@@ -208,11 +216,10 @@ class ExtendTab:
         event.then(lambda video: gr.update(value=video, interactive=bool(video)), [self.result], [panel.download],
                    **PRIVATE)
         panel.wire_cancel([event], api_name="cancel_extend", handler=self.cancel)
-        panel.wire_ready([self.source_file.change, demo.load], [self.source_file, self.model], self.reason,
-                         preprocess=False)
         cost_inputs = [self.source_file, self.duration, self.model]
-        for trigger in (self.source_file.change, self.duration.change, self.model.change):
-            trigger(self.cost, cost_inputs, [self.cost_box], **PRIVATE, preprocess=False)
+        state = [self.cost_box, panel.run_button, panel.reason]
+        for trigger in (self.source_file.change, self.duration.change, self.model.change, demo.load):
+            trigger(self.state, cost_inputs, state, **PRIVATE, preprocess=False)
         generate = self.web.generate_tab
         for trigger in (demo.load, generate.refresh_button.click):  # the catalog as it is now (issue 29)
             trigger(self.refresh, [self.model], [self.model], **PRIVATE)

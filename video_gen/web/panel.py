@@ -19,7 +19,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from .components import session_of
-from .progress import status_cancelled, status_idle
+from .progress import status_box, status_cancelled, status_idle
 
 # A failed job is said once, in the status line: not again as Gradio's "Error" badge on a panel's player.
 CSS = """
@@ -101,13 +101,13 @@ class ResultPanel:
 
     def started(self) -> tuple:
         """A new job: Cancel on; the old result, its download and info gone, the status says it is starting."""
-        cleared = [gr.update(interactive=True), None, None]
+        cleared = [gr.update(interactive=True), status_box("<b class='vg-stage'>Starting…</b>", "busy"), None, None]
         if self.download is not None:
             cleared.append(gr.update(value=None, interactive=False))
         return (*cleared, *self.clears.values())
 
     def started_outputs(self) -> list:
-        outputs = [self.cancel_button, self.player, self.info]
+        outputs = [self.cancel_button, self.status, self.player, self.info]
         if self.download is not None:
             outputs.append(self.download)
         return outputs + list(self.clears)

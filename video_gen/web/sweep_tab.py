@@ -209,7 +209,7 @@ class SweepTab:
             return f"{count}. Time: not known yet on this machine."
         return f"{count}. **Takes {duration_text(total)}** in all ({estimate.basis_text()})."
 
-    def reason(self, image, model, values_1) -> str:
+    def reason(self, image, model, values_1, cost: str = "") -> str:
         picker = self.web.generate_tab.picker
         if not model or all(info.name != model for info in picker.models()):
             return "Run sweep needs a model: install one (or the demo models) first."
@@ -218,7 +218,15 @@ class SweepTab:
             return "Run sweep needs a picture: drop, paste or browse for one."
         if not str(values_1 or "").strip():
             return "Run sweep needs values to try: type them beside Vary, such as 1,2,3."
+        if cost.startswith("⚠"):
+            return "Run sweep needs values the model can take: see the line above."
         return ""
+
+    def state(self, image, model, prompt, resolution, duration, steps, seed, vary_1, values_1, vary_2, values_2):
+        """The cost line, and the run button with the reason it is disabled (an error in the line is one)."""
+        cost = self.cost(image, model, prompt, resolution, duration, steps, seed, vary_1, values_1, vary_2, values_2)
+        reason = self.reason(image, model, values_1, cost)
+        return cost, gr.update(interactive=not reason), reason
 
     def model_steps(self, model):
         """The model's own steps in the Steps box (issue 29: it showed an empty box that sent 0)."""
@@ -290,12 +298,10 @@ class SweepTab:
                                api_name="sweep", concurrency_limit=None, concurrency_id="watch",
                                show_progress="full", show_progress_on=[self.grid])
         panel.wire_cancel([event], api_name="cancel_sweep", handler=self.cancel)
-        ready = [self.image, self.model, self.values_1]
-        panel.wire_ready([self.image.change, self.model.change, self.values_1.change, demo.load], ready,
-                         self.reason, preprocess=False)
+        state = [self.cost_box, panel.run_button, panel.reason]
         for control in inputs:
-            control.change(self.cost, inputs, [self.cost_box], **PRIVATE, preprocess=False)
-        demo.load(self.cost, inputs, [self.cost_box], **PRIVATE, preprocess=False)
+            control.change(self.state, inputs, state, **PRIVATE, preprocess=False)
+        demo.load(self.state, inputs, state, **PRIVATE, preprocess=False)
         self.model.input(self.model_steps, [self.model], [self.steps], **PRIVATE)
         generate = self.web.generate_tab
         for trigger in (demo.load, generate.refresh_button.click):  # the catalog as it is now (issue 29)
