@@ -21,13 +21,13 @@ import threading
 
 from .. import video_io
 from ..errors import Cancelled, InvalidRequest
-from ..interpolate import MAX_FACTOR
 from ..smoothing import (
     TARGET_FPS_CHOICES,
     check_video,
     copy_atomic,
     plan_dict,
     plan_smooth,
+    reachable_rates,
     render_smooth,
     smooth_metadata,
     source_metadata,
@@ -40,16 +40,6 @@ from ..request import FIELD
 KEEP = ("keep (loop only)", 0)
 # Before a video is chosen (and an API client's default: 24 fps)
 SMOOTH_FPS_CHOICES = [(f"{fps} fps", fps) for fps in TARGET_FPS_CHOICES] + [KEEP]
-
-
-def reachable_rates(fps: float) -> list[tuple[str, float]]:
-    """The rates smoothing can make from a video at `fps`: 2-4x its own (interpolation's factors), then "keep"."""
-    rates = []
-    for factor in range(2, MAX_FACTOR + 1):
-        rate = round(fps * factor, 2)
-        rate = int(rate) if float(rate).is_integer() else rate
-        rates.append((f"{rate} fps ({factor}×)", rate))
-    return rates + [KEEP]
 
 
 class SmoothTab:
@@ -250,4 +240,4 @@ class SmoothTab:
         self.use_last.click(self.last_result, None, [self.source], **NOTICE)  # its warning shows on the page
 
 
-__all__ = ["SmoothTab", "SMOOTH_FPS_CHOICES", "reachable_rates"]
+__all__ = ["SmoothTab", "SMOOTH_FPS_CHOICES"]
