@@ -293,3 +293,15 @@ def test_each_segment_takes_its_own_frames_and_continues_the_one_before(inputs):
     assert np.array_equal(np.asarray(arguments["video"][0]), np.asarray(last))  # kept: mask black there
     assert np.asarray(arguments["mask"][0]).max() == 0 and np.asarray(arguments["mask"][1]).min() == 255
     assert np.array_equal(np.asarray(arguments["video"][1]), frames[1])
+
+
+def test_the_pages_preview_is_the_first_frame_with_the_mask_in_red(inputs):
+    frames = inputs["frames"]
+    plain = np.asarray(control.preview(inputs["folder"] / "frames"))
+    assert np.array_equal(plain, frames[0])
+    masked = np.asarray(control.preview(inputs["folder"] / "frames", inputs["mask"])).astype(int)
+    assert np.array_equal(masked[:, :SIZE // 2], frames[0][:, :SIZE // 2])  # kept: as it is
+    expected = (frames[0][:, SIZE // 2:] * 0.5 + np.array([255, 0, 0]) * 0.5).astype(int)
+    assert np.abs(masked[:, SIZE // 2:] - expected).max() <= 1  # generated: half red
+    edges = np.asarray(control.preview(inputs["mp4"], kind="edges"))
+    assert set(np.unique(edges)) <= {0, 255} and edges.shape == (48, 64, 3)

@@ -186,7 +186,7 @@ class GenerateTab:
         """The tab's controls (inside `gr.Tab`); `wire` connects them."""
         models = self.picker.models()
         model = models[0].name if models else None
-        spec = spec_for(models[0].family) if models else None
+        spec = self.picker.spec(model) if models else None  # narrowed to the model (a Wan T2V: no control)
         start = {**self.form.start_values(), "model": model}
         start.update(default_values(self.picker.model_defaults(model), self.form.fields, spec))  # the model's own
         form = self.form
