@@ -200,6 +200,9 @@ def test_each_bad_control_is_refused_in_one_line(generator, inputs, vace_models,
                                                              str(inputs["mask"]))
     assert "--control-kind (control_kind): missing: control_from needs a kind" in refusal(
         capsys, vace_models, tmp_path, "--control-from", str(inputs["mp4"]))
+    assert main(["extend", str(inputs["mp4"]), "--model", "tiny-wan-vace", "--models-dir", str(vace_models),
+                 "--outputs-dir", str(tmp_path)]) == 1
+    assert "takes its picture as a reference, not as the first frame" in capsys.readouterr().err
     assert generator.loads == loads and not list(tmp_path.glob("*_control.mp4"))  # nothing loaded, nothing written
 
 

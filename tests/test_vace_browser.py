@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_browser import CHROMIUM, browser, page, sync_api  # noqa: F401  (the shared browser fixtures)
+from test_browser import CHROMIUM, browser, page  # noqa: F401  (the shared browser fixtures)
 from test_wan_browser import choose_model
 
 pytestmark = [
@@ -63,6 +63,7 @@ def test_upload_a_control_and_a_mask_see_the_preview_and_make_the_video(page, tm
             " return v && v.currentSrc && v.readyState >= 1 && v.duration > 0 }", timeout=120_000)
         info = page.locator("#vg-info").inner_text()
         assert "Done" in page.locator("#vg-status").inner_text(), info
+        assert "_control.mp4" in info  # the info shows the control used
         sidecars = [json.loads(path.read_text()) for path in (tmp_path / "web" / "outputs").glob("*.json")]
         assert len(sidecars) == 1, info
         made = sidecars[0]

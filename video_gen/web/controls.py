@@ -329,6 +329,8 @@ class VideoField(Field):
 def picture_label(field: Field, spec: FamilySpec | None) -> str:
     if field.name == "last_image":
         return "Last frame (optional: the picture the video ends on)"
+    if spec is not None and "control" in spec.controls:  # Wan VACE
+        return "Reference picture (optional: a character or a style the video takes)"
     if spec is not None and spec.image == OPTIONAL:
         return "Picture (optional: drives the video when given)"
     return "Picture (drop, paste or browse)"
