@@ -308,3 +308,13 @@ def test_the_pages_preview_is_the_first_frame_with_the_mask_in_red(inputs):
     assert np.abs(masked[:, SIZE // 2:] - expected).max() <= 1  # generated: half red
     edges = np.asarray(control.preview(inputs["mp4"], kind="edges"))
     assert set(np.unique(edges)) <= {0, 255} and edges.shape == (48, 64, 3)
+
+
+def test_a_long_video_takes_the_control_over_every_segment(generator, tmp_path):
+    source = control.write_control_video(np.random.default_rng(3).integers(0, 256, (90, SIZE, SIZE, 3), np.uint8),
+                                         tmp_path / "long.mp4", fps=16)
+    frames, result = app_frames(generator, control=str(source), num_frames=85, output_path=str(tmp_path / "long"))
+    assert result.plan.segments == 2 and len(frames) == 85  # two segments of 43 frames sharing their seam
+    assert result.metadata["control"]["frames"] == 85 and result.metadata["control"]["source_indices"] == list(range(85))
+    kept = control.read_clip(tmp_path / "long_control.mp4", num_frames=85, fps=16)
+    assert kept.source_frames == 85
