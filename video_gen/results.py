@@ -91,6 +91,9 @@ class GenerationResult:
             info["source"] = self.metadata["source"]
         if self.metadata.get("loras"):
             info["loras"] = self.metadata["loras"]  # each one's name, SHA-256 and strength
+        for name in ("control", "mask"):  # a control video's (VACE) hashes, frames, annotator and kept copy
+            if self.metadata.get(name):
+                info[name] = self.metadata[name]
         if self.metadata.get("demo"):
             info["demo"] = self.metadata["demo"]
         if self.job_id is not None:

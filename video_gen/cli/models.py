@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..annotators import ANNOTATORS
 from ..checkpoints import LORA, MODEL
 from ..console import command
 from ..errors import InvalidRequest
@@ -20,8 +21,8 @@ def add_parsers(commands, common) -> None:
     models_commands.add_parser("list", parents=[common],
                                help="list models in the models dir, the Hugging Face cache and --extra-models-dir")
     download = models_commands.add_parser("download", parents=[common], help="download a known model (resumable)")
-    download.add_argument("name", help="one of: " + ", ".join(download.name for spec in specs()
-                                                                for download in spec.downloads))
+    download.add_argument("name", help="one of: " + ", ".join(
+        [*(download.name for spec in specs() for download in spec.downloads), *(item.name for item in ANNOTATORS)]))
     download.add_argument("--quant", default=None,
                           help="for GGUF downloads (names ending in -gguf): the quantisation, such as Q4_K_M "
                                "(default), Q5_K_M, Q8_0")
@@ -91,7 +92,8 @@ def models_list(folder: Path, extra_dirs) -> int:
 
     catalog = Catalog(folder, extra_dirs)
     found = catalog.entries()
-    if not found:
+    annotators = _installed_annotators(folder)
+    if not found and not annotators:
         print(f"no model installed in {folder.resolve()}, the Hugging Face cache or the extra folders; "
               f"see models/README.md (`{command('models download svd-xt')}`), or try everything with a tiny demo "
               f"model that makes noise, not video: `{command('models demo')}`", file=sys.stderr)
@@ -107,7 +109,18 @@ def models_list(folder: Path, extra_dirs) -> int:
                     if model.class_name == "LoRA" else f"lora ({model.note})")
         print(f"{model.name}\t{family}\t{kind}\t{model.precision or '-'}\t{_human_size(model.size_bytes)}\t"
               f"{model.source}\t{model.path}")
+    for annotator, path in annotators:
+        size = sum(file.stat().st_size for file in path.iterdir() if file.is_file())
+        print(f"{annotator.name}\t-\tannotator ({annotator.description})\t-\t{_human_size(size)}\tmodels\t{path}")
     return EXIT_OK
+
+
+def _installed_annotators(folder: Path) -> list:
+    """The annotators (for --control-kind depth, pose) whose files are all in models/annotators/NAME."""
+    from ..annotators import annotators_dir
+
+    return [(annotator, annotators_dir(folder) / annotator.name) for annotator in ANNOTATORS
+            if all((annotators_dir(folder) / annotator.name / file).is_file() for file in annotator.files)]
 
 
 def _lora_fits(catalog, found) -> dict[str, list]:
