@@ -56,6 +56,111 @@ class AudioInfo:
         return self.samples / self.sample_rate
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Sound:
+    """A video's sound as the program passes it around: int16 PCM (samples, channels) at `sample_rate`, the model's
+    own rate. A family's `run` returns one beside its frames, exactly as long as they last (`from_model`); the job
+    joins segments, fits it to the written video (`fitted`), and the writers mux it or write `audio.wav`."""
+
+    pcm: np.ndarray
+    sample_rate: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "pcm", _checked_pcm(self.pcm))
+        object.__setattr__(self, "sample_rate", _checked_rate(self.sample_rate))
+
+    @classmethod
+    def from_model(cls, audio, sample_rate: int, num_frames: int, fps: float) -> Sound:
+        """A pipeline's float sound ((batch, channels, samples) in [-1, 1]) cut or padded to the length of
+        `num_frames` frames at `fps` (see `to_pcm`)."""
+        return cls(to_pcm(audio, samples=samples_for(num_frames, fps, sample_rate)), sample_rate)
+
+    @property
+    def samples(self) -> int:
+        return len(self.pcm)
+
+    @property
+    def channels(self) -> int:
+        return int(self.pcm.shape[1])
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / self.sample_rate
+
+    def frames(self, start: int, stop: int, fps: float) -> Sound:
+        """The samples that play during frames [start, stop) of a video at `fps` (silence past its end): a
+        segment's sound without its first frame, a seam, a cut. Boundaries are rounded the same way for every
+        piece, so pieces cut at consecutive frames join without a gap or an overlap."""
+        first, last = sample_at(start, fps, self.sample_rate), sample_at(stop, fps, self.sample_rate)
+        return Sound(fit_length(self.pcm[first:last], last - first), self.sample_rate) if last > first \
+            else Sound(np.zeros((1, self.channels), np.int16), self.sample_rate)
+
+    def fitted(self, num_frames: int, fps: float) -> Sound:
+        """The sound from its start, cut or padded with silence to last exactly `num_frames` at `fps`."""
+        return Sound(fit_length(self.pcm, samples_for(num_frames, fps, self.sample_rate)), self.sample_rate)
+
+    def then(self, other: Sound) -> Sound:
+        """This sound, then `other` (resampled to this one's rate when they differ)."""
+        other = other.resampled(self.sample_rate)
+        if other.channels != self.channels:
+            other = Sound(_mixed(other.pcm, self.channels), self.sample_rate)
+        return Sound(np.concatenate([self.pcm, other.pcm]), self.sample_rate)
+
+    def resampled(self, sample_rate: int) -> Sound:
+        if sample_rate == self.sample_rate:
+            return self
+        return Sound(resample(self.pcm, self.sample_rate, sample_rate), sample_rate)
+
+    @property
+    def sha256(self) -> str:
+        return pcm_sha256(self.pcm)
+
+    def metadata(self, format: str) -> dict:
+        """What the metadata of a video written in `format` records of its sound."""
+        stream = {"mp4": "aac", "webm": "opus", "png": WAV_NAME}.get(format)
+        return {"made": True, "written": stream is not None, "stream": stream, "sample_rate": self.sample_rate,
+                "channels": self.channels, "samples": self.samples, "duration_s": round(self.duration_s, 4),
+                "sha256": self.sha256}
+
+    @classmethod
+    def read(cls, path, *, sample_rate: int | None = None) -> Sound | None:
+        """The sound of a video (`read_audio`), or None when it has none."""
+        found = read_audio(path, sample_rate=sample_rate)
+        return None if found is None else cls(*found)
+
+
+def silence(samples: int, sample_rate: int, channels: int = 2) -> Sound:
+    return Sound(np.zeros((max(1, samples), channels), np.int16), sample_rate)
+
+
+def sample_at(frame: int, fps: float, sample_rate: int) -> int:
+    """The first sample of frame `frame` (0-based) of a video at `fps`: frame / fps * rate, rounded."""
+    rate = Fraction(float(fps)).limit_denominator()
+    return round(Fraction(int(frame)) / rate * sample_rate)
+
+
+def resample(pcm: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """`pcm` at `from_rate` as `to_rate` (ffmpeg's resampler), the same length in seconds."""
+    pcm = _checked_pcm(pcm)
+    channels = pcm.shape[1]
+    with tempfile.NamedTemporaryFile(prefix=".pcm-", suffix=".s16le", delete=False) as raw:
+        raw.write(pcm.astype("<i2").tobytes())
+    try:
+        out = _run_ffmpeg(["-f", "s16le", "-ar", str(_checked_rate(from_rate)), "-ac", str(channels), "-i", raw.name,
+                           "-f", "s16le", "-ar", str(_checked_rate(to_rate)), "-ac", str(channels), "-"],
+                          "resampling sound")
+    finally:
+        Path(raw.name).unlink(missing_ok=True)
+    data = np.frombuffer(out, dtype="<i2").reshape(-1, channels).astype(np.int16)
+    return fit_length(data, round(len(pcm) * to_rate / from_rate))
+
+
+def _mixed(pcm: np.ndarray, channels: int) -> np.ndarray:
+    """`pcm` with `channels` channels: a mono sound copied to each, others averaged down to mono first."""
+    mono = pcm.astype(np.int32).mean(axis=1, keepdims=True).round().astype(np.int16)
+    return np.repeat(mono, channels, axis=1)
+
+
 def carries_audio(format: str) -> bool:
     """Whether a video written in `format` can hold its sound: mp4 and webm in the file, png as audio.wav beside
     the frames; gif never."""

@@ -183,6 +183,8 @@ class Generator:
         job.request.check_for_family(job.spec)
         notes = job.notes + tuple(note for picture in (job.request.image, job.request.last_image) if picture
                                   for note in check_image_file(picture)) + family_notes
+        if job.request.audio == "on" and job.request.output_format == "gif":
+            notes += ("gif has no sound: the video's sound is not written (mp4, webm and png keep it)",)
         return dataclasses.replace(job, notes=notes)
 
     def plan_job(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
