@@ -258,3 +258,94 @@ def test_prompt_length_keeps_to_the_connectors_registers():
     from video_gen.families.ltx2 import sequence_length
 
     assert sequence_length(128) == 1024 and sequence_length(None) == 1024 and sequence_length(384) == 1152
+
+
+# ---- keyframes, prompt enhancement, sweeps, smoothing, downloads --------------------------------------------------
+def test_keyframes_land_on_the_latent_grid_and_are_said(gen, photo, tmp_path):
+    from video_gen.request import Keyframe
+
+    middle = tmp_path / "middle.png"
+    Image.new("RGB", (80, 60), (240, 240, 10)).save(middle)
+    job = gen.prepare(GenerationRequest(image=str(photo), model="LTX-2", keyframes=(Keyframe(str(middle), 6),),
+                                        **dict(FAST, num_frames=25)))
+    assert "keyframe 1 (middle.png) at frame 9 (asked for 6; LTX-2's grid is frames 8k+1)" in job.notes
+    with pytest.raises(InvalidRequest, match="lands on frame 17, which the last frame already holds"):
+        gen.prepare(GenerationRequest(image=str(photo), model="LTX-2", keyframes=(Keyframe(str(middle), 16),),
+                                      last_image=str(middle), **dict(FAST, num_frames=25)))
+
+
+def test_the_models_own_prompt_enhancement_is_recorded(gen, ltx2_models, photo, monkeypatch):
+    from diffusers import LTX2ImageToVideoPipeline
+    from diffusers.pipelines.ltx2.utils import I2V_DEFAULT_SYSTEM_PROMPT
+
+    from video_gen.families import ltx2
+    from video_gen.tiny.ltx2 import build_tiny_ltx2
+
+    # The tiny Gemma's random weights never say <eos>: 24 new tokens instead of 512 keep the test short
+    monkeypatch.setattr(ltx2, "ENHANCE_MAX_TOKENS", 24)
+    build_tiny_ltx2(ltx2_models / "LTX-2-enhancer", processor=True, upsampler=False)
+    gen.list_models(refresh=True)
+    result = gen.generate(GenerationRequest(image=str(photo), model="LTX-2-enhancer", model_enhancer="on", **FAST))
+    recorded = result.metadata["run"]["prompt_enhancement"]
+    assert recorded["original"] == FAST["prompt"] and result.request.prompt == FAST["prompt"]
+    import torch
+
+    pipe = LTX2ImageToVideoPipeline.from_pretrained(ltx2_models / "LTX-2-enhancer")
+    expected = pipe.enhance_prompt(prompt=FAST["prompt"], system_prompt=I2V_DEFAULT_SYSTEM_PROMPT, image=fitted(photo),
+                                   max_new_tokens=24,
+                                   generator=torch.Generator("cpu").manual_seed(FAST["seed"]))[0]
+    assert recorded["enhanced"] == expected and expected.strip()
+
+
+def test_a_sweep_grid_carries_the_first_cells_sound(gen, photo):
+    from video_gen.sweep import Sweep, make_axis, plan_sweep
+
+    base = GenerationRequest(image=str(photo), model="LTX-2", **FAST)  # PNG cells: their sound kept exactly
+    result = Sweep(gen, plan_sweep(gen, base, [make_axis("seed", [7, 8])])).run()
+    first, second = (cell.metadata["audio"]["sha256"] for cell in result.results)
+    assert result.info["audio"]["sha256"] == first != second and result.info["audio"]["from_cell"] == 1
+    found = audio.probe_audio(result.grid)
+    assert found.streams == 1 and found.samples == 9000  # in sync with the cells, from their start
+
+
+def test_smoothing_keeps_the_sound_where_it_was(tmp_path):
+    from video_gen.smoothing import check_video, plan_smooth, render_smooth
+
+    frames = (np.random.default_rng(0).random((12, 32, 32, 3)) * 255).astype(np.uint8)
+    seconds = np.arange(audio.samples_for(12, 12, 24000)) / 24000
+    tone = audio.to_pcm(np.stack([np.sin(2 * np.pi * 440 * seconds)] * 2)[None] * 0.5,
+                        samples=len(seconds))
+    source = video_io.write_video(frames, tmp_path / "clip.mp4", fps=12, audio=audio.Sound(tone, 24000))
+    smooth = render_smooth(source, plan_smooth(check_video(source), 24, "none"), tmp_path / "smooth.mp4")
+    found = audio.probe_audio(smooth)
+    assert found.streams == 1 and abs(found.duration_s - video_io.probe_video(smooth).duration_s) <= 0.1
+    before, after = audio.read_audio(source)[0], audio.read_audio(smooth)[0]
+    common = min(len(before), len(after))
+    assert np.sqrt(np.mean((before[:common].astype(float) - after[:common].astype(float)) ** 2)) / 32767 < 0.02
+
+
+def test_downloads_fetch_the_folder_the_single_file_and_a_gguf_by_quant(ltx2_models, tmp_path, serve_hub, capsys):
+    from conftest import folder_files
+
+    from video_gen import Generator
+    from video_gen.cli import main
+
+    fetched = serve_hub({
+        "Lightricks/LTX-2": {**folder_files(ltx2_models / "LTX-2"), "ltx-2-19b-dev.safetensors": None,
+                             "ltx-2-19b-distilled-fp8.safetensors": None,
+                             "ltx-2-19b-distilled.safetensors": ltx2_models / "ltx-2-19b-distilled.safetensors"},
+        "QuantStack/LTX-2-GGUF": {"LTX-2-dev-Q4_K_M.gguf": None, "LTX-2-distilled-Q8_0.gguf": None,
+                                  "LTX-2-dev-Q8_0.gguf": ltx2_models / "ltx-2-19b-dev-Q8_0.gguf"},
+    })
+    models = tmp_path / "models"
+    assert main(["models", "download", "ltx-2-distilled", "--models-dir", str(models)]) == 0
+    assert capsys.readouterr().out.strip() == str(models / "ltx-2-19b-distilled.safetensors")
+    assert "ltx-2-19b-dev.safetensors" not in fetched and "fp8" not in " ".join(fetched)
+    assert not list((models / "ltx-2" / "transformer").glob("*.safetensors"))  # its other parts only
+    assert (models / "ltx-2" / "latent_upsampler" / "config.json").is_file()
+    assert main(["models", "download", "ltx-2-gguf", "--quant", "Q8_0", "--models-dir", str(models)]) == 0
+    assert capsys.readouterr().out.strip() == str(models / "LTX-2-dev-Q8_0.gguf")
+    generator = Generator(models_dir=models, outputs_dir=tmp_path / "out")
+    distilled, gguf = generator.resolve("ltx-2-19b-distilled"), generator.resolve("LTX-2-dev-Q8_0")
+    assert distilled.config_dir == gguf.config_dir == models / "ltx-2" and distilled.upsampler is not None
+    assert generator.defaults("ltx-2-19b-distilled")["num_inference_steps"] == 8
