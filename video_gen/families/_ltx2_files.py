@@ -89,12 +89,21 @@ def vocoder_name(name: str) -> str:
 def _read_tensors(path: Path, wanted) -> dict:
     """The tensors of `path` whose names `wanted(name)` accepts, as float tensors (a GGUF's dequantised)."""
     if path.suffix.lower() == ".gguf":
-        from diffusers.models.model_loading_utils import load_gguf_checkpoint
-        from diffusers.quantizers.gguf.utils import dequantize_gguf_tensor
+        # Only the tensors wanted are copied out of the memory-mapped file (diffusers' `load_gguf_checkpoint` copies
+        # all of them: the whole transformer), then dequantised as diffusers' GGUF layers do
+        import torch
+        from diffusers.quantizers.gguf.utils import GGUFParameter, dequantize_gguf_tensor
+        from gguf import GGMLQuantizationType, GGUFReader
 
-        state = load_gguf_checkpoint(str(path))
-        return {name: (dequantize_gguf_tensor(tensor) if type(tensor).__name__ == "GGUFParameter" else tensor)
-                for name, tensor in state.items() if wanted(name)}
+        found = {}
+        for tensor in GGUFReader(str(path)).tensors:
+            if not wanted(tensor.name):
+                continue
+            data = torch.from_numpy(tensor.data.copy())
+            if tensor.tensor_type not in (GGMLQuantizationType.F32, GGMLQuantizationType.F16):
+                data = dequantize_gguf_tensor(GGUFParameter(data, quant_type=tensor.tensor_type))
+            found[tensor.name] = data
+        return found
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
