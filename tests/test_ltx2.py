@@ -349,3 +349,16 @@ def test_downloads_fetch_the_folder_the_single_file_and_a_gguf_by_quant(ltx2_mod
     distilled, gguf = generator.resolve("ltx-2-19b-distilled"), generator.resolve("LTX-2-dev-Q8_0")
     assert distilled.config_dir == gguf.config_dir == models / "ltx-2" and distilled.upsampler is not None
     assert generator.defaults("ltx-2-19b-distilled")["num_inference_steps"] == 8
+
+
+def test_sound_cut_at_frame_boundaries_joins_without_a_gap():
+    """A long video's segments share their seam frame: each later one's sound starts at its second frame, and the
+    pieces add up to exactly the video's length (at a rate such as 24000/1001 too)."""
+    rate, fps = 24000, 24000 / 1001
+    pieces = [audio.Sound(np.full((audio.samples_for(33, fps, rate), 2), number, np.int16), rate)
+              for number in (1, 2, 3)]
+    joined = pieces[0].frames(0, 33, fps)
+    for piece in pieces[1:]:
+        joined = joined.then(piece.frames(1, 33, fps))
+    assert joined.samples == audio.samples_for(33 + 32 + 32, fps, rate)
+    assert joined.pcm[audio.sample_at(33, fps, rate) - 1, 0] == 1 and joined.pcm[audio.sample_at(33, fps, rate), 0] == 2

@@ -169,6 +169,8 @@ def prepare_extension(generator, video, *, frames: int | None = None, duration: 
     if not spec.takes_image:
         raise InvalidRequest("model", f"{model.name} ({spec.label}) makes videos from text only; continuing a "
                                       f"video needs a model that takes a picture")
+    if not spec.sound and "audio" not in overrides:  # the source's sound setting means nothing to a silent model
+        request = request.replace(audio=None)
     # 2. Rate and size: the source's, on the model's size grid (fitted back when they differ)
     fps = min(int(LIMITS["fps"][1]), max(1, round(source.fps)))
     width, height = grid_size(source.width, source.height, spec.size_multiple)
