@@ -362,3 +362,16 @@ def test_sound_cut_at_frame_boundaries_joins_without_a_gap():
         joined = joined.then(piece.frames(1, 33, fps))
     assert joined.samples == audio.samples_for(33 + 32 + 32, fps, rate)
     assert joined.pcm[audio.sample_at(33, fps, rate) - 1, 0] == 1 and joined.pcm[audio.sample_at(33, fps, rate), 0] == 2
+
+
+def test_a_silent_model_continues_a_video_with_silence(generator, made, tmp_path):
+    """SVD extends an LTX-2 video: the source's settings ask for sound, which SVD does not make; the source's sound
+    is kept and the continuation is silent."""
+    from video_gen.extend import extend
+
+    source, rate = audio.read_wav(made.path / audio.WAV_NAME)
+    result = extend(generator, made.path, frames=4, overrides={"model": "tiny-svd", "num_inference_steps": 2,
+                                                               "output_path": str(tmp_path / "svd")})
+    pcm, _ = audio.read_wav(result.path / audio.WAV_NAME)
+    assert result.request.audio is None and len(pcm) == audio.samples_for(13, 24, rate)
+    assert np.array_equal(pcm[:len(source)], source) and not pcm[len(source):].any()
