@@ -79,10 +79,11 @@ def test_generate_takes_loop_and_interpolation_as_its_last_inputs(server):
                                                                               "vg-interpolation"]
     # Then the text families' inputs, the memory plan, the last frame, the speed option and LTX-Video's inputs:
     # appended, so positional API calls made before keep working.
-    assert names[start + 3:start + 13] == ["vg-prompt", "vg-negative-prompt", "vg-image-strength", "vg-memory-plan",
+    assert names[start + 3:start + 15] == ["vg-prompt", "vg-negative-prompt", "vg-image-strength", "vg-memory-plan",
                                            "vg-last-image", "vg-speed", "vg-loras", "vg-upscale", "vg-keyframe-images",
-                                           "vg-keyframe-frames"]
-    assert len(names) == 28  # 23, then speed, loras, and LTX-Video's upscale, keyframe_images, keyframe_frames
+                                           "vg-keyframe-frames", "vg-audio", "vg-model-enhancer"]
+    # 23, then speed, loras, LTX-Video's upscale, keyframe_images, keyframe_frames, and LTX-2's audio, model_enhancer
+    assert len(names) == 30
     groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in server.demo.fns.values()}
     # Smoothing runs one at a time (and waits for the engine's turn: test_web_shared_slot.py); Generate
     # handlers only watch the board's queue, which runs one job at a time.
