@@ -217,11 +217,23 @@ def check(request, model: ModelInfo) -> list[str]:
                                            f"{max(64, round(value / 64) * 64)}")
     notes = []
     if request.last_image and request.num_frames:
-        notes.append(f"the last frame is placed at frame {request.num_frames - FRAME_STEP} of "
-                     f"{request.num_frames} (LTX-2's conditions sit on frames 8k+1; diffusers' last latent frame)")
+        notes.append(last_frame_note(request, model))
     if request.keyframes:
         notes += keyframe_notes(request, model)
     return notes
+
+
+def last_frame_note(request, model: ModelInfo) -> str:
+    """Where the last frame lands: the last point of LTX-2's latent grid, 7 of the model's frames before the end."""
+    from ..planner import plan_length
+
+    own = defaults(model)
+    plan = plan_length(request.num_frames, request.fps, native_frames=own["num_frames"], native_fps=own["fps"],
+                       interpolation=request.interpolation, loop=request.loop, frame_step=FRAME_STEP)
+    why = "LTX-2's conditions sit on frames 8k+1; diffusers' last latent frame"
+    if plan.segments == 1 and plan.factor == 1 and plan.loop_frames == request.num_frames:
+        return f"the last frame is placed at frame {request.num_frames - FRAME_STEP} of {request.num_frames} ({why})"
+    return f"the last frame is placed {FRAME_STEP - 1} of the model's frames before the end ({why})"
 
 
 def keyframe_index(frame: int, num_frames: int) -> int:
