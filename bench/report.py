@@ -85,7 +85,8 @@ def table(results: list[dict]) -> str:
             if row.get("capped") and not row.get("cap_enforced"):
                 peak += " (cap not enforced)"
             elif row.get("within_cap") is False:
-                peak += f" (over {cases.WITHIN_CAP_GIB:g})"
+                over = cases.WITHIN_CAP_GIB + (row.get("cap_gib") or cases.CAP_GIB) - cases.CAP_GIB
+                peak += f" (over {over:g})"
             job_s = row.get("seconds_loaded") or row.get("seconds")
             lines.append(f"| `{case.id}` | {case.title} | {_number(row.get('s_per_step'), 3)} | {_number(job_s, 1)} | "
                          f"{peak} | {_cell(row.get('plan') or '')} | {_speed_against(case, row, card, chosen)} | "

@@ -22,6 +22,10 @@ HOMES = {
     "build_tiny_wan_vace": "video_gen.tiny.wan_vace",
     "build_tiny_ltx": "video_gen.tiny.ltx",
     "build_tiny_ltx_upsampler": "video_gen.tiny.ltx",
+    "build_tiny_ltx2": "video_gen.tiny.ltx2",
+    "build_tiny_gemma_tokenizer": "video_gen.tiny.ltx2",
+    "LTX2_MODEL_INDEX": "video_gen.tiny.ltx2",
+    "LTX2_SCHEDULER_CONFIG": "video_gen.tiny.ltx2",
 }
 
 __all__ = list(HOMES)

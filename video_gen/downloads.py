@@ -54,7 +54,11 @@ KNOWN_MODELS = known_models()  # the families of this package; `known_models()` 
 CONFIG_NAMES = ("model_index.json", "config.json", "scheduler_config.json", "preprocessor_config.json",
                 "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
                 # T5-family tokenizers (Wan's umT5, LTX's T5): the SentencePiece model, its fast version, added tokens
-                "spiece.model", "tokenizer.json", "added_tokens.json")
+                "spiece.model", "tokenizer.json", "added_tokens.json",
+                # Gemma 3 (LTX-2's text encoder and prompt enhancer): its SentencePiece model, the processor that
+                # prompt enhancement needs (processor/), its chat template and generation settings
+                "tokenizer.model", "processor_config.json", "chat_template.json", "chat_template.jinja",
+                "generation_config.json")
 # Parts of a diffusers repository that video-gen never uses.
 SKIPPED_PARTS = ("safety_checker",)
 

@@ -188,6 +188,8 @@ class Generator:
         # one, a mask that does not fit it or a missing annotator is refused before the job is queued
         notes += control.check_request(job.request, frames=job.length.model_frames, fps=job.length.generation_fps,
                                        annotators_dir=annotators_dir(self.models_dir))
+        if job.request.audio == "on" and job.request.output_format == "gif":
+            notes += ("gif has no sound: the video's sound is not written (mp4, webm and png keep it)",)
         return dataclasses.replace(job, notes=notes)
 
     def plan_job(self, request: GenerationRequest | PreparedJob) -> PreparedJob:

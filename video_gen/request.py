@@ -32,7 +32,8 @@ from .planner import LOOPS
 
 FORMATS = ("mp4", "webm", "gif", "png")
 RESIZE_MODES = ("crop", "fit")
-UPSCALES = ("off", "2x")  # two-stage output with a latent upsampler (LTX-Video): off, or half size then 2x
+UPSCALES = ("off", "2x")
+SWITCH = ("on", "off")  # a field that is on or off  # two-stage output with a latent upsampler (LTX-Video): off, or half size then 2x
 # Seed values that mean "draw a random seed" (-1 by convention; 0 as some UIs use it).
 RANDOM_SEEDS = (-1, 0)
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts any unsigned 64-bit value
@@ -388,6 +389,15 @@ FIELDS: list[Field] = [
     Field("control_kind", Choice(CONTROL_KINDS), "what --control-from makes: depth, pose (annotators in "
           "models/annotators), edges (Canny, thresholds 100 and 200) or gray", label="Control kind", default=None,
           uses=control("control"), unused=_NO_CONTROL),
+    Field("audio", Choice(SWITCH), "the video's own sound, for families that make it (LTX-2; on by default there): "
+          "off writes no audio stream at all (and no audio.wav beside PNG frames)", label="Sound",
+          page=Control("radio", choices=(("on (the model's own sound)", "on"), ("off (silent video)", "off")),
+                       start="on", section="main"),
+          uses=lambda spec: spec.sound),
+    Field("model_enhancer", Choice(SWITCH), "LTX-2: on lets the model's own Gemma 3 rewrite the prompt from the "
+          "picture before generating (where its folder has processor/); the metadata keeps both prompts",
+          label="Enhance the prompt (the model's own)", default="off", page=Control("radio"),
+          uses=control("model_enhancer"), unused="has no prompt enhancement of its own; use off"),
 ]
 FIELD: dict[str, Field] = {field.name: field for field in FIELDS}
 ALIASES: dict[str, str] = {alias: field.name for field in FIELDS for alias in field.aliases}

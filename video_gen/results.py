@@ -30,9 +30,10 @@ class PreparedJob:
     length: LengthPlan  # how its length and rate become model work (segments, interpolation, loop)
     notes: tuple[str, ...] = ()  # what will be done to the picture that the user might not expect
     # Jobs whose output is more than the frames they make (extend.py: a source video, then these frames):
-    # `finish(frames) -> (frames, fps, source)` gives the frames to write, the rate to write them at and what
-    # they were added to (stored in the metadata and the info as "source"). None: the frames as made.
-    finish: Callable[[Any], tuple[Any, float, dict[str, Any]]] | None = None
+    # `finish(frames, sound) -> (frames, fps, source, sound)` gives the frames to write, the rate to write them at,
+    # what they were added to (stored in the metadata and the info as "source") and the sound to write with them
+    # (an `audio.Sound` or None). None: the frames and sound as made.
+    finish: Callable[[Any, Any], tuple[Any, float, dict[str, Any], Any]] | None = None
     loras: tuple[ResolvedLora, ...] = ()  # its LoRAs, found and checked for the family
 
     @property
@@ -89,6 +90,10 @@ class GenerationResult:
             info["notes"] = list(self.notes)
         if self.metadata.get("source"):  # what this job's frames were added to (an extended video's source)
             info["source"] = self.metadata["source"]
+        sound = self.metadata.get("audio")
+        if isinstance(sound, dict) and sound.get("made"):  # the page's info panel: its rate and length
+            info["audio"] = {"sample_rate": sound["sample_rate"], "duration_s": sound["duration_s"],
+                             "channels": sound["channels"], "stream": sound["stream"]}
         if self.metadata.get("loras"):
             info["loras"] = self.metadata["loras"]  # each one's name, SHA-256 and strength
         for name in ("control", "mask"):  # a control video's (VACE) hashes, frames, annotator and kept copy

@@ -192,7 +192,8 @@ class ResidentPipeline:
         running.stage(LOADING_MODEL, f"loading {model.name} ({plan.label(with_device=False)})")
         import torch
 
-        self.pipe = memory.apply_plan(job.family.load(model, self.device, getattr(torch, plan.dtype)), plan)
+        self.pipe = memory.apply_plan(job.family.load(model, self.device, getattr(torch, plan.dtype)), plan,
+                                      apart=job.spec.memory.apart)
         self.placement = plan.placement
         self.weights_sha256 = weights_sha256(model)  # cached on disk: slow only the first time
         self.model = model
@@ -227,13 +228,16 @@ class JobRunner:
             running.generator = torch.Generator("cpu").manual_seed(job.request.seed)
 
             # 4. The control video (VACE) over every frame the model makes, before the model loads; then load the
-            # model unless it is resident, and generate the frames (segments, interpolation, loop)
+            # model unless it is resident, and generate the frames (segments, interpolation, loop) and their sound
+            # (families that make it, when the request has it on)
             inputs = self.control_inputs(job, running)
-            frames = self.frames(job, image, running, inputs)
+            frames, sound = self.frames(job, image, running, inputs)
             request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)
             fps, source = request.fps, None
-            if job.finish is not None:  # e.g. the source video's frames before these (extend.py)
-                frames, fps, source = job.finish(frames)
+            if request.audio != "on":
+                sound = None
+            if job.finish is not None:  # e.g. the source video's frames and sound before these (extend.py)
+                frames, fps, source, sound = job.finish(frames, sound)
 
             # 5. Write the video under its final name only when complete, and its settings beside it
             running.stage(WRITING, f"writing {request.output_format}")
@@ -251,12 +255,17 @@ class JobRunner:
                 metadata["run"] = dict(running.info)
             if job.loras:
                 metadata["loras"] = [lora.metadata() for lora in job.loras]
+            if sound is not None:
+                sound = sound.fitted(len(frames), fps)  # one stream of exactly the video's length
+                metadata["audio"] = sound.metadata(request.output_format)
+            elif job.spec.sound:
+                metadata["audio"] = {"made": False}
             output = self._output_path(request, job.model, submitted_at)
             if inputs is not None:  # the control's and mask's hashes, frames and annotator: what --from re-makes
                 metadata.update(inputs.metadata())
                 metadata["control"]["video"] = str(control.control_path(output))
             path = video_io.write_video(frames, output, fps=fps, format=request.output_format, crf=request.crf,
-                                        metadata=metadata)
+                                        metadata=metadata, audio=sound)
             video_io.write_sidecar(path, metadata)
             if inputs is not None:  # what the model saw, beside the output (NAME_control.mp4)
                 control.write_control_video(inputs.control.frames, control.control_path(path),
@@ -282,7 +291,10 @@ class JobRunner:
     def frames(self, job: PreparedJob, image, running: RunningJob, inputs: control.ControlInputs | None = None):
         """Run the plan: chained segments, colour-matched to the first, then interpolation, then the loop. Each
         segment gets its own frames of the control (`inputs`): the model's frames from its first (the seam it
-        shares with the segment before) on.
+        shares with the segment before) on. Returns (frames, sound): the sound (`audio.Sound`, or None when the
+        family made none) joined segment by segment as their frames are, then cut or padded with silence to the
+        final video's length from its start (interpolation adds frames between frames, so the sound is not moved;
+        a loop plays it once).
 
         Out of memory in a segment steps down and makes that segment again, from the same noise (the seed's
         state at its start); the segments before it are kept."""
@@ -290,7 +302,7 @@ class JobRunner:
         from PIL import Image
 
         length, request = job.length, job.request
-        pieces, reference = [], None
+        pieces, reference, sounds = [], None, []
         first_frame = 0  # the segment's first model frame
         for number, (count, generated) in enumerate(zip(length.segment_frames, length.generated_frames), 1):
             running.segment = (number, length.segments)
@@ -312,13 +324,21 @@ class JobRunner:
                     self.resident.drop()  # placed again, the cheaper way, on the next try
                 running.generator.set_state(seed_state)  # the same noise as an uninterrupted run of that plan
 
-            frames = running.retry_out_of_memory(run_segment, recover=recover)[:count]
+            frames, sound = split_sound(running.retry_out_of_memory(run_segment, recover=recover))
+            frames = frames[:count]
+            first = 0 if reference is None else 1  # a later segment's first frame is the previous one's last
+            sounds.append(None if sound is None else sound.frames(first, count, segment.fps))
             if reference is None:
                 reference = channel_stats(frames)
             else:
-                frames = match_colors(frames, *reference)[1:]  # its first frame is the previous one's last
+                frames = match_colors(frames, *reference)[1:]
             pieces.append(frames)
         frames = np.concatenate(pieces)
+        sound = None
+        if sounds and all(piece is not None for piece in sounds):
+            sound = sounds[0]
+            for piece in sounds[1:]:
+                sound = sound.then(piece)
         if length.factor > 1:
             from .interpolate import interpolate
 
@@ -326,7 +346,8 @@ class JobRunner:
             running.stage(INTERPOLATING, f"interpolating {length.factor}x to {length.fps} fps")
             frames = interpolate(frames, length.factor,
                                  on_progress=lambda done, total: running.step(INTERPOLATING, done, total))
-        return apply_loop(frames[:length.loop_frames], length.loop, length.frames)
+        frames = apply_loop(frames[:length.loop_frames], length.loop, length.frames)
+        return frames, (None if sound is None else sound.fitted(len(frames), length.fps))
 
     def _output_path(self, request: GenerationRequest, model: ModelInfo, submitted_at: datetime) -> Path:
         if request.output_path:
@@ -334,6 +355,14 @@ class JobRunner:
         safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", model.name).strip("-") or "model"
         stem = f"{submitted_at:%Y%m%d-%H%M%S}_{safe_model}_{request.seed}"
         return video_io.unique_path(self.outputs_dir / f"{stem}{video_io.SUFFIXES[request.output_format]}")
+
+
+def split_sound(made) -> tuple[Any, Any]:
+    """A family's `run` result as (frames, sound): it returns frames alone, or (frames, `audio.Sound` or None)."""
+    if isinstance(made, tuple):
+        frames, sound = made
+        return frames, sound
+    return made, None
 
 
 def check_writable(folder: Path) -> None:

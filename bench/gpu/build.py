@@ -1,8 +1,8 @@
 """Building the runner's models (bench/gpu/cases.py's MODELS) in one folder, at full size or tiny, once per machine.
 
 Full size: the real architectures with random weights (the real FLOPs and bytes), initialised on the GPU and
-written in the diffusers layout, through the builders of bench/gpu_svd.py, bench/gpu_wan.py and
-bench/gpu_ltx.py. Tiny: the package's tiny builders (through bench/tiny_models.py). Each folder gets a marker
+written in the diffusers layout, through the builders of bench/gpu_svd.py, bench/gpu_wan.py, bench/gpu_ltx.py
+and bench/gpu_ltx2.py. Tiny: the package's tiny builders (through bench/tiny_models.py). Each folder gets a marker
 file when its build finished; a folder without one is built again. The machine's disk is 64 GiB and the models
 together are larger, so `make_room` deletes built models that the rest of the call does not need.
 """
@@ -119,6 +119,18 @@ def _ltx_upsampler(path: Path, models_dir: Path, tiny: bool, device: str) -> Non
         gpu_ltx.build_upsampler(path, base)
 
 
+def _ltx2(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+    import gpu_ltx2
+
+    gpu_ltx2.build(path, tiny, device)
+
+
+def _ltx2_distilled(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+    import gpu_ltx2
+
+    gpu_ltx2.link_distilled(path, folder(models_dir, "ltx2-19b", tiny))
+
+
 BUILDERS = {
     "svd-xt": _svd,
     "wan2.1-i2v-14b": _wan("i2v-14b-480p", "i2v"),
@@ -128,6 +140,8 @@ BUILDERS = {
     "ltx-13b-distilled": _ltx("13b-distilled"),
     "wan2.1-vace-1.3b": _wan_vace("vace-1.3b"),
     "wan2.1-vace-14b": _wan_vace("vace-14b"),
+    "ltx2-19b": _ltx2,
+    "ltx2-19b-distilled": _ltx2_distilled,
 }
 
 

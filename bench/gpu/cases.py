@@ -91,6 +91,15 @@ MODELS = {model.key: model for model in (
           build_s=80, disk_gib=16),
     Model("wan2.1-vace-14b", "random-wan-vace-14b", "tiny-wan-vace-14b", "Wan 2.1 VACE 14B (random bf16)",
           build_s=240, disk_gib=46),
+    # LTX-2.0 19B transformer + Gemma 3 12B + connectors, VAEs, vocoder, latent upsampler, initialised on the GPU
+    # and stored in fp8 on disk (loaded as bf16: the bf16 files, 66 GiB, do not fit the 64 GiB disk): ~36 GiB
+    # written, then the app's SHA-256 of them (~25 s) on the first load
+    Model("ltx2-19b", "ltx2-19b-random", "tiny-ltx2-19b", "LTX-2 19B dev with sound (random weights)",
+          build_s=170, disk_gib=36),
+    # the same weights under a distilled name (links to ltx2-19b's parts): the app's distilled defaults
+    Model("ltx2-19b-distilled", "ltx2-19b-distilled-random", "tiny-ltx2-19b-distilled",
+          "LTX-2 19B distilled with sound (random weights, ltx2-19b's linked)", build_s=30, disk_gib=0.1,
+          needs=("ltx2-19b",)),
 )}
 
 # The jobs (frames, width, height) and what runs them
@@ -107,6 +116,10 @@ LTX_JOB = "161 frames 768×512, 8 steps (distilled)"
 # latent frames of 30 × 52 tokens = 34,320 a call, two calls a step (guidance 5); 4 steps, as the other Wan rows
 VACE = dict(size=(81, 832, 480), tiny_size=(9, 64, 64), prompt="a dancer on a stage", steps=4, control=True)
 VACE_JOB = "81 frames 832×480, a control video and a reference picture, 4 steps at guidance 5"
+LTX2 = dict(size=(121, 768, 512), tiny_size=(9, 64, 64), prompt="a woman sings on a rooftop at dusk, city noise")
+LTX2_FULL = dict(LTX2, steps=4)  # s/step is what is measured: 4 of its 30 steps, each the CFG pair + modality pass
+LTX2_DISTILLED_JOB = "121 frames 768×512 with sound, 8 steps at guidance 1 (distilled)"
+LTX2_FULL_JOB = "121 frames 768×512 with sound, 4 of its 30 steps at guidance 3 (CFG + modality passes)"
 
 CASES = [
     # ---- 1. SVD-XT: the headline, and the seed's recipe against ours under a 12 GiB cap --------------------------
@@ -197,6 +210,22 @@ CASES = [
          dict(VACE)),
     Case("wan2.1-vace-14b/capped", 6, "wan2.1-vace-14b", f"Wan 2.1 VACE 14B {VACE_JOB}: under {CAP_GIB:g} GiB",
          170, "job", dict(VACE, capped=True), compare_to="wan2.1-vace-14b/uncapped", compare_field="s_per_step"),
+    # LTX-2 (issue 24): 16 x 16 x 24 = 6,144 video tokens (x2 with CFG) and 126 audio tokens; ~0.25 PFLOP a
+    # batch-1 pass of the 19B transformer (~1 s on an H100), plus the 35 GB load, Gemma 3 12B on 1024 tokens and
+    # the decode of 121 frames. Under a cap the transformer is offloaded block by block (PCIe-bound).
+    Case("ltx2-19b-distilled/uncapped", 6, "ltx2-19b-distilled", f"LTX-2 19B distilled {LTX2_DISTILLED_JOB}: uncapped",
+         100, "job", dict(LTX2)),
+    Case("ltx2-19b-distilled/capped-16", 6, "ltx2-19b-distilled",
+         f"LTX-2 19B distilled {LTX2_DISTILLED_JOB}: under 16 GiB", 160, "job", dict(LTX2, capped=True, cap_gib=16.0),
+         compare_to="ltx2-19b-distilled/uncapped", compare_field="s_per_step"),
+    Case("ltx2-19b-distilled/capped-12", 6, "ltx2-19b-distilled",
+         f"LTX-2 19B distilled {LTX2_DISTILLED_JOB}: under {CAP_GIB:g} GiB", 180, "job", dict(LTX2, capped=True),
+         compare_to="ltx2-19b-distilled/uncapped", compare_field="s_per_step"),
+    Case("ltx2-19b/uncapped", 6, "ltx2-19b", f"LTX-2 19B {LTX2_FULL_JOB}: uncapped", 110, "job", dict(LTX2_FULL)),
+    Case("ltx2-19b/capped-16", 6, "ltx2-19b", f"LTX-2 19B {LTX2_FULL_JOB}: under 16 GiB", 200, "job",
+         dict(LTX2_FULL, capped=True, cap_gib=16.0), compare_to="ltx2-19b/uncapped", compare_field="s_per_step"),
+    Case("ltx2-19b/capped-12", 6, "ltx2-19b", f"LTX-2 19B {LTX2_FULL_JOB}: under {CAP_GIB:g} GiB", 220, "job",
+         dict(LTX2_FULL, capped=True), compare_to="ltx2-19b/uncapped", compare_field="s_per_step"),
 ]
 BY_ID = {case.id: case for case in CASES}
 

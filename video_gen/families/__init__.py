@@ -9,7 +9,10 @@ A family module exposes:
                            may return notes (where LTX placed a keyframe)
     load(model, device, dtype) -> pipeline, still on the CPU (the engine places it under the memory plan)
     run(pipe, request, image, job) -> uint8 frames (F, H, W, 3); `image` is None for text-to-video; `job` is the
-                           engine's `running.RunningJob` (stages, steps, previews, the seed, out-of-memory)
+                           engine's `running.RunningJob` (stages, steps, previews, the seed, out-of-memory).
+                           A family that makes sound (its spec's `sound`) returns (frames, `audio.Sound`): the
+                           sound exactly as long as the frames at `request.fps` (`Sound.from_model`); the job
+                           joins segments, fits it to the video and writes it, or drops it for `audio="off"`
 and may expose, where its models need it:
     complete_model(info, catalog, *, motion_adapter, models_dir, allow_pickle, inspect) -> ModelInfo
                            finish a resolved model before it is used: AnimateDiff picks its motion adapter, a single

@@ -230,9 +230,12 @@ def estimate_stages(plan: MemoryPlan, weights: ModelWeights, shape: JobShape) ->
                           * size // 2)
     encode_activations = constants.encode_base_bytes + constants.encode_bytes_per_pixel * pixels * size // 2
 
-    if plan.offload == "none":  # everything resident all the time
-        resident = denoiser_weights + sum(others.values())
+    if plan.offload == "none":  # everything resident all the time, but what the family keeps apart
+        apart = shape.constants.apart
+        resident = denoiser_weights + sum(bytes_ for name, bytes_ in others.items() if name not in apart)
         weights_at = dict.fromkeys(STAGES, resident)
+        if apart:  # encoding: the encoders kept apart come in, the denoiser goes out (memory.encode_apart)
+            weights_at["encoding_image"] = max(resident, sum(others.values()))
     elif plan.offload == "model":  # one component on the device at a time
         weights_at = {"loading_model": 0, "encoding_image": max(encoders, vae), "denoising": denoiser_weights,
                       "decoding": vae}
