@@ -18,10 +18,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import enhance, upscale
 from .errors import InvalidRequest, VideoGenError
 from .catalog import inspect_file, inspect_folder, inspect_path, resolve_model
 from .demo import DEMO_DEFAULTS, DEMO_FILE, DEMO_NAME, DEMO_NOTE, is_demo
-from .checkpoints import LORA, MOTION_ADAPTER, PICKLE_REFUSED, UNSUPPORTED, ModelInfo
+from .checkpoints import ENHANCER, LORA, MODEL, MOTION_ADAPTER, PICKLE_REFUSED, UNSUPPORTED, UPSCALER, ModelInfo
 from .errors import ModelNotFound
 from .families import specs
 
@@ -34,16 +35,22 @@ class KnownModel:
     description: str
     files: tuple[str, ...] = ()  # single files (GGUF): glob patterns, `{quant}` for the quantisation asked for
     folder: str = ""  # the known model whose folder gives those files their other parts
+    kind: str = MODEL  # MODEL (a family's), UPSCALER (a file for models/upscalers), ENHANCER (models/enhancers)
 
 
 DEFAULT_QUANT = "Q4_K_M"  # city96's and QuantStack's usual pick for 12 GB cards
 
 
 def known_models() -> dict[str, KnownModel]:
-    """What `models download` fetches: every family spec's download entries, by name."""
-    return {download.name: KnownModel(download.name, download.repo, spec.name, download.description,
-                                      download.files, download.folder)
-            for spec in specs() for download in spec.downloads}
+    """What `models download` fetches: every family spec's download entries, then the finishing tools' (upscalers
+    are no family: their entries are `upscale.DOWNLOADS`, the prompt enhancers' `enhance.DOWNLOADS`), by name."""
+    known = {download.name: KnownModel(download.name, download.repo, spec.name, download.description,
+                                       download.files, download.folder)
+             for spec in specs() for download in spec.downloads}
+    for kind, downloads in ((UPSCALER, upscale.DOWNLOADS), (ENHANCER, enhance.DOWNLOADS)):
+        known.update({download.name: KnownModel(download.name, download.repo, "", download.description,
+                                                download.files, kind=kind) for download in downloads})
+    return known
 
 
 KNOWN_MODELS = known_models()  # the families of this package; `known_models()` includes registered ones
@@ -51,7 +58,10 @@ KNOWN_MODELS = known_models()  # the families of this package; `known_models()` 
 CONFIG_NAMES = ("model_index.json", "config.json", "scheduler_config.json", "preprocessor_config.json",
                 "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
                 # T5-family tokenizers (Wan's umT5, LTX's T5): the SentencePiece model, its fast version, added tokens
-                "spiece.model", "tokenizer.json", "added_tokens.json")
+                "spiece.model", "tokenizer.json", "added_tokens.json",
+                # prompt enhancers (transformers image-text-to-text folders): greedy decoding reads the model's
+                # generation config; the chat template is its own file in newer downloads; Gemma's SentencePiece
+                "generation_config.json", "chat_template.json", "chat_template.jinja", "tokenizer.model")
 # Parts of a diffusers repository that video-gen never uses.
 SKIPPED_PARTS = ("safety_checker",)
 
@@ -98,6 +108,13 @@ def download(name: str, models_dir: str | os.PathLike, *, quant: str = DEFAULT_Q
     from huggingface_hub.utils import HfHubHTTPError
 
     try:
+        if known.kind == UPSCALER:  # one file into models/upscalers
+            return _download_files(known, models_dir / upscale.FOLDERS[0], quant)[0]
+        if known.kind == ENHANCER:  # a transformers folder into models/enhancers/NAME
+            target = models_dir / enhance.FOLDERS[0] / name
+            files = select_files(huggingface_hub.list_repo_files(known.repo))
+            huggingface_hub.snapshot_download(known.repo, allow_patterns=files, local_dir=target)
+            return enhance.describe_enhancer(target).path
         if known.files:
             files = _download_files(known, models_dir, quant)
             if known.folder and not _runs(files[0], models_dir):  # no installed folder gives its other parts

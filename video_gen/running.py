@@ -1,11 +1,13 @@
 """A job's turn: the running job's context (`RunningJob`, what a family's `run` talks to), the resident pipeline
 (one model at a time, placed under the job's memory plan, kept between jobs) and `JobRunner`, which makes a
-prepared job's frames (segment by segment, then interpolation and the loop) and writes its video. The engine's
+prepared job's frames (its prompt enhanced first when asked, then segment by segment, interpolation and the loop)
+and writes its video (through its upscaler when it has one: finishing.py). The engine's
 front (`engine.Generator`) checks requests and hands each job here when its turn comes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -15,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from . import demo, memory, video_io
+from . import demo, finishing, memory, video_io
 from . import loras as lora_support
 from .checkpoints import ModelInfo, file_sha256, weights_sha256
 from .errors import Cancelled, GenerationFailed, InvalidRequest, first_line
@@ -49,6 +51,7 @@ class RunningJob:
         self.plan: MemoryPlan | None = None  # the rung it runs on now
         self.retries: list[dict[str, Any]] = []
         self.info: dict[str, Any] = {}  # what the family reports about how it ran (attention backend, speed hook)
+        self.request: GenerationRequest | None = None  # the request that made the frames (an enhanced prompt)
 
     @property
     def decode_chunk_size(self) -> int:
@@ -221,15 +224,24 @@ class JobRunner:
             running.plans, running.plan = plans, plan
             running.generator = torch.Generator("cpu").manual_seed(job.request.seed)
 
-            # 4. Load the model unless it is resident, and generate the frames (segments, interpolation, loop)
+            # 4. Enhance the prompt (the enhancer is unloaded before the video model loads)
+            enhancement = None
+            if job.enhancer is not None:
+                request, enhancement = finishing.enhance_in_job(job, self.device, running, self.resident.drop)
+                job = dataclasses.replace(job, request=request)
+            running.request = job.request
+
+            # 5. Load the model unless it is resident, and generate the frames (segments, interpolation, loop)
             frames = self.frames(job, image, running)
             request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)
             fps, source = request.fps, None
             if job.finish is not None:  # e.g. the source video's frames before these (extend.py)
                 frames, fps, source = job.finish(frames)
 
-            # 5. Write the video under its final name only when complete, and its settings beside it
-            running.stage(WRITING, f"writing {request.output_format}")
+            # 6. Write the video under its final name only when complete (upscaled on the way, when asked), and
+            # its settings beside it
+            if job.upscaler is None:
+                running.stage(WRITING, f"writing {request.output_format}")
             metadata = {
                 "app": "video-gen", "version": __version__, "model": job.model.name, "family": job.spec.name,
                 "model_sha256": self.resident.weights_sha256,
@@ -244,8 +256,18 @@ class JobRunner:
                 metadata["run"] = dict(running.info)
             if job.loras:
                 metadata["loras"] = [lora.metadata() for lora in job.loras]
-            path = video_io.write_video(frames, self._output_path(request, job.model, submitted_at), fps=fps,
-                                        format=request.output_format, crf=request.crf, metadata=metadata)
+            if enhancement:
+                metadata["prompt_enhancement"] = enhancement  # the user's prompt and the one that was used
+            target = self._output_path(request, job.model, submitted_at)
+            if job.upscaler is None:
+                path = video_io.write_video(frames, target, fps=fps, format=request.output_format, crf=request.crf,
+                                            metadata=metadata)
+            else:  # the last stage: each frame through the upscaler on its way to the writer
+                height, width = frames[0].shape[:2]
+                metadata["upscaled"] = finishing.upscaled_entry(job.upscaler, width, height, self.device)
+                path = finishing.write_upscaled(frames, job.upscaler, target, fps=fps, format=request.output_format,
+                                                crf=request.crf, metadata=metadata, device=self.device,
+                                                running=running, make_room=self.resident.drop)
             video_io.write_sidecar(path, metadata)
             running.finish()
             finished = True
@@ -319,10 +341,11 @@ def check_writable(folder: Path) -> None:
 MIN_FREE_BYTES = 64 * 2**20
 
 
-def check_free_space(folder: Path, request: GenerationRequest, plan: LengthPlan) -> None:
+def check_free_space(folder: Path, request: GenerationRequest, plan: LengthPlan, scale: int = 1) -> None:
     """Refuse before any work when the disk cannot hold the result (a full disk found after a 10-minute job
-    loses the job). The need is bounded by the raw frames for PNG, a tenth of them for a compressed video."""
-    raw_bytes = plan.frames * request.width * request.height * 3
+    loses the job). The need is bounded by the raw frames for PNG, a tenth of them for a compressed video;
+    `scale`: the upscaler's, when the job ends with one."""
+    raw_bytes = plan.frames * request.width * request.height * 3 * scale * scale
     needed = MIN_FREE_BYTES + (raw_bytes if request.output_format == "png" else raw_bytes // 10)
     try:
         free = shutil.disk_usage(folder).free
