@@ -21,6 +21,7 @@ HOMES = {
     "build_tiny_wan": "video_gen.tiny.wan",
     "build_tiny_ltx": "video_gen.tiny.ltx",
     "build_tiny_ltx_upsampler": "video_gen.tiny.ltx",
+    "build_tiny_esrgan": "video_gen.tiny.upscalers",
 }
 
 __all__ = list(HOMES)

@@ -13,8 +13,12 @@ best run is the one least disturbed, as timeit advises). Target: app >= 0.9x dir
 The tiled path (the app with a tile of a quarter of the frame and TILE_OVERLAP context) is timed too, and its
 largest difference from the whole-frame result printed (the +-2 the tests require, measured on this model).
 
-Measured on the reference machine (2 shared cores, torch 2.13 CPU, one run, load average ~2):
-    see the report in NOTES-finishing.md ("Bench").
+Measured on the shared 2-core machine (torch 2.13 CPU, 1 thread, best of 5 a side, load average 3.0, 2026-12-06):
+    compact  app 9.79 frames/s, spandrel 7.47: ratio 1.31; tiled (80 px) 5.39 frames/s, difference 0
+    esrgan   app 24.94 frames/s, spandrel 26.82: ratio 0.93; tiled (128 px) 15.05 frames/s, difference 1
+(earlier runs at load 2-5: compact 0.97-1.32, esrgan 0.91-0.96: the spread is the machine's load). The app does
+per frame what the direct loop does, plus a copy of a read-only frame, rounding on the device and progress/cancel.
+The GPU's number is bench/gpu/cases.py's `realesrgan-x4/upscale-25x1024x576` (owed: no GPU was lent).
 """
 
 from __future__ import annotations

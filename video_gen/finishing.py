@@ -107,8 +107,13 @@ def write_upscaled(frames, info: upscale.UpscalerInfo, target: Path, *, fps: flo
     if budget < smallest:
         make_room()
         budget = memory.upscale_budget(device, weights, frame_bytes)
-    running.stage(UPSCALING, f"upscaling {len(frames)} frames {info.scale}x with {info.name}")
-    stream = upscale.iter_upscaled(model, frames, budget_bytes=budget, per_pixel=per_pixel,
+    tile = upscale.plan_tile(width, height, per_pixel=per_pixel, budget_bytes=budget, multiple=info.size_multiple,
+                             tiling=info.tiling)
+    if isinstance(metadata.get("upscaled"), dict):  # how it ran (the tile is halved on out-of-memory from here)
+        metadata["upscaled"]["plan"] = {"tile": tile, "bytes_per_pixel": per_pixel, "budget_bytes": budget}
+    running.stage(UPSCALING, f"upscaling {len(frames)} frames {info.scale}x with {info.name}"
+                             + (f" in tiles of {tile} px" if tile else ""))
+    stream = upscale.iter_upscaled(model, frames, tile=tile, per_pixel=per_pixel,
                                    on_frame=lambda done, total: running.step(UPSCALING, done, total),
                                    check_cancel=running.check_cancelled)
     codec = audio_codec(audio_from) if audio_from is not None else None

@@ -107,6 +107,16 @@ def _ltx_upsampler(path: Path, models_dir: Path, tiny: bool, device: str) -> Non
         gpu_ltx.build_upsampler(path, base)
 
 
+def _upscaler(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+    """Real-ESRGAN x4plus's RRDBNet (64 features, 23 blocks) with random weights, as a .safetensors in the app's
+    upscalers folder (the tiny one: 8 features, 1 block); named as cases.UPSCALE's `upscaler`."""
+    from cases import UPSCALE
+    from tiny_models import build_tiny_esrgan
+
+    options = {} if tiny else dict(num_filters=64, num_blocks=23)
+    build_tiny_esrgan(path / f"{UPSCALE['upscaler']}.safetensors", scale=4, **options)
+
+
 BUILDERS = {
     "svd-xt": _svd,
     "wan2.1-i2v-14b": _wan("i2v-14b-480p", "i2v"),
@@ -114,6 +124,7 @@ BUILDERS = {
     "ltx-2b-distilled": _ltx("2b-distilled"),
     "ltx-upsampler": _ltx_upsampler,
     "ltx-13b-distilled": _ltx("13b-distilled"),
+    "realesrgan-x4": _upscaler,
 }
 
 

@@ -55,7 +55,8 @@ class Case:
     model: str  # the key in MODELS of the model it runs
     title: str  # what it measures, as the README's table says it
     cost_s: float  # estimated seconds on an H100, the model's load included, its build not
-    kind: str  # "svd" (bench/gpu_svd.py's Bench, with a warm-up job) or "job" (one engine job, timed)
+    kind: str  # "svd" (bench/gpu_svd.py's Bench, with a warm-up job), "job" (one engine job, timed) or
+    # "upscale" (`video-gen upscale` of a video: finishing.upscale_video, timed)
     params: dict = field(default_factory=dict)
     after: tuple[str, ...] = ()  # cases that must run earlier in the same call (a baseline measured beside it)
     compare_to: str | None = None  # the README shows this case's speed against that one's, same card
@@ -85,6 +86,10 @@ MODELS = {model.key: model for model in (
     # transformer 13 B + T5-XXL 4.7 B in bf16: 36 GB written
     Model("ltx-13b-distilled", "ltx-13b-distilled-random", "tiny-ltx-13b-distilled",
           "LTX-Video 13B distilled (random bf16)", build_s=185, disk_gib=34),
+    # Real-ESRGAN x4plus's architecture (RRDBNet, 64 features, 23 blocks, 16.7 M parameters) in the app's
+    # models/upscalers folder: one 67 MB file (the tiny one: 8 features, 1 block)
+    Model("realesrgan-x4", "upscalers", "upscalers", "Real-ESRGAN x4plus architecture (random fp32 weights)",
+          build_s=10, disk_gib=0.1),
 )}
 
 # The jobs (frames, width, height) and what runs them
@@ -97,6 +102,7 @@ WAN_5B_JOB = "121 frames 1280×704, 4 steps"
 WAN_HOOKS = dict(WAN_5B, steps=10)  # cache hooks skip steps: 4 would leave them nothing to skip
 LTX = dict(size=(161, 768, 512), tiny_size=(17, 64, 64), prompt="a lighthouse on a cliff, waves")
 LTX_JOB = "161 frames 768×512, 8 steps (distilled)"
+UPSCALE = dict(size=(25, 1024, 576), tiny_size=(25, 64, 36), upscaler="realesrgan-x4-random")
 
 CASES = [
     # ---- 1. SVD-XT: the headline, and the seed's recipe against ours under a 12 GiB cap --------------------------
@@ -175,6 +181,12 @@ CASES = [
          f"LTX-Video 13B distilled {LTX_JOB}: under {CAP_GIB:g} GiB", 100, "job", dict(LTX, capped=True),
          compare_to="ltx-13b-distilled/uncapped"),
     # ---- 6. Newer families: each adds its cases here as its issue adds the family ------------------------------
+    # Finishing (issue 27): 25 frames of 1024×576 through Real-ESRGAN x4 to 4096×2304, decoded, tiled as the free
+    # memory allows and encoded to H.264: ~37 MFLOP per input pixel x 590 k pixels x 25 frames ≈ 0.55 PFLOP in
+    # fp16 (seconds), plus the 4K encode on the CPU (estimate: 10-20 s) and a probe of the bytes per pixel
+    Case("realesrgan-x4/upscale-25x1024x576", 6, "realesrgan-x4",
+         "Real-ESRGAN x4 (random weights): `video-gen upscale` of 25 frames 1024×576 to 4096×2304", 60, "upscale",
+         dict(UPSCALE)),
 ]
 BY_ID = {case.id: case for case in CASES}
 
