@@ -218,8 +218,18 @@ def test_prompt_twice_then_generate_stores_both_prompts_and_upscales_the_frames(
     assert within_two(upscaled, spandrel_frames(models / "upscalers" / "tiny-x2.safetensors", made))
 
 
-def test_a_jobs_upscale_reports_each_frame_and_cancel_within_it_leaves_nothing(models, media, tmp_path):
-    generator = Generator(models_dir=models, outputs_dir=tmp_path / "outputs")
+@pytest.fixture(scope="module")
+def generator(models, tmp_path_factory):
+    """One engine for the tests of jobs, its model kept loaded between them."""
+    return Generator(models_dir=models, outputs_dir=tmp_path_factory.mktemp("finishing-outputs"))
+
+
+def request_for(media, **fields) -> GenerationRequest:
+    return GenerationRequest(image=str(media / "cat.png"), model=WAN, width=64, height=64, num_frames=9, fps=16,
+                             num_inference_steps=2, seed=5, interpolation=1, prompt=PROMPT, **fields)
+
+
+def test_a_jobs_upscale_reports_each_frame_and_cancel_within_it_leaves_nothing(generator, media):
     steps = []
 
     def on_event(event):
@@ -228,13 +238,54 @@ def test_a_jobs_upscale_reports_each_frame_and_cancel_within_it_leaves_nothing(m
             if event.index == 3:
                 generator.cancel()
 
-    request = GenerationRequest(image=str(media / "cat.png"), model=WAN, width=64, height=64, num_frames=9, fps=16,
-                                num_inference_steps=2, seed=5, interpolation=1, prompt=PROMPT, upscaler="tiny-x2")
     with pytest.raises(Cancelled):
-        generator.generate(request, on_event=on_event)
+        generator.generate(request_for(media, upscaler="tiny-x2"), on_event=on_event)
     assert [(index, total) for index, total, _ in steps] == [(1, 9), (2, 9), (3, 9)]
     assert all(eta >= 0 for _, _, eta in steps)
-    outputs = tmp_path / "outputs"
+    outputs = generator.outputs_dir
     assert sorted(path.name for path in outputs.rglob("*") if path.name != ".partial" and not
                   path.name.startswith("history.sqlite3") and ".inputs" not in path.parts) == []
     assert generator.history.entries(limit=1)[0].status == "cancelled"
+
+
+def test_a_small_card_unloads_the_resident_model_before_the_enhancer_loads(generator, media, monkeypatch):
+    """The memory plan: when the enhancer does not fit beside the video model kept from the last job (the free
+    memory faked small: a fault injected), that model is unloaded first, and loaded again after the prompt."""
+    from video_gen.events import ENHANCING, LOADING_MODEL, StageEvent
+    from video_gen.memory import finishing as memory_finishing
+
+    if generator.loaded_model != WAN:  # the job before (cancelled in its last stage) leaves it loaded
+        generator.generate(request_for(media))
+    loads = generator.loads
+    request = request_for(media, enhance_prompt=True)
+    generator.generate(request)  # room enough on this machine: the model of the last job stays
+    assert generator.loads == loads
+    monkeypatch.setattr(memory_finishing, "available_bytes", lambda device: 2**20)
+    stages = []
+    result = generator.generate(request, on_event=lambda event: stages.append(
+        (event.stage, generator.loaded_model)) if isinstance(event, StageEvent) else None)
+    assert stages[:2] == [(ENHANCING, WAN), (LOADING_MODEL, None)]  # unloaded while the enhancer ran
+    assert generator.loads == loads + 1 and result.info()["prompt_enhancement"]["user_prompt"] == PROMPT
+
+
+def test_downloads_land_in_the_upscalers_and_enhancers_folders(capsys, models, tmp_path, serve_hub):
+    from conftest import folder_files
+
+    fetched = serve_hub({
+        "Comfy-Org/Real-ESRGAN_repackaged": {"RealESRGAN_x2plus.safetensors": models / "upscalers" /
+                                             "tiny-x2.safetensors", "RealESRGAN_x4plus.safetensors": None},
+        "Qwen/Qwen3-VL-4B-Instruct": {**folder_files(models / "enhancers" / "tiny-qwen"), "README.md": None},
+    })
+    target = tmp_path / "models"
+    code, out, err = run(capsys, "models", "download", "realesrgan-x2", "--models-dir", target)
+    assert code == 0, err
+    assert out.strip() == str(target / "upscalers" / "RealESRGAN_x2plus.safetensors")
+    assert "--upscaler RealESRGAN_x2plus" in err
+    code, out, err = run(capsys, "models", "download", "qwen3-vl-4b", "--models-dir", target)
+    assert code == 0, err
+    assert out.strip() == str(target / "enhancers" / "qwen3-vl-4b") and "README.md" not in fetched
+    assert {"generation_config.json", "preprocessor_config.json", "tokenizer_config.json"} <= set(fetched)
+    code, out, err = run(capsys, "models", "list", "--models-dir", target)
+    kinds = {line.split("\t")[0]: line.split("\t")[2] for line in out.splitlines()}
+    assert kinds == {"RealESRGAN_x2plus": "upscaler (ESRGAN 2x (8nf, 1nb, unshuffle), fp16)",
+                     "qwen3-vl-4b": "enhancer (qwen2_5_vl)"}
