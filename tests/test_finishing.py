@@ -162,6 +162,14 @@ def test_refusals_are_one_line_and_write_nothing(capsys, models, media, tmp_path
                                                                         source))
 
 
+def test_a_family_without_a_prompt_refuses_the_enhancer(capsys, models_dir, photo, tmp_path):
+    code, out, err = run(capsys, "generate", photo, "--model", "tiny-svd", "--enhance-prompt", "--models-dir",
+                         models_dir, "--outputs-dir", tmp_path)
+    assert (code, out) == (1, "") and not any(tmp_path.iterdir())
+    assert err == ("video-gen: error: --enhance-prompt (enhance_prompt): Stable Video Diffusion takes no prompt, so "
+                   "there is nothing to enhance; leave it off, got True\n")
+
+
 def test_models_list_shows_upscalers_and_enhancers_and_comfyuis_folder(capsys, models, tmp_path):
     comfy = tmp_path / "ComfyUI" / "models" / "upscale_models"
     comfy.mkdir(parents=True)
@@ -172,7 +180,7 @@ def test_models_list_shows_upscalers_and_enhancers_and_comfyuis_folder(capsys, m
     rows = {line.split("\t")[0]: line.split("\t") for line in out.splitlines()}
     assert rows["tiny-x2"][1:3] == ["-", "upscaler (ESRGAN 2x (8nf, 1nb, unshuffle), fp16)"]
     assert rows["tiny-x4"][2] == "upscaler (RealESRGAN Compact 4x (8nf, 2nc), fp16)"
-    assert rows["4x-comfy"][2] == "upscaler (RealESRGAN Compact 4x (8nf, 2nc), fp16)" and rows["4x-comfy"][5].endswith("ComfyUI")
+    assert rows["4x-comfy"][2] == rows["tiny-x4"][2] and rows["4x-comfy"][5].endswith("ComfyUI")
     assert rows["tiny-x2-pickle"][2] == "upscaler (pickle file: refused unless --allow-pickle)"
     assert rows["vae"][2].startswith("unsupported (vae.safetensors is not an upscaler")
     assert rows["tiny-qwen"][2] == "enhancer (qwen2_5_vl)"

@@ -376,7 +376,8 @@ def test_tidy_makes_one_paragraph():
 def test_style_refusals():
     from video_gen.enhance import style_for
 
-    assert style_for("wan").name == "long" and style_for("animatediff").tags and style_for("modelscope").name == "caption"
+    assert style_for("wan").name == "long" and style_for("animatediff").tags
+    assert style_for("modelscope").name == "caption"
     assert style_for("motion").name == "motion"
     with pytest.raises(InvalidRequest, match=r"^enhance_prompt: svd models take no prompt"):
         style_for("svd")
