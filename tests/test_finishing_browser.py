@@ -12,7 +12,10 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from test_browser import CHROMIUM, browser, page, sync_api  # noqa: F401  (the shared browser fixtures)
+import test_browser
+
+CHROMIUM = test_browser.CHROMIUM
+browser, page = test_browser.browser, test_browser.page  # the shared browser fixtures (Playwright, loopback only)
 
 pytestmark = [
     pytest.mark.browser,
@@ -22,7 +25,7 @@ WAN = "tiny-wan-ti2v-5b"
 PROMPT = "a cat looks around"
 
 
-def test_enhance_fills_the_prompt_and_the_finish_tab_upscales(page, tmp_path):  # noqa: F811
+def test_enhance_fills_the_prompt_and_the_finish_tab_upscales(page, tmp_path):
     from test_app import start_server
 
     from video_gen import video_io

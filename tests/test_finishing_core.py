@@ -140,17 +140,6 @@ def test_dtype_is_float32_on_cpu_and_half_on_cuda_where_allowed(upscalers):
     assert run_dtype(fp32_only, "cuda") == torch.float32
 
 
-def test_a_pickle_is_refused_without_permission_then_read_with_weights_only(tmp_path):
-    path = build_tiny_esrgan(tmp_path / "RealESRGAN_x2plus.pth", scale=2, layout="realesrgan")  # {"params_ema": ...}
-    with pytest.raises(InvalidRequest, match=r"^upscaler: RealESRGAN_x2plus.pth is a pickle file \(.pth\).*"
-                                             r"--allow-pickle") as refused:
-        load_upscaler(path)
-    assert "\n" not in str(refused.value)
-    upscaler = load_upscaler(path, allow_pickle=True)
-    frames = clip(2)
-    assert largest_difference(upscale_frames(upscaler, frames), spandrel_reference(path, frames)) <= 2
-
-
 def test_a_pickle_holding_code_is_refused_even_with_permission(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"params_ema": {"conv_first.weight": torch.zeros(1)}, "hook": print}, path)
