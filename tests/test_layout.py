@@ -14,7 +14,7 @@ PACKAGE = Path(video_gen.__file__).parent
 # From the ground floor up; a module's floor is its first name under video_gen (families.wan -> families).
 FLOORS = (
     ("ground floor", {"version", "errors", "events", "planner", "console", "devices", "images", "frames",
-                      "interpolate", "demo"}),
+                      "interpolate", "demo", "control", "annotators"}),
     ("checkpoints", {"checkpoints"}),
     ("families", {"families"}),
     ("loras, memory, tiny models, upscalers, prompt enhancers", {"loras", "memory", "tiny", "upscale", "enhance"}),

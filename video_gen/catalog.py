@@ -78,9 +78,10 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
     note = DEMO_NOTE if is_demo(path) else ""
     if role == MODEL and _denoiser_is_config_only(path, index):
         role, note = PARTS, PARTS_NOTE
-    return ModelInfo(name=name or path.name, path=path, family=family, class_name=class_name,
+    info = ModelInfo(name=name or path.name, path=path, family=family, class_name=class_name,
                      motion_adapter=own_adapter, precision=folder_precision(path), size_bytes=size_on_disk(path), role=role,
                      note=note)
+    return _as_family_sees_it(info) if role == MODEL else info  # Wan names its VACE models
 
 
 PARTS_NOTE = ("the text encoder, VAE and configs without transformer weights; choose a transformer file (GGUF) "
@@ -186,8 +187,9 @@ def _inspect_gguf(path: Path, name: str, size: int) -> ModelInfo:
 
 
 def _as_family_sees_it(info: ModelInfo) -> ModelInfo:
-    """A single file as its family describes it, where the file's neighbours matter (a family's optional
-    `describe_file`: Wan 2.2's low-noise expert beside its high-noise twin is part of that model, not one)."""
+    """A single file (or a model folder) as its family describes it, where the file's neighbours matter (a
+    family's optional `describe_file`: Wan 2.2's low-noise expert beside its high-noise twin is part of that model,
+    not one; a Wan VACE model is named so)."""
     if not info.family:  # recognised, but of no family here (an SDXL checkpoint)
         return info
     describe = getattr(load_family(info.family), "describe_file", None)

@@ -5,7 +5,8 @@ Download takes a short list of known repositories from the Hugging Face hub with
 `huggingface_hub.snapshot_download`, only the files a model needs: its configs and one copy of each
 weight file, the fp16 `.safetensors` where the repository has it (no .bin/.ckpt/.onnx duplicates, no
 original single-file checkpoint beside the diffusers folder, no safety checker). Downloads resume:
-huggingface_hub keeps partial files and continues them on the next run.
+huggingface_hub keeps partial files and continues them on the next run. The annotators that make control videos
+(`annotators.ANNOTATORS`: depth, pose) are downloads too, each its listed files into models/annotators/NAME/.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import enhance, upscale
+from .annotators import ANNOTATORS_DIRNAME
+from .annotators import BY_NAME as ANNOTATORS
 from .errors import InvalidRequest, VideoGenError
 from .catalog import inspect_file, inspect_folder, inspect_path, resolve_model
 from .demo import DEMO_DEFAULTS, DEMO_FILE, DEMO_NAME, DEMO_NOTE, is_demo
@@ -99,9 +102,11 @@ def download(name: str, models_dir: str | os.PathLike, *, quant: str = DEFAULT_Q
     """Download a known model into models_dir/NAME (resumable) and check the result is a model; for single
     files (GGUF), the files of the quantisation `quant` into models_dir itself, and the folder that gives them
     their other parts (without its transformer weights) when it is not installed. Returns what --model takes."""
+    if name in ANNOTATORS:
+        return download_annotator(name, models_dir)
     known_names = known_models()
     if name not in known_names:
-        raise InvalidRequest("name", f"unknown model {name!r}; known: {', '.join(known_names)}")
+        raise InvalidRequest("name", f"unknown model {name!r}; known: {', '.join([*known_names, *ANNOTATORS])}")
     known = known_names[name]
     models_dir = Path(models_dir)
     import huggingface_hub
@@ -187,6 +192,34 @@ def _download_files(known: KnownModel, models_dir: Path, quant: str) -> list[Pat
     except OSError:
         pass
     return placed
+
+
+def download_annotator(name: str, models_dir: str | os.PathLike) -> Path:
+    """An annotator's files (`annotators.ANNOTATORS`) into models_dir/annotators/NAME, each fetched into a hidden
+    staging folder (where a partial download resumes) and moved into place only when whole."""
+    import huggingface_hub
+    from huggingface_hub.utils import HfHubHTTPError
+
+    annotator = ANNOTATORS[name]
+    models_dir = Path(models_dir)
+    target = models_dir / ANNOTATORS_DIRNAME / name
+    staging = models_dir / ".downloads" / name  # hidden: discovery skips dot folders
+    try:
+        for file in annotator.files:
+            if (target / file).is_file():
+                continue
+            fetched = Path(huggingface_hub.hf_hub_download(annotator.repo, file, local_dir=staging))
+            target.mkdir(parents=True, exist_ok=True)
+            os.replace(fetched, target / file)
+    except (HfHubHTTPError, OSError, ConnectionError) as error:
+        known = KnownModel(name, annotator.repo, "", annotator.description, files=annotator.files)
+        raise DownloadFailed(_offline_message(known, error)) from None
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.parent.rmdir()  # when no other download is under way
+    except OSError:
+        pass
+    return target
 
 
 def _offline_message(known: KnownModel, error: BaseException) -> str:

@@ -20,9 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import devices, finishing, memory
+from . import control, devices, finishing, memory
 from . import history as job_history
 from . import loras as lora_support
+from .annotators import annotators_dir
 from .catalog import Catalog
 from .checkpoints import ModelInfo, default_models_dir
 from .errors import Cancelled, InvalidRequest, VideoGenError, first_line
@@ -110,7 +111,7 @@ class Generator:
     def runner(self) -> JobRunner:
         """Runs the jobs on the device (created with the device, on first use)."""
         if self._runner is None:
-            self._runner = JobRunner(self.device, self.outputs_dir)
+            self._runner = JobRunner(self.device, self.outputs_dir, annotators_dir(self.models_dir))
         return self._runner
 
     @property
@@ -183,6 +184,10 @@ class Generator:
         job.request.check_for_family(job.spec)
         notes = job.notes + tuple(note for picture in (job.request.image, job.request.last_image) if picture
                                   for note in check_image_file(picture)) + family_notes
+        # A control video (VACE) is read now, at the rate and length the model makes frames, so a short or unreadable
+        # one, a mask that does not fit it or a missing annotator is refused before the job is queued
+        notes += control.check_request(job.request, frames=job.length.model_frames, fps=job.length.generation_fps,
+                                       annotators_dir=annotators_dir(self.models_dir))
         job = finishing.prepare(job, self.catalog, allow_pickle=self.allow_pickle)  # its upscaler and enhancer
         return dataclasses.replace(job, notes=notes)
 
@@ -345,11 +350,16 @@ class Generator:
                 self._runner.resident.drop()
 
     def _stored(self, request: GenerationRequest) -> GenerationRequest:
-        """The request as the history keeps it: its picture copied into the outputs folder (once per content),
-        so that a queued job or a re-run still has it after an upload or a temporary file is gone."""
-        image = request.image
-        if not image or not os.path.isfile(image):
-            return request
+        """The request as the history keeps it: its picture, control video and mask (files, not folders) copied into
+        the outputs folder (once per content), so that a queued job or a re-run still has them after an upload or a
+        temporary file is gone."""
+        kept = {name: self._kept(getattr(request, name)) for name in ("image", "control", "control_from", "mask")
+                if getattr(request, name)}
+        return request.replace(**kept) if kept else request
+
+    def _kept(self, image: str) -> str:
+        if not os.path.isfile(image):
+            return image
         status = os.stat(image)
         key = (image, status.st_size, status.st_mtime_ns)
         kept = self._kept_inputs.get(key)
@@ -357,4 +367,4 @@ class Generator:
             if len(self._kept_inputs) >= 1024:  # a server that runs for weeks forgets old pictures' copies
                 self._kept_inputs.clear()
             kept = self._kept_inputs[key] = job_history.keep_input(image, self.history)
-        return request.replace(image=kept)
+        return kept

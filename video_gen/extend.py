@@ -160,6 +160,10 @@ def prepare_extension(generator, video, *, frames: int | None = None, duration: 
     if not spec.takes_image:
         raise InvalidRequest("model", f"{model.name} ({spec.label}) makes videos from text only; continuing a "
                                       f"video needs a model that takes a picture")
+    narrow = getattr(family, "model_spec", None)
+    if narrow is not None and "control" in narrow(model).controls:  # Wan VACE: its picture is a reference
+        raise InvalidRequest("model", f"{model.name} takes its picture as a reference, not as the first frame, so "
+                                      f"it cannot continue a video from its last frame; use an image-to-video model")
     # 2. Rate and size: the source's, on the model's size grid (fitted back when they differ)
     fps = min(int(LIMITS["fps"][1]), max(1, round(source.fps)))
     width, height = grid_size(source.width, source.height, spec.size_multiple)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .annotators import CONTROL_KINDS
 from .errors import InvalidRequest
 from .families import specs
 from .families.speed import SPEEDS
@@ -298,6 +299,8 @@ class Field:
         return self.default
 
 
+_NO_CONTROL = "takes no control video (Wan VACE models do); leave it out"
+
 FIELDS: list[Field] = [
     Field("image", Kind(), "the picture to animate (optional for text-to-video models)", label="Picture",
           default=None, flag=None, page=Control("picture", section="main"),
@@ -387,6 +390,21 @@ FIELDS: list[Field] = [
           "euler, ddim, lcm)", label="Scheduler"),
     Field("motion_adapter", Kind(), "AnimateDiff: a motion adapter's name or path (default: the installed one)",
           label="Motion adapter", default=None),
+    # Wan VACE's inputs. The page stands for them with its "Control video" section (web/control_box.py): one upload
+    # and a kind ("as it is" fills `control`, a kind fills `control_from` and `control_kind`), and the mask.
+    Field("control", Kind(), "Wan VACE: a control video given to the model as it is (a video file or a folder of "
+          "frames), its frames taken at the video's rate and fitted to its size like the picture; the picture, when "
+          "given, is a reference picture", label="Control video", default=None, metavar="VIDEO|FOLDER",
+          uses=control("control"), unused=_NO_CONTROL),
+    Field("mask", Kind(), "Wan VACE: white = generate, black = keep the control's pixels; a video or folder of the "
+          "control's length and size, or one picture for every frame", label="Mask", default=None,
+          metavar="VIDEO|FOLDER|IMAGE", uses=control("control"), unused=_NO_CONTROL),
+    Field("control_from", Kind(), "Wan VACE: any video to make the control from, by --control-kind (the control "
+          "used is saved beside the output as NAME_control.mp4)", label="Make the control from", default=None,
+          metavar="VIDEO|FOLDER", uses=control("control"), unused=_NO_CONTROL),
+    Field("control_kind", Choice(CONTROL_KINDS), "what --control-from makes: depth, pose (annotators in "
+          "models/annotators), edges (Canny, thresholds 100 and 200) or gray", label="Control kind", default=None,
+          uses=control("control"), unused=_NO_CONTROL),
     # Finishing (finishing.py). The page stands for them another way: its Enhance button writes the enhanced prompt
     # into the prompt box, and its Finish tab upscales any video (the result's "Upscale this video" too).
     Field("upscaler", Kind(), "upscale the finished video with this upscaler (a file in models/upscalers, or a "
@@ -532,12 +550,27 @@ class GenerationRequest:
                 and self.min_guidance_scale > self.max_guidance_scale):
             raise InvalidRequest("min_guidance_scale", f"must not exceed max_guidance_scale ({self.max_guidance_scale}), "
                                                        f"got {self.min_guidance_scale}")
+        self._check_control()
         if self.output_path is not None and self.output_format is not None:
             implied = format_for_path(self.output_path)
             if implied is not None and implied != self.output_format:
                 raise InvalidRequest("output_path", f"suffix says {implied} but output_format is "
                                                     f"{self.output_format}; make them agree")
         return self
+
+    def _check_control(self) -> None:
+        """A control comes as it is (`control`) or made from a video (`control_from` with its `control_kind`); a
+        mask goes with either."""
+        if self.control and self.control_from:
+            raise InvalidRequest("control_from", "give the control as it is (control) or a video to make it from "
+                                                 "(control_from), not both")
+        if self.control_from and not self.control_kind:
+            raise InvalidRequest("control_kind", f"missing: control_from needs a kind ({', '.join(CONTROL_KINDS)})")
+        if self.control_kind and not self.control_from:
+            raise InvalidRequest("control_kind", "goes with control_from (the video to make the control from); give "
+                                                 "that too, or leave the kind out")
+        if self.mask and not (self.control or self.control_from):
+            raise InvalidRequest("mask", "needs a control video (control, or control_from with control_kind)")
 
     def check_for_family(self, spec) -> None:
         """Refuse a value the family cannot use (its field's `unused` reason), naming the field."""

@@ -95,6 +95,9 @@ class GenerationResult:
             info["source"] = self.metadata["source"]
         if self.metadata.get("loras"):
             info["loras"] = self.metadata["loras"]  # each one's name, SHA-256 and strength
+        for name in ("control", "mask"):  # a control video's (VACE) hashes, frames, annotator and kept copy
+            if self.metadata.get(name):
+                info[name] = self.metadata[name]
         for key in ("prompt_enhancement", "upscaled"):  # both prompts; the upscaler, its SHA-256 and the new size
             if self.metadata.get(key):
                 info[key] = self.metadata[key]

@@ -17,11 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from . import demo, finishing, memory, video_io
+from . import control, demo, finishing, memory, video_io
 from . import loras as lora_support
 from .checkpoints import ModelInfo, file_sha256, weights_sha256
 from .errors import Cancelled, GenerationFailed, InvalidRequest, first_line
-from .events import INTERPOLATING, LOADING_MODEL, STAGE_LABELS, WRITING, EventCallback, PreviewEvent, StageEvent, StepEvent
+from .events import (ENCODING_IMAGE, INTERPOLATING, LOADING_MODEL, STAGE_LABELS, WRITING, EventCallback, PreviewEvent,
+                     StageEvent, StepEvent)
 from .frames import apply_loop, channel_stats, match_colors
 from .memory import MemoryPlan
 from .planner import LengthPlan
@@ -46,6 +47,9 @@ class RunningJob:
         self._stage_started = self._started
         self._first_step_at: float | None = None
         self.segment = (1, 1)  # (number, of how many), for long videos made of chained segments
+        # This segment's control video and mask (VACE): (frames (F, H, W, 3), mask (F, H, W) or None) at the
+        # segment's size and length, or None without a control
+        self.control = None
         self.timings: dict[str, float] = {}
         self.plans: list[MemoryPlan] = []  # the memory ladder of this job, fastest first
         self.plan: MemoryPlan | None = None  # the rung it runs on now
@@ -208,9 +212,10 @@ class ResidentPipeline:
 class JobRunner:
     """Runs prepared jobs on one device, one at a time (the engine's queue decides whose turn it is)."""
 
-    def __init__(self, device: str, outputs_dir: Path):
+    def __init__(self, device: str, outputs_dir: Path, annotators_dir: Path | None = None):
         self.device = device
         self.outputs_dir = outputs_dir
+        self.annotators_dir = annotators_dir  # models/annotators: what makes a control from a video
         self.resident = ResidentPipeline(device)
 
     def run(self, job: PreparedJob, image, running: RunningJob, plans: list[MemoryPlan], plan: MemoryPlan,
@@ -231,8 +236,10 @@ class JobRunner:
                 job = dataclasses.replace(job, request=request)
             running.request = job.request
 
-            # 5. Load the model unless it is resident, and generate the frames (segments, interpolation, loop)
-            frames = self.frames(job, image, running)
+            # 5. The control video (VACE) over every frame the model makes, before the model loads; then load the
+            # model unless it is resident, and generate the frames (segments, interpolation, loop)
+            inputs = self.control_inputs(job, running)
+            frames = self.frames(job, image, running, inputs)
             request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)
             fps, source = request.fps, None
             if job.finish is not None:  # e.g. the source video's frames before these (extend.py)
@@ -258,17 +265,23 @@ class JobRunner:
                 metadata["loras"] = [lora.metadata() for lora in job.loras]
             if enhancement:
                 metadata["prompt_enhancement"] = enhancement  # the user's prompt and the one that was used
-            target = self._output_path(request, job.model, submitted_at)
+            output = self._output_path(request, job.model, submitted_at)
+            if inputs is not None:  # the control's and mask's hashes, frames and annotator: what --from re-makes
+                metadata.update(inputs.metadata())
+                metadata["control"]["video"] = str(control.control_path(output))
             if job.upscaler is None:
-                path = video_io.write_video(frames, target, fps=fps, format=request.output_format, crf=request.crf,
+                path = video_io.write_video(frames, output, fps=fps, format=request.output_format, crf=request.crf,
                                             metadata=metadata)
             else:  # the last stage: each frame through the upscaler on its way to the writer
                 height, width = frames[0].shape[:2]
                 metadata["upscaled"] = finishing.upscaled_entry(job.upscaler, width, height, self.device)
-                path = finishing.write_upscaled(frames, job.upscaler, target, fps=fps, format=request.output_format,
+                path = finishing.write_upscaled(frames, job.upscaler, output, fps=fps, format=request.output_format,
                                                 crf=request.crf, metadata=metadata, device=self.device,
                                                 running=running, make_room=self.resident.drop)
             video_io.write_sidecar(path, metadata)
+            if inputs is not None:  # what the model saw, beside the output (NAME_control.mp4)
+                control.write_control_video(inputs.control.frames, control.control_path(path),
+                                            fps=job.length.generation_fps)
             running.finish()
             finished = True
             return path, frames, metadata
@@ -276,8 +289,21 @@ class JobRunner:
             if not finished:
                 memory.free_memory(self.device)  # a failed or cancelled job leaves nothing behind
 
-    def frames(self, job: PreparedJob, image, running: RunningJob):
-        """Run the plan: chained segments, colour-matched to the first, then interpolation, then the loop.
+    def control_inputs(self, job: PreparedJob, running: RunningJob) -> control.ControlInputs | None:
+        """A request's control video (as it is, or made by its annotator on the device) and mask, over every frame
+        the model makes at the rate it makes them, fitted to the video's size; None without one."""
+        request = job.request
+        if not (request.control or request.control_from):
+            return None
+        running.stage(ENCODING_IMAGE, f"making the {request.control_kind} control" if request.control_from
+                      else "reading the control video")
+        return control.prepare_inputs(request, frames=job.length.model_frames, fps=job.length.generation_fps,
+                                      annotators_dir=self.annotators_dir, device=self.device)
+
+    def frames(self, job: PreparedJob, image, running: RunningJob, inputs: control.ControlInputs | None = None):
+        """Run the plan: chained segments, colour-matched to the first, then interpolation, then the loop. Each
+        segment gets its own frames of the control (`inputs`): the model's frames from its first (the seam it
+        shares with the segment before) on.
 
         Out of memory in a segment steps down and makes that segment again, from the same noise (the seed's
         state at its start); the segments before it are kept."""
@@ -286,8 +312,11 @@ class JobRunner:
 
         length, request = job.length, job.request
         pieces, reference = [], None
+        first_frame = 0  # the segment's first model frame
         for number, (count, generated) in enumerate(zip(length.segment_frames, length.generated_frames), 1):
             running.segment = (number, length.segments)
+            running.control = inputs.segment(first_frame, generated) if inputs is not None else None
+            first_frame += count - 1
             start = image if number == 1 else Image.fromarray(pieces[-1][-1])  # lossless, from memory
             # A last frame ends the video, so only the last segment is asked to end on it
             segment = request.replace(num_frames=generated, fps=length.generation_fps,

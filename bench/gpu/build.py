@@ -88,6 +88,18 @@ def _wan(variant: str, tiny_variant: str):
     return builder
 
 
+def _wan_vace(variant: str):
+    def builder(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+        import gpu_wan
+        from tiny_models import build_tiny_wan_vace
+
+        if tiny:
+            build_tiny_wan_vace(path)
+        else:
+            gpu_wan.build_full(variant, path, device)
+    return builder
+
+
 def _ltx(name: str):
     def builder(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
         import gpu_ltx
@@ -124,6 +136,8 @@ BUILDERS = {
     "ltx-2b-distilled": _ltx("2b-distilled"),
     "ltx-upsampler": _ltx_upsampler,
     "ltx-13b-distilled": _ltx("13b-distilled"),
+    "wan2.1-vace-1.3b": _wan_vace("vace-1.3b"),
+    "wan2.1-vace-14b": _wan_vace("vace-14b"),
     "realesrgan-x4": _upscaler,
 }
 

@@ -5,7 +5,8 @@ Three kinds of case:
   compile, channels-last), each after a 2-step warm-up job, as that benchmark has always run them;
 - "job": one job through the app's engine (`Generator.generate`), its model loaded by the job (the load is
   timed apart, `load_s`), under the cap or not, with the case's request fields (LoRAs, fp8 storage, a cache
-  hook, two stages). A case with `compare_to` in `after` gets its speedup against that row of the same call;
+  hook, two stages, a control video). A case with `compare_to` in `after` gets its speedup against that row of
+  the same call;
 - "upscale": `video-gen upscale` of a synthetic video (finishing.upscale_video): decode, every frame through the
   upscaler (tiled as the free memory allows), H.264 encode; `s_per_step` is the median seconds per frame.
 
@@ -110,6 +111,20 @@ class Session:
             self._photos[width, height] = gpu_svd.synthetic_photo(self.work / f"photo-{width}x{height}.png",
                                                                   width, height)
         return self._photos[width, height]
+
+    def control_video(self, frames: int, width: int, height: int) -> Path:
+        """A control video (VACE) of `frames` frames at 16 fps and the job's size: the photo panning, H.264."""
+        path = self.work / f"control-{frames}x{width}x{height}.mp4"
+        if not path.is_file():
+            import numpy as np
+            from PIL import Image
+
+            from video_gen.control import write_control_video
+
+            photo = np.asarray(Image.open(self.photo(width, height)).convert("RGB"))
+            write_control_video(np.stack([np.roll(photo, 4 * index, axis=1) for index in range(frames)]), path,
+                                fps=16)
+        return path
 
     def release(self, keep: tuple | None = None) -> None:
         """Drop the kept generator unless it is `keep`'s, and give its memory back."""
@@ -233,6 +248,8 @@ class Session:
             fields = {name: params[name] for name in ("memory_plan", "speed", "upscale", "loras") if name in params}
             if "steps" in params:
                 fields["num_inference_steps"] = params["steps"]
+            if params.get("control"):  # VACE: the control video; the photo is its reference picture
+                fields["control"] = str(self.control_video(frames, width, height))
             request = GenerationRequest.from_dict(dict(
                 image=str(self.photo(width, height)), model=build.folder(self.models_dir, case.model, self.tiny).name,
                 num_frames=frames, width=width, height=height, seed=1, prompt=params.get("prompt", ""),

@@ -24,8 +24,9 @@ def add_request_flags(parser: argparse.ArgumentParser, *, skip: frozenset[str] =
         if field.cli_flag is None or field.name in skip:
             continue
         target = length if field.name == "num_frames" else parser
-        target.add_argument(field.cli_flag, dest=dest(field), help=_help(field), metavar=field.metavar,
-                            **_argparse_options(field))
+        options = _argparse_options(field)
+        metavar = field.metavar or (None if "choices" in options else field.cli_flag[2:].upper().replace("-", "_"))
+        target.add_argument(field.cli_flag, dest=dest(field), help=_help(field), metavar=metavar, **options)
 
 
 def dest(field: Field) -> str:

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..annotators import ANNOTATORS
 from ..checkpoints import ENHANCER, LORA, MODEL, UPSCALER
 from ..console import command
 from ..enhance import DOWNLOADS as ENHANCER_DOWNLOADS
@@ -22,8 +23,8 @@ def add_parsers(commands, common) -> None:
     models_commands.add_parser("list", parents=[common],
                                help="list models in the models dir, the Hugging Face cache and --extra-models-dir")
     download = models_commands.add_parser("download", parents=[common], help="download a known model (resumable)")
-    download.add_argument("name", help="one of: " + ", ".join(download.name for spec in specs()
-                                                                for download in spec.downloads)
+    download.add_argument("name", help="one of: " + ", ".join(
+        [*(download.name for spec in specs() for download in spec.downloads), *(item.name for item in ANNOTATORS)])
                           + "; upscalers: " + ", ".join(download.name for download in UPSCALER_DOWNLOADS)
                           + "; prompt enhancers: " + ", ".join(download.name for download in ENHANCER_DOWNLOADS))
     download.add_argument("--quant", default=None,
@@ -102,7 +103,8 @@ def models_list(folder: Path, extra_dirs) -> int:
 
     catalog = Catalog(folder, extra_dirs)
     found = catalog.entries()
-    if not found:
+    annotators = _installed_annotators(folder)
+    if not found and not annotators:
         print(f"no model installed in {folder.resolve()}, the Hugging Face cache or the extra folders; "
               f"see models/README.md (`{command('models download svd-xt')}`), or try everything with a tiny demo "
               f"model that makes noise, not video: `{command('models demo')}`", file=sys.stderr)
@@ -118,7 +120,18 @@ def models_list(folder: Path, extra_dirs) -> int:
                     if model.class_name == "LoRA" else f"lora ({model.note})")
         print(f"{model.name}\t{family}\t{kind}\t{model.precision or '-'}\t{_human_size(model.size_bytes)}\t"
               f"{model.source}\t{model.path}")
+    for annotator, path in annotators:
+        size = sum(file.stat().st_size for file in path.iterdir() if file.is_file())
+        print(f"{annotator.name}\t-\tannotator ({annotator.description})\t-\t{_human_size(size)}\tmodels\t{path}")
     return EXIT_OK
+
+
+def _installed_annotators(folder: Path) -> list:
+    """The annotators (for --control-kind depth, pose) whose files are all in models/annotators/NAME."""
+    from ..annotators import annotators_dir
+
+    return [(annotator, annotators_dir(folder) / annotator.name) for annotator in ANNOTATORS
+            if all((annotators_dir(folder) / annotator.name / file).is_file() for file in annotator.files)]
 
 
 def _lora_fits(catalog, found) -> dict[str, list]:
