@@ -104,7 +104,8 @@ def section(results: list[dict]) -> str:
     source = (f"From {len(files)} results file{'s' if len(files) != 1 else ''} "
               f"({', '.join(f'`{name}`' for name in files)})" if files else
               "No GPU has measured these cases yet")
-    return (f"{BEGIN}\n{source}. *s/step*: median seconds per denoising step; *job s*: the job with its model "
+    return (f"{BEGIN}\n{source}. *s/step*: median seconds per denoising step (upscale cases: per frame); *job s*: "
+            f"the job with its model "
             f"loaded (the load is timed apart; SVD's cases after a 2-step warm-up); *peak GiB*: "
             f"`max_memory_reserved`; *speed*: how many times faster than the case named, on the same card.\n\n"
             f"{table(results)}\n{END}")

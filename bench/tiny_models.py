@@ -26,6 +26,7 @@ HOMES = {
     "build_tiny_gemma_tokenizer": "video_gen.tiny.ltx2",
     "LTX2_MODEL_INDEX": "video_gen.tiny.ltx2",
     "LTX2_SCHEDULER_CONFIG": "video_gen.tiny.ltx2",
+    "build_tiny_esrgan": "video_gen.tiny.upscalers",
 }
 
 __all__ = list(HOMES)

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import control, devices, memory
+from . import control, devices, finishing, memory
 from . import history as job_history
 from . import loras as lora_support
 from .annotators import annotators_dir
@@ -82,7 +82,7 @@ class Generator:
         # More places to find models (a ComfyUI or A1111 tree); the Hugging Face cache is always searched.
         self.extra_models_dirs = tuple(Path(folder) for folder in extra_models_dirs or ())
         self.catalog = Catalog(self.models_dir, self.extra_models_dirs)
-        self.allow_pickle = allow_pickle  # load .ckpt/.pt/.bin (with weights_only=True) only when asked
+        self.allow_pickle = allow_pickle  # load .ckpt/.pt/.bin/.pth (with weights_only=True) only when asked
         self.outputs_dir = Path(outputs_dir or os.environ.get("VIDEO_GEN_OUTPUTS_DIR") or "outputs")
         self._history = history
         self._device_choice = device
@@ -190,6 +190,7 @@ class Generator:
                                        annotators_dir=annotators_dir(self.models_dir))
         if job.request.audio == "on" and job.request.output_format == "gif":
             notes += ("gif has no sound: the video's sound is not written (mp4, webm and png keep it)",)
+        job = finishing.prepare(job, self.catalog, allow_pickle=self.allow_pickle)  # its upscaler and enhancer
         return dataclasses.replace(job, notes=notes)
 
     def plan_job(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
@@ -260,7 +261,7 @@ class Generator:
             job = self.prepare(request)
             target_dir = Path(job.request.output_path).parent if job.request.output_path else self.outputs_dir
             check_writable(target_dir)
-            check_free_space(target_dir, job.request, job.length)
+            check_free_space(target_dir, job.request, job.length, scale=job.upscaler.scale if job.upscaler else 1)
             image = None  # text-to-video families run without a picture (their spec decides)
             if job.request.image:
                 image = fit_to_size(open_image(job.request.image), job.request.width, job.request.height,
@@ -294,7 +295,8 @@ class Generator:
             finally:
                 with self._lock:
                     self._running = None
-            request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)  # what made the frames
+            # What made the frames: the enhanced prompt, the decode chunk the plan ended on
+            request = (running.request or job.request).replace(decode_chunk_size=running.plan.decode_chunk_size)
             result = GenerationResult(
                 path=path, seed=request.seed, frames_written=len(frames), elapsed_s=time.perf_counter() - submitted,
                 request=request, model=job.model.name, device=self.device, dtype=running.plan.dtype,
@@ -317,6 +319,24 @@ class Generator:
             return False
         running.cancelled.set()
         return True
+
+    @contextlib.contextmanager
+    def job_turn(self, on_event: EventCallback | None = None, cancelled: threading.Event | None = None):
+        """Wait for the one-at-a-time slot and hold it with a `RunningJob` (its stages, steps and ETA go to
+        `on_event`) that `cancel()` reaches, or `cancelled` when given: for work besides generating (upscaling a
+        video, enhancing a prompt: finishing.py)."""
+        with self._queue:
+            running = RunningJob(on_event, 0, None)
+            if cancelled is not None:
+                running.cancelled = cancelled
+            with self._lock:
+                self._running = running
+            try:
+                running.check_cancelled()  # cancelled while it waited
+                yield running
+            finally:
+                with self._lock:
+                    self._running = None
 
     @contextlib.contextmanager
     def turn(self):

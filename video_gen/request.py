@@ -138,6 +138,23 @@ class Choice(Kind):
             raise InvalidRequest(name, f"must be one of {', '.join(self.allowed())}, got {value!r}")
 
 
+class Flag(Kind):
+    """On or off: true/false in JSON, a flag without a value on the command line (`--enhance-prompt`)."""
+
+    python_type = bool
+
+    def read(self, name, value):
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "on", "off", "1", "0"):
+            return value.strip().lower() in ("true", "on", "1")
+        raise InvalidRequest(name, f"must be true or false, got {value!r}")
+
+    def check(self, name, value):
+        if value is not None and not isinstance(value, bool):
+            raise InvalidRequest(name, f"must be true or false, got {value!r}")
+
+
 class MemoryPlanChoice(Kind):
     """auto, or an offload level forced, optionally with +fp8 (memory.parse_plan_choice)."""
 
@@ -398,6 +415,18 @@ FIELDS: list[Field] = [
           "picture before generating (where its folder has processor/); the metadata keeps both prompts",
           label="Enhance the prompt (the model's own)", default="off", page=Control("radio"),
           uses=control("model_enhancer"), unused="has no prompt enhancement of its own; use off"),
+    # Finishing (finishing.py). The page stands for them another way: its Enhance button writes the enhanced prompt
+    # into the prompt box, and its Finish tab upscales any video (the result's "Upscale this video" too).
+    Field("upscaler", Kind(), "upscale the finished video with this upscaler (a file in models/upscalers, or a "
+          "path) as the job's last stage; frame count, frame rate and sound are kept", label="Upscaler",
+          default=None, metavar="NAME"),
+    Field("enhance_prompt", Flag(), "rewrite the prompt from the picture with the local prompt enhancer "
+          "(models/enhancers) before the video model loads; the video's settings keep both prompts",
+          label="Enhance the prompt", default=False, uses=lambda spec: spec.prompt,
+          unused="takes no prompt, so there is nothing to enhance; leave it off"),
+    Field("enhancer", Kind(), "the prompt enhancer: a folder in models/enhancers or a path (default: the only one "
+          "installed); implies enhance_prompt", label="Prompt enhancer", default=None, metavar="NAME",
+          uses=lambda spec: spec.prompt, unused="takes no prompt, so there is nothing to enhance; leave it out"),
 ]
 FIELD: dict[str, Field] = {field.name: field for field in FIELDS}
 ALIASES: dict[str, str] = {alias: field.name for field in FIELDS for alias in field.aliases}
@@ -608,5 +637,5 @@ def _shown(value: Any) -> str:
 LIMITS: dict[str, tuple[float, float]] = {field.name: limits(field.name) for field in FIELDS
                                           if isinstance(field.kind, (Whole, Number)) and field.name != "seed"}
 
-__all__ = ["GenerationRequest", "Field", "Control", "FIELDS", "FIELD", "Keyframe", "MODELS_OWN", "add_field",
+__all__ = ["GenerationRequest", "Field", "Control", "FIELDS", "FIELD", "Flag", "Keyframe", "MODELS_OWN", "add_field",
            "FORMATS", "LIMITS", "RESIZE_MODES", "UPSCALES"]

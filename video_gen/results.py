@@ -11,12 +11,14 @@ from typing import Any, Callable
 
 from .checkpoints import ModelInfo
 from .demo import demo_defaults
+from .enhance import EnhancerInfo
 from .families import load_family
 from .families.spec import FamilySpec
 from .loras import ResolvedLora
 from .memory import MemoryPlan
 from .planner import LengthPlan, plan_length
 from .request import GenerationRequest
+from .upscale import UpscalerInfo
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class PreparedJob:
     # (an `audio.Sound` or None). None: the frames and sound as made.
     finish: Callable[[Any, Any], tuple[Any, float, dict[str, Any], Any]] | None = None
     loras: tuple[ResolvedLora, ...] = ()  # its LoRAs, found and checked for the family
+    upscaler: UpscalerInfo | None = None  # its `upscaler`, found and described (architecture, scale)
+    enhancer: EnhancerInfo | None = None  # the prompt enhancer when it asks for one (`enhance_prompt`)
 
     @property
     def family(self):
@@ -99,6 +103,9 @@ class GenerationResult:
         for name in ("control", "mask"):  # a control video's (VACE) hashes, frames, annotator and kept copy
             if self.metadata.get(name):
                 info[name] = self.metadata[name]
+        for key in ("prompt_enhancement", "upscaled"):  # both prompts; the upscaler, its SHA-256 and the new size
+            if self.metadata.get(key):
+                info[key] = self.metadata[key]
         if self.metadata.get("demo"):
             info["demo"] = self.metadata["demo"]
         if self.job_id is not None:

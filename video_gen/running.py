@@ -1,11 +1,13 @@
 """A job's turn: the running job's context (`RunningJob`, what a family's `run` talks to), the resident pipeline
 (one model at a time, placed under the job's memory plan, kept between jobs) and `JobRunner`, which makes a
-prepared job's frames (segment by segment, then interpolation and the loop) and writes its video. The engine's
+prepared job's frames (its prompt enhanced first when asked, then segment by segment, interpolation and the loop)
+and writes its video (through its upscaler when it has one: finishing.py). The engine's
 front (`engine.Generator`) checks requests and hands each job here when its turn comes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -15,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from . import control, demo, memory, video_io
+from . import control, demo, finishing, memory, video_io
 from . import loras as lora_support
 from .checkpoints import ModelInfo, file_sha256, weights_sha256
 from .errors import Cancelled, GenerationFailed, InvalidRequest, first_line
@@ -53,6 +55,7 @@ class RunningJob:
         self.plan: MemoryPlan | None = None  # the rung it runs on now
         self.retries: list[dict[str, Any]] = []
         self.info: dict[str, Any] = {}  # what the family reports about how it ran (attention backend, speed hook)
+        self.request: GenerationRequest | None = None  # the request that made the frames (an enhanced prompt)
 
     @property
     def decode_chunk_size(self) -> int:
@@ -227,7 +230,14 @@ class JobRunner:
             running.plans, running.plan = plans, plan
             running.generator = torch.Generator("cpu").manual_seed(job.request.seed)
 
-            # 4. The control video (VACE) over every frame the model makes, before the model loads; then load the
+            # 4. Enhance the prompt (the enhancer is unloaded before the video model loads)
+            enhancement = None
+            if job.enhancer is not None:
+                request, enhancement = finishing.enhance_in_job(job, self.device, running, self.resident.drop)
+                job = dataclasses.replace(job, request=request)
+            running.request = job.request
+
+            # 5. The control video (VACE) over every frame the model makes, before the model loads; then load the
             # model unless it is resident, and generate the frames (segments, interpolation, loop) and their sound
             # (families that make it, when the request has it on)
             inputs = self.control_inputs(job, running)
@@ -239,8 +249,10 @@ class JobRunner:
             if job.finish is not None:  # e.g. the source video's frames and sound before these (extend.py)
                 frames, fps, source, sound = job.finish(frames, sound)
 
-            # 5. Write the video under its final name only when complete, and its settings beside it
-            running.stage(WRITING, f"writing {request.output_format}")
+            # 6. Write the video under its final name only when complete (upscaled on the way, when asked), and
+            # its settings beside it
+            if job.upscaler is None:
+                running.stage(WRITING, f"writing {request.output_format}")
             metadata = {
                 "app": "video-gen", "version": __version__, "model": job.model.name, "family": job.spec.name,
                 "model_sha256": self.resident.weights_sha256,
@@ -260,12 +272,21 @@ class JobRunner:
                 metadata["audio"] = sound.metadata(request.output_format)
             elif job.spec.sound:
                 metadata["audio"] = {"made": False}
+            if enhancement:
+                metadata["prompt_enhancement"] = enhancement  # the user's prompt and the one that was used
             output = self._output_path(request, job.model, submitted_at)
             if inputs is not None:  # the control's and mask's hashes, frames and annotator: what --from re-makes
                 metadata.update(inputs.metadata())
                 metadata["control"]["video"] = str(control.control_path(output))
-            path = video_io.write_video(frames, output, fps=fps, format=request.output_format, crf=request.crf,
-                                        metadata=metadata, audio=sound)
+            if job.upscaler is None:
+                path = video_io.write_video(frames, output, fps=fps, format=request.output_format, crf=request.crf,
+                                            metadata=metadata, audio=sound)
+            else:  # the last stage: each frame through the upscaler on its way to the writer
+                height, width = frames[0].shape[:2]
+                metadata["upscaled"] = finishing.upscaled_entry(job.upscaler, width, height, self.device)
+                path = finishing.write_upscaled(frames, job.upscaler, output, fps=fps, format=request.output_format,
+                                                crf=request.crf, metadata=metadata, device=self.device,
+                                                running=running, make_room=self.resident.drop, audio=sound)
             video_io.write_sidecar(path, metadata)
             if inputs is not None:  # what the model saw, beside the output (NAME_control.mp4)
                 control.write_control_video(inputs.control.frames, control.control_path(path),
@@ -378,10 +399,11 @@ def check_writable(folder: Path) -> None:
 MIN_FREE_BYTES = 64 * 2**20
 
 
-def check_free_space(folder: Path, request: GenerationRequest, plan: LengthPlan) -> None:
+def check_free_space(folder: Path, request: GenerationRequest, plan: LengthPlan, scale: int = 1) -> None:
     """Refuse before any work when the disk cannot hold the result (a full disk found after a 10-minute job
-    loses the job). The need is bounded by the raw frames for PNG, a tenth of them for a compressed video."""
-    raw_bytes = plan.frames * request.width * request.height * 3
+    loses the job). The need is bounded by the raw frames for PNG, a tenth of them for a compressed video;
+    `scale`: the upscaler's, when the job ends with one."""
+    raw_bytes = plan.frames * request.width * request.height * 3 * scale * scale
     needed = MIN_FREE_BYTES + (raw_bytes if request.output_format == "png" else raw_bytes // 10)
     try:
         free = shutil.disk_usage(folder).free

@@ -129,6 +129,14 @@ def _ltx2_distilled(path: Path, models_dir: Path, tiny: bool, device: str) -> No
     import gpu_ltx2
 
     gpu_ltx2.link_distilled(path, folder(models_dir, "ltx2-19b", tiny))
+def _upscaler(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+    """Real-ESRGAN x4plus's RRDBNet (64 features, 23 blocks) with random weights, as a .safetensors in the app's
+    upscalers folder (the tiny one: 8 features, 1 block); named as cases.UPSCALE's `upscaler`."""
+    from cases import UPSCALE
+    from tiny_models import build_tiny_esrgan
+
+    options = {} if tiny else dict(num_filters=64, num_blocks=23)
+    build_tiny_esrgan(path / f"{UPSCALE['upscaler']}.safetensors", scale=4, **options)
 
 
 BUILDERS = {
@@ -142,6 +150,7 @@ BUILDERS = {
     "wan2.1-vace-14b": _wan_vace("vace-14b"),
     "ltx2-19b": _ltx2,
     "ltx2-19b-distilled": _ltx2_distilled,
+    "realesrgan-x4": _upscaler,
 }
 
 

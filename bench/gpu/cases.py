@@ -55,7 +55,8 @@ class Case:
     model: str  # the key in MODELS of the model it runs
     title: str  # what it measures, as the README's table says it
     cost_s: float  # estimated seconds on an H100, the model's load included, its build not
-    kind: str  # "svd" (bench/gpu_svd.py's Bench, with a warm-up job) or "job" (one engine job, timed)
+    kind: str  # "svd" (bench/gpu_svd.py's Bench, with a warm-up job), "job" (one engine job, timed) or
+    # "upscale" (`video-gen upscale` of a video: finishing.upscale_video, timed)
     params: dict = field(default_factory=dict)
     after: tuple[str, ...] = ()  # cases that must run earlier in the same call (a baseline measured beside it)
     compare_to: str | None = None  # the README shows this case's speed against that one's, same card
@@ -100,6 +101,10 @@ MODELS = {model.key: model for model in (
     Model("ltx2-19b-distilled", "ltx2-19b-distilled-random", "tiny-ltx2-19b-distilled",
           "LTX-2 19B distilled with sound (random weights, ltx2-19b's linked)", build_s=30, disk_gib=0.1,
           needs=("ltx2-19b",)),
+    # Real-ESRGAN x4plus's architecture (RRDBNet, 64 features, 23 blocks, 16.7 M parameters) in the app's
+    # models/upscalers folder: one 67 MB file (the tiny one: 8 features, 1 block)
+    Model("realesrgan-x4", "upscalers", "upscalers", "Real-ESRGAN x4plus architecture (random fp32 weights)",
+          build_s=10, disk_gib=0.1),
 )}
 
 # The jobs (frames, width, height) and what runs them
@@ -120,6 +125,7 @@ LTX2 = dict(size=(121, 768, 512), tiny_size=(9, 64, 64), prompt="a woman sings o
 LTX2_FULL = dict(LTX2, steps=4)  # s/step is what is measured: 4 of its 30 steps, each the CFG pair + modality pass
 LTX2_DISTILLED_JOB = "121 frames 768×512 with sound, 8 steps at guidance 1 (distilled)"
 LTX2_FULL_JOB = "121 frames 768×512 with sound, 4 of its 30 steps at guidance 3 (CFG + modality passes)"
+UPSCALE = dict(size=(25, 1024, 576), tiny_size=(25, 64, 36), upscaler="realesrgan-x4-random")
 
 CASES = [
     # ---- 1. SVD-XT: the headline, and the seed's recipe against ours under a 12 GiB cap --------------------------
@@ -226,6 +232,12 @@ CASES = [
          dict(LTX2_FULL, capped=True, cap_gib=16.0), compare_to="ltx2-19b/uncapped", compare_field="s_per_step"),
     Case("ltx2-19b/capped-12", 6, "ltx2-19b", f"LTX-2 19B {LTX2_FULL_JOB}: under {CAP_GIB:g} GiB", 220, "job",
          dict(LTX2_FULL, capped=True), compare_to="ltx2-19b/uncapped", compare_field="s_per_step"),
+    # Finishing (issue 27): 25 frames of 1024×576 through Real-ESRGAN x4 to 4096×2304, decoded, tiled as the free
+    # memory allows and encoded to H.264: ~37 MFLOP per input pixel x 590 k pixels x 25 frames ≈ 0.55 PFLOP in
+    # fp16 (seconds), plus the 4K encode on the CPU (estimate: 10-20 s) and a probe of the bytes per pixel
+    Case("realesrgan-x4/upscale-25x1024x576", 6, "realesrgan-x4",
+         "Real-ESRGAN x4 (random weights): `video-gen upscale` of 25 frames 1024×576 to 4096×2304", 60, "upscale",
+         dict(UPSCALE)),
 ]
 BY_ID = {case.id: case for case in CASES}
 

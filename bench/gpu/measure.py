@@ -1,12 +1,14 @@
 """Running one case of bench/gpu/cases.py and measuring it: the runner's side that touches torch and the app.
 
-Two kinds of case:
+Three kinds of case:
 - "svd": a case of bench/gpu_svd.py's `Bench` (the seed's recipe, our engine capped or not, a plan forced,
   compile, channels-last), each after a 2-step warm-up job, as that benchmark has always run them;
 - "job": one job through the app's engine (`Generator.generate`), its model loaded by the job (the load is
   timed apart, `load_s`), under the cap or not, with the case's request fields (LoRAs, fp8 storage, a cache
   hook, two stages, a control video). A case with `compare_to` in `after` gets its speedup against that row of
-  the same call.
+  the same call;
+- "upscale": `video-gen upscale` of a synthetic video (finishing.upscale_video): decode, every frame through the
+  upscaler (tiled as the free memory allows), H.264 encode; `s_per_step` is the median seconds per frame.
 
 Every row has the same fields (`ROW_FIELDS`) whatever the kind; bench/report.py reads them. The cap is
 `torch.cuda.set_per_process_memory_fraction` with the engine planning for it; on the CPU (the tiny dry run)
@@ -56,6 +58,14 @@ def unavailable(case: Case, device: str) -> str | None:
         name = case.params["case"]
         if name.startswith("plan:") and name.split(":", 1)[1] not in offloads_for(device):
             return f"the {name.split(':', 1)[1]} plan needs a GPU"
+        return None
+    if case.kind == "upscale":
+        try:
+            from video_gen.upscale import import_spandrel
+
+            import_spandrel()
+        except (ImportError, InvalidRequest) as error:
+            return f"the app cannot upscale here ({_first_line(error)})"
         return None
     fields = {key: case.params[key] for key in ("memory_plan", "speed", "upscale") if key in case.params}
     try:
@@ -151,7 +161,52 @@ class Session:
             return self.svd_case(case)
         if case.kind == "job":
             return self.job_case(case)
+        if case.kind == "upscale":
+            self.release()
+            return self.upscale_case(case)
         raise ValueError(f"{case.id}: unknown kind {case.kind!r}")
+
+    def upscale_case(self, case: Case) -> dict:
+        """`video-gen upscale` of a `frames`-frame panning clip: seconds end to end, the median per frame, peaks."""
+        import numpy as np
+
+        from video_gen import Generator, video_io
+        from video_gen.events import UPSCALING, StepEvent
+        from video_gen.finishing import upscale_video
+        from video_gen.images import open_image
+
+        torch, cuda = self.torch, self.cuda
+        frames, width, height = case.params["tiny_size"] if self.tiny else case.params["size"]
+        picture = np.asarray(open_image(self.photo(width + frames * 4, height)))
+        clip = self.work / f"clip-{frames}x{width}x{height}.mp4"
+        video_io.write_video(np.stack([picture[:, index * 4:index * 4 + width] for index in range(frames)]), clip,
+                             fps=24)
+        generator = Generator(models_dir=self.models_dir, outputs_dir=self.work / "outputs", device=self.device)
+        times: list[float] = []
+
+        def on_event(event) -> None:
+            if isinstance(event, StepEvent) and event.stage == UPSCALING:
+                times.append(time.perf_counter())
+
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        result = upscale_video(generator, clip, case.params["upscaler"], on_event=on_event)
+        seconds = time.perf_counter() - started
+        gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+        plan = result.metadata["upscaled"].get("plan", {})
+        return {
+            "seconds": round(seconds, 3), "s_per_step": round(statistics.median(gaps), 4) if gaps else None,
+            "steps": result.frames, "load_s": None,
+            "peak_reserved_gib": gib(torch.cuda.max_memory_reserved()) if cuda else None,
+            "peak_allocated_gib": gib(torch.cuda.max_memory_allocated()) if cuda else None,
+            "min_free_gib": None, "estimate_gib": None, "retries": 0, "capped": False, "cap_enforced": False,
+            "within_cap": None, "speedup": None, "frames": result.frames,
+            "plan": f"tiles of {plan['tile']} px" if plan.get("tile") else "whole frames",
+            "job": f"{frames} frames {width}x{height} -> {result.width}x{result.height}",
+            "frames_per_s": round(result.frames / seconds, 3), "upscaled": result.metadata["upscaled"],
+        }
 
     def svd_case(self, case: Case) -> dict:
         size = SVD_TINY if self.tiny else SVD_FULL

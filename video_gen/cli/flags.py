@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from ..loras import parse_flag
-from ..request import FIELD, FIELDS, MODELS_OWN, Choice, Field, Keyframe, Keyframes, Loras, Number, Whole
+from ..request import FIELD, FIELDS, MODELS_OWN, Choice, Field, Flag, Keyframe, Keyframes, Loras, Number, Whole
 
 
 def add_request_flags(parser: argparse.ArgumentParser, *, skip: frozenset[str] = frozenset(),
@@ -52,7 +52,7 @@ def field_for_flag(name: str) -> str | None:
 def _help(field: Field) -> str:
     if field.default is MODELS_OWN:
         where = "default: the model's"
-    elif field.default in (None, (), ""):
+    elif field.default in (None, (), "") or isinstance(field.kind, Flag):
         return field.help
     else:
         where = f"default {field.default}"
@@ -61,6 +61,8 @@ def _help(field: Field) -> str:
 
 def _argparse_options(field: Field) -> dict[str, Any]:
     kind = field.kind
+    if isinstance(kind, Flag):  # given: on; left out: None, the field's default
+        return {"action": "store_const", "const": True}
     if isinstance(kind, Loras):
         return {"action": "append", "type": parse_flag}
     if isinstance(kind, Keyframes):

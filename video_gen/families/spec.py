@@ -95,6 +95,10 @@ class FamilySpec:
     memory: MemoryConstants
     image: str = REQUIRED  # REQUIRED, OPTIONAL or NONE
     prompt: bool = False  # driven by a text prompt (prompt and negative prompt)
+    # How the prompt enhancer rewrites a prompt for it (enhance.STYLES): "long" (80-150 words, the action first:
+    # Wan, LTX), "motion" (a sentence or two of motion), "caption" (one WebVid-style sentence: ModelScope),
+    # "tags" (comma-separated tags: AnimateDiff on SD1.5). Only read when `prompt` is True.
+    prompt_style: str = "long"
     last_image: bool = False  # can take a last frame
     schedulers: tuple[str, ...] = ()  # the `scheduler` values it accepts (empty: its own, no choice)
     size_multiple: int = 8  # width and height must be multiples of this

@@ -22,6 +22,7 @@ from ..families import spec_for
 from .batch_box import BatchBox
 from .components import file_input, session_of, user_error
 from .control_box import ControlBox
+from .enhance_panel import EnhancePanel
 from .fields import FPS_CHOICES, Form, api_handler, default_values, length_note, length_plan, request_from_values
 from .firstrun import ButtonStates, CostLine, DemoButton
 from .jobs import CANCELLED, DONE, JobEnded
@@ -51,6 +52,7 @@ class GenerateTab:
             field.name for field in self.form.fields
             if field.request and field.stored and field.name not in ("fps", "model")]
         self.lora_panel = LoraPanel(self)
+        self.enhance_panel = EnhancePanel(self)  # the prompt enhancer's button under the prompt
         self.cost = CostLine(self)  # the time estimate under the length (issue 18)
         self.buttons = ButtonStates(self)
         self.demo = DemoButton(self)
@@ -220,6 +222,7 @@ class GenerateTab:
                 self.model_message = gr.Markdown(self.picker.empty_state(), visible=not models, elem_id="vg-empty")
                 self.demo.build(visible=not models)
                 field("prompt")
+                self.enhance_panel.build(spec)
                 field("negative_prompt")
                 field("image_strength")
                 self.lora_panel.build(model, spec)
@@ -263,8 +266,9 @@ class GenerateTab:
                                                       interactive=False)
                     self.seed_used = gr.Textbox(label="Seed used", interactive=False, placeholder="(after a run)",
                                                 elem_id="vg-seed-used")
-                    # wired by extend_tab.py: the shown video goes to the "Continue a video" tab
+                    # wired by extend_tab.py and upscale_panel.py: the shown video goes to their tab
                     self.continue_button = gr.Button("Continue this video", size="md", elem_id="vg-continue")
+                    self.upscale_button = gr.Button("Upscale this video", size="md", elem_id="vg-upscale-result")
                 self.info = gr.JSON(label="Info", elem_id="vg-info", open=True)
                 self.gallery = gr.Gallery(label="All outputs, newest first", columns=6, fit_columns=False, height=200,
                                           object_fit="contain", allow_preview=False, elem_id="vg-gallery")
@@ -314,6 +318,7 @@ class GenerateTab:
         self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **private)
         self.lora_panel.wire()
         self.control_box.wire()
+        self.enhance_panel.wire(demo)
         self.demo.wire(model_inputs, [form["model"], self.model_message, *defaulted])
         self.cost.wire(demo, after=[generate_event])
         self.buttons.wire(demo, generate_event)
