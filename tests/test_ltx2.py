@@ -375,3 +375,17 @@ def test_a_silent_model_continues_a_video_with_silence(generator, made, tmp_path
     pcm, _ = audio.read_wav(result.path / audio.WAV_NAME)
     assert result.request.audio is None and len(pcm) == audio.samples_for(13, 24, rate)
     assert np.array_equal(pcm[:len(source)], source) and not pcm[len(source):].any()
+
+
+def test_an_upscaled_job_keeps_its_sound(gen, photo, tmp_path):
+    """generate --upscaler (issue 27) on a model that makes sound: the upscaled video keeps it."""
+    from video_gen.tiny.upscalers import build_tiny_compact
+
+    upscaler = tmp_path / "tiny-x2.safetensors"
+    build_tiny_compact(upscaler, scale=2)
+    result = gen.generate(GenerationRequest(image=str(photo), model="LTX-2", **dict(FAST, output_format="mp4"),
+                                            upscaler=str(upscaler)))
+    found = audio.probe_audio(result.path)
+    assert found.streams == 1 and found.sample_rate == 24000 and abs(found.duration_s - 9 / 24) < 1e-3
+    assert video_io.probe_video(result.path).width == 2 * SIZE["width"]
+    assert video_io.read_metadata(result.path)["audio"]["sample_rate"] == 24000
