@@ -12,22 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-from test_browser import (  # noqa: F401 - pytest fixtures and marks, used by name
-    ARTIFACTS,
-    ROOT,
-    browser,
-    free_port,
-    page,
-    pytestmark,
-    shown_statuses,
-    wait_for,
-    watch_status,
-)
+import test_browser
+from test_browser import ARTIFACTS, ROOT, free_port, wait_for
 from test_browser_loras import choose
 
 from video_gen.demo import DEMO_NAME, LORA_DEMO_NAME
 
+pytestmark = test_browser.pytestmark
+browser, page = test_browser.browser, test_browser.page  # the shared browser fixtures (Playwright, loopback only)
 LORA = "demo-lora-tiny"
+FINISH = "Finish a video (upscale, smooth, loop)"  # the tab's name
 VIDEO_READY = ("(selector) => { const v = document.querySelector(selector + ' video');"
                " return v && v.currentSrc && v.readyState >= 1 && v.duration > 0 }")
 
@@ -119,7 +113,7 @@ def test_every_tab_gives_a_result_with_its_defaults(page, demo_server, photo, tm
     page.wait_for_selector("#vg-job-message >> text=Loaded the settings of job", timeout=10_000)
 
     # Smooth: the last result, saved smoother
-    page.get_by_role("tab", name="Smooth / loop a video", exact=True).click()
+    page.get_by_role("tab", name=FINISH, exact=True).click()
     page.click("#vg-tool-last")
     enabled(page, "#vg-tool-save")
     page.click("#vg-tool-save")
@@ -235,7 +229,7 @@ def test_7_buttons_that_would_do_nothing_are_disabled_with_a_reason(page, demo_s
     page.get_by_role("tab", name="Sweep", exact=True).click()
     page.wait_for_selector("#vg-sweep-reason >> text=needs a picture", timeout=10_000)
     assert disabled(page, "#vg-sweep-run") and disabled(page, "#vg-sweep-cancel")
-    page.get_by_role("tab", name="Smooth / loop a video", exact=True).click()
+    page.get_by_role("tab", name=FINISH, exact=True).click()
     assert disabled(page, "#vg-tool-save") and disabled(page, "#vg-tool-preview") and disabled(page, "#vg-tool-cancel")
     page.get_by_role("tab", name="Generate", exact=True).click()
     page.get_by_text("Several pictures: one video each").click()
@@ -279,7 +273,7 @@ def test_8_a_new_job_and_a_cancel_leave_nothing_stale(page, demo_server, photo, 
 
 def test_10_smooth_offers_only_the_rates_it_can_make(page, demo_server, made):
     """Item 10: 24/30/48/60 fps were offered for an 8 fps video (and 60 refused); 16 and 32 were not."""
-    open_page(page, demo_server, "Smooth / loop a video")
+    open_page(page, demo_server, FINISH)
     drop(page, "#vg-tool-video", made.path)
     page.wait_for_function("() => document.querySelector('#vg-smooth-fps input').value === '24 fps (3×)'",
                            timeout=10_000)  # its list, and the rate kept: 8 fps x 3

@@ -20,9 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import devices, memory
+from . import control, devices, finishing, memory
 from . import history as job_history
 from . import loras as lora_support
+from .annotators import annotators_dir
 from .catalog import Catalog
 from .checkpoints import ModelInfo, default_models_dir
 from .errors import Cancelled, InvalidRequest, VideoGenError, first_line
@@ -81,7 +82,7 @@ class Generator:
         # More places to find models (a ComfyUI or A1111 tree); the Hugging Face cache is always searched.
         self.extra_models_dirs = tuple(Path(folder) for folder in extra_models_dirs or ())
         self.catalog = Catalog(self.models_dir, self.extra_models_dirs)
-        self.allow_pickle = allow_pickle  # load .ckpt/.pt/.bin (with weights_only=True) only when asked
+        self.allow_pickle = allow_pickle  # load .ckpt/.pt/.bin/.pth (with weights_only=True) only when asked
         self.outputs_dir = Path(outputs_dir or os.environ.get("VIDEO_GEN_OUTPUTS_DIR") or "outputs")
         self._history = history
         self._device_choice = device
@@ -110,7 +111,7 @@ class Generator:
     def runner(self) -> JobRunner:
         """Runs the jobs on the device (created with the device, on first use)."""
         if self._runner is None:
-            self._runner = JobRunner(self.device, self.outputs_dir)
+            self._runner = JobRunner(self.device, self.outputs_dir, annotators_dir(self.models_dir))
         return self._runner
 
     @property
@@ -183,6 +184,13 @@ class Generator:
         job.request.check_for_family(job.spec)
         notes = job.notes + tuple(note for picture in (job.request.image, job.request.last_image) if picture
                                   for note in check_image_file(picture)) + family_notes
+        # A control video (VACE) is read now, at the rate and length the model makes frames, so a short or unreadable
+        # one, a mask that does not fit it or a missing annotator is refused before the job is queued
+        notes += control.check_request(job.request, frames=job.length.model_frames, fps=job.length.generation_fps,
+                                       annotators_dir=annotators_dir(self.models_dir))
+        if job.request.audio == "on" and job.request.output_format == "gif":
+            notes += ("gif has no sound: the video's sound is not written (mp4, webm and png keep it)",)
+        job = finishing.prepare(job, self.catalog, allow_pickle=self.allow_pickle)  # its upscaler and enhancer
         return dataclasses.replace(job, notes=notes)
 
     def plan_job(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
@@ -246,10 +254,8 @@ class Generator:
 
         `preview_every` > 0 sends a `PreviewEvent` every that many denoising steps. `history_id`: its row
         from `record`; without one, a job that passes the checks is added to the history when it starts.
-        `cancel`: a flag of the caller's that stops this job (checked at every step and before the file takes its
-        name), beside `Generator.cancel()`. `keep_partial`: a job stopped part-way (cancel, Ctrl+C) keeps its finished
-        segments as `<name>_partial.mp4` and raises `errors.PartialKept` naming it (the command line's generate).
-        Raises InvalidRequest (bad input, nothing ran), Cancelled, or GenerationFailed.
+        `cancel`: the caller's own stop flag (also checked as the file takes its name). `keep_partial`: a job stopped
+        part-way keeps its finished segments (`errors.PartialKept`, `running.JobRunner.keep_partial`). Raises InvalidRequest (bad input, nothing ran), Cancelled, or GenerationFailed.
         """
         submitted, submitted_at = time.perf_counter(), datetime.now()
         try:
@@ -257,7 +263,7 @@ class Generator:
             job = self.prepare(request)
             target_dir = Path(job.request.output_path).parent if job.request.output_path else self.outputs_dir
             check_writable(target_dir)
-            check_free_space(target_dir, job.request, job.length)
+            check_free_space(target_dir, job.request, job.length, scale=job.upscaler.scale if job.upscaler else 1)
             image = None  # text-to-video families run without a picture (their spec decides)
             if job.request.image:
                 image = fit_to_size(open_image(job.request.image), job.request.width, job.request.height,
@@ -282,11 +288,10 @@ class Generator:
                 memory.reset_peak_memory(self.device)
                 plans, plan = self.reports.memory_plan(job)
                 path, frames, metadata = self.runner.run(job, image, running, plans, plan, submitted_at)
-            except Cancelled as error:
-                kept = getattr(error, "path", None)  # a partial file (PartialKept)
+            except Cancelled as error:  # a partial file kept (PartialKept) is its output
+                kept = getattr(error, "path", None)
                 self.history.finished(history_id, job_history.CANCELLED, elapsed_s=time.perf_counter() - submitted,
-                                      output=str(Path(kept).absolute()) if kept else None,
-                                      error=str(error) if kept else None)
+                                      output=kept and str(kept), error=kept and str(error))
                 raise
             except BaseException as error:
                 self.history.finished(history_id, job_history.FAILED, error=first_line(error),
@@ -295,7 +300,8 @@ class Generator:
             finally:
                 with self._lock:
                     self._running = None
-            request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)  # what made the frames
+            # What made the frames: the enhanced prompt, the decode chunk the plan ended on
+            request = (running.request or job.request).replace(decode_chunk_size=running.plan.decode_chunk_size)
             result = GenerationResult(
                 path=path, seed=request.seed, frames_written=len(frames), elapsed_s=time.perf_counter() - submitted,
                 request=request, model=job.model.name, device=self.device, dtype=running.plan.dtype,
@@ -311,26 +317,8 @@ class Generator:
         return result
 
     def probe(self, request: GenerationRequest, on_event: EventCallback | None = None) -> dict[str, float]:
-        """Run `request` without writing a file or recording a job: the time estimates' test run on this machine
-        (`timing.Estimator.probe`). A family that needs a picture gets a plain grey one of the job's size. Takes
-        its turn like a job and leaves the model loaded (the next job does not load it again). Returns the
-        seconds of each stage; `on_event` sees its events (the step times)."""
-        from .families.spec import REQUIRED
-
-        job = self.plan_job(request)
-        image = None
-        if job.spec.image == REQUIRED and job.request.image is None:
-            from PIL import Image
-
-            image = Image.new("RGB", (job.request.width, job.request.height), (128, 128, 128))
-        elif job.request.image:
-            image = fit_to_size(open_image(job.request.image), job.request.width, job.request.height,
-                                job.request.resize_mode)
-        with self._queue:
-            running = RunningJob(on_event, 0, None)
-            plans, plan = self.reports.memory_plan(job)
-            self.runner.probe(job, image, running, plans, plan)
-        return dict(running.timings)
+        """A test run of `request` that writes and records nothing (`probe_job`): seconds per stage."""
+        return probe_job(self, request, on_event)
 
     def cancel(self) -> bool:
         """Ask the running job to stop; it ends at its next step boundary. False if nothing is running."""
@@ -340,6 +328,24 @@ class Generator:
             return False
         running.cancelled.set()
         return True
+
+    @contextlib.contextmanager
+    def job_turn(self, on_event: EventCallback | None = None, cancelled: threading.Event | None = None):
+        """Wait for the one-at-a-time slot and hold it with a `RunningJob` (its stages, steps and ETA go to
+        `on_event`) that `cancel()` reaches, or `cancelled` when given: for work besides generating (upscaling a
+        video, enhancing a prompt: finishing.py)."""
+        with self._queue:
+            running = RunningJob(on_event, 0, None)
+            if cancelled is not None:
+                running.cancelled = cancelled
+            with self._lock:
+                self._running = running
+            try:
+                running.check_cancelled()  # cancelled while it waited
+                yield running
+            finally:
+                with self._lock:
+                    self._running = None
 
     @contextlib.contextmanager
     def turn(self):
@@ -355,16 +361,47 @@ class Generator:
                 self._runner.resident.drop()
 
     def _stored(self, request: GenerationRequest) -> GenerationRequest:
-        """The request as the history keeps it: its picture copied into the outputs folder (once per content),
-        so that a queued job or a re-run still has it after an upload or a temporary file is gone."""
-        image = request.image
-        if not image or not os.path.isfile(image):
-            return request
-        status = os.stat(image)
-        key = (image, status.st_size, status.st_mtime_ns)
-        kept = self._kept_inputs.get(key)
-        if kept is None or not os.path.isfile(kept):  # a job is stored twice (queued, then done): hash it once
-            if len(self._kept_inputs) >= 1024:  # a server that runs for weeks forgets old pictures' copies
-                self._kept_inputs.clear()
-            kept = self._kept_inputs[key] = job_history.keep_input(image, self.history)
-        return request.replace(image=kept)
+        """The request as the history keeps it: its picture, control video and mask (files, not folders) copied into
+        the outputs folder (once per content), so that a queued job or a re-run still has them after an upload or a
+        temporary file is gone."""
+        kept = {name: _kept(self, getattr(request, name)) for name in ("image", "control", "control_from", "mask")
+                if getattr(request, name)}
+        return request.replace(**kept) if kept else request
+
+
+def _kept(generator: Generator, image: str) -> str:
+    """A file of a request as the history keeps it (`Generator._stored`): copied once per content."""
+    if not os.path.isfile(image):
+        return image
+    status = os.stat(image)
+    key = (image, status.st_size, status.st_mtime_ns)
+    kept = generator._kept_inputs.get(key)
+    if kept is None or not os.path.isfile(kept):  # a job is stored twice (queued, then done): hash it once
+        if len(generator._kept_inputs) >= 1024:  # a server that runs for weeks forgets old pictures' copies
+            generator._kept_inputs.clear()
+        kept = generator._kept_inputs[key] = job_history.keep_input(image, generator.history)
+    return kept
+
+
+def probe_job(generator: Generator, request: GenerationRequest, on_event: EventCallback | None = None
+              ) -> dict[str, float]:
+    """Run `request` without writing a file or recording a job: the time estimates' test run on this machine
+    (`timing.Estimator.probe`). A family that needs a picture gets a plain grey one of the job's size. Takes its
+    turn like a job and leaves the model loaded (the next job does not load it again). Returns the seconds of each
+    stage; `on_event` sees its events (the step times)."""
+    from .families.spec import REQUIRED
+
+    job = generator.plan_job(request)
+    image = None
+    if job.spec.image == REQUIRED and job.request.image is None:
+        from PIL import Image
+
+        image = Image.new("RGB", (job.request.width, job.request.height), (128, 128, 128))
+    elif job.request.image:
+        image = fit_to_size(open_image(job.request.image), job.request.width, job.request.height,
+                            job.request.resize_mode)
+    with generator.turn():
+        running = RunningJob(on_event, 0, None)
+        plans, plan = generator.reports.memory_plan(job)
+        generator.runner.probe(job, image, running, plans, plan)
+    return dict(running.timings)

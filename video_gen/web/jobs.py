@@ -423,11 +423,7 @@ class JobBoard:
                             record.history_id)
 
     def _png_preview(self, folder: Path, fps: int) -> Path:
-        from .. import video_io
-
-        frames, _ = video_io.read_video(folder)
-        target = video_io.unique_path(self._derived_dir() / f"{folder.name}.preview.mp4")
-        return video_io.write_video(frames, target, fps=fps, format="mp4")
+        return png_preview(folder, fps, self._derived_dir())
 
     def _zip(self, folder: Path) -> Path:
         return zip_folder(folder, self._derived_dir() / f"{folder.name}.zip")
@@ -436,6 +432,18 @@ class JobBoard:
         folder = self.work_dir / "derived"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+def png_preview(folder: Path, fps: int, derived: Path) -> Path:
+    """A playable MP4 of a folder of PNG frames (and its audio.wav, played with them) in `derived`."""
+    from .. import video_io
+    from ..audio import Sound
+
+    frames, _ = video_io.read_video(folder)
+    target = video_io.unique_path(derived / f"{folder.name}.preview.mp4")
+    sound = Sound.read(folder)
+    return video_io.write_video(frames, target, fps=fps, format="mp4",
+                                audio=None if sound is None else sound.fitted(len(frames), fps))
 
 
 def zip_folder(folder: Path, target: Path) -> Path:

@@ -1,6 +1,7 @@
-"""The "Smooth / loop a video" tab: raise any video's frame rate by interpolation and/or make it loop.
+"""The "Finish a video" tab: upscale any video (`upscale_panel.py`: `/upscale`), raise its frame rate by
+interpolation and/or make it loop.
 
-The work is `smoothing.py`'s; it takes the engine's one-at-a-time turn (`Generator.turn`), so it waits
+Smoothing is `smoothing.py`'s work; it takes the engine's one-at-a-time turn (`Generator.turn`), so it waits
 while a video is made instead of taking the CPU (or GPU) that job needs. `/smooth_preview` writes into
 the app's work folder and plays it; `/smooth` saves into the outputs folder (video, fps, loop -> video,
 info); a preview that is exactly the asked result is copied, not made again. Its result panel is the page's one
@@ -35,6 +36,7 @@ from ..smoothing import (
 from .components import file_input, radio, session_of, user_error
 from .panel import NOTICE, PRIVATE, ResultPanel
 from .progress import status_box, status_cancelled, status_error
+from .upscale_panel import UpscalePanel
 from ..request import FIELD
 
 KEEP = ("keep (loop only)", 0)
@@ -48,11 +50,12 @@ class SmoothTab:
         self.generator = web.generator
         self.board = web.board
         self._previews: dict[tuple, Path] = {}  # (source, size, mtime, plan) -> its preview in tools_dir()
-        self.panel = ResultPanel(web, "smooth", verb="smooth", idle="Nothing smoothed yet: the result shows here.",
+        self.panel = ResultPanel(web, "smooth", verb="finish", idle="Nothing finished yet: the result shows here.",
                                  ids={"run": "vg-tool-save", "player": "vg-tool-player", "info": "vg-tool-info",
                                       "status": "vg-tool-status", "cancel": "vg-tool-cancel"})
         self._stops: dict[str, threading.Event] = {}  # session -> its running smoothing's stop flag
         self._errors: dict[str, str] = {}  # session -> the last error (the status line says it)
+        self.upscale = UpscalePanel(self)
 
     def smooth_preview(self, video, fps, loop, progress=gr.Progress(), http: gr.Request = None):
         """Smooth and/or loop a video into the app's work folder (not the outputs) and play it.
@@ -169,6 +172,8 @@ class SmoothTab:
 
     @staticmethod
     def done_status(info):
+        if isinstance(info, dict) and info.get("cancelled"):
+            return status_cancelled("Cancelled: nothing was saved.")
         if not isinstance(info, dict) or not info.get("done"):
             return gr.skip()
         where = info.get("output") or info.get("preview") or ""
@@ -195,13 +200,16 @@ class SmoothTab:
 
     # ---- layout ----------------------------------------------------------------------------------
     def build(self) -> None:
-        gr.Markdown("Make any video smoother (frames computed between its frames, no model needed) or make it "
-                    "loop. **Preview** plays the result here; **Save** writes it to the outputs folder.")
+        gr.Markdown("Finish any video: **upscale** it with an upscaler model, make it smoother (frames computed "
+                    "between its frames, no model needed) or make it loop. Results go to the outputs folder "
+                    "(smoothing's **Preview** only plays here).")
         panel = self.panel
         with gr.Row():
             with gr.Column(scale=5):
-                self.source = file_input("tool_video", label="Video to smooth (MP4, WebM, MOV, GIF, …)", height=140)
+                self.source = file_input("tool_video", label="Video to finish (MP4, WebM, MOV, GIF, …)", height=140)
                 self.use_last = gr.Button("Use the last result", size="sm", elem_id="vg-tool-last")
+                self.upscale.build()
+                gr.Markdown("**Smooth / loop**")
                 self.fps = gr.Dropdown(
                     SMOOTH_FPS_CHOICES, value=TARGET_FPS_CHOICES[0], allow_custom_value=True,
                     label="Target frame rate (fps)", elem_id="vg-smooth-fps",
@@ -220,8 +228,9 @@ class SmoothTab:
         self.preview_button, self.save_button = panel.more_buttons[0], panel.run_button
         self.result, self.info = panel.player, panel.info
 
-    def wire(self, demo: gr.Blocks) -> None:
+    def wire(self, demo: gr.Blocks, tabs: gr.Tabs | None = None) -> None:
         panel = self.panel
+        self.upscale.wire(demo, tabs)
         inputs = [self.source, self.fps, self.loop]
         # One smoothing at a time (concurrency "smooth"), and each waits for the engine's turn.
         events = []
