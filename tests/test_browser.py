@@ -97,15 +97,15 @@ def choose_fps(page, fps: int) -> None:
     page.locator("#vg-fps label").filter(has_text=re.compile(rf"^\s*{fps}\s*$")).click()
 
 
-def open_and_fill(page, url: str, photo: Path, steps: int, seconds: int = 1) -> None:
-    """Load the page, upload the picture and pick fast settings (64x64, `seconds` at 8 frames a second)."""
+def open_and_fill(page, url: str, photo: Path, steps: int, seconds: int = 1, size: str = "") -> None:
+    """Load the page, upload the picture and pick fast settings (64x64 or `size`, `seconds` at 8 frames a second)."""
     page.goto(url)
     page.wait_for_selector("#vg-generate")
     page.locator("#vg-image input[type=file]").set_input_files(str(photo))
     page.wait_for_selector("#vg-image img")  # the upload is shown as a preview
     resolution = page.locator("#vg-resolution input")
     resolution.click()
-    resolution.fill(f"{FAST['width']}x{FAST['height']}")
+    resolution.fill(size or f"{FAST['width']}x{FAST['height']}")
     resolution.press("Enter")
     step_box = page.locator("#vg-num-inference-steps input[type=number]")
     step_box.fill(str(steps))
@@ -216,8 +216,9 @@ def test_closing_a_tab_drops_its_queued_job(browser, page, server, photo):
     generator, outputs = server.video_gen_generator, server.video_gen_outputs
     history, board = generator.history, server.video_gen_web.board
     before = {path for path in outputs.iterdir() if path.suffix == ".mp4"}
-    # 80 frames in 10 segments of 50 steps: still running when Cancel is pressed, however fast the machine
-    open_and_fill(page, server.local_url, photo, steps=50, seconds=10)
+    # 80 frames of 256x256 in 10 segments of 50 steps: still running when Cancel is pressed, however fast the
+    # machine or slow the second tab's start (each step is short: the cancel lands within one)
+    open_and_fill(page, server.local_url, photo, steps=50, seconds=10, size="256x256")
     page.click("#vg-generate")
     page.wait_for_selector("#vg-status >> text=Denoising · segment 1", timeout=60_000)
     running = history.entries(status="running")[0].id

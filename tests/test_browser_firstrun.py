@@ -108,7 +108,10 @@ def test_the_empty_page_installs_the_demo_and_makes_a_video(page, empty_server, 
     page.wait_for_function("() => !document.querySelector('#vg-generate').disabled", timeout=10_000)
     assert page.locator("#vg-generate-reason").inner_text().strip() == ""
 
-    first = run_job(page)  # the demo's first video plays
+    run_job(page)  # the demo's first video plays
+    # Against the job's own time as the app reports it ("Done in 2.3 s"): from its turn to its file, without the
+    # page's own moments around it (on a fast machine the demo's job and those moments are both about a second)
+    first = float(re.search(r"Done in ([\d.]+) s", page.locator("#vg-status").inner_text()).group(1))
     assert first / 2 <= max(first_estimate, 1) <= first * 2, f"first estimate {first_estimate} s, took {first:.1f} s"
     print(f"first estimate {first_estimate} s, first job {first:.1f} s")
     assert "makes noise, not video" in page.locator("#vg-info").inner_text()

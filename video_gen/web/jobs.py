@@ -288,6 +288,16 @@ class JobBoard:
                     del self._closed[old]
         self.cancel(session)
 
+    def wait_for_session(self, session: str, timeout_s: float) -> bool:
+        """Wait until no job of `session` is left unfinished (at most `timeout_s`); whether none is."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                jobs = [job for job in self._jobs if job.session == session]
+            if not jobs or not jobs[0].finished.wait(max(0.0, deadline - time.monotonic())) and \
+                    time.monotonic() >= deadline:
+                return not jobs
+
     def is_closed(self, session: str) -> bool:
         with self._lock:
             return session in self._closed
@@ -394,18 +404,7 @@ class JobBoard:
         return records
 
     def record_of(self, entry: job_history.HistoryEntry) -> OutputRecord | None:
-        """A finished job of the history as the page shows it (None: its output is gone). Its caption is short
-        (a gallery tile has room for a few words): the job's number, which a click on the tile is read back by."""
-        if entry.status != job_history.DONE or not entry.output_exists:
-            return None
-        path = Path(entry.output)
-        playable, download = self._derived.get(str(path), (None, None))
-        if playable is None:
-            frames = sorted(path.glob("frame_*.png")) if path.is_dir() else []
-            playable = download = frames[0] if frames else path
-        info = dict(entry.info or {})
-        seed = int(entry.request.get("seed") or info.get("seed") or 0)
-        return OutputRecord(path, playable, download, info, f"#{entry.id} · seed {seed}", seed, entry.id)
+        return record_of(entry, self._derived)
 
     def still(self, record: OutputRecord) -> Path:
         """A still of an output for its gallery tile (`still_of`), kept in the work folder."""
@@ -432,6 +431,22 @@ class JobBoard:
         folder = self.work_dir / "derived"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+def record_of(entry: job_history.HistoryEntry, derived: dict) -> OutputRecord | None:
+    """A finished job of the history as the page shows it (None: its output is gone; `derived`: the playable
+    previews and zips made of PNG folders). Its caption is short (a gallery tile has room for a few words): the
+    job's number, which a click on the tile is read back by."""
+    if entry.status != job_history.DONE or not entry.output_exists:
+        return None
+    path = Path(entry.output)
+    playable, download = derived.get(str(path), (None, None))
+    if playable is None:
+        frames = sorted(path.glob("frame_*.png")) if path.is_dir() else []
+        playable = download = frames[0] if frames else path
+    info = dict(entry.info or {})
+    seed = int(entry.request.get("seed") or info.get("seed") or 0)
+    return OutputRecord(path, playable, download, info, f"#{entry.id} · seed {seed}", seed, entry.id)
 
 
 def png_preview(folder: Path, fps: int, derived: Path) -> Path:

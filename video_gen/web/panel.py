@@ -32,6 +32,7 @@ PRIVATE = dict(queue=False, api_visibility="private", show_progress="hidden")
 NOTICE = dict(queue=True, api_visibility="private", show_progress="hidden", concurrency_limit=None,
               concurrency_id="notices")
 IDLE = "No job yet: the result shows here."
+SETTLE_S = 10.0  # how long Cancel waits for the stopped jobs to end before saying so again (one step, normally)
 
 
 def notice_options() -> dict[str, Any]:
@@ -146,7 +147,16 @@ class ResultPanel:
             outputs.append(self.download)
         emptied += list(self.clears.values())
         outputs += list(self.clears)
-        clicked.then(lambda: tuple(emptied), None, outputs, **PRIVATE)
+
+        def settled(http: gr.Request = None):
+            # Once the stopped jobs have ended, say so again: a progress update that the closed handler had sent
+            # just before the Cancel may reach the page after the Cancel's own answer and cover it
+            session = session_of(http)
+            if self.board.wait_for_session(session, timeout_s=SETTLE_S) and self.board.recently_cancelled(session):
+                return (status_cancelled("Cancelled: the job stopped and saved nothing."), *emptied)
+            return (gr.skip(), *emptied)
+
+        clicked.then(settled, None, [self.status, *outputs], **PRIVATE)
         self.cancel_event = clicked
         return clicked
 
