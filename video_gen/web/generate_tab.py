@@ -307,7 +307,10 @@ class GenerateTab:
         defaulted = [form[name] for name in self.defaulted] + [self.note_box]
         refreshed = [form["model"], self.model_message, self.demo.button, *defaulted]
         self.refresh_event = self.refresh_button.click(self.refresh, model_inputs, refreshed, **private)
-        demo.load(self.refresh, model_inputs, refreshed, **private)  # a model added while no page was open
+        # A model (or a LoRA) added while no page was open: the lists as they are now
+        demo.load(self.refresh, model_inputs, refreshed, **private).then(
+            self.lora_panel.model_changed, [form["model"], form["loras"]],
+            [self.lora_panel.box, self.lora_panel.picker, form["loras"]], **private)
         # .change: the family's controls follow the model however it is set (picked, refreshed, loaded).
         family = list(form.family_updates(None))
         form["model"].change(self.family_controls, [form["model"]], family, **private)
