@@ -28,7 +28,7 @@ from .checkpoints import ModelInfo, default_models_dir
 from .errors import Cancelled, InvalidRequest, VideoGenError, first_line
 from .events import DoneEvent, EventCallback
 from .families import load_family
-from .images import check_image_file, fit_to_size, open_image
+from .images import check_image_file, fit_to_size, image_size, open_image
 from .memory import MemoryPlan
 from .planner import LengthPlan, frames_for_seconds
 from .reports import Reports
@@ -198,6 +198,12 @@ class Generator:
         loras, lora_notes = lora_support.resolve(request.loras, self.catalog, family, model,
                                                  models_dir=self.models_dir, allow_pickle=self.allow_pickle)
         defaults = model_defaults(family, model, loras)  # read once: the request's defaults and the native length
+        sized = getattr(family, "picture_size", None)  # a family whose size follows the picture (its bucket)
+        if sized is not None and request.image and request.width is None and request.height is None:
+            try:
+                defaults = {**defaults, **dict(zip(("width", "height"), sized(model, *image_size(request.image))))}
+            except (OSError, ValueError, InvalidRequest):
+                pass  # an unreadable picture is refused by `prepare`, which opens it
         request = request.replace(model=request.model or model.name, loras=tuple(lora.choice for lora in loras))
         request = request.with_defaults(defaults).with_seed().validate()
         return PreparedJob(request, model, family.SPEC, plan_job_length(request, family.SPEC, defaults),

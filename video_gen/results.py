@@ -123,6 +123,7 @@ def model_defaults(family, model: ModelInfo, loras=()) -> dict[str, Any]:
 
 def plan_job_length(request: GenerationRequest, spec: FamilySpec, defaults: dict[str, Any]) -> LengthPlan:
     """The length plan of a request whose defaults are filled in, for a model of `spec` with `defaults`."""
-    return plan_length(request.num_frames, request.fps, native_frames=defaults["num_frames"],
+    # A family of sections (FramePack) makes any length in one generation: its planner never chains segments
+    return plan_length(request.num_frames, request.fps, native_frames=spec.generation_frames(defaults["num_frames"]),
                        native_fps=defaults["fps"], interpolation=request.interpolation, loop=request.loop,
                        frame_step=spec.frame_step)

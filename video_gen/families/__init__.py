@@ -25,6 +25,8 @@ and may expose, where its models need it:
     lora_load_options(model, lora) -> [dict]   one `load_lora_weights` call per dict: where a LoRA goes (Wan
                            2.2's high- and low-noise halves)
     lora_defaults(model, loras) -> dict   the defaults a step-distill LoRA sets (its steps and guidance)
+    picture_size(model, width, height) -> (width, height)   the size it makes from a picture of that size when
+                           the request names none (HunyuanVideo 1.5's size bucket for the picture's shape)
 Adding a family is adding a module here (and its tests); the modules `spec`, `common`, `prompts`, `speed` and
 `single_file` are what families share, and import nothing of the registry.
 """

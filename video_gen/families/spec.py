@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # How a family takes a picture.
 REQUIRED, OPTIONAL, NONE = "required", "optional", "none"
@@ -36,11 +37,33 @@ class MemoryConstants:
     spatial_compression: int = 8  # output pixels per latent pixel, along each side
     temporal_compression: int = 1  # output frames per latent frame (Wan 4, LTX 8)
     cfg_batch: int = 2  # classifier-free guidance runs the denoiser on a batch of two
+    # A dense attention mask over the whole sequence (HunyuanVideo 1.5 builds two S x S booleans in every block and
+    # SDPA turns them into a float mask of the query's dtype): bytes per S^2 that do not scale with the dtype (the
+    # booleans) and float copies (S^2 x the element size each); S = the latent tokens of one call plus
+    # `sequence_extra_tokens` (the text and image tokens beside them). 0: attention memory is linear.
+    mask_bool_bytes: int = 0
+    mask_float_copies: int = 0
+    sequence_extra_tokens: int = 0
+    # A pipeline that makes a long video section by section (FramePack): the tokens one transformer call sees at
+    # (width, height), the same for every section whatever the length; None: latent frames x latent pixels.
+    section_tokens: Callable[[int, int], int] | None = None
+    # Bytes the pipeline keeps on the device for the whole job per output frame and pixel, in float32 whatever
+    # the plan (FramePack's history latents); they grow with the length.
+    kept_bytes_per_frame_pixel: float = 0.0
 
     def latent_tokens(self, frames: int, width: int, height: int) -> int:
+        if self.section_tokens is not None:
+            return self.cfg_batch * self.section_tokens(width, height)
         latent_frames = (frames - 1) // self.temporal_compression + 1
         side = self.spatial_compression
         return self.cfg_batch * latent_frames * (width // side) * (height // side)
+
+    def attention_mask_bytes(self, frames: int, width: int, height: int, itemsize: int) -> int:
+        """The dense attention masks of one transformer call (0 where the family builds none)."""
+        if not (self.mask_bool_bytes or self.mask_float_copies):
+            return 0
+        sequence = self.latent_tokens(frames, width, height) // self.cfg_batch + self.sequence_extra_tokens
+        return sequence * sequence * (self.mask_bool_bytes + self.mask_float_copies * itemsize)
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,18 @@ class SingleFile:
     role: str = MODEL
     note: str = ""  # for UNSUPPORTED: why, and what to use instead
     priority: int = 50  # lower is asked first (a more specific layout before the one it extends)
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """A folder without model_index.json that a family recognises by what it holds (FramePack's transformer
+    repository, or the three repositories diffusers' docs combine, side by side in one folder)."""
+
+    kind: str
+    class_name: str  # ModelInfo.class_name of such a folder
+    matches: Callable[[Path], bool]
+    role: str = MODEL
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +140,7 @@ class FamilySpec:
     latent_rgb_factors: tuple[tuple[float, ...], ...] | None = None  # live preview; None: no preview
     downloads: tuple[Download, ...] = ()
     single_files: tuple[SingleFile, ...] = ()
+    folder_layouts: tuple[FolderLayout, ...] = ()
     # (model_index.json class name, role) of folders that are parts for this family's models, not models:
     # discovery lists them with that role, and they cannot be chosen as --model.
     part_classes: tuple[tuple[str, str], ...] = ()
@@ -114,10 +150,49 @@ class FamilySpec:
     # The diffusers pipeline class whose `lora_state_dict` reads this family's LoRAs (loras.py judges whether a LoRA
     # fits a model by the modules it changes, named as that function names them); "": no LoRAs, refused in one line.
     lora_loader: str = ""
+    # The only sizes (width, height) it makes (HunyuanVideo 1.5's buckets: its pipeline takes no size); empty: any
+    # multiple of size_multiple. A family narrows it per model (`model_spec`).
+    sizes: tuple[tuple[int, int], ...] = ()
+    # A pipeline that makes any length in one generation, section by section (FramePack): the frames one section
+    # adds. The length planner then never chains segments, and progress says "section k of n". 0: one generation
+    # makes at most native_frames.
+    section_frames: int = 0
+    # The page's Length slider in seconds (a family of long videos may allow more)
+    duration_range: tuple[float, float] = (1, 10)
+    # (request field, help) where a field means something of this family's own: shown under its control instead
+    # of the field's help (FramePack's guidance is its distilled guidance)
+    control_help: tuple[tuple[str, str], ...] = ()
 
     @property
     def takes_image(self) -> bool:
         return self.image != NONE
+
+    def sections(self, frames: int) -> int:
+        """The sections one generation of `frames` frames takes (1 for a family without sections)."""
+        if not self.section_frames:
+            return 1
+        return max(1, -(-(frames - 1) // self.section_frames))
+
+    def generation_frames(self, native_frames: int) -> int:
+        """The most frames one generation makes: the model's native length, or any length for a family of
+        sections (the request's limit)."""
+        return 1_000_000 if self.section_frames else native_frames
+
+    def check_size(self, width: int | None, height: int | None) -> None:
+        """Refuse, in one line naming the nearest ones, a size that is not one of `sizes` (when it has any)."""
+        from ..errors import InvalidRequest
+
+        if self.sizes and width is not None and height is not None and (width, height) not in self.sizes:
+            near = ", ".join(f"{w}x{h}" for w, h in self.nearest_sizes(width, height))
+            raise InvalidRequest("width", f"{width}x{height} is not a size {self.label} makes: it makes only its "
+                                          f"{len(self.sizes)} size buckets; the nearest in shape: {near}")
+
+    def nearest_sizes(self, width: int, height: int, count: int = 3) -> list[tuple[int, int]]:
+        """The `count` sizes of `sizes` nearest width x height in shape, then in pixels."""
+        import math
+
+        return sorted(self.sizes, key=lambda size: (abs(math.log(size[0] / size[1]) - math.log(width / height)),
+                                                    abs(size[0] * size[1] - width * height)))[:count]
 
     def valid_frames(self, frames: int) -> int:
         """The fewest frames one generation can make that hold `frames` (the frame rule: step*k + 1)."""
@@ -155,6 +230,7 @@ class FamilySpec:
             nearest = lower if frames - lower <= upper - frames else upper
             raise InvalidRequest("num_frames", f"must be {step}k+1 for {self.label} (its VAE packs {step} frames into "
                                                f"one), got {frames}; the nearest is {nearest} ({lower} or {upper})")
+        self.check_size(request.width, request.height)
         for name in ("width", "height"):
             value = getattr(request, name)
             if value is not None and value % self.size_multiple:

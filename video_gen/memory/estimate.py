@@ -215,7 +215,12 @@ def estimate_stages(plan: MemoryPlan, weights: ModelWeights, shape: JobShape) ->
     unet_activations = constants.denoise_base_bytes + constants.denoise_bytes_per_token * shape.latent_tokens * size // 2
     if plan.forward_chunking:
         unet_activations = int(unet_activations * (1 - constants.forward_chunking_saving))
+    # HunyuanVideo 1.5's dense S x S attention masks (0 for the families whose attention memory is linear)
+    unet_activations += constants.attention_mask_bytes(shape.frames, shape.width, shape.height, size)
     pixels = shape.width * shape.height
+    # What the pipeline keeps on the device for the whole job and that grows with the length (FramePack's history
+    # latents; its decoded frames leave the device as they are made)
+    kept = int(constants.kept_bytes_per_frame_pixel * shape.frames * pixels)
     decode_activations = (constants.decode_bytes_per_pixel * min(plan.decode_chunk_size, shape.frames) * pixels
                           * size // 2)
     encode_activations = constants.encode_base_bytes + constants.encode_bytes_per_pixel * pixels * size // 2
@@ -237,8 +242,8 @@ def estimate_stages(plan: MemoryPlan, weights: ModelWeights, shape: JobShape) ->
     else:  # sequential: one layer at a time
         layer = 2 * weights.largest_tensor * size
         weights_at = {"loading_model": 0, "encoding_image": layer, "denoising": layer, "decoding": layer}
-    activations = {"loading_model": 0, "encoding_image": encode_activations, "denoising": unet_activations,
-                   "decoding": decode_activations}
+    activations = {"loading_model": 0, "encoding_image": encode_activations, "denoising": unet_activations + kept,
+                   "decoding": decode_activations + kept}
     overhead = RUNTIME_OVERHEAD_BYTES if plan.device != "cpu" else 0
     return {stage: int(weights_at[stage] + activations[stage] + overhead) for stage in STAGES}
 
