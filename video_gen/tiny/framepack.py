@@ -47,7 +47,7 @@ VARIANTS = ("f1", "original")
 LAYOUTS = ("combined", "saved")
 TRANSFORMER_REPOSITORY = {"f1": "FramePack_F1_I2V_HY_20250503", "original": "FramePackI2V_HY"}
 SAMPLING_TYPE = {"f1": "vanilla", "original": "inverted_anti_drifting"}
-LATENT_CHANNELS = 4  # the real VAE has 16
+LATENT_CHANNELS = 16  # the real VAE's: the live preview's latent-to-RGB map needs them
 LLAMA_HIDDEN = 16  # llava-llama-3-8b: 4096 (transformer `text_embed_dim`)
 CLIP_WIDTH = 8  # CLIP-L: 768 (transformer `pooled_projection_dim`)
 SIGLIP_WIDTH = 16  # SigLIP so400m: 1152 (transformer `image_proj_dim`)
@@ -173,12 +173,13 @@ def _base_parts(folder: Path, seed: int) -> dict:
         pad_token_id=tokenizer_2.pad_token_id,
     )).eval()
     torch.manual_seed(seed)
-    # The real factors: 8x in space, 4x in time (frames 4k+1); four blocks as the real VAE, 8 wide instead of
-    # 128..512 (diffusers' test sizes).
+    # The real factors: 8x in space, 4x in time (frames 4k+1); four blocks as the real VAE, 4 wide instead of
+    # 128..512: its 3-D convolutions at full size are most of a tiny job's time on the CPU (8 wide, diffusers'
+    # test size, took 3.7 of 3.8 s for two sections at 64x64).
     vae = AutoencoderKLHunyuanVideo(
         in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS,
         down_block_types=("HunyuanVideoDownBlock3D",) * 4, up_block_types=("HunyuanVideoUpBlock3D",) * 4,
-        block_out_channels=(8, 8, 8, 8), layers_per_block=1, act_fn="silu", norm_num_groups=4,
+        block_out_channels=(4, 4, 4, 4), layers_per_block=1, act_fn="silu", norm_num_groups=2,
         scaling_factor=0.476986, spatial_compression_ratio=8, temporal_compression_ratio=4,
         mid_block_add_attention=True,
     ).eval()
