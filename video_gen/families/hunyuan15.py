@@ -18,6 +18,8 @@ What the pipeline does not do for the app, and this module does (diffusers 0.42.
 - No LoRA loader mixin (no `load_lora_weights`): LoRAs are refused in one line (spec `lora_loader` "").
 - No single-file loader: `HunyuanVideo15Transformer3DModel.from_single_file` raises (the class is not among
   diffusers' `SINGLE_FILE_LOADABLE_CLASSES`), so single .safetensors and GGUF transformers cannot be loaded.
+- Its attention builds two dense S x S masks in every block (10.5 GB at 848x480 x 121 frames): the family runs
+  it without them (`prefix_attention_processor`, set through diffusers' `set_processor`), same frames.
 - No preview: no latent-to-RGB factors are known for its 32-channel VAE (ComfyUI's are for HunyuanVideo's 16).
 - No super-resolution: diffusers 0.42.1 has no HunyuanVideo 1.5 SR pipeline (its SR stages exist only in
   tencent/HunyuanVideo-1.5's own layout), so there is no two-stage option.
@@ -51,16 +53,15 @@ TEXT_AND_IMAGE_TOKENS = 1000 + 256 + 729
 # 480p I2V transformer; 2026-11-26): one call of batch 1 (the guider runs the conditional and the unconditional
 # prediction as two calls: cfg_batch 1) needs 22,983 B per token of its sequence S (bf16, half the float32 bytes;
 # +-10 %: the line is not quite straight) + 60.8 MB, where S = latent tokens + the 1985 text and image tokens,
-# counted into the base here (1985 x 22,983 B = 45.6 MB); and every block's attention holds two S x S boolean
-# masks and the float mask SDPA makes of them: 6.0 B per S^2 in float32 (fitted through three sizes), 2 + 2 in
-# bf16 expected (a GPU run must confirm). At 848x480 x 121 frames S = 51,275: 1.2 GB + 10.5 GB of masks. The VAE
-# decode is not measured (estimated as Wan's VAE per frame and pixel, x2 for its wider blocks); the image stage
-# (SigLIP, the VAE encoder on one frame) likewise.
+# counted into the base here (1985 x 22,983 B = 45.6 MB): 1.2 GB at 848x480 x 121 frames (S = 51,275). diffusers'
+# own attention adds two S x S boolean masks per block and SDPA's float mask of them: 6.0 B per S^2 measured in
+# float32 (4 expected in bf16), 10.5 GB at that size. The family replaces that attention by one without the masks
+# (`prefix_attention_processor`), so they are not counted. The VAE decode is not measured (estimated as Wan's VAE
+# per frame and pixel, x2 for its wider blocks); the image stage (SigLIP, the VAE encoder on one frame) likewise.
 HUNYUAN15_MEMORY = MemoryConstants(
     denoise_bytes_per_token=22_983, denoise_base_bytes=60_800_000 + TEXT_AND_IMAGE_TOKENS * 22_983,
     forward_chunking_saving=0.0, decode_bytes_per_pixel=4_600, encode_bytes_per_pixel=4_600,
     encode_base_bytes=64_000_000, spatial_compression=VAE_SPATIAL, temporal_compression=4, cfg_batch=1,
-    mask_bool_bytes=2, mask_float_copies=1, sequence_extra_tokens=TEXT_AND_IMAGE_TOKENS,
     measured="HunyuanVideo 1.5 480p I2V block, bench/memory_constants_hunyuan.py on the CPU, 2026-11-26 "
              "(VAE and image stage estimated)",
 )
@@ -302,6 +303,7 @@ def run(pipe, request, image, job) -> np.ndarray:
                 job.enter(DENOISING)
         job.check_cancelled()  # within a step: with guidance the transformer runs twice in each
 
+    use_prefix_attention(pipe.transformer)
     hook = pipe.transformer.register_forward_pre_hook(before_transformer)
     try:
         latents = pipe(**arguments).frames
@@ -319,15 +321,18 @@ def run(pipe, request, image, job) -> np.ndarray:
 
 
 def decode(pipe, latents, chunk_size: int, num_frames: int, job) -> np.ndarray:
-    """Latents to uint8 frames (F, H, W, 3) as the pipeline decodes them. A decode chunk below the video's frames
-    tiles the decode spatially (its VAE decodes all frames at once, or in 256-pixel tiles of all frames)."""
+    """Latents to uint8 frames (F, H, W, 3) as the pipeline decodes them. Its VAE decodes all frames at once, or in
+    spatial tiles of all frames (diffusers' `enable_tiling`), so a decode chunk below the video's frames tiles it:
+    256-pixel tiles (diffusers' default; about a fifth of 848x480), 128-pixel ones below 16 frames."""
     import torch
 
     vae = pipe.vae
     job.stage(DECODING, f"decoding {num_frames} frames")
     tiled = chunk_size < num_frames
     if tiled:
-        vae.enable_tiling()
+        side = 256 if chunk_size >= 16 else 128
+        vae.enable_tiling(tile_sample_min_height=side, tile_sample_min_width=side,
+                          tile_latent_min_height=side // VAE_SPATIAL, tile_latent_min_width=side // VAE_SPATIAL)
     try:
         with torch.no_grad():
             video = vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
@@ -337,3 +342,99 @@ def decode(pipe, latents, chunk_size: int, num_frames: int, job) -> np.ndarray:
             vae.disable_tiling()
     # The same rounding as diffusers' numpy_to_pil, so PNG frames equal the pipeline's PIL output.
     return (video * 255).round().astype(np.uint8)
+
+
+# ---- attention without the dense masks ------------------------------------------------------------------------
+_prefix_processor = None
+
+
+def use_prefix_attention(transformer) -> None:
+    """Give each attention that runs diffusers' `HunyuanVideo15AttnProcessor2_0` (the blocks'; the token refiner
+    has its own) `prefix_attention_processor()`, once per transformer."""
+    from diffusers.models.transformers.transformer_hunyuan_video15 import HunyuanVideo15AttnProcessor2_0
+
+    if getattr(transformer, "_video_gen_prefix_attention", False):
+        return
+    processor = prefix_attention_processor()
+    for module in transformer.modules():
+        if type(getattr(module, "processor", None)) is HunyuanVideo15AttnProcessor2_0:
+            module.set_processor(processor)
+    transformer._video_gen_prefix_attention = True
+
+
+def prefix_attention_processor():
+    """diffusers' `HunyuanVideo15AttnProcessor2_0` without its dense masks, through diffusers' own seam
+    (`set_attn_processor`; made on first use: this module imports no torch).
+
+    The stock processor builds, in every block, an S x S boolean mask twice over (a `repeat` and the `&` of it
+    with its transpose) and SDPA turns it into a float mask: 6 bytes per S^2 in float32 measured on the CPU, 4
+    expected in bf16: 10.5 GB at 848x480 x 121 frames, more than a 12 GB card has beside the model. But the
+    transformer orders its sequence [latents, valid image, valid ByT5, valid Qwen, padding] ("combine valid tokens
+    first", its forward), so for one video (the guider runs the conditional and the unconditional prediction as
+    two calls of batch 1) the valid tokens are a prefix of length L and the mask says exactly "the first L attend
+    to the first L": attention on [:L] with no mask (a flash kernel, linear memory) gives the valid rows, and a
+    padded row, which the stock mask leaves nothing to attend to, gets 0 as SDPA gives a fully masked row. A batch
+    of several, or a mask that is not a prefix, takes the stock way. The app's frames equal the stock pipeline's
+    (tests/test_hunyuan15.py)."""
+    global _prefix_processor
+    if _prefix_processor is None:
+        import torch
+        from diffusers.models.attention_dispatch import dispatch_attention_fn
+        from diffusers.models.transformers.transformer_hunyuan_video15 import HunyuanVideo15AttnProcessor2_0
+
+        class PrefixAttention(HunyuanVideo15AttnProcessor2_0):
+            _last_mask, _last_valid = None, 0  # the mask of the call before: all blocks of one forward share it
+
+            def valid_tokens(self, attention_mask) -> int | None:
+                """How many of the text tokens are valid when they are a prefix (else None: the stock way)."""
+                if attention_mask is self._last_mask:
+                    return self._last_valid
+                valid = attention_mask[0].bool()
+                count = int(valid.sum())  # one device sync per transformer call, not per block
+                found = count if bool(valid[:count].all()) else None
+                self._last_mask, self._last_valid = attention_mask, found
+                return found
+
+            def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
+                         image_rotary_emb=None):
+                if attention_mask is None or encoder_hidden_states is None or hidden_states.shape[0] != 1 or (
+                        (valid := self.valid_tokens(attention_mask)) is None):
+                    return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask,
+                                            image_rotary_emb)
+                # 1-4. The stock processor's projections, normalisation and rotary embedding
+                query, key, value = (projection(hidden_states).unflatten(2, (attn.heads, -1))
+                                     for projection in (attn.to_q, attn.to_k, attn.to_v))
+                query, key = attn.norm_q(query), attn.norm_k(key)
+                if image_rotary_emb is not None:
+                    from diffusers.models.embeddings import apply_rotary_emb
+
+                    query = apply_rotary_emb(query, image_rotary_emb, sequence_dim=1)
+                    key = apply_rotary_emb(key, image_rotary_emb, sequence_dim=1)
+                encoder_query, encoder_key, encoder_value = (
+                    projection(encoder_hidden_states).unflatten(2, (attn.heads, -1))
+                    for projection in (attn.add_q_proj, attn.add_k_proj, attn.add_v_proj))
+                if attn.norm_added_q is not None:
+                    encoder_query = attn.norm_added_q(encoder_query)
+                if attn.norm_added_k is not None:
+                    encoder_key = attn.norm_added_k(encoder_key)
+                query = torch.cat([query, encoder_query], dim=1)
+                key = torch.cat([key, encoder_key], dim=1)
+                value = torch.cat([value, encoder_value], dim=1)
+                # 5. Attention over the valid prefix, without a mask; the padded rows stay 0
+                length = hidden_states.shape[1] + valid
+                attended = query.new_zeros(query.shape)
+                attended[:, :length] = dispatch_attention_fn(
+                    query[:, :length], key[:, :length], value[:, :length], attn_mask=None, dropout_p=0.0,
+                    is_causal=False, backend=self._attention_backend, parallel_config=self._parallel_config)
+                attended = attended.flatten(2, 3).to(query.dtype)
+                # 6. The stock output projections
+                latents, text = attended[:, :hidden_states.shape[1]], attended[:, hidden_states.shape[1]:]
+                if getattr(attn, "to_out", None) is not None:
+                    latents = attn.to_out[1](attn.to_out[0](latents))
+                if getattr(attn, "to_add_out", None) is not None:
+                    text = attn.to_add_out(text)
+                return latents, text
+
+        _prefix_processor = PrefixAttention
+    return _prefix_processor()
+

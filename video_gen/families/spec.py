@@ -37,13 +37,6 @@ class MemoryConstants:
     spatial_compression: int = 8  # output pixels per latent pixel, along each side
     temporal_compression: int = 1  # output frames per latent frame (Wan 4, LTX 8)
     cfg_batch: int = 2  # classifier-free guidance runs the denoiser on a batch of two
-    # A dense attention mask over the whole sequence (HunyuanVideo 1.5 builds two S x S booleans in every block and
-    # SDPA turns them into a float mask of the query's dtype): bytes per S^2 that do not scale with the dtype (the
-    # booleans) and float copies (S^2 x the element size each); S = the latent tokens of one call plus
-    # `sequence_extra_tokens` (the text and image tokens beside them). 0: attention memory is linear.
-    mask_bool_bytes: int = 0
-    mask_float_copies: int = 0
-    sequence_extra_tokens: int = 0
     # A pipeline that makes a long video section by section (FramePack): the tokens one transformer call sees at
     # (width, height), the same for every section whatever the length; None: latent frames x latent pixels.
     section_tokens: Callable[[int, int], int] | None = None
@@ -57,13 +50,6 @@ class MemoryConstants:
         latent_frames = (frames - 1) // self.temporal_compression + 1
         side = self.spatial_compression
         return self.cfg_batch * latent_frames * (width // side) * (height // side)
-
-    def attention_mask_bytes(self, frames: int, width: int, height: int, itemsize: int) -> int:
-        """The dense attention masks of one transformer call (0 where the family builds none)."""
-        if not (self.mask_bool_bytes or self.mask_float_copies):
-            return 0
-        sequence = self.latent_tokens(frames, width, height) // self.cfg_batch + self.sequence_extra_tokens
-        return sequence * sequence * (self.mask_bool_bytes + self.mask_float_copies * itemsize)
 
 
 @dataclass(frozen=True)

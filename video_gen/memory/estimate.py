@@ -215,8 +215,6 @@ def estimate_stages(plan: MemoryPlan, weights: ModelWeights, shape: JobShape) ->
     unet_activations = constants.denoise_base_bytes + constants.denoise_bytes_per_token * shape.latent_tokens * size // 2
     if plan.forward_chunking:
         unet_activations = int(unet_activations * (1 - constants.forward_chunking_saving))
-    # HunyuanVideo 1.5's dense S x S attention masks (0 for the families whose attention memory is linear)
-    unet_activations += constants.attention_mask_bytes(shape.frames, shape.width, shape.height, size)
     pixels = shape.width * shape.height
     # What the pipeline keeps on the device for the whole job and that grows with the length (FramePack's history
     # latents; its decoded frames leave the device as they are made)
