@@ -107,6 +107,14 @@ def _ltx_upsampler(path: Path, models_dir: Path, tiny: bool, device: str) -> Non
         gpu_ltx.build_upsampler(path, base)
 
 
+def _hunyuan(name: str):
+    def builder(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+        import gpu_hunyuan
+
+        gpu_hunyuan.build(path, name, tiny, device)
+    return builder
+
+
 BUILDERS = {
     "svd-xt": _svd,
     "wan2.1-i2v-14b": _wan("i2v-14b-480p", "i2v"),
@@ -114,6 +122,8 @@ BUILDERS = {
     "ltx-2b-distilled": _ltx("2b-distilled"),
     "ltx-upsampler": _ltx_upsampler,
     "ltx-13b-distilled": _ltx("13b-distilled"),
+    "hunyuan15-480p-i2v": _hunyuan("hunyuan15-480p-i2v"),
+    "framepack-f1": _hunyuan("framepack-f1"),
 }
 
 

@@ -32,7 +32,7 @@ from cases import CAP_GIB, WITHIN_CAP_GIB, Case  # noqa: E402
 GiB = 2**30
 SVD_TINY = dict(frames=8, width=64, height=64, steps=3)
 SVD_FULL = dict(frames=25, width=1024, height=576, steps=25)
-ROW_FIELDS = ("seconds", "s_per_step", "steps", "load_s", "peak_reserved_gib", "peak_allocated_gib", "min_free_gib",
+ROW_FIELDS = ("seconds", "s_per_step", "s_per_video_s", "steps", "load_s", "peak_reserved_gib", "peak_allocated_gib", "min_free_gib",
               "estimate_gib", "plan", "retries", "capped", "cap_enforced", "within_cap", "speedup")
 
 
@@ -117,12 +117,12 @@ class Session:
         self.release()
         shutil.rmtree(self.work, ignore_errors=True)
 
-    def cap(self, capped: bool) -> bool:
-        """Hold this process to the cap (CUDA); returns whether the cap is enforced."""
+    def cap(self, capped: bool, cap_gib: float | None = None) -> bool:
+        """Hold this process to the cap (CUDA; `cap_gib`, default the session's); returns whether it is enforced."""
         if not (capped and self.cuda):
             return False
         total = self.torch.cuda.get_device_properties(self.torch.device(self.device)).total_memory
-        self.torch.cuda.set_per_process_memory_fraction(min(1.0, self.cap_gib * GiB / total))
+        self.torch.cuda.set_per_process_memory_fraction(min(1.0, (cap_gib or self.cap_gib) * GiB / total))
         return True
 
     def uncap(self) -> None:
@@ -166,14 +166,15 @@ class Session:
 
         params = case.params
         capped = bool(params.get("capped"))
+        cap_gib = params.get("cap_gib", self.cap_gib)  # 12 GiB, or a case's own (8 GiB: FramePack's cards)
         frames, width, height = params["tiny_size"] if self.tiny else params["size"]
-        key = (case.model, capped)
+        key = (case.model, capped, cap_gib)
         self.release(keep=key)
-        enforced = self.cap(capped)
+        enforced = self.cap(capped, cap_gib)
         try:
             if self._generator is None:
                 self._generator = Generator(models_dir=self.models_dir, outputs_dir=self.work / "outputs",
-                                            device=self.device, vram_gb=self.cap_gib if capped else None)
+                                            device=self.device, vram_gb=cap_gib if capped else None)
                 self._generator_key = key
             fields = {name: params[name] for name in ("memory_plan", "speed", "upscale", "loras") if name in params}
             if "steps" in params:
@@ -186,6 +187,8 @@ class Session:
         finally:
             self.uncap()
         row.update(capped=capped, cap_enforced=enforced, job=f"{frames} frames {width}x{height}")
+        if capped:
+            row["cap_gib"] = cap_gib
         row["within_cap"] = _within_cap(row)
         baseline = self.rows.get(case.compare_to) if case.compare_to in case.after else None
         if baseline and baseline.get("s_per_step") and row.get("s_per_step"):
@@ -220,8 +223,10 @@ class Session:
         gaps = [later - earlier for earlier, later in zip(step_times, step_times[1:])]
         plan = result.memory_plan
         load_s = result.timings.get("loading_model", 0.0)
+        video_s = result.frames_written / result.request.fps  # seconds of video it made
         return {
             "seconds": round(seconds, 3), "seconds_loaded": round(seconds - load_s, 3), "load_s": round(load_s, 3),
+            "video_s": round(video_s, 3), "s_per_video_s": round((seconds - load_s) / video_s, 3),
             "s_per_step": round(statistics.median(gaps), 4) if gaps else None,
             "steps": result.request.num_inference_steps,
             "peak_reserved_gib": gib(torch.cuda.max_memory_reserved()) if cuda else None,
@@ -237,9 +242,10 @@ class Session:
 
 
 def _within_cap(row: dict) -> bool | None:
+    """Whether a capped row's peak kept the bar: 11.5 GiB under 12, half a GiB under a case's own cap."""
     if not row.get("capped") or row.get("peak_reserved_gib") is None:
         return None
-    return row["peak_reserved_gib"] <= WITHIN_CAP_GIB
+    return row["peak_reserved_gib"] <= (row["cap_gib"] - 0.5 if row.get("cap_gib") else WITHIN_CAP_GIB)
 
 
 def svd_bench(*args):
