@@ -206,6 +206,6 @@ def format_length_table(rows: list[LengthRow]) -> list[str]:
         lines.append(f"fastest plan: {rows[0].fastest.summary()}; cheapest: {rows[0].cheapest.summary()}. Frames of "
                      f"one pass at the model's default fps; longer videos chain passes (README: length).")
         if any(row.section_frames for row in rows):
-            lines.append("FramePack-like models make any length in one pass, section by section: their memory is "
-                         "one section's, so the table says whether a section fits.")
+            lines.append("A model made in sections (FramePack) makes any length in one pass: its memory is one "
+                         "section's, so its rows say whether a section fits.")
     return lines
