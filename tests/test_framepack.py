@@ -15,6 +15,7 @@ from video_gen.errors import Cancelled, InvalidRequest
 from video_gen.events import PreviewEvent, StageEvent, StepEvent
 from video_gen.families import framepack
 from video_gen.tiny import framepack as tiny
+from video_gen.tiny.common import build_tiny_transformer_lora
 
 # 45 frames: two sections of 36 (the pipeline makes 73 and the app writes the first 45)
 TINY = dict(width=64, height=64, num_frames=45, fps=30, num_inference_steps=2, seed=3, interpolation=1,
@@ -26,6 +27,9 @@ def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("framepack-models")
     tiny.build_tiny_framepack(folder / "framepack-f1", variant="f1", layout="combined")
     tiny.build_tiny_framepack(folder / "FramePackI2V_HY-pipeline", variant="original", layout="saved", seed=1)
+    # a LoRA on the attention of its double-stream blocks, in diffusers' layout (HunyuanVideo's LoRA loader reads it)
+    build_tiny_transformer_lora(folder / "FramePackI2V_HY-pipeline", folder / "loras" / "fp-style.safetensors",
+                                targets=r".*transformer_blocks\.\d+\.attn\.(to_q|to_k|to_v)", scale=1.0)
     return folder
 
 
@@ -109,6 +113,18 @@ def test_cancel_stops_within_a_step_and_keeps_nothing(gen, pictures):
                               gen.outputs_dir / ".inputs"}
     pipe = gen.resident_pipeline
     assert not pipe.transformer._forward_pre_hooks and not pipe.vae.decoder._forward_hooks
+
+
+def test_a_lora_fits_by_its_modules_and_equals_diffusers_loading_it(gen, models, pictures):
+    """The LoRA is judged against the transformer in its own repository (the documented layout's) and loads through
+    `HunyuanVideoFramepackPipeline`'s LoRA loader, as diffusers' own `load_lora_weights` + `set_adapters` do."""
+    one_section = dict(model="framepack-f1", image=str(pictures[0]), num_frames=9)
+    app = app_frames(gen, loras=[{"name": "fp-style", "strength": 0.8}], **one_section)
+    pipe = tiny.load_combined(models / "framepack-f1")
+    pipe.load_lora_weights(str(models / "loras" / "fp-style.safetensors"), adapter_name="style")
+    pipe.set_adapters(["style"], [0.8])
+    assert_close(app, direct_frames(pipe, pictures[0], frames=9, sections=1, sampling_type="vanilla"))
+    assert np.abs(app.astype(int) - app_frames(gen, **one_section).astype(int)).max() > 1  # it changes the video
 
 
 def test_the_original_saved_pipeline_with_a_last_frame_equals_the_pipeline(gen, models, pictures):
