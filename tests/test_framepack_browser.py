@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_browser import CHROMIUM, browser, page, sync_api  # noqa: F401  (the shared browser fixtures)
+import test_browser
+
+CHROMIUM = test_browser.CHROMIUM
+browser, page = test_browser.browser, test_browser.page  # the shared browser fixtures
 
 pytestmark = [
     pytest.mark.browser,
@@ -19,7 +22,7 @@ pytestmark = [
 ]
 
 
-def test_a_framepack_video_of_two_sections_is_one_job_with_section_progress(page, tmp_path):  # noqa: F811
+def test_a_framepack_video_of_two_sections_is_one_job_with_section_progress(page, tmp_path):
     from test_app import start_server
 
     from video_gen.tiny.framepack import build_tiny_framepack
