@@ -1,4 +1,5 @@
-"""Measure HunyuanVideo 1.5's and FramePack's activation constants: `python bench/memory_constants_hunyuan.py`.
+"""Measure HunyuanVideo 1.5's and FramePack's activation constants: `python bench/memory_constants_hunyuan.py`
+(the transformers, ~2.5 minutes on 2 cores), `--only vae` (the two VAEs' decodes at full width, ~5 minutes).
 
 The method of bench/memory_constants.py (its dispatch-mode `PeakTracker`: the peak of live bytes of every tensor
 storage made during a call, weights excluded), on the full-width transformers with random weights on the CPU in
@@ -108,11 +109,41 @@ def framepack_peak(model, height: int, width: int, latent_window_size: int = 9) 
     return tracker.peak
 
 
+def decode_peak(vae, latent_frames: int, height: int, width: int) -> int:
+    """One VAE decode of (latent frames, height, width) latents, batch 1, its weights excluded."""
+    latents = torch.randn(1, vae.config.latent_channels, latent_frames, height, width)
+    with torch.no_grad(), PeakTracker() as tracker:
+        vae.decode(latents, return_dict=False)
+    return tracker.peak
+
+
+def vae_constants(vae, latent_frames: int, sizes: list[int], spatial: int) -> dict:
+    """Bytes per (decoded frame x output pixel) (bf16: half of float32) of a decode of `latent_frames` latent
+    frames, a line through two square latent sizes."""
+    frames = (latent_frames - 1) * 4 + 1
+    points = [(frames * (side * spatial) ** 2, decode_peak(vae, latent_frames, side, side)) for side in sizes]
+    rate = (points[1][1] - points[0][1]) / (points[1][0] - points[0][0])
+    return {"decode_bytes_per_pixel_bf16": round(rate / 2), "decode_base_bytes_bf16": round(
+        (points[0][1] - rate * points[0][0]) / 2), "frames": frames, "points_fp32": points}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blocks", type=int, default=1)
-    parser.add_argument("--only", choices=("hunyuan15", "framepack"))
+    parser.add_argument("--only", choices=("hunyuan15", "framepack", "vae"))
     args = parser.parse_args()
+    if args.only == "vae":  # the two VAEs' decodes at full width (minutes on a CPU)
+        from diffusers import AutoencoderKLHunyuanVideo, AutoencoderKLHunyuanVideo15
+
+        torch.manual_seed(0)
+        started = time.perf_counter()
+        # FramePack's HunyuanVideo VAE decodes a section 16 frames at a time (framewise): 5 latent frames -> 17
+        framepack = vae_constants(AutoencoderKLHunyuanVideo().eval(), 5, [16, 24], 8)
+        # HunyuanVideo 1.5's decodes all frames at once (or in spatial tiles of all frames): 2 latent frames -> 5
+        hunyuan15 = vae_constants(AutoencoderKLHunyuanVideo15().eval(), 2, [8, 12], 16)
+        print(json.dumps({"framepack_vae": framepack, "hunyuan15_vae": hunyuan15,
+                          "seconds": round(time.perf_counter() - started, 1)}))
+        return
     from diffusers import HunyuanVideo15Transformer3DModel, HunyuanVideoFramepackTransformer3DModel
 
     torch.manual_seed(0)

@@ -74,19 +74,21 @@ def section_tokens(width: int, height: int) -> int:
             + 4 * math.ceil(height / 64) * math.ceil(width / 64))
 
 
-# Measured by `python bench/memory_constants_hunyuan.py` (CPU, torch 2.13, float32 halved to bf16, one block of
-# each kind of lllyasviel/FramePackI2V_HY's transformer at full width; 2026-11-26): one call (one a step: true
-# CFG off) needs 101,042 B per latent-side token + 82.5 MB (the prompt's 64 and SigLIP's 729 tokens), for 18,400
-# tokens at 640x640: 1.9 GB, whatever the length. Not measured: the VAE's decode of a section (framewise, 16
-# frames at a time), estimated as Wan's VAE per frame and pixel; the image stage likewise. The history latents
-# stay on the device: 16 channels x 4 bytes per 4 frames x 64 pixels = 0.25 B per output frame and pixel.
+# Measured by `python bench/memory_constants_hunyuan.py` (CPU, torch 2.13, float32 halved to bf16, full width;
+# 2026-11-26): the transformer (one block of each kind of lllyasviel/FramePackI2V_HY's), one call a step (true CFG
+# off), needs 101,042 B per latent-side token + 82.5 MB (the prompt's 64 and SigLIP's 729 tokens): 1.9 GB at
+# 640x640 (18,400 tokens), whatever the length. HunyuanVideo's VAE (`--only vae`) decodes a section 16 frames at a
+# time (framewise): 2,319 B per frame in flight and pixel (+3 MB), 15 GB at 640x640 with 16 frames in flight,
+# so the memory plan's smaller decode chunk tiles it spatially too (`set_decode_chunk`). The image stage is
+# estimated as the decode's bytes. The history latents stay on the device: 16 channels x 4 bytes per 4 frames x
+# 64 pixels = 0.25 B per output frame and pixel.
 FRAMEPACK_MEMORY = MemoryConstants(
     denoise_bytes_per_token=101_042, denoise_base_bytes=82_500_000, forward_chunking_saving=0.0,
-    decode_bytes_per_pixel=2_300, encode_bytes_per_pixel=2_300, encode_base_bytes=64_000_000,
+    decode_bytes_per_pixel=2_319, encode_bytes_per_pixel=2_319, encode_base_bytes=64_000_000,
     spatial_compression=8, temporal_compression=4, cfg_batch=1, section_tokens=section_tokens,
     kept_bytes_per_frame_pixel=16 * 4 / (4 * 64),
-    measured="FramePack transformer blocks, bench/memory_constants_hunyuan.py on the CPU, 2026-11-26 "
-             "(VAE and image stage estimated)",
+    measured="FramePack transformer blocks and HunyuanVideo VAE, bench/memory_constants_hunyuan.py on the CPU, "
+             "2026-11-26 (image stage estimated)",
 )
 
 

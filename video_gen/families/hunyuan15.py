@@ -49,21 +49,23 @@ VAE_SPATIAL = 16  # the VAE's compression; the transformer's patch is 1: a laten
 # (tokenizer_max_length), ByT5's 256 and SigLIP's 729 (HunyuanVideo15Transformer3DModel.forward)
 TEXT_AND_IMAGE_TOKENS = 1000 + 256 + 729
 
-# Measured by `python bench/memory_constants_hunyuan.py` (CPU, torch 2.13, float32, one full-width block of the
-# 480p I2V transformer; 2026-11-26): one call of batch 1 (the guider runs the conditional and the unconditional
-# prediction as two calls: cfg_batch 1) needs 22,983 B per token of its sequence S (bf16, half the float32 bytes;
-# +-10 %: the line is not quite straight) + 60.8 MB, where S = latent tokens + the 1985 text and image tokens,
+# Measured by `python bench/memory_constants_hunyuan.py` (CPU, torch 2.13, float32 halved to bf16, full width;
+# 2026-11-26). The transformer (one block of the 480p I2V model): one call of batch 1 (the guider runs the
+# conditional and the unconditional prediction as two calls: cfg_batch 1) needs 22,983 B per token of its sequence
+# S (+-10 %: the line is not quite straight) + 60.8 MB, where S = latent tokens + the 1985 text and image tokens,
 # counted into the base here (1985 x 22,983 B = 45.6 MB): 1.2 GB at 848x480 x 121 frames (S = 51,275). diffusers'
 # own attention adds two S x S boolean masks per block and SDPA's float mask of them: 6.0 B per S^2 measured in
-# float32 (4 expected in bf16), 10.5 GB at that size. The family replaces that attention by one without the masks
-# (`prefix_attention_processor`), so they are not counted. The VAE decode is not measured (estimated as Wan's VAE
-# per frame and pixel, x2 for its wider blocks); the image stage (SigLIP, the VAE encoder on one frame) likewise.
+# float32 (4 expected in bf16), 10.5 GB at that size; the family replaces that attention by one without the masks
+# (`prefix_attention_processor`), so they are not counted. The VAE decode (`--only vae`: 2 latent frames, two
+# sizes): 1,536 B per decoded frame and pixel, no base; it decodes every frame at once (75 GB for 121 frames at
+# 848x480), so a smaller decode chunk tiles it spatially (`decode`). The image stage (SigLIP, the VAE encoder on
+# one frame) is estimated as the decode's bytes.
 HUNYUAN15_MEMORY = MemoryConstants(
     denoise_bytes_per_token=22_983, denoise_base_bytes=60_800_000 + TEXT_AND_IMAGE_TOKENS * 22_983,
-    forward_chunking_saving=0.0, decode_bytes_per_pixel=4_600, encode_bytes_per_pixel=4_600,
+    forward_chunking_saving=0.0, decode_bytes_per_pixel=1_536, encode_bytes_per_pixel=1_536,
     encode_base_bytes=64_000_000, spatial_compression=VAE_SPATIAL, temporal_compression=4, cfg_batch=1,
-    measured="HunyuanVideo 1.5 480p I2V block, bench/memory_constants_hunyuan.py on the CPU, 2026-11-26 "
-             "(VAE and image stage estimated)",
+    measured="HunyuanVideo 1.5 480p I2V block and VAE, bench/memory_constants_hunyuan.py on the CPU, 2026-11-26 "
+             "(image stage estimated)",
 )
 
 REPOSITORY = "hunyuanvideo-community/HunyuanVideo-1.5-"
@@ -322,15 +324,19 @@ def run(pipe, request, image, job) -> np.ndarray:
 
 def decode(pipe, latents, chunk_size: int, num_frames: int, job) -> np.ndarray:
     """Latents to uint8 frames (F, H, W, 3) as the pipeline decodes them. Its VAE decodes all frames at once, or in
-    spatial tiles of all frames (diffusers' `enable_tiling`), so a decode chunk below the video's frames tiles it:
-    256-pixel tiles (diffusers' default; about a fifth of 848x480), 128-pixel ones below 16 frames."""
+    square spatial tiles of all frames (diffusers' `enable_tiling`), so the memory plan's decode chunk (frames
+    decoded at once, for the estimate) becomes tiles of as many pixels: a side of sqrt(chunk x W x H / frames),
+    in multiples of 64 (at 848x480 x 121 frames: 16 frames' worth, 224-pixel tiles; 8, 128)."""
+    import math
+
     import torch
 
     vae = pipe.vae
     job.stage(DECODING, f"decoding {num_frames} frames")
     tiled = chunk_size < num_frames
     if tiled:
-        side = 256 if chunk_size >= 16 else 128
+        pixels = latents.shape[-2] * latents.shape[-1] * VAE_SPATIAL ** 2
+        side = max(64, int(math.sqrt(chunk_size * pixels / num_frames)) // 64 * 64)
         vae.enable_tiling(tile_sample_min_height=side, tile_sample_min_width=side,
                           tile_latent_min_height=side // VAE_SPATIAL, tile_latent_min_width=side // VAE_SPATIAL)
     try:

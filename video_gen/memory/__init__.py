@@ -155,7 +155,7 @@ class LengthRow:
     def length_text(self, frames: int) -> str:
         """'25 frames (3.6 s)', or 'does not fit'; for a family of sections what fits per section."""
         if self.section_frames:
-            if not frames:
+            if frames <= self.section_frames:  # less than one section (its decode of 16 frames at once) fits
                 return f"a {self.section_frames}-frame section does not fit"
             if frames >= self.limit:
                 return f"any length ({self.section_frames}-frame sections fit)"
