@@ -34,6 +34,9 @@ if errorlevel 1 (
     echo Installing video-gen...
     "%PY%" -m pip install --quiet -e .
     if errorlevel 1 goto failed
+    rem spandrel, the upscalers' loader, without its dependencies: its torchvision requirement pulls another torch build
+    "%PY%" -m pip install --quiet --no-deps "spandrel==0.4.2"
+    if errorlevel 1 goto failed
     type nul > ".venv\.video-gen-installed"
 )
 

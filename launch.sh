@@ -31,6 +31,8 @@ STAMP="$VENV/.video-gen-installed"
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
     echo "Installing video-gen..."
     "$PY" -m pip install --quiet -e .
+    # the upscalers' loader, without its torchvision requirement (which pulls another torch build)
+    "$PY" -m pip install --quiet --no-deps "spandrel==0.4.2"
     touch "$STAMP"
 fi
 

@@ -47,9 +47,20 @@ TRANSFORMERS = {
                          out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40,
                          cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, image_dim=1280,
                          added_kv_proj_dim=5120, rope_max_seq_len=1024),
+    # Wan-AI/Wan2.1-VACE-1.3B-diffusers and Wan-AI/Wan2.1-VACE-14B-diffusers, transformer/config.json (bench/gpu/
+    # runs them: `build_full("vace-1.3b", …)`)
+    "vace-1.3b": dict(patch_size=(1, 2, 2), num_attention_heads=12, attention_head_dim=128, in_channels=16,
+                      out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=8960, num_layers=30, cross_attn_norm=True,
+                      qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024,
+                      vace_layers=list(range(0, 30, 2)), vace_in_channels=96),
+    "vace-14b": dict(patch_size=(1, 2, 2), num_attention_heads=40, attention_head_dim=128, in_channels=16,
+                     out_channels=16, text_dim=4096, freq_dim=256, ffn_dim=13824, num_layers=40, cross_attn_norm=True,
+                     qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024,
+                     vace_layers=list(range(0, 40, 5)), vace_in_channels=96),
 }
 # The job of each: (frames, width, height)
-JOBS = {"ti2v-5b": (121, 1280, 704), "i2v-14b-480p": (81, 832, 480)}
+JOBS = {"ti2v-5b": (121, 1280, 704), "i2v-14b-480p": (81, 832, 480), "vace-1.3b": (81, 832, 480),
+        "vace-14b": (81, 832, 480)}
 # google/umt5-xxl's encoder (text_encoder/config.json of both repositories)
 UMT5_XXL = dict(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
                 relative_attention_num_buckets=32, relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
@@ -70,7 +81,8 @@ def build_full(variant: str, folder: Path, device: str) -> Path:
     on a CPU for the 14B, seconds on a GPU)."""
     import torch
     from diffusers import (AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler,
-                           WanImageToVideoPipeline, WanPipeline, WanTransformer3DModel)
+                           WanImageToVideoPipeline, WanPipeline, WanTransformer3DModel, WanVACEPipeline,
+                           WanVACETransformer3DModel)
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
 
     from tiny_models import build_tiny_t5_tokenizer
@@ -92,11 +104,16 @@ def build_full(variant: str, folder: Path, device: str) -> Path:
         torch.set_default_dtype(torch.bfloat16)
         try:
             text_encoder = UMT5EncoderModel(UMT5Config(**size)).to(torch.bfloat16).eval()
-            transformer = WanTransformer3DModel(**TRANSFORMERS[variant])
+            vace = variant.startswith("vace")
+            transformer = (WanVACETransformer3DModel if vace else WanTransformer3DModel)(**TRANSFORMERS[variant])
         finally:
             torch.set_default_dtype(previous)
         vae = AutoencoderKLWan(**(VAE_22 if variant == "ti2v-5b" else VAE_21))
-        if variant == "ti2v-5b":
+        if vace:  # the official repositories' scheduler: UniPC over flow sigmas, flow_shift 3.0 (480P)
+            pipe = WanVACEPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                                   scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction",
+                                                                     use_flow_sigmas=True, flow_shift=3.0))
+        elif variant == "ti2v-5b":
             pipe = WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
                                scheduler=UniPCMultistepScheduler(prediction_type="flow_prediction",
                                                                  use_flow_sigmas=True, flow_shift=5.0),
@@ -176,9 +193,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "gpu_wan.json")
     args = parser.parse_args(argv)
     variants = [name.strip() for name in args.models.split(",") if name.strip()]
-    unknown = [name for name in variants if name not in TRANSFORMERS]
+    own = ("ti2v-5b", "i2v-14b-480p")  # the VACE models run through bench/gpu/next.py (their control video)
+    unknown = [name for name in variants if name not in own]
     if unknown:
-        parser.error(f"unknown models {unknown}; choose from {', '.join(TRANSFORMERS)}")
+        parser.error(f"unknown models {unknown}; choose from {', '.join(own)}")
 
     import numpy as np
     import torch

@@ -85,10 +85,12 @@ def table(results: list[dict]) -> str:
             if row.get("capped") and not row.get("cap_enforced"):
                 peak += " (cap not enforced)"
             elif row.get("within_cap") is False:
-                peak += f" (over {row['cap_gib'] - 0.5 if row.get('cap_gib') else cases.WITHIN_CAP_GIB:g})"
+                over = cases.WITHIN_CAP_GIB + (row.get("cap_gib") or cases.CAP_GIB) - cases.CAP_GIB
+                peak += f" (over {over:g})"
             job_s = row.get("seconds_loaded") or row.get("seconds")
             lines.append(f"| `{case.id}` | {case.title} | {_number(row.get('s_per_step'), 3)} | {_number(job_s, 1)} | "
-                         f"{_number(row.get('s_per_video_s'), 1)} | {peak} | {_cell(row.get('plan') or '')} | {_speed_against(case, row, card, chosen)} | "
+                         f"{_number(row.get('s_per_video_s'), 1)} | {peak} | {_cell(row.get('plan') or '')} | "
+                         f"{_speed_against(case, row, card, chosen)} | "
                          f"{where} |")
     return "\n".join(lines)
 
@@ -103,9 +105,9 @@ def section(results: list[dict]) -> str:
     source = (f"From {len(files)} results file{'s' if len(files) != 1 else ''} "
               f"({', '.join(f'`{name}`' for name in files)})" if files else
               "No GPU has measured these cases yet")
-    return (f"{BEGIN}\n{source}. *s/step*: median seconds per denoising step; *job s*: the job with its model "
-            f"loaded (the load is timed apart; SVD's cases after a 2-step warm-up); *s per video s*: job s per second "
-            f"of the video it made; *peak GiB*: "
+    return (f"{BEGIN}\n{source}. *s/step*: median seconds per denoising step (upscale cases: per frame); *job s*: "
+            f"the job with its model loaded (the load is timed apart; SVD's cases after a 2-step warm-up); *s per "
+            f"video s*: job s per second of the video it made; *peak GiB*: "
             f"`max_memory_reserved`; *speed*: how many times faster than the case named, on the same card.\n\n"
             f"{table(results)}\n{END}")
 

@@ -19,8 +19,14 @@ HOMES = {
     "build_tiny_t5_tokenizer": "video_gen.tiny.common",
     "SVD_SCHEDULER_CONFIG": "video_gen.tiny.sd",
     "build_tiny_wan": "video_gen.tiny.wan",
+    "build_tiny_wan_vace": "video_gen.tiny.wan_vace",
     "build_tiny_ltx": "video_gen.tiny.ltx",
     "build_tiny_ltx_upsampler": "video_gen.tiny.ltx",
+    "build_tiny_ltx2": "video_gen.tiny.ltx2",
+    "build_tiny_gemma_tokenizer": "video_gen.tiny.ltx2",
+    "LTX2_MODEL_INDEX": "video_gen.tiny.ltx2",
+    "LTX2_SCHEDULER_CONFIG": "video_gen.tiny.ltx2",
+    "build_tiny_esrgan": "video_gen.tiny.upscalers",
 }
 
 __all__ = list(HOMES)

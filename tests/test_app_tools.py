@@ -82,7 +82,10 @@ def test_generate_takes_loop_and_interpolation_as_its_last_inputs(server):
     assert names[start + 3:start + 13] == ["vg-prompt", "vg-negative-prompt", "vg-image-strength", "vg-memory-plan",
                                            "vg-last-image", "vg-speed", "vg-loras", "vg-upscale", "vg-keyframe-images",
                                            "vg-keyframe-frames"]
-    assert len(names) == 28  # 23, then speed, loras, and LTX-Video's upscale, keyframe_images, keyframe_frames
+    # Wan VACE's control video section (issue 26), then LTX-2's sound and its own prompt enhancement (issue 24)
+    assert names[start + 13:] == ["vg-control-video", "vg-control-type", "vg-control-mask", "vg-audio",
+                                  "vg-model-enhancer"]
+    assert len(names) == 33  # 23, then speed, loras, upscale, keyframe_images, keyframe_frames, VACE's 3, LTX-2's 2
     groups = {fn.api_name: (fn.concurrency_id, fn.concurrency_limit) for fn in server.demo.fns.values()}
     # Smoothing runs one at a time (and waits for the engine's turn: test_web_shared_slot.py); Generate
     # handlers only watch the board's queue, which runs one job at a time.

@@ -79,7 +79,7 @@ def test_the_cases_are_in_the_issues_order_with_stable_ids_and_known_models():
         None, "first-block-cache", "magcache", "taylorseer"}
     assert {"svd-xt/plan:group", "svd-xt/compile"} <= {case.id for case in cases.CASES if case.tier == 5}
     for case in cases.CASES:
-        assert case.kind in ("svd", "job") and case.cost_s > 0
+        assert case.kind in ("svd", "job", "upscale") and case.cost_s > 0
         assert all(model in cases.MODELS for model in case.models)
         assert all(name in cases.BY_ID for name in case.after)
         assert case.compare_to is None or case.compare_to in cases.BY_ID

@@ -249,6 +249,8 @@ WRONG_TYPES = [
     dict(image_strength="strong"), dict(memory_plan=2), dict(last_image=3), dict(last_image="a path"),
     dict(speed=3), dict(upscale=2), dict(keyframe_images=5), dict(keyframe_images=["a path"]),
     dict(keyframe_frames=[8]), dict(loras=5), dict(loras=[{"name": 5}]),
+    dict(control_video=5), dict(control_video={"path": 3}), dict(control_type=3), dict(control_mask=[1]),
+    dict(audio=True), dict(audio="loud"), dict(model_enhancer=1),
 ]
 
 

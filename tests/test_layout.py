@@ -14,13 +14,14 @@ PACKAGE = Path(video_gen.__file__).parent
 # From the ground floor up; a module's floor is its first name under video_gen (families.wan -> families).
 FLOORS = (
     ("ground floor", {"version", "errors", "events", "planner", "console", "devices", "images", "frames",
-                      "interpolate", "demo"}),
+                      "interpolate", "demo", "control", "annotators", "audio"}),
     ("checkpoints", {"checkpoints"}),
     ("families", {"families"}),
-    ("loras, memory, tiny models", {"loras", "memory", "tiny"}),
+    ("loras, memory, tiny models, upscalers, prompt enhancers", {"loras", "memory", "tiny", "upscale", "enhance"}),
     ("request, catalog", {"request", "catalog"}),
     ("video_io, results, downloads", {"video_io", "results", "downloads"}),
-    ("history, running job, reports, smoothing", {"history", "running", "reports", "smoothing"}),
+    ("history, running job, reports, smoothing, finishing", {"history", "running", "reports", "smoothing",
+                                                              "finishing"}),
     ("engine and what runs jobs", {"engine", "timing", "extend", "sweep", "batch"}),
     ("doors", {"batch_ray", "cli", "web", "__main__", ""}),  # "": the package itself (its lazy exports)
 )

@@ -3,12 +3,14 @@ no weights are loaded (a pickle is opened, with weights_only=True, only when the
 
 Three kinds of places are searched (`discover`):
 - the models folder: diffusers folders (`model_index.json`), motion adapter folders (`config.json` of a
-  `MotionAdapter`), single files directly inside it and LoRAs in `models/loras`;
+  `MotionAdapter`), single files directly inside it, LoRAs in `models/loras`, upscalers in `models/upscalers`
+  (spandrel tells their architecture and scale: `upscale.describe_upscaler`) and prompt enhancers in
+  `models/enhancers` (vision-language model folders: `enhance.describe_enhancer`);
 - the Hugging Face cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`): the
   snapshot of each `models--ORG--NAME` repository, named `ORG/NAME`;
 - extra folders the user names (`--extra-models-dir`), searched a few levels deep, so that a ComfyUI or
-  A1111 tree (`models/checkpoints`, `models/animatediff_models`, `models/svd`, `models/Stable-diffusion`)
-  works as it is.
+  A1111 tree (`models/checkpoints`, `models/animatediff_models`, `models/svd`, `models/Stable-diffusion`,
+  ComfyUI's `models/upscale_models`) works as it is.
 A folder's family comes from its `model_index.json` class, a single file's from the names of the tensors in
 its header (`checkpoints.py` reads both), never by loading it; the family registry says which family knows
 which. Pickle files are listed but refused unless the user opts in (`checkpoints.PICKLE_REFUSED`). Downloading
@@ -17,19 +19,20 @@ and importing models is `downloads.py`'s.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 from dataclasses import replace
 from pathlib import Path
 
-from . import loras
-from .checkpoints import (ALLOW_PICKLE_FLAG, HOW_TO_GET, LORA, MODEL, MOTION_ADAPTER, PARTS, PICKLE_REFUSED,
-                          PICKLE_SUFFIXES, SINGLE_FILE_SUFFIXES, UNSUPPORTED, ModelInfo, folder_precision,
+from . import enhance, loras, upscale
+from .checkpoints import (ALLOW_PICKLE_FLAG, ENHANCER, HOW_TO_GET, LORA, MODEL, MOTION_ADAPTER, PARTS, PICKLE_REFUSED,
+                          PICKLE_SUFFIXES, SINGLE_FILE_SUFFIXES, UNSUPPORTED, UPSCALER, ModelInfo, folder_precision,
                           header_precision, hf_hub_cache, only_pickle_weights, pickle_state_dict, read_gguf,
                           read_safetensors_header, read_safetensors_metadata, size_on_disk)
 from .demo import DEMO_NOTE, is_demo
-from .errors import ModelNotFound, first_line
+from .errors import InvalidRequest, ModelNotFound, first_line
 from .families import family_for_class, load_family, part_for_class, specs
 from .families.spec import SingleFile
 
@@ -81,9 +84,10 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
     note = DEMO_NOTE if is_demo(path) else ""
     if role == MODEL and _denoiser_is_config_only(path, index):
         role, note = PARTS, PARTS_NOTE
-    return ModelInfo(name=name or path.name, path=path, family=family, class_name=class_name,
+    info = ModelInfo(name=name or path.name, path=path, family=family, class_name=class_name,
                      motion_adapter=own_adapter, precision=folder_precision(path), size_bytes=size_on_disk(path), role=role,
                      note=note)
+    return _as_family_sees_it(info) if role == MODEL else info  # Wan names its VACE models
 
 
 PARTS_NOTE = ("the text encoder, VAE and configs without transformer weights; choose a transformer file (GGUF) "
@@ -199,8 +203,9 @@ def _inspect_gguf(path: Path, name: str, size: int) -> ModelInfo:
 
 
 def _as_family_sees_it(info: ModelInfo) -> ModelInfo:
-    """A single file as its family describes it, where the file's neighbours matter (a family's optional
-    `describe_file`: Wan 2.2's low-noise expert beside its high-noise twin is part of that model, not one)."""
+    """A single file (or a model folder) as its family describes it, where the file's neighbours matter (a
+    family's optional `describe_file`: Wan 2.2's low-noise expert beside its high-noise twin is part of that model,
+    not one; a Wan VACE model is named so)."""
     if not info.family:  # recognised, but of no family here (an SDXL checkpoint)
         return info
     describe = getattr(load_family(info.family), "describe_file", None)
@@ -232,6 +237,81 @@ def _adapter_family() -> str:
     return next((spec.name for spec in specs() for single in spec.single_files if single.role == MOTION_ADAPTER), "")
 
 
+# ---- upscalers and prompt enhancers (finishing) ----------------------------------------------------------
+def _upscaler_entry(path: Path, source: str) -> ModelInfo:
+    """An upscaler file as `models list` shows it: its architecture and scale (spandrel), or why it is none."""
+    common = dict(name=path.stem, path=path, family="", size_bytes=path.stat().st_size, source=source)
+    if path.suffix.lower() in PICKLE_SUFFIXES:  # opened only when a job or `upscale` is allowed to
+        return ModelInfo(class_name="pickle", role=UPSCALER, note=f"pickle file: refused unless {ALLOW_PICKLE_FLAG}",
+                         **common)
+    try:
+        info = upscale.describe_upscaler(path)
+        precision = header_precision(read_safetensors_header(path))
+    except (InvalidRequest, OSError, ValueError) as error:
+        return ModelInfo(class_name="unknown", role=UNSUPPORTED, note=first_line(error).removeprefix("upscaler: "),
+                         **common)
+    return ModelInfo(class_name=info.architecture, role=UPSCALER, note=info.summary, precision=precision, **common)
+
+
+def _enhancer_entry(path: Path, name: str, source: str) -> ModelInfo | None:
+    """A prompt enhancer folder as `models list` shows it (None: not a model folder at all)."""
+    if not (path / "config.json").is_file():
+        return None
+    common = dict(name=name, path=path, family="", size_bytes=size_on_disk(path), source=source)
+    try:
+        info = enhance.describe_enhancer(path)
+    except InvalidRequest as error:
+        return ModelInfo(class_name="unknown", role=UNSUPPORTED, note=first_line(error).removeprefix("enhancer: "),
+                         **common)
+    return ModelInfo(class_name=info.architecture, role=ENHANCER, note=info.model_type,
+                     precision=folder_precision(path), **common)
+
+
+def _scan_upscalers(folder: Path, source: str, depth: int = 2) -> list[ModelInfo]:
+    found = []
+    for child in sorted(folder.iterdir()):
+        if child.name.startswith("."):
+            continue
+        if child.is_file() and child.suffix.lower() in upscale.UPSCALER_SUFFIXES:
+            found.append(_upscaler_entry(child, source))
+        elif child.is_dir() and depth > 1:
+            found.extend(_scan_upscalers(child, source, depth - 1))
+    return found
+
+
+def _scan_enhancers(folder: Path, source: str) -> list[ModelInfo]:
+    return [info for child in sorted(folder.iterdir()) if child.is_dir() and not child.name.startswith(".")
+            and (info := _enhancer_entry(child, child.name, source)) is not None]
+
+
+def _finishing_folder(child: Path, source: str) -> list[ModelInfo] | None:
+    """What a folder of upscalers or enhancers holds, or None when `child` is neither."""
+    if not child.is_dir():
+        return None
+    if child.name.lower() in upscale.FOLDERS:
+        return _scan_upscalers(child, source)
+    if child.name.lower() in enhance.FOLDERS:
+        return _scan_enhancers(child, source)
+    return None
+
+
+def _resolve_finishing(field: str, role: str, name_or_path: str, entries: list[ModelInfo], describe) -> object:
+    """An upscaler's or enhancer's description (`describe(path)`) from a name in `entries` or a path; one line
+    naming what is installed when neither."""
+    folders = upscale.FOLDERS if role == UPSCALER else enhance.FOLDERS
+    info = next((entry for entry in entries if entry.name == name_or_path and (entry.role == role or (
+        entry.role == UNSUPPORTED and any(parent.name.lower() in folders for parent in entry.path.parents[:3])))),
+        None)  # a file in models/upscalers that is no upscaler: its description says why
+    path = info.path if info is not None else Path(name_or_path).expanduser()
+    if info is None and not path.exists():
+        installed = ", ".join(entry.name for entry in entries if entry.role == role) or "none"
+        where = f"models/{folders[0]}"
+        raise InvalidRequest(field, f"{name_or_path!r} is not installed (installed {role}s: {installed}); put it in "
+                                    f"{where}, or see `video-gen models download --help`")
+    described = describe(path)
+    return dataclasses.replace(described, name=info.name if info is not None else described.name)
+
+
 # ---- discovery -----------------------------------------------------------------------------
 def _scan_entry(path: Path, name: str, source: str) -> ModelInfo | None:
     """One folder or file as a model, or None when it is neither (broken folders are skipped here)."""
@@ -258,6 +338,10 @@ def _scan_models_dir(models_dir: Path) -> list[ModelInfo]:
         if child.is_dir() and child.name.lower() in loras.LORA_FOLDERS:  # models/loras: LoRAs (loras.py)
             found.extend(_scan_tree(child, "models", depth=2))
             continue
+        finishing = _finishing_folder(child, "models")  # models/upscalers, models/enhancers
+        if finishing is not None:
+            found.extend(finishing)
+            continue
         name = child.name if child.is_dir() else child.stem
         info = _scan_entry(child, name, "models")
         if info is not None:
@@ -272,6 +356,10 @@ def _scan_tree(root: Path, source: str, depth: int = EXTRA_DIR_DEPTH) -> list[Mo
     found = []
     for child in sorted(root.iterdir()):
         if child.name.startswith(".") or child.name in ("custom_nodes", "venv", ".venv", "__pycache__", "node_modules"):
+            continue
+        finishing = _finishing_folder(child, source)  # ComfyUI's models/upscale_models
+        if finishing is not None:
+            found.extend(finishing)
             continue
         info = _scan_entry(child, child.name if child.is_dir() else child.stem, source)
         if info is not None:
@@ -291,7 +379,7 @@ def _scan_hf_cache(hub: Path) -> list[ModelInfo]:
         if snapshot is None:
             continue
         repo_name = repo.name.removeprefix("models--").replace("--", "/")
-        info = _scan_entry(snapshot, repo_name, "hf-cache")
+        info = _scan_entry(snapshot, repo_name, "hf-cache") or _hf_enhancer(snapshot, repo_name)
         if info is not None:
             found.append(info)
             continue
@@ -302,6 +390,15 @@ def _scan_hf_cache(hub: Path) -> list[ModelInfo]:
                 if info is not None and info.class_name not in ("unknown", "damaged", "pickle"):
                     found.append(info)
     return found
+
+
+def _hf_enhancer(snapshot: Path, name: str) -> ModelInfo | None:
+    """A vision-language model of a kind the prompt enhancer runs (Qwen/Qwen3-VL-4B-Instruct, …), else None."""
+    try:
+        model_type = json.loads((snapshot / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return _enhancer_entry(snapshot, name, "hf-cache") if model_type in enhance.LAYOUTS else None
 
 
 def _current_snapshot(repo: Path) -> Path | None:
@@ -364,6 +461,37 @@ class Catalog:
     def find(self, name: str) -> ModelInfo | None:
         return next((info for info in self.entries() if info.name == name), None)
 
+    def of_role(self, role: str) -> list[ModelInfo]:
+        """What is installed of one kind: `UPSCALER`s, `ENHANCER`s (the page's lists)."""
+        return [info for info in self.entries() if info.role == role]
+
+    def resolve_upscaler(self, name_or_path: str, *, allow_pickle: bool = False) -> upscale.UpscalerInfo:
+        """An installed upscaler (its name in `models list`) or an upscaler file's path, described: architecture,
+        scale, dtypes. One line when it is not installed, not an upscaler, or a pickle without permission."""
+        if self.find(name_or_path) is None and not Path(name_or_path).expanduser().exists():
+            self.refresh()  # added since the last scan
+        return _resolve_finishing(upscale.FIELD, UPSCALER, name_or_path, self.entries(),
+                                  lambda path: upscale.describe_upscaler(path, allow_pickle=allow_pickle))
+
+    def resolve_enhancer(self, name_or_path: str | None, *, allow_pickle: bool = False) -> enhance.EnhancerInfo:
+        """An installed prompt enhancer (by name or path; None: the only one installed), described."""
+        if name_or_path is None:
+            installed = self.of_role(ENHANCER)
+            if len(installed) != 1:  # one added or removed since the last scan?
+                self.refresh()
+                installed = self.of_role(ENHANCER)
+            if len(installed) != 1:
+                names = ", ".join(info.name for info in installed)
+                raise InvalidRequest(enhance.FIELD, f"several prompt enhancers are installed ({names}); choose one "
+                                                    "with --enhancer" if installed else
+                                     "no prompt enhancer is installed in models/enhancers; `video-gen models download "
+                                     "qwen3-vl-4b` fetches one (models/README.md lists others)")
+            name_or_path = installed[0].name
+        elif self.find(name_or_path) is None and not Path(name_or_path).expanduser().exists():
+            self.refresh()
+        return _resolve_finishing(enhance.FIELD, ENHANCER, name_or_path, self.entries(),
+                                  lambda path: enhance.describe_enhancer(path, allow_pickle=allow_pickle))
+
     def resolve(self, name_or_path: str | None, *, motion_adapter: str | None = None,
                 allow_pickle: bool = False) -> ModelInfo:
         """`resolve_model` over this catalog. A name it does not know (but not a path, which is read as it is), or
@@ -416,6 +544,12 @@ def _resolve(name_or_path: str | None, models_dir: Path, everything: list[ModelI
         )
     if info.role == PARTS:
         raise ModelNotFound(f"{info.name} is not a model on its own: it holds {info.note}")
+    if info.role == UPSCALER:
+        raise ModelNotFound(f"{info.name} is an upscaler, not a model: use it with --upscaler {info.name} (or "
+                            f"`video-gen upscale VIDEO --upscaler {info.name}`)")
+    if info.role == ENHANCER:
+        raise ModelNotFound(f"{info.name} is a prompt enhancer, not a model: use it with --enhance-prompt "
+                            f"--enhancer {info.name} (or `video-gen prompt PICTURE --enhancer {info.name}`)")
     if info.role not in (MODEL, MOTION_ADAPTER, UNSUPPORTED):
         raise ModelNotFound(f"{info.name} is {_article(info.role)} {info.role} ({info.class_name}) that goes with "
                             f"{info.family} models, not a model on its own; choose one of those with --model")

@@ -21,8 +21,9 @@ from pathlib import Path
 from .errors import ModelNotFound, first_line
 
 HOW_TO_GET = "see models/README.md for the folder layout and how to download one"
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".gguf")
-PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin")
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".pth", ".gguf")
+# .pth is the usual suffix of upscalers (Real-ESRGAN's releases) and of some LoRAs: a pickle like the others.
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".bin", ".pth")
 ALLOW_PICKLE_FLAG = "--allow-pickle"
 PICKLE_REFUSED = (
     "is a pickle file ({suffix}): loading a pickle can run any code hidden in it, so only .safetensors "
@@ -37,9 +38,11 @@ SAFETENSORS_PRECISION = {"F16": "fp16", "BF16": "bf16", "F32": "fp32", "F64": "f
 # Roles of what discovery finds: a model that runs on its own; the motion part of AnimateDiff (used with an SD1.5
 # base); a LoRA; something recognised that cannot run here (the note says why); a folder that belongs with a
 # family's models but does not run alone (LTX-Video's latent upsampler); a diffusers folder whose transformer (or
-# UNet) is only its config, downloaded beside GGUF files for their text encoder, VAE and configs.
-MODEL, MOTION_ADAPTER, LORA, UNSUPPORTED, UPSAMPLER, PARTS = (
-    "model", "motion-adapter", "lora", "unsupported", "upsampler", "parts")
+# UNet) is only its config, downloaded beside GGUF files for their text encoder, VAE and configs; a picture
+# upscaler (`models/upscalers`, run on finished frames: upscale.py); a prompt enhancer (`models/enhancers`, a
+# vision-language model: enhance.py).
+MODEL, MOTION_ADAPTER, LORA, UNSUPPORTED, UPSAMPLER, PARTS, UPSCALER, ENHANCER = (
+    "model", "motion-adapter", "lora", "unsupported", "upsampler", "parts", "upscaler", "enhancer")
 
 
 @dataclass(frozen=True)

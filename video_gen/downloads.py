@@ -5,7 +5,8 @@ Download takes a short list of known repositories from the Hugging Face hub with
 `huggingface_hub.snapshot_download`, only the files a model needs: its configs and one copy of each
 weight file, the fp16 `.safetensors` where the repository has it (no .bin/.ckpt/.onnx duplicates, no
 original single-file checkpoint beside the diffusers folder, no safety checker). Downloads resume:
-huggingface_hub keeps partial files and continues them on the next run.
+huggingface_hub keeps partial files and continues them on the next run. The annotators that make control videos
+(`annotators.ANNOTATORS`: depth, pose) are downloads too, each its listed files into models/annotators/NAME/.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import enhance, upscale
+from .annotators import ANNOTATORS_DIRNAME
+from .annotators import BY_NAME as ANNOTATORS
 from .errors import InvalidRequest, VideoGenError
 from .catalog import inspect_file, inspect_folder, inspect_path, resolve_model
 from .demo import DEMO_DEFAULTS, DEMO_FILE, DEMO_NAME, DEMO_NOTE, is_demo
-from .checkpoints import LORA, MOTION_ADAPTER, PICKLE_REFUSED, UNSUPPORTED, ModelInfo
+from .checkpoints import ENHANCER, LORA, MODEL, MOTION_ADAPTER, PICKLE_REFUSED, UNSUPPORTED, UPSCALER, ModelInfo
 from .errors import ModelNotFound
 from .families import specs
 
@@ -34,16 +38,22 @@ class KnownModel:
     description: str
     files: tuple[str, ...] = ()  # single files (GGUF): glob patterns, `{quant}` for the quantisation asked for
     folder: str = ""  # the known model whose folder gives those files their other parts
+    kind: str = MODEL  # MODEL (a family's), UPSCALER (a file for models/upscalers), ENHANCER (models/enhancers)
 
 
 DEFAULT_QUANT = "Q4_K_M"  # city96's and QuantStack's usual pick for 12 GB cards
 
 
 def known_models() -> dict[str, KnownModel]:
-    """What `models download` fetches: every family spec's download entries, by name."""
-    return {download.name: KnownModel(download.name, download.repo, spec.name, download.description,
-                                      download.files, download.folder)
-            for spec in specs() for download in spec.downloads}
+    """What `models download` fetches: every family spec's download entries, then the finishing tools' (upscalers
+    are no family: their entries are `upscale.DOWNLOADS`, the prompt enhancers' `enhance.DOWNLOADS`), by name."""
+    known = {download.name: KnownModel(download.name, download.repo, spec.name, download.description,
+                                       download.files, download.folder)
+             for spec in specs() for download in spec.downloads}
+    for kind, downloads in ((UPSCALER, upscale.DOWNLOADS), (ENHANCER, enhance.DOWNLOADS)):
+        known.update({download.name: KnownModel(download.name, download.repo, "", download.description,
+                                                download.files, kind=kind) for download in downloads})
+    return known
 
 
 KNOWN_MODELS = known_models()  # the families of this package; `known_models()` includes registered ones
@@ -51,7 +61,13 @@ KNOWN_MODELS = known_models()  # the families of this package; `known_models()` 
 CONFIG_NAMES = ("model_index.json", "config.json", "scheduler_config.json", "preprocessor_config.json",
                 "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
                 # T5-family tokenizers (Wan's umT5, LTX's T5): the SentencePiece model, its fast version, added tokens
-                "spiece.model", "tokenizer.json", "added_tokens.json")
+                "spiece.model", "tokenizer.json", "added_tokens.json",
+                # Gemma 3 (LTX-2's text encoder and prompt enhancer) and the prompt enhancers (image-text-to-text
+                # folders): the SentencePiece model, the processor that LTX-2's prompt enhancement needs
+                # (processor/), the chat template (its own file in newer downloads) and the generation config
+                # (greedy decoding reads it)
+                "tokenizer.model", "processor_config.json", "chat_template.json", "chat_template.jinja",
+                "generation_config.json")
 # Parts of a diffusers repository that video-gen never uses.
 SKIPPED_PARTS = ("safety_checker",)
 
@@ -89,15 +105,24 @@ def download(name: str, models_dir: str | os.PathLike, *, quant: str = DEFAULT_Q
     """Download a known model into models_dir/NAME (resumable) and check the result is a model; for single
     files (GGUF), the files of the quantisation `quant` into models_dir itself, and the folder that gives them
     their other parts (without its transformer weights) when it is not installed. Returns what --model takes."""
+    if name in ANNOTATORS:
+        return download_annotator(name, models_dir)
     known_names = known_models()
     if name not in known_names:
-        raise InvalidRequest("name", f"unknown model {name!r}; known: {', '.join(known_names)}")
+        raise InvalidRequest("name", f"unknown model {name!r}; known: {', '.join([*known_names, *ANNOTATORS])}")
     known = known_names[name]
     models_dir = Path(models_dir)
     import huggingface_hub
     from huggingface_hub.utils import HfHubHTTPError
 
     try:
+        if known.kind == UPSCALER:  # one file into models/upscalers
+            return _download_files(known, models_dir / upscale.FOLDERS[0], quant)[0]
+        if known.kind == ENHANCER:  # a transformers folder into models/enhancers/NAME
+            target = models_dir / enhance.FOLDERS[0] / name
+            files = select_files(huggingface_hub.list_repo_files(known.repo))
+            huggingface_hub.snapshot_download(known.repo, allow_patterns=files, local_dir=target)
+            return enhance.describe_enhancer(target).path
         if known.files:
             files = _download_files(known, models_dir, quant)
             if known.folder and not _runs(files[0], models_dir):  # no installed folder gives its other parts
@@ -170,6 +195,34 @@ def _download_files(known: KnownModel, models_dir: Path, quant: str) -> list[Pat
     except OSError:
         pass
     return placed
+
+
+def download_annotator(name: str, models_dir: str | os.PathLike) -> Path:
+    """An annotator's files (`annotators.ANNOTATORS`) into models_dir/annotators/NAME, each fetched into a hidden
+    staging folder (where a partial download resumes) and moved into place only when whole."""
+    import huggingface_hub
+    from huggingface_hub.utils import HfHubHTTPError
+
+    annotator = ANNOTATORS[name]
+    models_dir = Path(models_dir)
+    target = models_dir / ANNOTATORS_DIRNAME / name
+    staging = models_dir / ".downloads" / name  # hidden: discovery skips dot folders
+    try:
+        for file in annotator.files:
+            if (target / file).is_file():
+                continue
+            fetched = Path(huggingface_hub.hf_hub_download(annotator.repo, file, local_dir=staging))
+            target.mkdir(parents=True, exist_ok=True)
+            os.replace(fetched, target / file)
+    except (HfHubHTTPError, OSError, ConnectionError) as error:
+        known = KnownModel(name, annotator.repo, "", annotator.description, files=annotator.files)
+        raise DownloadFailed(_offline_message(known, error)) from None
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staging.parent.rmdir()  # when no other download is under way
+    except OSError:
+        pass
+    return target
 
 
 def _offline_message(known: KnownModel, error: BaseException) -> str:

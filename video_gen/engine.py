@@ -20,20 +20,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import devices, memory
+from . import control, devices, finishing, memory
 from . import history as job_history
 from . import loras as lora_support
+from .annotators import annotators_dir
 from .catalog import Catalog
 from .checkpoints import ModelInfo, default_models_dir
 from .errors import Cancelled, InvalidRequest, VideoGenError, first_line
 from .events import DoneEvent, EventCallback
 from .families import load_family
-from .images import check_image_file, fit_to_size, image_size, open_image
+from .images import check_image_file, fit_to_size, open_image
 from .memory import MemoryPlan
 from .planner import LengthPlan, frames_for_seconds
 from .reports import Reports
 from .request import GenerationRequest
-from .results import GenerationResult, PreparedJob, model_defaults, plan_job_length
+from .results import GenerationResult, PreparedJob, model_defaults, picture_defaults, plan_job_length
 from .running import JobRunner, RunningJob, check_free_space, check_writable
 
 
@@ -81,7 +82,7 @@ class Generator:
         # More places to find models (a ComfyUI or A1111 tree); the Hugging Face cache is always searched.
         self.extra_models_dirs = tuple(Path(folder) for folder in extra_models_dirs or ())
         self.catalog = Catalog(self.models_dir, self.extra_models_dirs)
-        self.allow_pickle = allow_pickle  # load .ckpt/.pt/.bin (with weights_only=True) only when asked
+        self.allow_pickle = allow_pickle  # load .ckpt/.pt/.bin/.pth (with weights_only=True) only when asked
         self.outputs_dir = Path(outputs_dir or os.environ.get("VIDEO_GEN_OUTPUTS_DIR") or "outputs")
         self._history = history
         self._device_choice = device
@@ -110,7 +111,7 @@ class Generator:
     def runner(self) -> JobRunner:
         """Runs the jobs on the device (created with the device, on first use)."""
         if self._runner is None:
-            self._runner = JobRunner(self.device, self.outputs_dir)
+            self._runner = JobRunner(self.device, self.outputs_dir, annotators_dir(self.models_dir))
         return self._runner
 
     @property
@@ -183,6 +184,13 @@ class Generator:
         job.request.check_for_family(job.spec)
         notes = job.notes + tuple(note for picture in (job.request.image, job.request.last_image) if picture
                                   for note in check_image_file(picture)) + family_notes
+        # A control video (VACE) is read now, at the rate and length the model makes frames, so a short or unreadable
+        # one, a mask that does not fit it or a missing annotator is refused before the job is queued
+        notes += control.check_request(job.request, frames=job.length.model_frames, fps=job.length.generation_fps,
+                                       annotators_dir=annotators_dir(self.models_dir))
+        if job.request.audio == "on" and job.request.output_format == "gif":
+            notes += ("gif has no sound: the video's sound is not written (mp4, webm and png keep it)",)
+        job = finishing.prepare(job, self.catalog, allow_pickle=self.allow_pickle)  # its upscaler and enhancer
         return dataclasses.replace(job, notes=notes)
 
     def plan_job(self, request: GenerationRequest | PreparedJob) -> PreparedJob:
@@ -197,13 +205,7 @@ class Generator:
         family = load_family(model.family)
         loras, lora_notes = lora_support.resolve(request.loras, self.catalog, family, model,
                                                  models_dir=self.models_dir, allow_pickle=self.allow_pickle)
-        defaults = model_defaults(family, model, loras)  # read once: the request's defaults and the native length
-        sized = getattr(family, "picture_size", None)  # a family whose size follows the picture (its bucket)
-        if sized is not None and request.image and request.width is None and request.height is None:
-            try:
-                defaults = {**defaults, **dict(zip(("width", "height"), sized(model, *image_size(request.image))))}
-            except (OSError, ValueError, InvalidRequest):
-                pass  # an unreadable picture is refused by `prepare`, which opens it
+        defaults = picture_defaults(family, model, request, model_defaults(family, model, loras))  # read once
         request = request.replace(model=request.model or model.name, loras=tuple(lora.choice for lora in loras))
         request = request.with_defaults(defaults).with_seed().validate()
         return PreparedJob(request, model, family.SPEC, plan_job_length(request, family.SPEC, defaults),
@@ -259,7 +261,7 @@ class Generator:
             job = self.prepare(request)
             target_dir = Path(job.request.output_path).parent if job.request.output_path else self.outputs_dir
             check_writable(target_dir)
-            check_free_space(target_dir, job.request, job.length)
+            check_free_space(target_dir, job.request, job.length, scale=job.upscaler.scale if job.upscaler else 1)
             image = None  # text-to-video families run without a picture (their spec decides)
             if job.request.image:
                 image = fit_to_size(open_image(job.request.image), job.request.width, job.request.height,
@@ -293,7 +295,8 @@ class Generator:
             finally:
                 with self._lock:
                     self._running = None
-            request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)  # what made the frames
+            # What made the frames: the enhanced prompt, the decode chunk the plan ended on
+            request = (running.request or job.request).replace(decode_chunk_size=running.plan.decode_chunk_size)
             result = GenerationResult(
                 path=path, seed=request.seed, frames_written=len(frames), elapsed_s=time.perf_counter() - submitted,
                 request=request, model=job.model.name, device=self.device, dtype=running.plan.dtype,
@@ -318,6 +321,24 @@ class Generator:
         return True
 
     @contextlib.contextmanager
+    def job_turn(self, on_event: EventCallback | None = None, cancelled: threading.Event | None = None):
+        """Wait for the one-at-a-time slot and hold it with a `RunningJob` (its stages, steps and ETA go to
+        `on_event`) that `cancel()` reaches, or `cancelled` when given: for work besides generating (upscaling a
+        video, enhancing a prompt: finishing.py)."""
+        with self._queue:
+            running = RunningJob(on_event, 0, None)
+            if cancelled is not None:
+                running.cancelled = cancelled
+            with self._lock:
+                self._running = running
+            try:
+                running.check_cancelled()  # cancelled while it waited
+                yield running
+            finally:
+                with self._lock:
+                    self._running = None
+
+    @contextlib.contextmanager
     def turn(self):
         """Wait for the one-at-a-time slot, behind the jobs already waiting, and hold it while the block runs:
         for other heavy work that must not run beside a job (the page's smoothing tool)."""
@@ -331,11 +352,16 @@ class Generator:
                 self._runner.resident.drop()
 
     def _stored(self, request: GenerationRequest) -> GenerationRequest:
-        """The request as the history keeps it: its picture copied into the outputs folder (once per content),
-        so that a queued job or a re-run still has it after an upload or a temporary file is gone."""
-        image = request.image
-        if not image or not os.path.isfile(image):
-            return request
+        """The request as the history keeps it: its picture, control video and mask (files, not folders) copied into
+        the outputs folder (once per content), so that a queued job or a re-run still has them after an upload or a
+        temporary file is gone."""
+        kept = {name: self._kept(getattr(request, name)) for name in ("image", "control", "control_from", "mask")
+                if getattr(request, name)}
+        return request.replace(**kept) if kept else request
+
+    def _kept(self, image: str) -> str:
+        if not os.path.isfile(image):
+            return image
         status = os.stat(image)
         key = (image, status.st_size, status.st_mtime_ns)
         kept = self._kept_inputs.get(key)
@@ -343,4 +369,4 @@ class Generator:
             if len(self._kept_inputs) >= 1024:  # a server that runs for weeks forgets old pictures' copies
                 self._kept_inputs.clear()
             kept = self._kept_inputs[key] = job_history.keep_input(image, self.history)
-        return request.replace(image=kept)
+        return kept

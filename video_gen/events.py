@@ -9,20 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Union
 
-# Stages in the order a job passes through them.
+# Stages in the order a job passes through them (enhancing and upscaling only when the job asks for them).
+ENHANCING = "enhancing"
 LOADING_MODEL = "loading_model"
 ENCODING_IMAGE = "encoding_image"
 DENOISING = "denoising"
 DECODING = "decoding"
 INTERPOLATING = "interpolating"
+UPSCALING = "upscaling"
 WRITING = "writing"
 
 STAGE_LABELS = {
+    ENHANCING: "enhancing the prompt",
     LOADING_MODEL: "loading model",
     ENCODING_IMAGE: "encoding image",
     DENOISING: "denoising",
     DECODING: "decoding frames",
     INTERPOLATING: "interpolating frames",
+    UPSCALING: "upscaling frames",
     WRITING: "writing video",
 }
 

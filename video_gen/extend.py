@@ -8,6 +8,9 @@ in the outputs folder's `.inputs/`) and returns the engine's `PreparedJob` with 
 `Continuation` drops the continuation's first frame (the seam: it repeats the source's last one), fits the rest
 back to the source's size when the model made them on its own size grid, colour-matches them to the source
 (`frames.match_colors`, as chained segments are) and puts the source's frames before them, at the source's fps.
+The sound goes the same way: the source's own samples up to the seam, unchanged (sample-exact where the source
+keeps them losslessly, as a PNG folder's audio.wav does; an MP4's AAC is decoded), then the continuation's sound
+from the end of its first frame on. Where only one side has sound the other is silence.
 
 The output's metadata keeps the continuation's request as `request` (so `video-gen generate --from OUTPUT`
 makes the continuation again, exactly) and the source under `source` (path, SHA-256, frames, fps, size, its
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from . import video_io
+from .audio import Sound, sample_at, silence
 from .errors import InvalidRequest, VideoGenError, first_line
 from .frames import channel_stats, match_colors
 from .request import FIELD, LIMITS, GenerationRequest
@@ -57,6 +61,7 @@ class SourceVideo:
     sha256: str
     metadata: dict[str, Any] | None  # what this app stored in it, if anything
     request: GenerationRequest | None  # its settings, when it was made here
+    sound: Sound | None = None  # its sound (an audio stream, or audio.wav in a frames folder)
 
     @property
     def width(self) -> int:
@@ -103,8 +108,12 @@ def read_source(path: str | os.PathLike | None) -> SourceVideo:
         fps = float(metadata["fps"])
     if not fps:
         raise InvalidRequest("video", f"{name} has no frame rate this app can read")
+    try:
+        sound = Sound.read(path)
+    except (VideoGenError, OSError, ValueError) as error:
+        raise InvalidRequest("video", f"the sound of {name} could not be decoded: {first_line(error)}") from None
     return SourceVideo(path=path, frames=frames, fps=fps, sha256=_sha256(path), metadata=metadata,
-                       request=_stored_request(metadata))
+                       request=_stored_request(metadata), sound=sound)
 
 
 def conditioning_frames(spec) -> int:
@@ -160,6 +169,12 @@ def prepare_extension(generator, video, *, frames: int | None = None, duration: 
     if not spec.takes_image:
         raise InvalidRequest("model", f"{model.name} ({spec.label}) makes videos from text only; continuing a "
                                       f"video needs a model that takes a picture")
+    narrow = getattr(family, "model_spec", None)
+    if narrow is not None and "control" in narrow(model).controls:  # Wan VACE: its picture is a reference
+        raise InvalidRequest("model", f"{model.name} takes its picture as a reference, not as the first frame, so "
+                                      f"it cannot continue a video from its last frame; use an image-to-video model")
+    if not spec.sound and "audio" not in overrides:  # the source's sound setting means nothing to a silent model
+        request = request.replace(audio=None)
     # 2. Rate and size: the source's, on the model's size grid (fitted back when they differ)
     fps = min(int(LIMITS["fps"][1]), max(1, round(source.fps)))
     width, height = grid_size(source.width, source.height, spec.size_multiple)
@@ -194,7 +209,7 @@ def prepare_extension(generator, video, *, frames: int | None = None, duration: 
         request = request.replace(output_path=str(video_io.unique_path(
             Path(generator.outputs_dir) / f"{stem}_extended{suffix}")))
     job = generator.prepare(request)
-    finish = Continuation(source, frames, _source_job(generator, source), tuple(notes))
+    finish = Continuation(source, frames, _source_job(generator, source), tuple(notes), generated_fps=fps)
     return dataclasses.replace(job, finish=finish, notes=tuple(job.notes) + tuple(notes))
 
 
@@ -214,9 +229,13 @@ class Continuation:
     new_frames: int
     source_job: int | None = None
     notes: tuple[str, ...] = ()
+    generated_fps: float = 0.0  # the rate the continuation was made at (the source's, rounded)
 
-    def __call__(self, generated: np.ndarray) -> tuple[np.ndarray, float, dict[str, Any]]:
-        return join(self.source.frames, generated, self.new_frames), self.source.fps, self.describe(generated)
+    def __call__(self, generated: np.ndarray, sound: Sound | None = None):
+        """(frames, fps, what they were added to, sound) to write."""
+        frames = join(self.source.frames, generated, self.new_frames)
+        joined = join_sound(self.source, sound, self.generated_fps or self.source.fps, len(frames))
+        return frames, self.source.fps, self.describe(generated), joined
 
     def describe(self, generated: np.ndarray) -> dict[str, Any]:
         source = self.source
@@ -238,6 +257,25 @@ def join(source: np.ndarray, generated: np.ndarray, new_frames: int) -> np.ndarr
         continuation = fit_frames(continuation, width, height)
     continuation = match_colors(continuation, *channel_stats(source))
     return np.concatenate([source, continuation])
+
+
+def join_sound(source: SourceVideo, generated: Sound | None, generated_fps: float, total_frames: int) -> Sound | None:
+    """The source's sound for its frames (its samples as they are), then `generated`'s from its second frame on
+    (the first is the seam), `total_frames` at the source's fps in all; None when neither has sound."""
+    if source.sound is None and generated is None:
+        return None
+    rate = (generated or source.sound).sample_rate
+    count = len(source.frames)
+    seam, end = sample_at(count, source.fps, rate), sample_at(total_frames, source.fps, rate)
+    if source.sound is not None:
+        head = source.sound.resampled(rate).frames(0, count, source.fps)
+    else:
+        head = silence(seam, rate, generated.channels)
+    if generated is not None:
+        tail = generated.frames(1, 1 + total_frames - count, generated_fps)
+    else:
+        tail = silence(end - seam, rate, head.channels)
+    return head.then(tail).fitted(total_frames, source.fps)
 
 
 def fit_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -324,5 +362,6 @@ def _size(path: Path) -> int:
     return sum(file.stat().st_size for file in files)
 
 
-__all__ = ["SourceVideo", "Continuation", "read_source", "prepare_extension", "extend", "join", "fit_frames",
+__all__ = ["SourceVideo", "Continuation", "read_source", "prepare_extension", "extend", "join", "join_sound",
+           "fit_frames",
            "grid_size", "base_request", "extensions_of", "conditioning_frames", "MIN_SOURCE_FRAMES"]

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .annotators import CONTROL_KINDS
 from .errors import InvalidRequest
 from .families import specs
 from .families.speed import SPEEDS
@@ -31,7 +32,8 @@ from .planner import LOOPS, MAX_FRAMES
 
 FORMATS = ("mp4", "webm", "gif", "png")
 RESIZE_MODES = ("crop", "fit")
-UPSCALES = ("off", "2x")  # two-stage output with a latent upsampler (LTX-Video): off, or half size then 2x
+UPSCALES = ("off", "2x")
+SWITCH = ("on", "off")  # a field that is on or off  # two-stage output with a latent upsampler (LTX-Video): off, or half size then 2x
 # Seed values that mean "draw a random seed" (-1 by convention; 0 as some UIs use it).
 RANDOM_SEEDS = (-1, 0)
 MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed accepts any unsigned 64-bit value
@@ -134,6 +136,23 @@ class Choice(Kind):
     def check(self, name, value):
         if value is not None and value not in self.allowed():
             raise InvalidRequest(name, f"must be one of {', '.join(self.allowed())}, got {value!r}")
+
+
+class Flag(Kind):
+    """On or off: true/false in JSON, a flag without a value on the command line (`--enhance-prompt`)."""
+
+    python_type = bool
+
+    def read(self, name, value):
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "on", "off", "1", "0"):
+            return value.strip().lower() in ("true", "on", "1")
+        raise InvalidRequest(name, f"must be true or false, got {value!r}")
+
+    def check(self, name, value):
+        if value is not None and not isinstance(value, bool):
+            raise InvalidRequest(name, f"must be true or false, got {value!r}")
 
 
 class MemoryPlanChoice(Kind):
@@ -281,6 +300,8 @@ class Field:
         return self.default
 
 
+_NO_CONTROL = "takes no control video (Wan VACE models do); leave it out"
+
 FIELDS: list[Field] = [
     Field("image", Kind(), "the picture to animate (optional for text-to-video models)", label="Picture",
           default=None, flag=None, page=Control("picture", section="main"),
@@ -371,6 +392,42 @@ FIELDS: list[Field] = [
           "euler, ddim, lcm)", label="Scheduler"),
     Field("motion_adapter", Kind(), "AnimateDiff: a motion adapter's name or path (default: the installed one)",
           label="Motion adapter", default=None),
+    # Wan VACE's inputs. The page stands for them with its "Control video" section (web/control_box.py): one upload
+    # and a kind ("as it is" fills `control`, a kind fills `control_from` and `control_kind`), and the mask.
+    Field("control", Kind(), "Wan VACE: a control video given to the model as it is (a video file or a folder of "
+          "frames), its frames taken at the video's rate and fitted to its size like the picture; the picture, when "
+          "given, is a reference picture", label="Control video", default=None, metavar="VIDEO|FOLDER",
+          uses=control("control"), unused=_NO_CONTROL),
+    Field("mask", Kind(), "Wan VACE: white = generate, black = keep the control's pixels; a video or folder of the "
+          "control's length and size, or one picture for every frame", label="Mask", default=None,
+          metavar="VIDEO|FOLDER|IMAGE", uses=control("control"), unused=_NO_CONTROL),
+    Field("control_from", Kind(), "Wan VACE: any video to make the control from, by --control-kind (the control "
+          "used is saved beside the output as NAME_control.mp4)", label="Make the control from", default=None,
+          metavar="VIDEO|FOLDER", uses=control("control"), unused=_NO_CONTROL),
+    Field("control_kind", Choice(CONTROL_KINDS), "what --control-from makes: depth, pose (annotators in "
+          "models/annotators), edges (Canny, thresholds 100 and 200) or gray", label="Control kind", default=None,
+          uses=control("control"), unused=_NO_CONTROL),
+    Field("audio", Choice(SWITCH), "the video's own sound, for families that make it (LTX-2; on by default there): "
+          "off writes no audio stream at all (and no audio.wav beside PNG frames)", label="Sound",
+          page=Control("radio", choices=(("on (the model's own sound)", "on"), ("off (silent video)", "off")),
+                       start="on", section="main"),
+          uses=lambda spec: spec.sound),
+    Field("model_enhancer", Choice(SWITCH), "LTX-2: on lets the model's own Gemma 3 rewrite the prompt from the "
+          "picture before generating (where its folder has processor/); the metadata keeps both prompts",
+          label="Enhance the prompt (the model's own)", default="off", page=Control("radio"),
+          uses=control("model_enhancer"), unused="has no prompt enhancement of its own; use off"),
+    # Finishing (finishing.py). The page stands for them another way: its Enhance button writes the enhanced prompt
+    # into the prompt box, and its Finish tab upscales any video (the result's "Upscale this video" too).
+    Field("upscaler", Kind(), "upscale the finished video with this upscaler (a file in models/upscalers, or a "
+          "path) as the job's last stage; frame count, frame rate and sound are kept", label="Upscaler",
+          default=None, metavar="NAME"),
+    Field("enhance_prompt", Flag(), "rewrite the prompt from the picture with the local prompt enhancer "
+          "(models/enhancers) before the video model loads; the video's settings keep both prompts",
+          label="Enhance the prompt", default=False, uses=lambda spec: spec.prompt,
+          unused="takes no prompt, so there is nothing to enhance; leave it off"),
+    Field("enhancer", Kind(), "the prompt enhancer: a folder in models/enhancers or a path (default: the only one "
+          "installed); implies enhance_prompt", label="Prompt enhancer", default=None, metavar="NAME",
+          uses=lambda spec: spec.prompt, unused="takes no prompt, so there is nothing to enhance; leave it out"),
 ]
 FIELD: dict[str, Field] = {field.name: field for field in FIELDS}
 ALIASES: dict[str, str] = {alias: field.name for field in FIELDS for alias in field.aliases}
@@ -504,12 +561,27 @@ class GenerationRequest:
                 and self.min_guidance_scale > self.max_guidance_scale):
             raise InvalidRequest("min_guidance_scale", f"must not exceed max_guidance_scale ({self.max_guidance_scale}), "
                                                        f"got {self.min_guidance_scale}")
+        self._check_control()
         if self.output_path is not None and self.output_format is not None:
             implied = format_for_path(self.output_path)
             if implied is not None and implied != self.output_format:
                 raise InvalidRequest("output_path", f"suffix says {implied} but output_format is "
                                                     f"{self.output_format}; make them agree")
         return self
+
+    def _check_control(self) -> None:
+        """A control comes as it is (`control`) or made from a video (`control_from` with its `control_kind`); a
+        mask goes with either."""
+        if self.control and self.control_from:
+            raise InvalidRequest("control_from", "give the control as it is (control) or a video to make it from "
+                                                 "(control_from), not both")
+        if self.control_from and not self.control_kind:
+            raise InvalidRequest("control_kind", f"missing: control_from needs a kind ({', '.join(CONTROL_KINDS)})")
+        if self.control_kind and not self.control_from:
+            raise InvalidRequest("control_kind", "goes with control_from (the video to make the control from); give "
+                                                 "that too, or leave the kind out")
+        if self.mask and not (self.control or self.control_from):
+            raise InvalidRequest("mask", "needs a control video (control, or control_from with control_kind)")
 
     def check_for_family(self, spec) -> None:
         """Refuse a value the family cannot use (its field's `unused` reason), naming the field."""
@@ -566,5 +638,5 @@ def _shown(value: Any) -> str:
 LIMITS: dict[str, tuple[float, float]] = {field.name: limits(field.name) for field in FIELDS
                                           if isinstance(field.kind, (Whole, Number)) and field.name != "seed"}
 
-__all__ = ["GenerationRequest", "Field", "Control", "FIELDS", "FIELD", "Keyframe", "MODELS_OWN", "add_field",
+__all__ = ["GenerationRequest", "Field", "Control", "FIELDS", "FIELD", "Flag", "Keyframe", "MODELS_OWN", "add_field",
            "FORMATS", "LIMITS", "RESIZE_MODES", "UPSCALES"]

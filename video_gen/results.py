@@ -11,12 +11,14 @@ from typing import Any, Callable
 
 from .checkpoints import ModelInfo
 from .demo import demo_defaults
+from .enhance import EnhancerInfo
 from .families import load_family
 from .families.spec import FamilySpec
 from .loras import ResolvedLora
 from .memory import MemoryPlan
 from .planner import LengthPlan, plan_length
 from .request import GenerationRequest
+from .upscale import UpscalerInfo
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,13 @@ class PreparedJob:
     length: LengthPlan  # how its length and rate become model work (segments, interpolation, loop)
     notes: tuple[str, ...] = ()  # what will be done to the picture that the user might not expect
     # Jobs whose output is more than the frames they make (extend.py: a source video, then these frames):
-    # `finish(frames) -> (frames, fps, source)` gives the frames to write, the rate to write them at and what
-    # they were added to (stored in the metadata and the info as "source"). None: the frames as made.
-    finish: Callable[[Any], tuple[Any, float, dict[str, Any]]] | None = None
+    # `finish(frames, sound) -> (frames, fps, source, sound)` gives the frames to write, the rate to write them at,
+    # what they were added to (stored in the metadata and the info as "source") and the sound to write with them
+    # (an `audio.Sound` or None). None: the frames and sound as made.
+    finish: Callable[[Any, Any], tuple[Any, float, dict[str, Any], Any]] | None = None
     loras: tuple[ResolvedLora, ...] = ()  # its LoRAs, found and checked for the family
+    upscaler: UpscalerInfo | None = None  # its `upscaler`, found and described (architecture, scale)
+    enhancer: EnhancerInfo | None = None  # the prompt enhancer when it asks for one (`enhance_prompt`)
 
     @property
     def family(self):
@@ -89,8 +94,18 @@ class GenerationResult:
             info["notes"] = list(self.notes)
         if self.metadata.get("source"):  # what this job's frames were added to (an extended video's source)
             info["source"] = self.metadata["source"]
+        sound = self.metadata.get("audio")
+        if isinstance(sound, dict) and sound.get("made"):  # the page's info panel: its rate and length
+            info["audio"] = {"sample_rate": sound["sample_rate"], "duration_s": sound["duration_s"],
+                             "channels": sound["channels"], "stream": sound["stream"]}
         if self.metadata.get("loras"):
             info["loras"] = self.metadata["loras"]  # each one's name, SHA-256 and strength
+        for name in ("control", "mask"):  # a control video's (VACE) hashes, frames, annotator and kept copy
+            if self.metadata.get(name):
+                info[name] = self.metadata[name]
+        for key in ("prompt_enhancement", "upscaled"):  # both prompts; the upscaler, its SHA-256 and the new size
+            if self.metadata.get(key):
+                info[key] = self.metadata[key]
         if self.metadata.get("demo"):
             info["demo"] = self.metadata["demo"]
         if self.job_id is not None:
@@ -119,6 +134,21 @@ def model_defaults(family, model: ModelInfo, loras=()) -> dict[str, Any]:
     if hook is not None and loras:
         defaults = {**defaults, **hook(model, loras)}
     return defaults
+
+
+def picture_defaults(family, model: ModelInfo, request: GenerationRequest, defaults: dict[str, Any]) -> dict[str, Any]:
+    """`defaults` with the size the family makes from the request's picture when the request names none (its
+    optional `picture_size(model, width, height)`: HunyuanVideo 1.5's size bucket for the picture's shape)."""
+    sized = getattr(family, "picture_size", None)
+    if sized is None or not request.image or request.width is not None or request.height is not None:
+        return defaults
+    from .errors import InvalidRequest
+    from .images import image_size
+
+    try:
+        return {**defaults, **dict(zip(("width", "height"), sized(model, *image_size(request.image))))}
+    except (OSError, ValueError, InvalidRequest):
+        return defaults  # an unreadable picture is refused by the engine's `prepare`, which opens it
 
 
 def plan_job_length(request: GenerationRequest, spec: FamilySpec, defaults: dict[str, Any]) -> LengthPlan:

@@ -1,11 +1,13 @@
 """A job's turn: the running job's context (`RunningJob`, what a family's `run` talks to), the resident pipeline
 (one model at a time, placed under the job's memory plan, kept between jobs) and `JobRunner`, which makes a
-prepared job's frames (segment by segment, then interpolation and the loop) and writes its video. The engine's
+prepared job's frames (its prompt enhanced first when asked, then segment by segment, interpolation and the loop)
+and writes its video (through its upscaler when it has one: finishing.py). The engine's
 front (`engine.Generator`) checks requests and hands each job here when its turn comes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -15,11 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from . import demo, memory, video_io
+from . import control, demo, finishing, memory, video_io
 from . import loras as lora_support
 from .checkpoints import ModelInfo, file_sha256, weights_sha256
 from .errors import Cancelled, GenerationFailed, InvalidRequest, first_line
-from .events import INTERPOLATING, LOADING_MODEL, STAGE_LABELS, WRITING, EventCallback, PreviewEvent, StageEvent, StepEvent
+from .events import (ENCODING_IMAGE, INTERPOLATING, LOADING_MODEL, STAGE_LABELS, WRITING, EventCallback, PreviewEvent,
+                     StageEvent, StepEvent)
 from .frames import apply_loop, channel_stats, match_colors
 from .memory import MemoryPlan
 from .planner import LengthPlan
@@ -44,12 +47,16 @@ class RunningJob:
         self._stage_started = self._started
         self._first_step_at: float | None = None
         self.segment = (1, 1)  # (number, of how many), for long videos made of chained segments
+        # This segment's control video and mask (VACE): (frames (F, H, W, 3), mask (F, H, W) or None) at the
+        # segment's size and length, or None without a control
+        self.control = None
         self.section = (0, 0)  # (number, of how many) of a pipeline's own sections (FramePack); (0, 0): none
         self.timings: dict[str, float] = {}
         self.plans: list[MemoryPlan] = []  # the memory ladder of this job, fastest first
         self.plan: MemoryPlan | None = None  # the rung it runs on now
         self.retries: list[dict[str, Any]] = []
         self.info: dict[str, Any] = {}  # what the family reports about how it ran (attention backend, speed hook)
+        self.request: GenerationRequest | None = None  # the request that made the frames (an enhanced prompt)
 
     @property
     def decode_chunk_size(self) -> int:
@@ -189,7 +196,8 @@ class ResidentPipeline:
         running.stage(LOADING_MODEL, f"loading {model.name} ({plan.label(with_device=False)})")
         import torch
 
-        self.pipe = memory.apply_plan(job.family.load(model, self.device, getattr(torch, plan.dtype)), plan)
+        self.pipe = memory.apply_plan(job.family.load(model, self.device, getattr(torch, plan.dtype)), plan,
+                                      apart=job.spec.memory.apart)
         self.placement = plan.placement
         self.weights_sha256 = weights_sha256(model)  # cached on disk: slow only the first time
         self.model = model
@@ -206,9 +214,10 @@ class ResidentPipeline:
 class JobRunner:
     """Runs prepared jobs on one device, one at a time (the engine's queue decides whose turn it is)."""
 
-    def __init__(self, device: str, outputs_dir: Path):
+    def __init__(self, device: str, outputs_dir: Path, annotators_dir: Path | None = None):
         self.device = device
         self.outputs_dir = outputs_dir
+        self.annotators_dir = annotators_dir  # models/annotators: what makes a control from a video
         self.resident = ResidentPipeline(device)
 
     def run(self, job: PreparedJob, image, running: RunningJob, plans: list[MemoryPlan], plan: MemoryPlan,
@@ -222,15 +231,29 @@ class JobRunner:
             running.plans, running.plan = plans, plan
             running.generator = torch.Generator("cpu").manual_seed(job.request.seed)
 
-            # 4. Load the model unless it is resident, and generate the frames (segments, interpolation, loop)
-            frames = self.frames(job, image, running)
+            # 4. Enhance the prompt (the enhancer is unloaded before the video model loads)
+            enhancement = None
+            if job.enhancer is not None:
+                request, enhancement = finishing.enhance_in_job(job, self.device, running, self.resident.drop)
+                job = dataclasses.replace(job, request=request)
+            running.request = job.request
+
+            # 5. The control video (VACE) over every frame the model makes, before the model loads; then load the
+            # model unless it is resident, and generate the frames (segments, interpolation, loop) and their sound
+            # (families that make it, when the request has it on)
+            inputs = self.control_inputs(job, running)
+            frames, sound = self.frames(job, image, running, inputs)
             request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)
             fps, source = request.fps, None
-            if job.finish is not None:  # e.g. the source video's frames before these (extend.py)
-                frames, fps, source = job.finish(frames)
+            if request.audio != "on":
+                sound = None
+            if job.finish is not None:  # e.g. the source video's frames and sound before these (extend.py)
+                frames, fps, source, sound = job.finish(frames, sound)
 
-            # 5. Write the video under its final name only when complete, and its settings beside it
-            running.stage(WRITING, f"writing {request.output_format}")
+            # 6. Write the video under its final name only when complete (upscaled on the way, when asked), and
+            # its settings beside it
+            if job.upscaler is None:
+                running.stage(WRITING, f"writing {request.output_format}")
             metadata = {
                 "app": "video-gen", "version": __version__, "model": job.model.name, "family": job.spec.name,
                 "model_sha256": self.resident.weights_sha256,
@@ -245,9 +268,30 @@ class JobRunner:
                 metadata["run"] = dict(running.info)
             if job.loras:
                 metadata["loras"] = [lora.metadata() for lora in job.loras]
-            path = video_io.write_video(frames, self._output_path(request, job.model, submitted_at), fps=fps,
-                                        format=request.output_format, crf=request.crf, metadata=metadata)
+            if sound is not None:
+                sound = sound.fitted(len(frames), fps)  # one stream of exactly the video's length
+                metadata["audio"] = sound.metadata(request.output_format)
+            elif job.spec.sound:
+                metadata["audio"] = {"made": False}
+            if enhancement:
+                metadata["prompt_enhancement"] = enhancement  # the user's prompt and the one that was used
+            output = self._output_path(request, job.model, submitted_at)
+            if inputs is not None:  # the control's and mask's hashes, frames and annotator: what --from re-makes
+                metadata.update(inputs.metadata())
+                metadata["control"]["video"] = str(control.control_path(output))
+            if job.upscaler is None:
+                path = video_io.write_video(frames, output, fps=fps, format=request.output_format, crf=request.crf,
+                                            metadata=metadata, audio=sound)
+            else:  # the last stage: each frame through the upscaler on its way to the writer
+                height, width = frames[0].shape[:2]
+                metadata["upscaled"] = finishing.upscaled_entry(job.upscaler, width, height, self.device)
+                path = finishing.write_upscaled(frames, job.upscaler, output, fps=fps, format=request.output_format,
+                                                crf=request.crf, metadata=metadata, device=self.device,
+                                                running=running, make_room=self.resident.drop, audio=sound)
             video_io.write_sidecar(path, metadata)
+            if inputs is not None:  # what the model saw, beside the output (NAME_control.mp4)
+                control.write_control_video(inputs.control.frames, control.control_path(path),
+                                            fps=job.length.generation_fps)
             running.finish()
             finished = True
             return path, frames, metadata
@@ -255,8 +299,24 @@ class JobRunner:
             if not finished:
                 memory.free_memory(self.device)  # a failed or cancelled job leaves nothing behind
 
-    def frames(self, job: PreparedJob, image, running: RunningJob):
-        """Run the plan: chained segments, colour-matched to the first, then interpolation, then the loop.
+    def control_inputs(self, job: PreparedJob, running: RunningJob) -> control.ControlInputs | None:
+        """A request's control video (as it is, or made by its annotator on the device) and mask, over every frame
+        the model makes at the rate it makes them, fitted to the video's size; None without one."""
+        request = job.request
+        if not (request.control or request.control_from):
+            return None
+        running.stage(ENCODING_IMAGE, f"making the {request.control_kind} control" if request.control_from
+                      else "reading the control video")
+        return control.prepare_inputs(request, frames=job.length.model_frames, fps=job.length.generation_fps,
+                                      annotators_dir=self.annotators_dir, device=self.device)
+
+    def frames(self, job: PreparedJob, image, running: RunningJob, inputs: control.ControlInputs | None = None):
+        """Run the plan: chained segments, colour-matched to the first, then interpolation, then the loop. Each
+        segment gets its own frames of the control (`inputs`): the model's frames from its first (the seam it
+        shares with the segment before) on. Returns (frames, sound): the sound (`audio.Sound`, or None when the
+        family made none) joined segment by segment as their frames are, then cut or padded with silence to the
+        final video's length from its start (interpolation adds frames between frames, so the sound is not moved;
+        a loop plays it once).
 
         Out of memory in a segment steps down and makes that segment again, from the same noise (the seed's
         state at its start); the segments before it are kept."""
@@ -264,9 +324,12 @@ class JobRunner:
         from PIL import Image
 
         length, request = job.length, job.request
-        pieces, reference = [], None
+        pieces, reference, sounds = [], None, []
+        first_frame = 0  # the segment's first model frame
         for number, (count, generated) in enumerate(zip(length.segment_frames, length.generated_frames), 1):
             running.segment = (number, length.segments)
+            running.control = inputs.segment(first_frame, generated) if inputs is not None else None
+            first_frame += count - 1
             start = image if number == 1 else Image.fromarray(pieces[-1][-1])  # lossless, from memory
             # A last frame ends the video, so only the last segment is asked to end on it
             segment = request.replace(num_frames=generated, fps=length.generation_fps,
@@ -283,13 +346,21 @@ class JobRunner:
                     self.resident.drop()  # placed again, the cheaper way, on the next try
                 running.generator.set_state(seed_state)  # the same noise as an uninterrupted run of that plan
 
-            frames = running.retry_out_of_memory(run_segment, recover=recover)[:count]
+            frames, sound = split_sound(running.retry_out_of_memory(run_segment, recover=recover))
+            frames = frames[:count]
+            first = 0 if reference is None else 1  # a later segment's first frame is the previous one's last
+            sounds.append(None if sound is None else sound.frames(first, count, segment.fps))
             if reference is None:
                 reference = channel_stats(frames)
             else:
-                frames = match_colors(frames, *reference)[1:]  # its first frame is the previous one's last
+                frames = match_colors(frames, *reference)[1:]
             pieces.append(frames)
         frames = np.concatenate(pieces)
+        sound = None
+        if sounds and all(piece is not None for piece in sounds):
+            sound = sounds[0]
+            for piece in sounds[1:]:
+                sound = sound.then(piece)
         if length.factor > 1:
             from .interpolate import interpolate
 
@@ -297,7 +368,8 @@ class JobRunner:
             running.stage(INTERPOLATING, f"interpolating {length.factor}x to {length.fps} fps")
             frames = interpolate(frames, length.factor,
                                  on_progress=lambda done, total: running.step(INTERPOLATING, done, total))
-        return apply_loop(frames[:length.loop_frames], length.loop, length.frames)
+        frames = apply_loop(frames[:length.loop_frames], length.loop, length.frames)
+        return frames, (None if sound is None else sound.fitted(len(frames), length.fps))
 
     def _output_path(self, request: GenerationRequest, model: ModelInfo, submitted_at: datetime) -> Path:
         if request.output_path:
@@ -305,6 +377,14 @@ class JobRunner:
         safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", model.name).strip("-") or "model"
         stem = f"{submitted_at:%Y%m%d-%H%M%S}_{safe_model}_{request.seed}"
         return video_io.unique_path(self.outputs_dir / f"{stem}{video_io.SUFFIXES[request.output_format]}")
+
+
+def split_sound(made) -> tuple[Any, Any]:
+    """A family's `run` result as (frames, sound): it returns frames alone, or (frames, `audio.Sound` or None)."""
+    if isinstance(made, tuple):
+        frames, sound = made
+        return frames, sound
+    return made, None
 
 
 def check_writable(folder: Path) -> None:
@@ -320,10 +400,11 @@ def check_writable(folder: Path) -> None:
 MIN_FREE_BYTES = 64 * 2**20
 
 
-def check_free_space(folder: Path, request: GenerationRequest, plan: LengthPlan) -> None:
+def check_free_space(folder: Path, request: GenerationRequest, plan: LengthPlan, scale: int = 1) -> None:
     """Refuse before any work when the disk cannot hold the result (a full disk found after a 10-minute job
-    loses the job). The need is bounded by the raw frames for PNG, a tenth of them for a compressed video."""
-    raw_bytes = plan.frames * request.width * request.height * 3
+    loses the job). The need is bounded by the raw frames for PNG, a tenth of them for a compressed video;
+    `scale`: the upscaler's, when the job ends with one."""
+    raw_bytes = plan.frames * request.width * request.height * 3 * scale * scale
     needed = MIN_FREE_BYTES + (raw_bytes if request.output_format == "png" else raw_bytes // 10)
     try:
         free = shutil.disk_usage(folder).free

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import video_io
+from .audio import Sound
 from .errors import InvalidRequest, VideoGenError
 from .frames import apply_loop
 from .interpolate import MAX_FACTOR
@@ -154,9 +155,15 @@ def render_smooth(path, plan: SmoothPlan, target: Path, *, metadata: dict | None
             0.1 + 0.8 * done / total, f"interpolating frames · {done} of {total}"))
         if plan.loop != "none":
             frames = frames[:-1]
-    # 3. Write under a temporary name, then move into place (write_video does that).
+    # 3. The source's sound from its start, cut or padded with silence to the new length: interpolation adds frames
+    # between frames, so no sample moves (a loop plays it once)
+    sound = Sound.read(path)
+    if sound is not None:
+        sound = sound.fitted(len(frames), _fps_value(plan.fps))
+    # 4. Write under a temporary name, then move into place (write_video does that).
     report(0.9, "writing the video")
-    return video_io.write_video(frames, target, fps=_fps_value(plan.fps), format="mp4", crf=18, metadata=metadata)
+    return video_io.write_video(frames, target, fps=_fps_value(plan.fps), format="mp4", crf=18, metadata=metadata,
+                                audio=sound)
 
 
 def smooth_metadata(source_metadata: dict | None, plan: SmoothPlan, source_name: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import video_io
+from .audio import Sound
 from .errors import Cancelled, InvalidRequest
 from .request import FIELD, GenerationRequest, numeric_fields
 
@@ -324,8 +325,13 @@ def write_comparison(plan: SweepPlan, outputs, outputs_dir) -> tuple[Path, Path,
                 frame[top:bottom, left:right] = clip[min(index, len(clip) - 1)]  # a shorter cell holds its end
             yield frame
 
+    # The first cell's sound, in sync with the grid (every cell starts together; a longer cell holds its end)
+    sound = Sound.read(outputs[0]) if outputs else None
+    if sound is not None:
+        sound = sound.fitted(frames, first.fps)
+        info["audio"] = {**sound.metadata("mp4"), "from_cell": plan.cells[0].number}
     grid = video_io.write_video(grid_frames(), video_io.unique_path(folder / f"{stem}.mp4"), fps=first.fps,
-                                format="mp4", metadata=info)
+                                format="mp4", metadata=info, audio=sound)
     video_io.write_sidecar(grid, {**info, "grid": str(grid)})
     sheet_pixels = canvas.copy()
     for cell, clip in zip(plan.cells, tiles):

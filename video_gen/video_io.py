@@ -26,6 +26,7 @@ import imageio_ffmpeg
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+from video_gen import audio as sound_io
 from video_gen.errors import GenerationFailed, InvalidRequest
 from video_gen.request import FORMATS
 
@@ -63,7 +64,7 @@ class VideoInfo:
     duration_s: float
 
 
-def write_video(frames, path, *, fps, format="mp4", crf=18, metadata=None) -> Path:
+def write_video(frames, path, *, fps, format="mp4", crf=18, metadata=None, audio=None) -> Path:
     """Write `frames` (PIL RGB images or a uint8 (F, H, W, 3) array) atomically to `path`; return it.
 
     mp4 is H.264 and webm VP9, both yuv420p; an odd width or height is padded to even by repeating
@@ -72,6 +73,10 @@ def write_video(frames, path, *, fps, format="mp4", crf=18, metadata=None) -> Pa
     `metadata` (JSON-serialisable dict) goes in the mp4/webm `comment` tag and in each PNG's
     `parameters` text chunk; gif has nowhere to keep it. Missing parent folders are created, an
     existing file or folder at `path` is replaced.
+
+    `audio` (an `audio.Sound`, already as long as the video) becomes the file's one audio stream (AAC in mp4,
+    Opus in webm), or `audio.wav` (16-bit PCM at its own rate) inside a png folder; gif has no sound, so it is
+    dropped there (the caller says so). Muxed before the file takes its final name.
     """
     # 1. Check inputs before touching the disk.
     if format not in FORMATS:
@@ -96,12 +101,16 @@ def write_video(frames, path, *, fps, format="mp4", crf=18, metadata=None) -> Pa
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     checked_frames = _checked_frames(frames)
+    if audio is not None and not isinstance(audio, sound_io.Sound):
+        raise InvalidRequest("audio", f"must be an audio.Sound, got {type(audio).__name__}")
     if format == "png":
-        _write_png_folder(checked_frames, target, metadata_json)
+        _write_png_folder(checked_frames, target, metadata_json, audio)
     else:
         # ffmpeg picks the container from the temporary name's suffix
         with atomic_path(target, suffix=SUFFIXES[format]) as temporary:
             _encode(checked_frames, temporary, fps=fps, format=format, crf=crf, comment=metadata_json)
+            if audio is not None and format in sound_io.AUDIO_CODECS:
+                sound_io.mux_audio(temporary, audio.pcm, audio.sample_rate, format)
     return target
 
 
@@ -334,8 +343,9 @@ def _encode(frames, output: Path, *, fps, format: str, crf, comment: str | None)
             raise FFmpegError(f"ffmpeg failed writing {format} (exit code {returncode}):\n{_tail(stderr_log.read())}")
 
 
-def _write_png_folder(frames, target: Path, metadata_json: str | None) -> None:
-    """Write lossless frame_00000.png, ... into a temporary folder, then swap it in for `target`."""
+def _write_png_folder(frames, target: Path, metadata_json: str | None, audio=None) -> None:
+    """Write lossless frame_00000.png, ... (and audio.wav when there is sound) into a temporary folder, then swap
+    it in for `target`."""
     temporary = _work_path(target)
     token = temporary.name.rsplit("-", 1)[1]
     old_aside = temporary.with_name(f".{target.name}.old-{token}")
@@ -348,6 +358,8 @@ def _write_png_folder(frames, target: Path, metadata_json: str | None) -> None:
     try:
         for index, frame in enumerate(frames):
             Image.fromarray(frame).save(temporary / _PNG_PATTERN.format(index=index), pnginfo=png_info)
+        if audio is not None:
+            sound_io.write_wav(temporary / sound_io.WAV_NAME, audio.pcm, audio.sample_rate)
         # A folder cannot be replaced in one step: move the old one aside, then restore it on failure.
         if os.path.lexists(target):
             os.replace(target, old_aside)

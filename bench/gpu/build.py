@@ -1,8 +1,8 @@
 """Building the runner's models (bench/gpu/cases.py's MODELS) in one folder, at full size or tiny, once per machine.
 
 Full size: the real architectures with random weights (the real FLOPs and bytes), initialised on the GPU and
-written in the diffusers layout, through the builders of bench/gpu_svd.py, bench/gpu_wan.py and
-bench/gpu_ltx.py. Tiny: the package's tiny builders (through bench/tiny_models.py). Each folder gets a marker
+written in the diffusers layout, through the builders of bench/gpu_svd.py, bench/gpu_wan.py, bench/gpu_ltx.py
+and bench/gpu_ltx2.py. Tiny: the package's tiny builders (through bench/tiny_models.py). Each folder gets a marker
 file when its build finished; a folder without one is built again. The machine's disk is 64 GiB and the models
 together are larger, so `make_room` deletes built models that the rest of the call does not need.
 """
@@ -88,6 +88,18 @@ def _wan(variant: str, tiny_variant: str):
     return builder
 
 
+def _wan_vace(variant: str):
+    def builder(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+        import gpu_wan
+        from tiny_models import build_tiny_wan_vace
+
+        if tiny:
+            build_tiny_wan_vace(path)
+        else:
+            gpu_wan.build_full(variant, path, device)
+    return builder
+
+
 def _ltx(name: str):
     def builder(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
         import gpu_ltx
@@ -107,6 +119,26 @@ def _ltx_upsampler(path: Path, models_dir: Path, tiny: bool, device: str) -> Non
         gpu_ltx.build_upsampler(path, base)
 
 
+def _ltx2(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+    import gpu_ltx2
+
+    gpu_ltx2.build(path, tiny, device)
+
+
+def _ltx2_distilled(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+    import gpu_ltx2
+
+    gpu_ltx2.link_distilled(path, folder(models_dir, "ltx2-19b", tiny))
+
+
+def _upscaler(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+    """Real-ESRGAN x4plus's RRDBNet (64 features, 23 blocks) with random weights, as a .safetensors in the app's
+    upscalers folder (the tiny one: 8 features, 1 block); named as cases.UPSCALE's `upscaler`."""
+    from cases import UPSCALE
+    from tiny_models import build_tiny_esrgan
+
+    options = {} if tiny else dict(num_filters=64, num_blocks=23)
+    build_tiny_esrgan(path / f"{UPSCALE['upscaler']}.safetensors", scale=4, **options)
 def _hunyuan(name: str):
     def builder(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
         import gpu_hunyuan
@@ -122,6 +154,11 @@ BUILDERS = {
     "ltx-2b-distilled": _ltx("2b-distilled"),
     "ltx-upsampler": _ltx_upsampler,
     "ltx-13b-distilled": _ltx("13b-distilled"),
+    "wan2.1-vace-1.3b": _wan_vace("vace-1.3b"),
+    "wan2.1-vace-14b": _wan_vace("vace-14b"),
+    "ltx2-19b": _ltx2,
+    "ltx2-19b-distilled": _ltx2_distilled,
+    "realesrgan-x4": _upscaler,
     "hunyuan15-480p-i2v": _hunyuan("hunyuan15-480p-i2v"),
     "framepack-f1": _hunyuan("framepack-f1"),
 }

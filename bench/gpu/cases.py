@@ -55,7 +55,8 @@ class Case:
     model: str  # the key in MODELS of the model it runs
     title: str  # what it measures, as the README's table says it
     cost_s: float  # estimated seconds on an H100, the model's load included, its build not
-    kind: str  # "svd" (bench/gpu_svd.py's Bench, with a warm-up job) or "job" (one engine job, timed)
+    kind: str  # "svd" (bench/gpu_svd.py's Bench, with a warm-up job), "job" (one engine job, timed) or
+    # "upscale" (`video-gen upscale` of a video: finishing.upscale_video, timed)
     params: dict = field(default_factory=dict)
     after: tuple[str, ...] = ()  # cases that must run earlier in the same call (a baseline measured beside it)
     compare_to: str | None = None  # the README shows this case's speed against that one's, same card
@@ -91,6 +92,25 @@ MODELS = {model.key: model for model in (
     # transformer 12.9 B + Llama-3 8B + CLIP-L + VAE + SigLIP in bf16, one saved pipeline ("F1" in its name): 42 GB
     Model("framepack-f1", "random-framepack-f1", "tiny-framepack-f1", "FramePack-F1 (random bf16)", build_s=230,
           disk_gib=41),
+    # Wan 2.1 VACE (issue 26): transformer 1.3 B + 15 VACE blocks (~2.0 B in all: 4 GB) + umT5-XXL (11 GB, linked
+    # from another random Wan when one was built first); the 14B: 14 B + 8 VACE blocks (~17 B: 34 GB) + umT5-XXL
+    Model("wan2.1-vace-1.3b", "random-wan-vace-1.3b", "tiny-wan-vace-1.3b", "Wan 2.1 VACE 1.3B (random bf16)",
+          build_s=80, disk_gib=16),
+    Model("wan2.1-vace-14b", "random-wan-vace-14b", "tiny-wan-vace-14b", "Wan 2.1 VACE 14B (random bf16)",
+          build_s=240, disk_gib=46),
+    # LTX-2.0 19B transformer + Gemma 3 12B + connectors, VAEs, vocoder, latent upsampler, initialised on the GPU
+    # and stored in fp8 on disk (loaded as bf16: the bf16 files, 66 GiB, do not fit the 64 GiB disk): ~36 GiB
+    # written, then the app's SHA-256 of them (~25 s) on the first load
+    Model("ltx2-19b", "ltx2-19b-random", "tiny-ltx2-19b", "LTX-2 19B dev with sound (random weights)",
+          build_s=170, disk_gib=36),
+    # the same weights under a distilled name (links to ltx2-19b's parts): the app's distilled defaults
+    Model("ltx2-19b-distilled", "ltx2-19b-distilled-random", "tiny-ltx2-19b-distilled",
+          "LTX-2 19B distilled with sound (random weights, ltx2-19b's linked)", build_s=30, disk_gib=0.1,
+          needs=("ltx2-19b",)),
+    # Real-ESRGAN x4plus's architecture (RRDBNet, 64 features, 23 blocks, 16.7 M parameters) in the app's
+    # models/upscalers folder: one 67 MB file (the tiny one: 8 features, 1 block)
+    Model("realesrgan-x4", "upscalers", "upscalers", "Real-ESRGAN x4plus architecture (random fp32 weights)",
+          build_s=10, disk_gib=0.1),
 )}
 
 # The jobs (frames, width, height) and what runs them
@@ -112,6 +132,15 @@ HY15_JOB = "121 frames 848×480, 4 steps with guidance 6 (two transformer calls 
 FRAMEPACK_5S = dict(size=(149, 640, 640), tiny_size=(45, 64, 64), prompt="a cat walks on the beach", steps=6)
 FRAMEPACK_30S = dict(size=(901, 640, 640), tiny_size=(73, 64, 64), prompt="a cat walks on the beach", steps=3)
 SMALL_CAP_GIB = 8.0  # the 8 GB card FramePack is known for
+# VACE: a control video (a synthetic 81-frame clip at 16 fps, `control`) and a reference picture (the photo): 22
+# latent frames of 30 × 52 tokens = 34,320 a call, two calls a step (guidance 5); 4 steps, as the other Wan rows
+VACE = dict(size=(81, 832, 480), tiny_size=(9, 64, 64), prompt="a dancer on a stage", steps=4, control=True)
+VACE_JOB = "81 frames 832×480, a control video and a reference picture, 4 steps at guidance 5"
+LTX2 = dict(size=(121, 768, 512), tiny_size=(9, 64, 64), prompt="a woman sings on a rooftop at dusk, city noise")
+LTX2_FULL = dict(LTX2, steps=4)  # s/step is what is measured: 4 of its 30 steps, each the CFG pair + modality pass
+LTX2_DISTILLED_JOB = "121 frames 768×512 with sound, 8 steps at guidance 1 (distilled)"
+LTX2_FULL_JOB = "121 frames 768×512 with sound, 4 of its 30 steps at guidance 3 (CFG + modality passes)"
+UPSCALE = dict(size=(25, 1024, 576), tiny_size=(25, 64, 36), upscaler="realesrgan-x4-random")
 
 CASES = [
     # ---- 1. SVD-XT: the headline, and the seed's recipe against ours under a 12 GiB cap --------------------------
@@ -190,6 +219,40 @@ CASES = [
          f"LTX-Video 13B distilled {LTX_JOB}: under {CAP_GIB:g} GiB", 100, "job", dict(LTX, capped=True),
          compare_to="ltx-13b-distilled/uncapped"),
     # ---- 6. Newer families: each adds its cases here as its issue adds the family ------------------------------
+    # Wan VACE 1.3B: ~0.36 PFLOP a call (2 x 2 B x 34,320 tokens + attention), 8 calls: ~10 s; the load (umT5-XXL
+    # 11 GB), encoding the control (the VAE over 81 frames), the decode and two MP4s most of it
+    Case("wan2.1-vace-1.3b/uncapped", 6, "wan2.1-vace-1.3b", f"Wan 2.1 VACE 1.3B {VACE_JOB}: uncapped", 60, "job",
+         dict(VACE)),
+    Case("wan2.1-vace-1.3b/capped", 6, "wan2.1-vace-1.3b", f"Wan 2.1 VACE 1.3B {VACE_JOB}: under {CAP_GIB:g} GiB",
+         75, "job", dict(VACE, capped=True), compare_to="wan2.1-vace-1.3b/uncapped", compare_field="s_per_step"),
+    # Wan VACE 14B: ~2.1 PFLOP a call, 8 calls: ~50 s, plus loading 45 GB; under the cap its 34 GB transformer is
+    # group-offloaded (streamed once a call)
+    Case("wan2.1-vace-14b/uncapped", 6, "wan2.1-vace-14b", f"Wan 2.1 VACE 14B {VACE_JOB}: uncapped", 130, "job",
+         dict(VACE)),
+    Case("wan2.1-vace-14b/capped", 6, "wan2.1-vace-14b", f"Wan 2.1 VACE 14B {VACE_JOB}: under {CAP_GIB:g} GiB",
+         170, "job", dict(VACE, capped=True), compare_to="wan2.1-vace-14b/uncapped", compare_field="s_per_step"),
+    # LTX-2 (issue 24): 16 x 16 x 24 = 6,144 video tokens (x2 with CFG) and 126 audio tokens; ~0.25 PFLOP a
+    # batch-1 pass of the 19B transformer (~1 s on an H100), plus the 35 GB load, Gemma 3 12B on 1024 tokens and
+    # the decode of 121 frames. Under a cap the transformer is offloaded block by block (PCIe-bound).
+    Case("ltx2-19b-distilled/uncapped", 6, "ltx2-19b-distilled", f"LTX-2 19B distilled {LTX2_DISTILLED_JOB}: uncapped",
+         100, "job", dict(LTX2)),
+    Case("ltx2-19b-distilled/capped-16", 6, "ltx2-19b-distilled",
+         f"LTX-2 19B distilled {LTX2_DISTILLED_JOB}: under 16 GiB", 160, "job", dict(LTX2, capped=True, cap_gib=16.0),
+         compare_to="ltx2-19b-distilled/uncapped", compare_field="s_per_step"),
+    Case("ltx2-19b-distilled/capped-12", 6, "ltx2-19b-distilled",
+         f"LTX-2 19B distilled {LTX2_DISTILLED_JOB}: under {CAP_GIB:g} GiB", 180, "job", dict(LTX2, capped=True),
+         compare_to="ltx2-19b-distilled/uncapped", compare_field="s_per_step"),
+    Case("ltx2-19b/uncapped", 6, "ltx2-19b", f"LTX-2 19B {LTX2_FULL_JOB}: uncapped", 110, "job", dict(LTX2_FULL)),
+    Case("ltx2-19b/capped-16", 6, "ltx2-19b", f"LTX-2 19B {LTX2_FULL_JOB}: under 16 GiB", 200, "job",
+         dict(LTX2_FULL, capped=True, cap_gib=16.0), compare_to="ltx2-19b/uncapped", compare_field="s_per_step"),
+    Case("ltx2-19b/capped-12", 6, "ltx2-19b", f"LTX-2 19B {LTX2_FULL_JOB}: under {CAP_GIB:g} GiB", 220, "job",
+         dict(LTX2_FULL, capped=True), compare_to="ltx2-19b/uncapped", compare_field="s_per_step"),
+    # Finishing (issue 27): 25 frames of 1024×576 through Real-ESRGAN x4 to 4096×2304, decoded, tiled as the free
+    # memory allows and encoded to H.264: ~37 MFLOP per input pixel x 590 k pixels x 25 frames ≈ 0.55 PFLOP in
+    # fp16 (seconds), plus the 4K encode on the CPU (estimate: 10-20 s) and a probe of the bytes per pixel
+    Case("realesrgan-x4/upscale-25x1024x576", 6, "realesrgan-x4",
+         "Real-ESRGAN x4 (random weights): `video-gen upscale` of 25 frames 1024×576 to 4096×2304", 60, "upscale",
+         dict(UPSCALE)),
     # HunyuanVideo 1.5 (issue 25): its attention without dense masks, Qwen 7B never beside the transformer
     Case("hunyuan15-480p-i2v/uncapped", 6, "hunyuan15-480p-i2v", f"HunyuanVideo 1.5 480p I2V {HY15_JOB}: uncapped",
          150, "job", dict(HY15)),

@@ -1,11 +1,14 @@
 """Running one case of bench/gpu/cases.py and measuring it: the runner's side that touches torch and the app.
 
-Two kinds of case:
+Three kinds of case:
 - "svd": a case of bench/gpu_svd.py's `Bench` (the seed's recipe, our engine capped or not, a plan forced,
   compile, channels-last), each after a 2-step warm-up job, as that benchmark has always run them;
 - "job": one job through the app's engine (`Generator.generate`), its model loaded by the job (the load is
   timed apart, `load_s`), under the cap or not, with the case's request fields (LoRAs, fp8 storage, a cache
-  hook, two stages). A case with `compare_to` in `after` gets its speedup against that row of the same call.
+  hook, two stages, a control video). A case with `compare_to` in `after` gets its speedup against that row of
+  the same call;
+- "upscale": `video-gen upscale` of a synthetic video (finishing.upscale_video): decode, every frame through the
+  upscaler (tiled as the free memory allows), H.264 encode; `s_per_step` is the median seconds per frame.
 
 Every row has the same fields (`ROW_FIELDS`) whatever the kind; bench/report.py reads them. The cap is
 `torch.cuda.set_per_process_memory_fraction` with the engine planning for it; on the CPU (the tiny dry run)
@@ -56,6 +59,14 @@ def unavailable(case: Case, device: str) -> str | None:
         if name.startswith("plan:") and name.split(":", 1)[1] not in offloads_for(device):
             return f"the {name.split(':', 1)[1]} plan needs a GPU"
         return None
+    if case.kind == "upscale":
+        try:
+            from video_gen.upscale import import_spandrel
+
+            import_spandrel()
+        except (ImportError, InvalidRequest) as error:
+            return f"the app cannot upscale here ({_first_line(error)})"
+        return None
     fields = {key: case.params[key] for key in ("memory_plan", "speed", "upscale") if key in case.params}
     try:
         GenerationRequest(**fields).validate()
@@ -101,6 +112,20 @@ class Session:
                                                                   width, height)
         return self._photos[width, height]
 
+    def control_video(self, frames: int, width: int, height: int) -> Path:
+        """A control video (VACE) of `frames` frames at 16 fps and the job's size: the photo panning, H.264."""
+        path = self.work / f"control-{frames}x{width}x{height}.mp4"
+        if not path.is_file():
+            import numpy as np
+            from PIL import Image
+
+            from video_gen.control import write_control_video
+
+            photo = np.asarray(Image.open(self.photo(width, height)).convert("RGB"))
+            write_control_video(np.stack([np.roll(photo, 4 * index, axis=1) for index in range(frames)]), path,
+                                fps=16)
+        return path
+
     def release(self, keep: tuple | None = None) -> None:
         """Drop the kept generator unless it is `keep`'s, and give its memory back."""
         if self._generator is not None and self._generator_key != keep:
@@ -118,7 +143,7 @@ class Session:
         shutil.rmtree(self.work, ignore_errors=True)
 
     def cap(self, capped: bool, cap_gib: float | None = None) -> bool:
-        """Hold this process to the cap (CUDA; `cap_gib`, default the session's); returns whether it is enforced."""
+        """Hold this process to the cap (`cap_gib`, else the call's; CUDA); returns whether it is enforced."""
         if not (capped and self.cuda):
             return False
         total = self.torch.cuda.get_device_properties(self.torch.device(self.device)).total_memory
@@ -136,7 +161,52 @@ class Session:
             return self.svd_case(case)
         if case.kind == "job":
             return self.job_case(case)
+        if case.kind == "upscale":
+            self.release()
+            return self.upscale_case(case)
         raise ValueError(f"{case.id}: unknown kind {case.kind!r}")
+
+    def upscale_case(self, case: Case) -> dict:
+        """`video-gen upscale` of a `frames`-frame panning clip: seconds end to end, the median per frame, peaks."""
+        import numpy as np
+
+        from video_gen import Generator, video_io
+        from video_gen.events import UPSCALING, StepEvent
+        from video_gen.finishing import upscale_video
+        from video_gen.images import open_image
+
+        torch, cuda = self.torch, self.cuda
+        frames, width, height = case.params["tiny_size"] if self.tiny else case.params["size"]
+        picture = np.asarray(open_image(self.photo(width + frames * 4, height)))
+        clip = self.work / f"clip-{frames}x{width}x{height}.mp4"
+        video_io.write_video(np.stack([picture[:, index * 4:index * 4 + width] for index in range(frames)]), clip,
+                             fps=24)
+        generator = Generator(models_dir=self.models_dir, outputs_dir=self.work / "outputs", device=self.device)
+        times: list[float] = []
+
+        def on_event(event) -> None:
+            if isinstance(event, StepEvent) and event.stage == UPSCALING:
+                times.append(time.perf_counter())
+
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        result = upscale_video(generator, clip, case.params["upscaler"], on_event=on_event)
+        seconds = time.perf_counter() - started
+        gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+        plan = result.metadata["upscaled"].get("plan", {})
+        return {
+            "seconds": round(seconds, 3), "s_per_step": round(statistics.median(gaps), 4) if gaps else None,
+            "steps": result.frames, "load_s": None,
+            "peak_reserved_gib": gib(torch.cuda.max_memory_reserved()) if cuda else None,
+            "peak_allocated_gib": gib(torch.cuda.max_memory_allocated()) if cuda else None,
+            "min_free_gib": None, "estimate_gib": None, "retries": 0, "capped": False, "cap_enforced": False,
+            "within_cap": None, "speedup": None, "frames": result.frames,
+            "plan": f"tiles of {plan['tile']} px" if plan.get("tile") else "whole frames",
+            "job": f"{frames} frames {width}x{height} -> {result.width}x{result.height}",
+            "frames_per_s": round(result.frames / seconds, 3), "upscaled": result.metadata["upscaled"],
+        }
 
     def svd_case(self, case: Case) -> dict:
         size = SVD_TINY if self.tiny else SVD_FULL
@@ -166,7 +236,7 @@ class Session:
 
         params = case.params
         capped = bool(params.get("capped"))
-        cap_gib = params.get("cap_gib", self.cap_gib)  # 12 GiB, or a case's own (8 GiB: FramePack's cards)
+        cap_gib = float(params.get("cap_gib", self.cap_gib))  # a case's own cap (LTX-2's 16 GiB), else the call's
         frames, width, height = params["tiny_size"] if self.tiny else params["size"]
         key = (case.model, capped, cap_gib)
         self.release(keep=key)
@@ -179,6 +249,8 @@ class Session:
             fields = {name: params[name] for name in ("memory_plan", "speed", "upscale", "loras") if name in params}
             if "steps" in params:
                 fields["num_inference_steps"] = params["steps"]
+            if params.get("control"):  # VACE: the control video; the photo is its reference picture
+                fields["control"] = str(self.control_video(frames, width, height))
             request = GenerationRequest.from_dict(dict(
                 image=str(self.photo(width, height)), model=build.folder(self.models_dir, case.model, self.tiny).name,
                 num_frames=frames, width=width, height=height, seed=1, prompt=params.get("prompt", ""),
@@ -186,9 +258,8 @@ class Session:
             row = self.timed_job(self._generator, request)
         finally:
             self.uncap()
-        row.update(capped=capped, cap_enforced=enforced, job=f"{frames} frames {width}x{height}")
-        if capped:
-            row["cap_gib"] = cap_gib
+        row.update(capped=capped, cap_enforced=enforced, job=f"{frames} frames {width}x{height}",
+                   cap_gib=cap_gib if capped else None)
         row["within_cap"] = _within_cap(row)
         baseline = self.rows.get(case.compare_to) if case.compare_to in case.after else None
         if baseline and baseline.get("s_per_step") and row.get("s_per_step"):
@@ -238,14 +309,16 @@ class Session:
             "guidance": result.request.max_guidance_scale, "frames": result.frames_written,
             "loras": [lora.name for lora in result.request.loras],
             "run": result.info().get("run"),
+            "sound": result.info().get("audio"),  # the job's sound (families that make it): rate and length
         }
 
 
 def _within_cap(row: dict) -> bool | None:
-    """Whether a capped row's peak kept the bar: 11.5 GiB under 12, half a GiB under a case's own cap."""
+    """The issues' bar: half a GiB under the cap (11.5 GiB under 12)."""
     if not row.get("capped") or row.get("peak_reserved_gib") is None:
         return None
-    return row["peak_reserved_gib"] <= (row["cap_gib"] - 0.5 if row.get("cap_gib") else WITHIN_CAP_GIB)
+    cap = row.get("cap_gib") or CAP_GIB
+    return row["peak_reserved_gib"] <= WITHIN_CAP_GIB + (cap - CAP_GIB)
 
 
 def svd_bench(*args):

@@ -11,15 +11,15 @@ import traceback
 from ..console import spell
 from ..errors import Cancelled, InvalidRequest, VideoGenError
 from ..version import __version__
-from . import batch, extend, generate, models, sweep, system
+from . import batch, extend, finishing, generate, models, sweep, system
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Parser, common_options, user_message
 
 HANDLERS = {"generate": generate.generate_command, "json": generate.json_command, "models": models.models_command,
             "inspect": models.inspect_command, "history": models.history_command, "info": system.info_command,
             "selftest": system.selftest_command, "extend": extend.extend_command, "sweep": sweep.sweep_command,
-            "batch": batch.batch_command}
-# Commands that import diffusers: its chatter and progress bars are not the user's concern
-_QUIETED = ("generate", "json", "selftest", "info", "extend", "sweep", "batch")
+            "batch": batch.batch_command, "upscale": finishing.upscale_command, "prompt": finishing.prompt_command}
+# Commands that import diffusers or transformers: their chatter and progress bars are not the user's concern
+_QUIETED = ("generate", "json", "selftest", "info", "extend", "sweep", "batch", "upscale", "prompt")
 
 
 def build_parser() -> Parser:
@@ -27,7 +27,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="video-gen", description="Offline image-to-video generation.")
     parser.add_argument("--version", action="version", version=f"video-gen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for group in (generate, models, extend, sweep, system, batch):
+    for group in (generate, models, extend, sweep, system, batch, finishing):
         group.add_parsers(commands, common)
     return parser
 

@@ -31,7 +31,7 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument("--extra-models-dir", action="append", metavar="DIR",
                         help="another folder to find models in, e.g. a ComfyUI or A1111 folder (repeatable)")
     common.add_argument("--allow-pickle", action="store_true",
-                        help="also load .ckpt/.pt/.bin files (read with torch.load(weights_only=True)); "
+                        help="also load .ckpt/.pt/.bin/.pth files (read with torch.load(weights_only=True)); "
                              "off by default because a pickle can run code")
     return common
 

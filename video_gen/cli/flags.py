@@ -9,7 +9,7 @@ import argparse
 from typing import Any
 
 from ..loras import parse_flag
-from ..request import FIELD, FIELDS, MODELS_OWN, Choice, Field, Keyframe, Keyframes, Loras, Number, Whole
+from ..request import FIELD, FIELDS, MODELS_OWN, Choice, Field, Flag, Keyframe, Keyframes, Loras, Number, Whole
 
 
 def add_request_flags(parser: argparse.ArgumentParser, *, skip: frozenset[str] = frozenset(),
@@ -24,8 +24,9 @@ def add_request_flags(parser: argparse.ArgumentParser, *, skip: frozenset[str] =
         if field.cli_flag is None or field.name in skip:
             continue
         target = length if field.name == "num_frames" else parser
-        target.add_argument(field.cli_flag, dest=dest(field), help=_help(field), metavar=field.metavar,
-                            **_argparse_options(field))
+        options = _argparse_options(field)
+        metavar = field.metavar or (None if "choices" in options else field.cli_flag[2:].upper().replace("-", "_"))
+        target.add_argument(field.cli_flag, dest=dest(field), help=_help(field), metavar=metavar, **options)
 
 
 def dest(field: Field) -> str:
@@ -51,7 +52,7 @@ def field_for_flag(name: str) -> str | None:
 def _help(field: Field) -> str:
     if field.default is MODELS_OWN:
         where = "default: the model's"
-    elif field.default in (None, (), ""):
+    elif field.default in (None, (), "") or isinstance(field.kind, Flag):
         return field.help
     else:
         where = f"default {field.default}"
@@ -60,6 +61,8 @@ def _help(field: Field) -> str:
 
 def _argparse_options(field: Field) -> dict[str, Any]:
     kind = field.kind
+    if isinstance(kind, Flag):  # given: on; left out: None, the field's default
+        return {"action": "store_const", "const": True}
     if isinstance(kind, Loras):
         return {"action": "append", "type": parse_flag}
     if isinstance(kind, Keyframes):

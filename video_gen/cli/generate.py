@@ -32,7 +32,7 @@ def generate_command(args) -> int:
     if args.image is not None:
         values["image"] = args.image
     if args.from_video:
-        stored = stored_request(Path(args.from_video))
+        stored = stored_request(Path(args.from_video), args.models_dir)
         if args.duration is not None:  # the length comes from --duration below
             stored.pop("num_frames", None)
         request = GenerationRequest.from_dict({**stored, "output_path": None})
@@ -60,8 +60,9 @@ def generate_command(args) -> int:
     return EXIT_OK
 
 
-def stored_request(video: Path) -> dict:
-    """The request stored in an output, checked against the picture it was made from."""
+def stored_request(video: Path, models_dir=None) -> dict:
+    """The request stored in an output, checked against the picture, control video, mask and annotator it was made
+    from (a warning for each that changed)."""
     from .. import video_io
     from ..checkpoints import file_sha256
 
@@ -75,7 +76,32 @@ def stored_request(video: Path) -> dict:
     if image and Path(image).is_file() and metadata.get("image_sha256") not in (None, file_sha256(image)):
         print(f"video-gen: warning: {image} has changed since {video.name} was made; the result will differ",
               file=sys.stderr)
+    for warning in _changed_control(stored, metadata, models_dir):
+        print(f"video-gen: warning: {warning} since {video.name} was made; the result will differ", file=sys.stderr)
     return stored
+
+
+def _changed_control(stored: dict, metadata: dict, models_dir) -> list[str]:
+    """What differs from the control video, mask and annotator a stored video was made with (their hashes)."""
+    from ..annotators import CONTROL_KINDS, annotator_folder, annotator_sha256, annotators_dir
+    from ..checkpoints import default_models_dir
+    from ..control import file_sha256 as input_sha256
+
+    changed = []
+    recorded = metadata.get("control") or {}
+    for name, record in (("control", recorded), ("control_from", recorded), ("mask", metadata.get("mask") or {})):
+        path = stored.get(name)
+        if path and Path(path).exists() and record.get("sha256") not in (None, input_sha256(path)):
+            changed.append(f"{path} ({name}) has changed")
+    annotator = recorded.get("annotator") or {}
+    if annotator.get("sha256") and annotator.get("kind") in CONTROL_KINDS:
+        try:
+            folder = annotator_folder(annotator["kind"], annotators_dir(models_dir or default_models_dir()))
+        except InvalidRequest:
+            folder = None  # the job itself says that it is missing
+        if folder is not None and annotator_sha256(folder) != annotator["sha256"]:
+            changed.append(f"the {annotator['kind']} annotator in {folder} has changed")
+    return changed
 
 
 def json_command(args) -> int:

@@ -7,10 +7,13 @@ import json
 import sys
 from pathlib import Path
 
-from ..checkpoints import LORA, MODEL
+from ..annotators import ANNOTATORS
+from ..checkpoints import ENHANCER, LORA, MODEL, UPSCALER
 from ..console import command
+from ..enhance import DOWNLOADS as ENHANCER_DOWNLOADS
 from ..errors import InvalidRequest
 from ..families import specs
+from ..upscale import DOWNLOADS as UPSCALER_DOWNLOADS
 from .common import EXIT_OK, Parser, outputs_dir
 
 
@@ -20,8 +23,10 @@ def add_parsers(commands, common) -> None:
     models_commands.add_parser("list", parents=[common],
                                help="list models in the models dir, the Hugging Face cache and --extra-models-dir")
     download = models_commands.add_parser("download", parents=[common], help="download a known model (resumable)")
-    download.add_argument("name", help="one of: " + ", ".join(download.name for spec in specs()
-                                                                for download in spec.downloads))
+    download.add_argument("name", help="one of: " + ", ".join(
+        [*(download.name for spec in specs() for download in spec.downloads), *(item.name for item in ANNOTATORS)])
+                          + "; upscalers: " + ", ".join(download.name for download in UPSCALER_DOWNLOADS)
+                          + "; prompt enhancers: " + ", ".join(download.name for download in ENHANCER_DOWNLOADS))
     download.add_argument("--quant", default=None,
                           help="for GGUF downloads (names ending in -gguf): the quantisation, such as Q4_K_M "
                                "(default), Q5_K_M, Q8_0")
@@ -56,7 +61,13 @@ def models_command(args) -> int:
             raise InvalidRequest("quant", f"{args.name} comes in one precision only; --quant goes with the -gguf "
                                           f"downloads")
         path = download(args.name, folder, quant=args.quant or DEFAULT_QUANT)
-        if known is not None and known.files:
+        if known is not None and known.kind == UPSCALER:
+            print(f"{known.name}: use it with --upscaler {path.stem} (generate), or "
+                  f"`{command(f'upscale VIDEO --upscaler {path.stem}')}`", file=sys.stderr)
+        elif known is not None and known.kind == ENHANCER:
+            print(f"{known.name}: use it with --enhance-prompt --enhancer {path.name}, or "
+                  f"`{command(f'prompt PICTURE --prompt TEXT --enhancer {path.name}')}`", file=sys.stderr)
+        elif known is not None and known.files:
             print(f"{known.name}: use it with --model {path.stem} (the {known.folder} folder beside it gives its "
                   f"other parts: text encoder, configs)", file=sys.stderr)
         print(path)
@@ -85,13 +96,15 @@ def models_command(args) -> int:
 def models_list(folder: Path, extra_dirs) -> int:
     """One line per model found anywhere, tab-separated for scripts: name, family (its module name: svd,
     animatediff, …; "-" when none; for a LoRA, the families of the installed models it fits), kind (model,
-    motion-adapter, lora with its style and the installed models it fits, or unsupported with the reason),
+    motion-adapter, lora with its style and the installed models it fits, upscaler with its architecture and
+    scale, enhancer, or unsupported with the reason),
     precision, size, source (models, hf-cache, or the extra folder), path."""
     from ..catalog import Catalog
 
     catalog = Catalog(folder, extra_dirs)
     found = catalog.entries()
-    if not found:
+    annotators = _installed_annotators(folder)
+    if not found and not annotators:
         print(f"no model installed in {folder.resolve()}, the Hugging Face cache or the extra folders; "
               f"see models/README.md (`{command('models download svd-xt')}`), or try everything with a tiny demo "
               f"model that makes noise, not video: `{command('models demo')}`", file=sys.stderr)
@@ -107,7 +120,18 @@ def models_list(folder: Path, extra_dirs) -> int:
                     if model.class_name == "LoRA" else f"lora ({model.note})")
         print(f"{model.name}\t{family}\t{kind}\t{model.precision or '-'}\t{_human_size(model.size_bytes)}\t"
               f"{model.source}\t{model.path}")
+    for annotator, path in annotators:
+        size = sum(file.stat().st_size for file in path.iterdir() if file.is_file())
+        print(f"{annotator.name}\t-\tannotator ({annotator.description})\t-\t{_human_size(size)}\tmodels\t{path}")
     return EXIT_OK
+
+
+def _installed_annotators(folder: Path) -> list:
+    """The annotators (for --control-kind depth, pose) whose files are all in models/annotators/NAME."""
+    from ..annotators import annotators_dir
+
+    return [(annotator, annotators_dir(folder) / annotator.name) for annotator in ANNOTATORS
+            if all((annotators_dir(folder) / annotator.name / file).is_file() for file in annotator.files)]
 
 
 def _lora_fits(catalog, found) -> dict[str, list]:

@@ -9,14 +9,18 @@ A family module exposes:
                            may return notes (where LTX placed a keyframe)
     load(model, device, dtype) -> pipeline, still on the CPU (the engine places it under the memory plan)
     run(pipe, request, image, job) -> uint8 frames (F, H, W, 3); `image` is None for text-to-video; `job` is the
-                           engine's `running.RunningJob` (stages, steps, previews, the seed, out-of-memory)
+                           engine's `running.RunningJob` (stages, steps, previews, the seed, out-of-memory).
+                           A family that makes sound (its spec's `sound`) returns (frames, `audio.Sound`): the
+                           sound exactly as long as the frames at `request.fps` (`Sound.from_model`); the job
+                           joins segments, fits it to the video and writes it, or drops it for `audio="off"`
 and may expose, where its models need it:
     complete_model(info, catalog, *, motion_adapter, models_dir, allow_pickle, inspect) -> ModelInfo
                            finish a resolved model before it is used: AnimateDiff picks its motion adapter, a single
                            file is paired with an installed folder for its other parts (`inspect(path)` reads a
                            folder or file as discovery does)
-    describe_file(info) -> ModelInfo   a single file as the family sees it beside its neighbours (Wan 2.2's
-                           low-noise expert is part of its high-noise twin's model)
+    describe_file(info) -> ModelInfo   a single file (or a model folder) as the family sees it beside its
+                           neighbours (Wan 2.2's low-noise expert is part of its high-noise twin's model; a Wan VACE
+                           model is named so)
     model_spec(info) -> FamilySpec     the spec narrowed for one model (a Wan that cannot take a last frame)
     component_headers(model) -> {component: [headers]} | None   for the memory plan, files only the family can
                            read (an official LTX single file holds transformer and VAE)
@@ -25,10 +29,14 @@ and may expose, where its models need it:
     lora_load_options(model, lora) -> [dict]   one `load_lora_weights` call per dict: where a LoRA goes (Wan
                            2.2's high- and low-noise halves)
     lora_defaults(model, loras) -> dict   the defaults a step-distill LoRA sets (its steps and guidance)
+    denoise_extra_bytes_per_token(model) -> int   for the memory estimate: activation bytes per latent token
+                           (16-bit) its denoiser holds for a whole call beyond the family's constants (Wan VACE's
+                           hints)
     picture_size(model, width, height) -> (width, height)   the size it makes from a picture of that size when
                            the request names none (HunyuanVideo 1.5's size bucket for the picture's shape)
 Adding a family is adding a module here (and its tests); the modules `spec`, `common`, `prompts`, `speed` and
-`single_file` are what families share, and import nothing of the registry.
+`single_file` are what families share, and import nothing of the registry; `wan_vace` is part of the Wan family
+(wan.py imports it).
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from types import ModuleType
 
 from .spec import FamilySpec
 
-_NOT_FAMILIES = frozenset({"spec", "common", "prompts", "speed", "single_file"})
+_NOT_FAMILIES = frozenset({"spec", "common", "prompts", "speed", "single_file", "wan_vace"})
 _registry: dict[str, ModuleType] = {}
 _registry_lock = threading.Lock()
 _scanned: tuple[str, ...] | None = None  # the package's search path when it was last scanned

@@ -45,6 +45,7 @@ SPEC = FamilySpec(
     class_names=("AnimateDiffPipeline", "StableDiffusionPipeline", "StableDiffusionCheckpoint"),
     image=OPTIONAL,
     prompt=True,
+    prompt_style="tags",  # SD1.5 checkpoints are prompted with comma-separated tags
     schedulers=SCHEDULERS,
     native_frames=16,  # what the v1.5 adapters were trained on
     native_fps=8,

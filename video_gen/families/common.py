@@ -1,6 +1,6 @@
 """What every family module's `load` and `run` share: reading fp16 variants, one-line load errors, the last
-frame. Family modules import these from here, never from the registry (`families/__init__.py`), which imports
-them."""
+frame, an encoder moved onto the device apart from the denoiser. Family modules import these from here, never
+from the registry (`families/__init__.py`), which imports them."""
 
 from __future__ import annotations
 
@@ -41,3 +41,27 @@ def last_picture(request):
     from ..images import fit_to_size, open_image
 
     return fit_to_size(open_image(request.last_image), request.width, request.height, request.resize_mode)
+
+
+@contextlib.contextmanager
+def encode_apart(pipe, plan, name: str, denoiser: str = "transformer") -> Iterator[None]:
+    """While the block runs, the component `name` (kept apart from the denoiser: its spec's `MemoryConstants.apart`,
+    left on the CPU by `memory.apply_plan`) is on the plan's device and the denoiser on the CPU; afterwards the other
+    way round. Only under the plan that keeps everything on the device: the offload plans move each model in as it
+    runs (diffusers' hooks), and on the CPU there is nothing to move."""
+    import torch
+
+    encoder, model = getattr(pipe, name), getattr(pipe, denoiser)
+    device = torch.device(plan.device)
+    if plan.offload != "none" or device.type == "cpu":
+        yield
+        return
+    model.to("cpu")
+    try:
+        encoder.to(device)
+        yield
+    finally:
+        encoder.to("cpu")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        model.to(device)

@@ -24,6 +24,7 @@ SPEC = FamilySpec(
     class_names=("TextToVideoSDPipeline",),
     image=OPTIONAL,
     prompt=True,
+    prompt_style="caption",  # trained on WebVid's one-sentence captions
     schedulers=("ddim",),  # its own
     native_frames=16,
     native_fps=8,

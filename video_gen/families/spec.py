@@ -37,6 +37,10 @@ class MemoryConstants:
     spatial_compression: int = 8  # output pixels per latent pixel, along each side
     temporal_compression: int = 1  # output frames per latent frame (Wan 4, LTX 8)
     cfg_batch: int = 2  # classifier-free guidance runs the denoiser on a batch of two
+    # Encoders never on the device with the denoiser (LTX-2's 12B Gemma 3 beside its 19B transformer): under the
+    # plan that keeps everything on the device they stay on the CPU, and the family moves one in (and the denoiser
+    # out) only to encode a prompt (`memory.apply_plan`; the estimator counts them so).
+    apart: tuple[str, ...] = ()
     # A pipeline that makes a long video section by section (FramePack): the tokens one transformer call sees at
     # (width, height), the same for every section whatever the length; None: latent frames x latent pixels.
     section_tokens: Callable[[int, int], int] | None = None
@@ -112,6 +116,10 @@ class FamilySpec:
     memory: MemoryConstants
     image: str = REQUIRED  # REQUIRED, OPTIONAL or NONE
     prompt: bool = False  # driven by a text prompt (prompt and negative prompt)
+    # How the prompt enhancer rewrites a prompt for it (enhance.STYLES): "long" (80-150 words, the action first:
+    # Wan, LTX), "motion" (a sentence or two of motion), "caption" (one WebVid-style sentence: ModelScope),
+    # "tags" (comma-separated tags: AnimateDiff on SD1.5). Only read when `prompt` is True.
+    prompt_style: str = "long"
     last_image: bool = False  # can take a last frame
     schedulers: tuple[str, ...] = ()  # the `scheduler` values it accepts (empty: its own, no choice)
     size_multiple: int = 8  # width and height must be multiples of this
@@ -136,6 +144,9 @@ class FamilySpec:
     # The diffusers pipeline class whose `lora_state_dict` reads this family's LoRAs (loras.py judges whether a LoRA
     # fits a model by the modules it changes, named as that function names them); "": no LoRAs, refused in one line.
     lora_loader: str = ""
+    # It makes its own sound (LTX-2): the request's `audio` field is shown and on by default (its `defaults`
+    # say so); asking a silent family for sound is refused in one line.
+    sound: bool = False
     # The only sizes (width, height) it makes (HunyuanVideo 1.5's buckets: its pipeline takes no size); empty: any
     # multiple of size_multiple. A family narrows it per model (`model_spec`).
     sizes: tuple[tuple[int, int], ...] = ()
@@ -209,6 +220,8 @@ class FamilySpec:
         if getattr(request, "upscale", "off") != "off" and "upscale" not in self.controls:
             raise InvalidRequest("upscale", f"{self.label} has no latent upsampler (LTX-Video has); use off, "
                                             f"got {request.upscale!r}")
+        if getattr(request, "audio", None) == "on" and not self.sound:
+            raise InvalidRequest("audio", f"{self.label} makes no sound (LTX-2 does); use off or leave it out")
         frames, step = request.num_frames, self.frame_step
         if self.exact_frames and frames is not None and step > 1 and frames % step != 1:
             lower = max(1, (frames - 1) // step * step + 1)

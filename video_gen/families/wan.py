@@ -8,7 +8,9 @@ One module for every Wan variant; which one a model is comes from its configs (`
   (the request's `max_guidance_scale` for the first, `min_guidance_scale` for the second);
 - Wan 2.2 TI2V-5B (`expand_timesteps`): a `WanPipeline` folder that also animates a picture (diffusers runs it
   through `WanImageToVideoPipeline` over the same modules); sizes multiple of 32, no last frame;
-- Wan 2.1 T2V (1.3B, 14B): text only.
+- Wan 2.1 T2V (1.3B, 14B): text only;
+- Wan VACE (2.1 VACE 1.3B and 14B, 2.2 VACE-Fun A14B): video to video with a control video, a mask and a
+  reference picture (`wan_vace.py`: what it is, its downloads and single files, its run arguments).
 A transformer can also come as a single file (a GGUF, or a .safetensors in Wan's own layout) paired with an
 installed diffusers folder of the same architecture that gives the rest (`complete_model`).
 
@@ -32,13 +34,14 @@ from ..errors import InvalidRequest, ModelNotFound
 from ..events import DECODING, DENOISING, ENCODING_IMAGE
 from ..checkpoints import HOW_TO_GET, ModelInfo
 from .common import loading
-from . import prompts, speed
+from . import prompts, speed, wan_vace
 from .spec import OPTIONAL, Download, FamilySpec, MemoryConstants, SingleFile
 
 MAX_SEQUENCE_LENGTH = 512  # the pipelines' default and what Wan was trained with (umT5, 512 tokens)
 
 # Variants (`variant(model)`).
-I2V, A14B, TI2V_5B, T2V = "i2v", "a14b", "ti2v-5b", "t2v"
+I2V, A14B, TI2V_5B, T2V, VACE, VACE_A14B = "i2v", "a14b", "ti2v-5b", "t2v", "vace", "vace-a14b"
+VACE_VARIANTS = (VACE, VACE_A14B)
 
 # ComfyUI comfy/latent_formats.py, class Wan21 (16 channels; a linear fit of normalised latents to RGB, its bias
 # left out). Wan 2.2 TI2V-5B's VAE has 48 channels: no preview there (the Job's map is the spec's).
@@ -76,9 +79,10 @@ def _is_wan_transformer(keys) -> bool:
 SPEC = FamilySpec(
     name="wan",
     label="Wan",
-    class_names=("WanImageToVideoPipeline", "WanPipeline", "WanTransformer3DModel"),
+    class_names=("WanImageToVideoPipeline", "WanPipeline", "WanTransformer3DModel", wan_vace.PIPELINE_CLASS,
+                 wan_vace.TRANSFORMER_CLASS),
     memory=WAN_MEMORY,
-    image=OPTIONAL,  # TI2V-5B and T2V run from text; the I2V models need a picture (`check`)
+    image=OPTIONAL,  # TI2V-5B, T2V and VACE run from text; the I2V models need a picture (`check`)
     prompt=True,
     last_image=True,  # I2V, FLF2V and A14B; not TI2V-5B (`check`)
     size_multiple=16,
@@ -89,7 +93,8 @@ SPEC = FamilySpec(
     native_fps=16,
     steps_range=(2, 50),  # step-distilled LoRAs run 4-8 steps
     latent_rgb_factors=WAN21_LATENT_RGB_FACTORS,
-    controls=frozenset({"speed", "max_guidance_scale", "min_guidance_scale"}),
+    # "control": the VACE models take a control video (`model_spec` narrows it to them)
+    controls=frozenset({"speed", "max_guidance_scale", "min_guidance_scale", "control"}),
     lora_loader="WanPipeline",
     downloads=(
         # Sizes from the repositories' file listings (bf16/fp16 safetensors; umT5-XXL alone is ~11 GB).
@@ -118,10 +123,12 @@ SPEC = FamilySpec(
                  "Wan 2.2 I2V A14B as two GGUF experts (HighNoise + LowNoise, Q4_K_M ~10 GB each), with "
                  "wan2.2-i2v-a14b's other parts", files=("HighNoise/*{quant}.gguf", "LowNoise/*{quant}.gguf"),
                  folder="wan2.2-i2v-a14b"),
+        *wan_vace.DOWNLOADS,
     ),
     single_files=(
         # A transformer alone (GGUF or .safetensors): runs with the other parts of an installed Wan folder.
         SingleFile("wan-transformer", "WanTransformer3DModel", matches=_is_wan_transformer, priority=5),
+        *wan_vace.SINGLE_FILES,
     ),
 )
 
@@ -155,8 +162,10 @@ def transformer_config(model: ModelInfo) -> dict:
 
 
 def variant(model: ModelInfo) -> str:
-    """Which Wan a model is, from its configs: i2v (2.1 I2V/FLF2V), a14b, ti2v-5b or t2v."""
+    """Which Wan a model is, from its configs: i2v (2.1 I2V/FLF2V), a14b, ti2v-5b, t2v, vace or vace-a14b."""
     index = index_of(model)
+    if index["_class_name"] == wan_vace.PIPELINE_CLASS:  # first: its index has boundary_ratio (None) too
+        return VACE_A14B if index.get("boundary_ratio") is not None else VACE
     if index.get("expand_timesteps"):
         return TI2V_5B
     if index.get("boundary_ratio") is not None and index["_class_name"] == "WanImageToVideoPipeline":
@@ -180,7 +189,7 @@ def defaults(model: ModelInfo) -> dict:
     }
     if kind == TI2V_5B:  # Wan2.2-TI2V-5B's card: 1280x704, 121 frames at 24 fps, guidance 5
         settings.update(num_frames=121, fps=24, width=1280, height=704)
-    elif kind == A14B:  # Wan 2.2's generate.py: 40 steps, guidance 3.5 for both experts (i2v-A14B)
+    elif kind in (A14B, VACE_A14B):  # Wan 2.2's generate.py: 40 steps, guidance 3.5 for both experts (i2v-A14B)
         settings.update(num_inference_steps=40, max_guidance_scale=3.5, min_guidance_scale=3.5)
     return settings
 
@@ -193,6 +202,10 @@ def check(request, model: ModelInfo) -> None:
     if kind == T2V and request.image:
         raise InvalidRequest("image", f"{model.name} is a Wan text-to-video model; leave the picture out or use "
                                       f"an image-to-video model")
+    given = next((name for name in ("control", "control_from", "mask") if getattr(request, name, None)), None)
+    if given and kind not in VACE_VARIANTS:
+        raise InvalidRequest(given, f"{model.name} ({kind}) takes no control video; use a Wan VACE model (video-gen "
+                                    f"models download wan2.1-vace-1.3b), or leave it out")
     # Wan 2.1 FLF2V's transformer has a position table for two pictures' CLIP tokens (`pos_embed_seq_len`); the
     # plain 2.1 I2V transformer takes one picture's, so diffusers fails on a last frame there.
     first_and_last = kind == I2V and transformer_config(model).get("pos_embed_seq_len") is not None
@@ -216,8 +229,19 @@ def model_spec(model: ModelInfo) -> FamilySpec:
 
     kind = variant(model)
     first_and_last = kind == I2V and transformer_config(model).get("pos_embed_seq_len") is not None
+    controls = SPEC.controls if kind in VACE_VARIANTS else SPEC.controls - {"control"}
     return replace(SPEC, image={I2V: REQUIRED, A14B: REQUIRED, T2V: NONE}.get(kind, OPTIONAL),
-                   last_image=kind == A14B or first_and_last, size_multiple=32 if kind == TI2V_5B else 16)
+                   last_image=kind == A14B or first_and_last, size_multiple=32 if kind == TI2V_5B else 16,
+                   controls=controls)
+
+
+def denoise_extra_bytes_per_token(model: ModelInfo) -> int:
+    """For the memory estimate: what a VACE transformer holds per token beyond plain Wan (its hints), else 0 (also
+    for a transformer file not paired with a folder yet: its configs are unknown)."""
+    try:
+        return wan_vace.hint_bytes_per_token(transformer_config(model))
+    except ModelNotFound:
+        return 0
 
 
 def _check_first_and_last(request, model: ModelInfo) -> None:
@@ -249,34 +273,40 @@ def complete_model(model: ModelInfo, catalog, *, models_dir: Path, **_options) -
     if high_name is not None:  # the second expert alone would run as the first
         raise ModelNotFound(f"{model.path.name} is {_low_noise_note(high_name)}")
 
+    from ..checkpoints import tensor_shapes
+
+    made_from = "wan2.1-vace-14b" if wan_vace.is_vace_transformer(tensor_shapes(model.path)) else "wan2.2-i2v-a14b"
     folder = pair_with_folder(model, catalog, family=SPEC.name, shape_of=_transformer_shape, describe=_describe_shape,
-                              download_hint="video-gen models download wan2.2-i2v-a14b (or the model the file "
-                                            "was made from)")
+                              download_hint=f"video-gen models download {made_from} (or the model the file was "
+                                            f"made from)")
     second = _low_noise_twin(model.path) if "transformer_2" in index_of(replace(model, config_dir=folder)) else None
     return replace(model, config_dir=folder, component="transformer", transformer_2=second)
 
 
 def _transformer_shape(keys_and_shapes: dict[str, list[int]]) -> tuple | None:
-    """(width, blocks, input channels, has an image projection, takes two pictures (FLF2V)) of a Wan transformer,
-    from a file's tensors (Wan's layout) or from a diffusers config (a dict with `num_layers`)."""
+    """(width, blocks, input channels, has an image projection, takes two pictures (FLF2V), is VACE) of a Wan
+    transformer, from a file's tensors (Wan's layout) or from a diffusers config (a dict with `num_layers`). VACE
+    is part of it: a VACE file must never pair with a plain folder of the same width (its VACE tensors would be
+    dropped) nor a plain file with a VACE folder (diffusers fails on the missing ones)."""
     if "num_layers" in keys_and_shapes:  # a diffusers config
         config = keys_and_shapes
         return (config["num_attention_heads"] * config["attention_head_dim"], config["num_layers"],
                 config["in_channels"], config.get("image_dim") is not None,
-                config.get("pos_embed_seq_len") is not None)
+                config.get("pos_embed_seq_len") is not None, wan_vace.is_vace_config(config))
     shapes = {key.removeprefix("model.diffusion_model."): shape for key, shape in keys_and_shapes.items()}
     patch = shapes.get("patch_embedding.weight")
     if patch is None:
         return None
     blocks = len({key.split(".")[1] for key in shapes if key.startswith("blocks.")})
     return (patch[0], blocks, patch[1], any(key.startswith("img_emb.") for key in shapes),
-            any(key.endswith(("emb_pos", "image_embedder.pos_embed")) for key in shapes))
+            any(key.endswith(("emb_pos", "image_embedder.pos_embed")) for key in shapes),
+            wan_vace.is_vace_transformer(shapes))
 
 
 def _describe_shape(shape: tuple) -> str:
-    width, blocks, channels, image, two_pictures = shape
+    width, blocks, channels, image, two_pictures, vace = shape
     return (f"width {width}, {blocks} blocks, {channels} input channels" + (", an image projection" if image else "")
-            + (", first and last frame" if two_pictures else ""))
+            + (", first and last frame" if two_pictures else "") + (", VACE" if vace else ""))
 
 
 LOW_NOISE_NAMES = (("high_noise", "low_noise"), ("high-noise", "low-noise"), ("HighNoise", "LowNoise"))
@@ -284,12 +314,15 @@ LOW_NOISE_NAMES = (("high_noise", "low_noise"), ("high-noise", "low-noise"), ("H
 
 def describe_file(info: ModelInfo) -> ModelInfo:
     """A Wan 2.2 low-noise expert file beside its high-noise twin is that pair's second half, not a model of its
-    own: listed as a part, so that only the pair's high-noise file is offered."""
-    from ..checkpoints import PARTS
+    own: listed as a part, so that only the pair's high-noise file is offered. A VACE model (folder or file) is
+    named as Wan (VACE) in `models list`."""
+    from ..checkpoints import MODEL, PARTS
 
-    high_name = _high_noise_name(info.path)
+    high_name = _high_noise_name(info.path) if info.path.is_file() else None
     if high_name is not None and info.path.with_name(high_name).is_file():
         return replace(info, role=PARTS, note=_low_noise_note(high_name))
+    if info.role == MODEL and info.class_name in (wan_vace.PIPELINE_CLASS, wan_vace.TRANSFORMER_CLASS):
+        return replace(info, note="; ".join(filter(None, ("Wan (VACE): video to video with a control", info.note))))
     return info
 
 
@@ -315,11 +348,11 @@ def _low_noise_twin(path: Path) -> Path | None:
 # ---- loading ----------------------------------------------------------------------------------------
 def load(model: ModelInfo, device: str, dtype):
     import torch
-    from diffusers import WanImageToVideoPipeline, WanPipeline
+    from diffusers import WanImageToVideoPipeline, WanPipeline, WanVACEPipeline
 
     folder = _config_folder(model)
-    pipeline_class = WanImageToVideoPipeline if index_of(model)["_class_name"] == "WanImageToVideoPipeline" \
-        else WanPipeline
+    pipeline_class = {"WanImageToVideoPipeline": WanImageToVideoPipeline, wan_vace.PIPELINE_CLASS: WanVACEPipeline
+                      }.get(index_of(model)["_class_name"], WanPipeline)
     parts = {}
     if not model.path.is_dir():
         from .single_file import load_transformer
@@ -371,8 +404,9 @@ def encode_prompt(pipe, request, device, guidance: bool):
 
 
 def run(pipe, request, image, job) -> np.ndarray:
-    """Generate the frames of `request`; `image` (already width x height) is the first frame when given."""
-    from diffusers import WanImageToVideoPipeline
+    """Generate the frames of `request`; `image` (already width x height) is the first frame when given (for VACE:
+    the previous segment's last frame, continued; its reference picture is the request's own)."""
+    from diffusers import WanImageToVideoPipeline, WanVACEPipeline
 
     # 1. Speed options on every transformer (the pipeline stays resident; a previous job's hook is replaced)
     speed.apply_speed(pipe, request.speed)
@@ -381,19 +415,22 @@ def run(pipe, request, image, job) -> np.ndarray:
     job.info.update(attention=backend, speed=request.speed)
 
     # 2. Encode the prompt once per (prompt, negative prompt, guidance on/off) for this resident pipeline
-    job.stage(ENCODING_IMAGE, "encoding prompt" if image is None else "encoding prompt and image")
+    vace = isinstance(pipe, WanVACEPipeline)
+    job.stage(ENCODING_IMAGE, "encoding prompt and control" if vace else
+              "encoding prompt" if image is None else "encoding prompt and image")
     guidance = request.max_guidance_scale > 1  # the pipelines' do_classifier_free_guidance
     prompt_embeds, negative_embeds = encode_prompt(pipe, request, device, guidance)
 
-    runner = pipe if image is None else image_pipeline(pipe)
+    runner = pipe if image is None or vace else image_pipeline(pipe)  # VACE never runs as image to video
     channels = runner.vae.config.z_dim
     latent_frames = (request.num_frames - 1) // runner.vae_scale_factor_temporal + 1
     middle = latent_frames // 2
+    references = 0  # VACE's reference picture: a leading latent frame, not part of the video
     steps = request.num_inference_steps
     previews = len(SPEC.latent_rgb_factors) == channels  # TI2V-5B's 48 channels have no map (module docstring)
 
     def on_step_end(pipeline, index, timestep, tensors):
-        preview = (lambda: tensors["latents"][0, :, middle]) if previews else None
+        preview = (lambda: tensors["latents"][0, :, references + middle]) if previews else None
         job.step(DENOISING, index + 1, steps, preview=preview)
         return tensors
 
@@ -409,13 +446,19 @@ def run(pipe, request, image, job) -> np.ndarray:
         from .common import last_picture
 
         arguments.update(image=image, last_image=last_picture(request))
-    # The pipeline encodes the picture (CLIP, VAE) and then denoises: the first transformer call marks the switch
+    if vace:
+        vace_arguments, references = wan_vace.run_arguments(request, image, job, width=request.width,
+                                                            height=request.height)
+        arguments.update(vace_arguments)
+    # The pipeline encodes the picture (CLIP, VAE; VACE: the control and reference) and then denoises: the first
+    # transformer call marks the switch
     hooks = [module.register_forward_pre_hook(lambda module, args: job.enter(DENOISING))
              for module in speed.transformers(runner)]
     try:
         # 3. Denoise, stopping at latents
         latents = runner(**arguments).frames
         # 4. Decode with progress; out of memory decodes again, tiled (the memory plan's smaller decode chunk)
+        latents = latents[:, :, references:]
         return job.decode_with_retries(lambda chunk_size: decode(runner, latents, chunk_size, job))
     finally:
         for hook in hooks:
@@ -485,7 +528,7 @@ def noise_half(lora) -> str | None:
 def lora_load_options(model: ModelInfo, lora) -> list[dict]:
     """Where a LoRA goes (one `load_lora_weights` call each): on Wan 2.2 A14B a pair's low-noise half to the second
     transformer, its high-noise half to the first, and any other LoRA to both (as Wan2GP and ComfyUI apply them)."""
-    if variant(model) != A14B:
+    if variant(model) not in (A14B, VACE_A14B):
         return [{}]
     return {"low": [{"load_into_transformer_2": True}], "high": [{}]}.get(
         noise_half(lora), [{}, {"load_into_transformer_2": True}])

@@ -14,7 +14,8 @@ headroom; on out-of-memory the engine steps down to the next rung and tries agai
 Importing this package imports no torch and probes nothing.
 
 The package: `device` (what the device has: probe, out-of-memory test, freeing), `estimate` (what a job needs
-under a plan), `apply` (placing a pipeline the way a plan says), and here the ladder itself (which plans exist,
+under a plan), `apply` (placing a pipeline the way a plan says), `finishing` (the prompt enhancer beside a
+resident model, an upscaler's budget: imported as `memory.finishing`), and here the ladder itself (which plans exist,
 which one fits, which is next on out-of-memory) and the max-length table built on it.
 """
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 from .estimate import MemoryPlan
 
 # ---- applying a plan ----------------------------------------------------------------------------
-def apply_plan(pipe, plan: MemoryPlan):
-    """Place a freshly loaded (CPU) pipeline on the device the way `plan` says, with diffusers' mechanisms."""
+def apply_plan(pipe, plan: MemoryPlan, apart: tuple[str, ...] = ()):
+    """Place a freshly loaded (CPU) pipeline on the device the way `plan` says, with diffusers' mechanisms.
+    `apart` (the family's `MemoryConstants.apart`): components that stay on the CPU when everything else is placed
+    on the device; the family moves one in only while it runs, with the denoiser out
+    (`families.common.encode_apart`)."""
     import torch
 
     device = torch.device(plan.device)
@@ -19,7 +22,11 @@ def apply_plan(pipe, plan: MemoryPlan):
                 model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn,
                                                compute_dtype=getattr(torch, plan.dtype))
                 model._video_gen_compute_dtype = getattr(torch, plan.dtype)  # for adapters loaded later
-    if plan.offload == "none":
+    if plan.offload == "none" and apart:
+        for name, component in pipe.components.items():
+            if isinstance(component, torch.nn.Module) and name not in apart:
+                component.to(device)
+    elif plan.offload == "none":
         pipe.to(device)
     elif plan.offload == "model":
         pipe.enable_model_cpu_offload(device=device)

@@ -3,7 +3,7 @@ the `MemoryPlan` (a point on the ladder) and each stage's estimated peak bytes u
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ..checkpoints import component_files, weight_header
@@ -49,14 +49,16 @@ class ModelWeights:
     numel: dict[str, int]  # component -> parameters
     largest_block: dict[str, int]  # component -> parameters of its largest top-level block (group offload)
     largest_tensor: int  # parameters of the largest single tensor (sequential offload)
+    # Activation bytes per latent token (16-bit) that this model's denoiser holds for a whole call beyond its
+    # family's constants, from its family's `denoise_extra_bytes_per_token(model)` (Wan VACE's hints); 0 for most
+    denoise_extra_bytes_per_token: int = 0
 
     def bytes(self, component: str, itemsize: int) -> int:
         return self.numel.get(component, 0) * itemsize
 
     def plus(self, component: str, count: int) -> ModelWeights:
         """These weights with `count` more parameters in `component` (LoRA adapters loaded beside it)."""
-        return ModelWeights({**self.numel, component: self.numel.get(component, 0) + count}, self.largest_block,
-                            self.largest_tensor)
+        return replace(self, numel={**self.numel, component: self.numel.get(component, 0) + count})
 
     @property
     def denoiser(self) -> str:
@@ -69,6 +71,12 @@ class ModelWeights:
         from ..families import load_family
 
         family = load_family(model.family) if getattr(model, "family", "") else None
+        extra = getattr(family, "denoise_extra_bytes_per_token", None)
+        weights = cls._from_model_files(model, family)
+        return replace(weights, denoise_extra_bytes_per_token=extra(model)) if extra is not None else weights
+
+    @classmethod
+    def _from_model_files(cls, model, family) -> ModelWeights:
         read_headers = getattr(family, "component_headers", None)  # a family whose files need reading its way
         headers = read_headers(model) if read_headers is not None else None  # None: the way below
         if headers is not None:
@@ -215,6 +223,8 @@ def estimate_stages(plan: MemoryPlan, weights: ModelWeights, shape: JobShape) ->
     unet_activations = constants.denoise_base_bytes + constants.denoise_bytes_per_token * shape.latent_tokens * size // 2
     if plan.forward_chunking:
         unet_activations = int(unet_activations * (1 - constants.forward_chunking_saving))
+    # held for the whole call, whatever the feed-forward does (Wan VACE's hints: calculated, not measured)
+    unet_activations += weights.denoise_extra_bytes_per_token * shape.latent_tokens * size // 2
     pixels = shape.width * shape.height
     # What the pipeline keeps on the device for the whole job and that grows with the length (FramePack's history
     # latents; its decoded frames leave the device as they are made)
@@ -223,9 +233,12 @@ def estimate_stages(plan: MemoryPlan, weights: ModelWeights, shape: JobShape) ->
                           * size // 2)
     encode_activations = constants.encode_base_bytes + constants.encode_bytes_per_pixel * pixels * size // 2
 
-    if plan.offload == "none":  # everything resident all the time
-        resident = denoiser_weights + sum(others.values())
+    if plan.offload == "none":  # everything resident all the time, but what the family keeps apart
+        apart = shape.constants.apart
+        resident = denoiser_weights + sum(bytes_ for name, bytes_ in others.items() if name not in apart)
         weights_at = dict.fromkeys(STAGES, resident)
+        if apart:  # encoding: the encoders kept apart come in, the denoiser goes out (memory.encode_apart)
+            weights_at["encoding_image"] = max(resident, sum(others.values()))
     elif plan.offload == "model":  # one component on the device at a time
         weights_at = {"loading_model": 0, "encoding_image": max(encoders, vae), "denoising": denoiser_weights,
                       "decoding": vae}

@@ -7,7 +7,7 @@ thread per job, typed messages back), and the handlers only turn those messages 
 
     generate_tab.py   the form (fields.py's table), /generate, /cancel, progress, player, Load settings
     history_tab.py    every job across restarts, the gallery, /rerun_settings, /rerun, /delete_job, /history
-    smooth_tab.py     smooth / loop any video: /smooth_preview, /smooth
+    smooth_tab.py     finish any video: upscale (upscale_panel.py: /upscale), smooth, loop (/smooth_preview, /smooth)
     extend_tab.py     continue any video from its last frame: /extend, /cancel_extend
     sweep_tab.py      one or two settings varied over lists, a comparison grid: /sweep, /cancel_sweep
     about_tab.py      the device, the memory plan, the longest video per model
@@ -65,7 +65,7 @@ class WebApp:
                     self.generate_tab.build()
                 with gr.Tab("History", id="history-tab", elem_id="vg-history-tab"):
                     self.history_tab.build()
-                with gr.Tab("Smooth / loop a video", id="tools-tab", elem_id="vg-tools-tab"):
+                with gr.Tab("Finish a video (upscale, smooth, loop)", id="tools-tab", elem_id="vg-tools-tab"):
                     self.smooth_tab.build()
                 with gr.Tab("Continue a video", id="extend-tab", elem_id="vg-extend-tab"):
                     self.extend_tab.build()
@@ -75,7 +75,7 @@ class WebApp:
                     self.about_tab.build()
             generate_event = self.generate_tab.wire(demo)
             self.history_tab.wire(demo, tabs, generate_event)
-            self.smooth_tab.wire(demo)
+            self.smooth_tab.wire(demo, tabs)
             self.extend_tab.wire(demo, tabs)
             self.sweep_tab.wire(demo)
             self.about_tab.wire(about)

@@ -318,6 +318,24 @@ class PicturesField(Field):
         return tuple(value)
 
 
+@dataclass(frozen=True)
+class VideoField(Field):
+    """A video file (with `pictures`, also one picture: the mask). The page's payload is read by the control
+    (`Form.checked`)."""
+
+    pictures: bool = False
+
+    def build(self, value, spec, **layout):
+        return file_input(self.name, label=self.label, file_types=["video", "image"] if self.pictures else ["video"],
+                          visible=self.shown(spec), **layout)
+
+    def check(self, value, spec):
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            what = "a video or a picture" if self.pictures else "a video"
+            raise self.error(f"must be {what} (gradio_client: handle_file(path)), got {value!r}")
+        return value
 def resolution_choices(spec: FamilySpec | None) -> list[tuple[str, str]]:
     if spec is None or not spec.sizes:
         return RESOLUTIONS
@@ -329,6 +347,8 @@ def resolution_choices(spec: FamilySpec | None) -> list[tuple[str, str]]:
 def picture_label(field: Field, spec: FamilySpec | None) -> str:
     if field.name == "last_image":
         return "Last frame (optional: the picture the video ends on)"
+    if spec is not None and "control" in spec.controls:  # Wan VACE
+        return "Reference picture (optional: a character or a style the video takes)"
     if spec is not None and spec.image == OPTIONAL:
         return "Picture (optional: drives the video when given)"
     return "Picture (drop, paste or browse)"

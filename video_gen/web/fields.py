@@ -37,8 +37,8 @@ from ..families.spec import NONE, REQUIRED, FamilySpec
 from ..planner import LengthPlan, frames_for_seconds, plan_length
 from ..request import MODELS_OWN, GenerationRequest, Keyframe, Whole
 from .controls import (MATCH_IMAGE, ChoiceField, Field, FlagField, FpsField, LorasField, ModelField, NumberField,
-                       PictureField, PicturesField, ResolutionField, SeedField, Shown, TextField, clamp, number_text, always,
-                       parse_resolution)
+                       PictureField, PicturesField, ResolutionField, SeedField, Shown, TextField, VideoField, clamp,
+                       number_text, always, parse_resolution)
 
 # ---- the page's own ranges and choices -----------------------------------------------------------------------
 DURATION_RANGE = (1, 10)  # seconds
@@ -100,8 +100,17 @@ def _shown_for(field: request_table.Field) -> Shown:
     return lambda spec: spec is not None and field.uses(spec)
 
 
-# The page's own inputs, each after the request field it follows (by name): the length in seconds, the resolution
-# and the keyframe pictures stand for request fields; the live preview is the page's alone.
+def takes_control(spec: FamilySpec | None) -> bool:
+    """Whether a model takes a control video (Wan VACE: its spec, narrowed per model, lists "control")."""
+    return spec is not None and "control" in spec.controls
+
+
+AS_IT_IS = "as-is"  # the control kind that gives the upload to the model unchanged (the request's `control`)
+CONTROL_TYPES = (("as it is", AS_IT_IS), ("depth", "depth"), ("pose", "pose"), ("edges", "edges"), ("gray", "gray"))
+
+# The page's own inputs, each after the request field it follows (by name): the length in seconds, the resolution,
+# the keyframe pictures and the "Control video" section (one upload and its kind for `control` or `control_from`
+# with `control_kind`, and the mask) stand for request fields; the live preview is the page's alone.
 PAGE_OWN: tuple[tuple[str, Field], ...] = (
     ("model", NumberField("duration", "Length (seconds)", low=DURATION_RANGE[0], high=DURATION_RANGE[1],
                           step=DURATION_STEP, whole=False, default=2, request=False, section="main",
@@ -119,6 +128,18 @@ PAGE_OWN: tuple[tuple[str, Field], ...] = (
                           shown=lambda spec: spec is not None and "keyframes" in spec.controls, section="main",
                           info="One frame number per keyframe picture, in order, e.g. 40, 80. Each is placed on the "
                                "model's 8-frame grid; the info says where.")),
+    ("control_kind", VideoField("control_video", "Control video", request=False, stored=False, shown=takes_control,
+                                section="control", info="The video that drives the motion: its frames at the video's "
+                                "rate, fitted to its size; the picture, when given, is a reference picture.")),
+    ("control_kind", ChoiceField("control_type", "Kind", default=AS_IT_IS, choices=CONTROL_TYPES, request=False,
+                                 stored=False, shown=takes_control, section="control",
+                                 info="As it is, or what to make from it: depth, pose (annotators in "
+                                      "models/annotators), edges or gray. The control used is saved beside the "
+                                      "video.")),
+    ("control_kind", VideoField("control_mask", "Mask (optional)", request=False, stored=False, shown=takes_control,
+                                section="control", pictures=True,
+                                info="White = generate, black = keep the control's pixels: a video of the "
+                                     "control's length and size, or one picture for every frame.")),
 )
 
 
@@ -187,6 +208,8 @@ class Form:
                 value = field.default
             if isinstance(field, PictureField) and isinstance(value, dict) and field.name in self.controls:
                 value = self.read_picture(field.name, value)
+            if isinstance(field, VideoField) and isinstance(value, dict) and field.name in self.controls:
+                value = self.read_picture(field.name, value)  # a file's payload, as a picture's
             if isinstance(field, PicturesField) and field.name in self.controls and isinstance(value, (list, dict)) \
                     and any(isinstance(item, dict) for item in (value if isinstance(value, list) else [value])):
                 control = self.controls[field.name]
@@ -268,7 +291,21 @@ def request_from_values(values: dict[str, Any], fields: tuple[Field, ...], spec:
     chosen.update(image=picture, num_frames=frames, width=size[0], height=size[1])
     if "keyframes" in spec.controls and values.get("keyframe_images"):
         chosen["keyframes"] = keyframes_from_values(values["keyframe_images"], values.get("keyframe_frames", ""))
+    if takes_control(spec):
+        chosen.update(control_from_values(values))
     return GenerationRequest(**chosen)
+
+
+def control_from_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The Control video section's values as request fields: the upload as it is (`control`), or the video to make
+    the control from (`control_from`) with its kind; and the mask."""
+    video, kind = values.get("control_video"), values.get("control_type") or AS_IT_IS
+    fields: dict[str, Any] = {"mask": values.get("control_mask")}
+    if not video:
+        return fields
+    if kind == AS_IT_IS:
+        return {**fields, "control": video}
+    return {**fields, "control_from": video, "control_kind": kind}
 
 
 def keyframes_from_values(images: tuple[str, ...], frames_text: str) -> tuple[Keyframe, ...]:

@@ -21,6 +21,8 @@ from ..events import PreviewEvent
 from ..families import spec_for
 from .batch_box import BatchBox
 from .components import file_input, session_of, user_error
+from .control_box import ControlBox
+from .enhance_panel import EnhancePanel
 from .fields import FPS_CHOICES, Form, api_handler, default_values, length_note, length_plan, request_from_values
 from .firstrun import ButtonStates, CostLine, DemoButton
 from .jobs import CANCELLED, DONE, JobEnded
@@ -50,9 +52,11 @@ class GenerateTab:
             field.name for field in self.form.fields
             if field.request and field.stored and field.name not in ("fps", "model")]
         self.lora_panel = LoraPanel(self)
+        self.enhance_panel = EnhancePanel(self)  # the prompt enhancer's button under the prompt
         self.cost = CostLine(self)  # the time estimate under the length (issue 18)
         self.buttons = ButtonStates(self)
         self.demo = DemoButton(self)
+        self.control_box = ControlBox(self)  # Wan VACE's control video, mask and preview
 
     # ---- the job from the form ----------------------------------------------------------------
     def request_from_values(self, values: dict[str, Any]):
@@ -61,6 +65,8 @@ class GenerateTab:
         info = self.picker.installed_model(self.form.field["model"].check(values.get("model"), None))
         spec = spec_for(info.family)
         checked = self.form.checked({**values, "model": info.name}, spec)
+        if "control" not in (self.picker.spec(info.name) or spec).controls:  # hidden here (a Wan that is not VACE)
+            checked.update(control_video=None, control_mask=None)
         return request_from_values(checked, self.form.fields, spec, lambda: self.picker.model_defaults(info.name))
 
     def prepare(self, values: dict[str, Any]):
@@ -183,7 +189,7 @@ class GenerateTab:
         """The tab's controls (inside `gr.Tab`); `wire` connects them."""
         models = self.picker.models()
         model = models[0].name if models else None
-        spec = spec_for(models[0].family) if models else None
+        spec = self.picker.spec(model) if models else None  # narrowed to the model (a Wan T2V: no control)
         start = {**self.form.start_values(), "model": model}
         start.update(default_values(self.picker.model_defaults(model), self.form.fields, spec))  # the model's own
         form = self.form
@@ -206,6 +212,7 @@ class GenerateTab:
                                                         "the values that made it.", elem_id="vg-settings-message")
                 field("image", height=300)
                 field("last_image", height=200)
+                self.control_box.build(field, spec)
                 self.batch = BatchBox(self)  # several pictures at once: one job each
                 self.batch.build()
                 field("keyframe_images", height=120)
@@ -216,6 +223,7 @@ class GenerateTab:
                 self.model_message = gr.Markdown(self.picker.empty_state(), visible=not models, elem_id="vg-empty")
                 self.demo.build(visible=not models)
                 field("prompt")
+                self.enhance_panel.build(spec)
                 field("negative_prompt")
                 field("image_strength")
                 self.lora_panel.build(model, spec)
@@ -259,8 +267,9 @@ class GenerateTab:
                                                       interactive=False)
                     self.seed_used = gr.Textbox(label="Seed used", interactive=False, placeholder="(after a run)",
                                                 elem_id="vg-seed-used")
-                    # wired by extend_tab.py: the shown video goes to the "Continue a video" tab
+                    # wired by extend_tab.py and upscale_panel.py: the shown video goes to their tab
                     self.continue_button = gr.Button("Continue this video", size="md", elem_id="vg-continue")
+                    self.upscale_button = gr.Button("Upscale this video", size="md", elem_id="vg-upscale-result")
                 self.info = gr.JSON(label="Info", elem_id="vg-info", open=True)
                 self.gallery = gr.Gallery(label="All outputs, newest first", columns=6, fit_columns=False, height=200,
                                           object_fit="contain", allow_preview=False, elem_id="vg-gallery")
@@ -309,6 +318,8 @@ class GenerateTab:
         self.dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [form["seed"]], **private)
         self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **private)
         self.lora_panel.wire()
+        self.control_box.wire()
+        self.enhance_panel.wire(demo)
         self.demo.wire(model_inputs, [form["model"], self.model_message, *defaulted])
         self.cost.wire(demo, after=[generate_event])
         self.buttons.wire(demo, generate_event)
@@ -325,7 +336,10 @@ def api_docstring(fields) -> str:
              "resolution": 'WIDTHxHEIGHT (multiples of 8), such as 1024x576, or "match image"',
              "last_image": "families that take one: the picture the video ends on (handle_file(path)); else None",
              "loras": 'families that take LoRAs: [{"name": NAME, "strength": -2..2}] (names from models/loras); '
-                      'else None'}
+                      'else None',
+             "control_video": "Wan VACE: the control video (handle_file(path)); else None",
+             "control_type": 'Wan VACE: "as-is" (the control as it is), or depth, pose, edges or gray (made from it)',
+             "control_mask": "Wan VACE: the mask, a video or one picture (handle_file(path)); else None"}
     for field in fields:
         lines.append(f"    {field.name}: {notes.get(field.name) or field.info or field.label}")
     lines += ["Returns:",

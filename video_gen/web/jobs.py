@@ -406,9 +406,13 @@ class JobBoard:
     def _png_preview(self, folder: Path, fps: int) -> Path:
         from .. import video_io
 
+        from ..audio import Sound
+
         frames, _ = video_io.read_video(folder)
         target = video_io.unique_path(self._derived_dir() / f"{folder.name}.preview.mp4")
-        return video_io.write_video(frames, target, fps=fps, format="mp4")
+        sound = Sound.read(folder)  # the frames' audio.wav, played with them
+        return video_io.write_video(frames, target, fps=fps, format="mp4",
+                                    audio=None if sound is None else sound.fitted(len(frames), fps))
 
     def _zip(self, folder: Path) -> Path:
         target = self._derived_dir() / f"{folder.name}.zip"

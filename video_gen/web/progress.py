@@ -9,9 +9,11 @@ from ..events import (
     DECODING,
     DENOISING,
     ENCODING_IMAGE,
+    ENHANCING,
     INTERPOLATING,
     LOADING_MODEL,
     STAGE_LABELS,
+    UPSCALING,
     WRITING,
     StageEvent,
     StepEvent,
@@ -25,7 +27,8 @@ UPDATE_EVERY_S = 0.2
 
 # Where each stage sits on the one progress bar. The segments of a long video share SEGMENTS_SPAN
 # equally, each split by SEGMENT_STAGE_SPANS (denoising is by far the longest part of a segment).
-JOB_STAGE_SPANS = {LOADING_MODEL: (0.0, 0.03), INTERPOLATING: (0.90, 0.98), WRITING: (0.98, 1.0)}
+JOB_STAGE_SPANS = {ENHANCING: (0.0, 0.02), LOADING_MODEL: (0.0, 0.03), INTERPOLATING: (0.90, 0.98),
+                   UPSCALING: (0.90, 0.99), WRITING: (0.98, 1.0)}
 SEGMENTS_SPAN = (0.03, 0.90)
 SEGMENT_STAGE_SPANS = {ENCODING_IMAGE: (0.0, 0.04), DENOISING: (0.04, 0.90), DECODING: (0.90, 1.0)}
 
@@ -138,6 +141,8 @@ class ProgressView:
             headline = f"Decoding frames{segment} · chunk {self.index} of {self.total}"
         elif self.stage == INTERPOLATING and self.total:
             headline = f"Interpolating frames · {self.index} of {self.total}"
+        elif self.stage == UPSCALING and self.total:
+            headline = f"Upscaling frames · {self.index} of {self.total}"
         else:
             headline = self.message[:1].upper() + self.message[1:]
         times = []

@@ -1,6 +1,7 @@
-"""The "Smooth / loop a video" tab: raise any video's frame rate by interpolation and/or make it loop.
+"""The "Finish a video" tab: upscale any video (`upscale_panel.py`: `/upscale`), raise its frame rate by
+interpolation and/or make it loop.
 
-The work is `smoothing.py`'s; it takes the engine's one-at-a-time turn (`Generator.turn`), so it waits
+Smoothing is `smoothing.py`'s work; it takes the engine's one-at-a-time turn (`Generator.turn`), so it waits
 while a video is made instead of taking the CPU (or GPU) that job needs. `/smooth_preview` writes into
 the app's work folder and plays it; `/smooth` saves into the outputs folder (video, fps, loop -> video,
 info); a preview that is exactly the asked result is copied, not made again.
@@ -27,6 +28,7 @@ from ..smoothing import (
     source_metadata,
 )
 from .components import file_input, radio, user_error
+from .upscale_panel import UpscalePanel
 from ..request import FIELD
 
 SMOOTH_FPS_CHOICES = [(f"{fps} fps", fps) for fps in TARGET_FPS_CHOICES] + [("keep (loop only)", 0)]
@@ -38,6 +40,7 @@ class SmoothTab:
         self.generator = web.generator
         self.board = web.board
         self._previews: dict[tuple, Path] = {}  # (source, size, mtime, plan) -> its preview in tools_dir()
+        self.upscale = UpscalePanel(self)
 
     def smooth_preview(self, video, fps, loop, progress=gr.Progress()):
         """Smooth and/or loop a video into the app's work folder (not the outputs) and play it.
@@ -129,12 +132,15 @@ class SmoothTab:
 
     # ---- layout ----------------------------------------------------------------------------------
     def build(self) -> None:
-        gr.Markdown("Make any video smoother (frames computed between its frames, no model needed) or make it "
-                    "loop. **Preview** plays the result here; **Save** writes it to the outputs folder.")
+        gr.Markdown("Finish any video: **upscale** it with an upscaler model, make it smoother (frames computed "
+                    "between its frames, no model needed) or make it loop. Results go to the outputs folder "
+                    "(smoothing's **Preview** only plays here).")
         with gr.Row():
             with gr.Column(scale=5):
-                self.source = file_input("tool_video", label="Video to smooth (MP4, WebM, MOV, GIF, …)", height=140)
+                self.source = file_input("tool_video", label="Video to finish (MP4, WebM, MOV, GIF, …)", height=140)
                 self.use_last = gr.Button("Use the last result", size="sm", elem_id="vg-tool-last")
+                self.upscale.build()
+                gr.Markdown("**Smooth / loop**")
                 self.fps = gr.Dropdown(
                     SMOOTH_FPS_CHOICES, value=TARGET_FPS_CHOICES[0], allow_custom_value=True,
                     label="Target frame rate (fps)", elem_id="vg-smooth-fps",
@@ -153,7 +159,8 @@ class SmoothTab:
                                        elem_id="vg-tool-player", buttons=["download"])
                 self.info = gr.JSON(label="What was done", elem_id="vg-tool-info", open=True)
 
-    def wire(self, demo: gr.Blocks) -> None:
+    def wire(self, demo: gr.Blocks, tabs: gr.Tabs | None = None) -> None:
+        self.upscale.wire(demo, tabs)
         inputs = [self.source, self.fps, self.loop]
         # One smoothing at a time (concurrency "smooth"), and each waits for the engine's turn.
         for button, handler, api_name in ((self.preview_button, self.smooth_preview, "smooth_preview"),
