@@ -180,8 +180,9 @@ class GenerateTab:
     def note(self, model, duration, fps, loop="none", interpolation=0) -> str:
         clip, spec = self.picker.model_defaults(model), self.picker.spec(model)
         plan = length_plan(float(duration or 1), int(fps or FPS_CHOICES[0]), clip, interpolation, loop,
-                           frame_step=spec.frame_step if spec else 1, exact_frames=bool(spec and spec.exact_frames))
-        return length_note(plan, clip)
+                           frame_step=spec.frame_step if spec else 1, exact_frames=bool(spec and spec.exact_frames),
+                           spec=spec)
+        return length_note(plan, clip, spec)
 
     # ---- layout -------------------------------------------------------------------------------
     def build(self) -> None:
