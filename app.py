@@ -170,10 +170,17 @@ def launch(args: argparse.Namespace, *, generator=None, block: bool = True, quie
             enable_monitoring=False, mcp_server=False, ssr_mode=False, pwa=False, run_history=False,
             footer_links=["api", "settings"], show_error=False, quiet=True, inbrowser=args.open_browser,
             prevent_thread_lock=True, css=CSS,
+            # Gradio's own check that the page answers gives up at the first HEAD request slower than 3 s and then
+            # refuses to start ("When localhost is not accessible…"): seen on a busy 2-core machine. The check is
+            # made here instead, with patience (`answers`).
+            _frontend=False,
         )
     except OSError:  # Gradio's "Cannot find empty port": taken, or not ours to use
         raise SystemExit(f"app.py: cannot listen on {args.host}:{args.port}: the port is in use; "
                          f"choose another with --port") from None
+    if not answers(demo.local_url):
+        demo.close()
+        raise SystemExit(f"app.py: the page did not answer at {demo.local_url} within {START_TIMEOUT_S:.0f} s")
     if not quiet:
         url = demo.local_url
         where = "this computer only" if is_loopback(args.host) else f"listening on {args.host}, login required"
@@ -187,6 +194,29 @@ def launch(args: argparse.Namespace, *, generator=None, block: bool = True, quie
         finally:
             demo.close()
     return demo
+
+
+# How long a started server may take to answer its first request (a busy machine; the first page is built then)
+START_TIMEOUT_S = 60.0
+
+
+def answers(url: str, timeout_s: float = START_TIMEOUT_S) -> bool:
+    """Whether the server at `url` answers (any HTTP status: a login page counts) within `timeout_s`."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=10).close()
+            return True
+        except urllib.error.HTTPError:
+            return True  # it answered, with a status of its own (401 without a login)
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.25)
 
 
 def open_outputs(outputs_dir: Path):

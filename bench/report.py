@@ -66,19 +66,19 @@ def table(results: list[dict]) -> str:
     chosen = newest_rows(results)
     cards = sorted({card for _, card in chosen})
     lines = [
-        "| case | what | s/step | job s | peak GiB | plan | speed | measured |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | what | s/step | job s | s per video s | peak GiB | plan | speed | measured |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for case in cases.CASES:
         measured = [(card, *chosen[case.id, card]) for card in cards if (case.id, card) in chosen]
         if not measured:
-            lines.append(f"| `{case.id}` | {case.title} | – | – | – | – | – | {NOT_MEASURED} |")
+            lines.append(f"| `{case.id}` | {case.title} | – | – | – | – | – | – | {NOT_MEASURED} |")
             continue
         for card, row, result in measured:
             where = f"{card}, {_date(result)}{' (tiny, CPU)' if result.get('tiny') else ''}"
             if row.get("error"):
                 what = "out of memory" if cases.is_result(row) else "failed"
-                lines.append(f"| `{case.id}` | {case.title} | – | – | – | {what}: {_cell(row['error'])} | – | "
+                lines.append(f"| `{case.id}` | {case.title} | – | – | – | – | {what}: {_cell(row['error'])} | – | "
                              f"{where} |")
                 continue
             peak = _number(row.get("peak_reserved_gib"))
@@ -89,7 +89,8 @@ def table(results: list[dict]) -> str:
                 peak += f" (over {over:g})"
             job_s = row.get("seconds_loaded") or row.get("seconds")
             lines.append(f"| `{case.id}` | {case.title} | {_number(row.get('s_per_step'), 3)} | {_number(job_s, 1)} | "
-                         f"{peak} | {_cell(row.get('plan') or '')} | {_speed_against(case, row, card, chosen)} | "
+                         f"{_number(row.get('s_per_video_s'), 1)} | {peak} | {_cell(row.get('plan') or '')} | "
+                         f"{_speed_against(case, row, card, chosen)} | "
                          f"{where} |")
     return "\n".join(lines)
 
@@ -105,8 +106,8 @@ def section(results: list[dict]) -> str:
               f"({', '.join(f'`{name}`' for name in files)})" if files else
               "No GPU has measured these cases yet")
     return (f"{BEGIN}\n{source}. *s/step*: median seconds per denoising step (upscale cases: per frame); *job s*: "
-            f"the job with its model "
-            f"loaded (the load is timed apart; SVD's cases after a 2-step warm-up); *peak GiB*: "
+            f"the job with its model loaded (the load is timed apart; SVD's cases after a 2-step warm-up); *s per "
+            f"video s*: job s per second of the video it made; *peak GiB*: "
             f"`max_memory_reserved`; *speed*: how many times faster than the case named, on the same card.\n\n"
             f"{table(results)}\n{END}")
 

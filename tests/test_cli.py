@@ -15,7 +15,7 @@ FAST_JSON = {"width": 64, "height": 64, "num_frames": 8, "num_inference_steps": 
 
 # (CLI flags, JSON keys, the words the message must contain)
 BAD_INPUTS = [
-    (["--frames", "0"], {"num_frames": 0}, "from 1 to 720"),
+    (["--frames", "0"], {"num_frames": 0}, "from 1 to 1801"),
     (["--fps", "0"], {"fps": 0}, "from 1 to 60"),
     (["--motion", "300"], {"motion_bucket_id": 300}, "from 1 to 255"),
     (["--width", "100"], {"width": 100}, "multiple of 8"),

@@ -10,7 +10,7 @@ from video_gen import GenerationRequest, InvalidRequest
 @pytest.mark.parametrize(
     "changes, field, words",
     [
-        ({"num_frames": 0}, "num_frames", "from 1 to 720"),
+        ({"num_frames": 0}, "num_frames", "from 1 to 1801"),
         ({"fps": 0}, "fps", "from 1 to 60"),
         ({"motion_bucket_id": 300}, "motion_bucket_id", "from 1 to 255"),
         ({"width": 100}, "width", "multiple of 8"),

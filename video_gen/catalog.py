@@ -50,6 +50,12 @@ def inspect_folder(path: Path, name: str | None = None) -> ModelInfo:
     if not index_file.is_file():
         if _motion_adapter_config(path) is not None:
             return _adapter_info(path, name or path.name)
+        layout = folder_layout(path)
+        if layout is not None:
+            family, found = layout
+            return ModelInfo(name=name or path.name, path=path, family=family, class_name=found.class_name,
+                             precision=folder_precision(path), size_bytes=size_on_disk(path), role=found.role,
+                             note=found.note)
         raise ModelNotFound(
             f"{path} is not a diffusers model folder: expected {index_file.name} with one subfolder per part "
             f"(unet/, vae/, image_encoder/, …); {HOW_TO_GET}"
@@ -97,6 +103,16 @@ def _denoiser_is_config_only(path: Path, index: dict) -> bool:
         (path / part / "config.json").is_file()
         and not any(file.suffix.lower() in SINGLE_FILE_SUFFIXES for file in (path / part).iterdir())
         for part in parts)
+
+
+def folder_layout(path: Path) -> tuple[str, object] | None:
+    """(family, FolderLayout) of a folder without model_index.json that a family recognises by what it holds
+    (its spec's `folder_layouts`: FramePack's transformer repository, or its three repositories side by side)."""
+    for spec in specs():
+        for layout in spec.folder_layouts:
+            if layout.matches(path):
+                return spec.name, layout
+    return None
 
 
 # Layouts that no family runs, recognised so that `models list` can say what a file is.
@@ -301,7 +317,8 @@ def _scan_entry(path: Path, name: str, source: str) -> ModelInfo | None:
     """One folder or file as a model, or None when it is neither (broken folders are skipped here)."""
     try:
         if path.is_dir():
-            if (path / "model_index.json").is_file() or _motion_adapter_config(path) is not None:
+            if ((path / "model_index.json").is_file() or _motion_adapter_config(path) is not None
+                    or folder_layout(path) is not None):
                 return replace(inspect_folder(path, name=name), source=source)
             return None
         if path.is_file() and path.suffix.lower() in SINGLE_FILE_SUFFIXES:

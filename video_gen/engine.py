@@ -34,7 +34,7 @@ from .memory import MemoryPlan
 from .planner import LengthPlan, frames_for_seconds
 from .reports import Reports
 from .request import GenerationRequest
-from .results import GenerationResult, PreparedJob, model_defaults, plan_job_length
+from .results import GenerationResult, PreparedJob, model_defaults, picture_defaults, plan_job_length
 from .running import JobRunner, RunningJob, check_free_space, check_writable
 
 
@@ -205,7 +205,7 @@ class Generator:
         family = load_family(model.family)
         loras, lora_notes = lora_support.resolve(request.loras, self.catalog, family, model,
                                                  models_dir=self.models_dir, allow_pickle=self.allow_pickle)
-        defaults = model_defaults(family, model, loras)  # read once: the request's defaults and the native length
+        defaults = picture_defaults(family, model, request, model_defaults(family, model, loras))  # read once
         request = request.replace(model=request.model or model.name, loras=tuple(lora.choice for lora in loras))
         request = request.with_defaults(defaults).with_seed().validate()
         return PreparedJob(request, model, family.SPEC, plan_job_length(request, family.SPEC, defaults),

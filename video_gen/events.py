@@ -53,6 +53,10 @@ class StepEvent:
     eta_s: float  # estimated seconds until this stage ends (of the current segment)
     segment: int = 1  # long videos are made of chained segments
     segments: int = 1
+    # A pipeline that makes one generation section by section (FramePack): the section this step is in, of how
+    # many (0: no sections); `index` and `total` then count the steps of the whole generation
+    section: int = 0
+    sections: int = 0
     kind: str = "step"
 
 

@@ -49,6 +49,16 @@ def check_image_file(path: str | os.PathLike) -> list[str]:
         raise InvalidRequest("image", f"cannot read the picture {name}: {first_line(error)}") from None
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """A picture's displayed size (its EXIF rotation applied), from its header: no pixels are decoded. Checks the
+    file first (`check_image_file`: InvalidRequest naming what is wrong)."""
+    check_image_file(path)
+    with Image.open(path) as image:
+        width, height = image.size
+        rotated = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations turned by 90 degrees
+    return (height, width) if rotated else (width, height)
+
+
 def open_image(path: str | os.PathLike) -> Image.Image:
     """Open an image as 8-bit RGB: EXIF orientation applied, transparency composited on white, 16-bit
     scaled, an animation's first frame. Checks the file first (`check_image_file`)."""

@@ -12,6 +12,9 @@ import math
 from dataclasses import asdict, dataclass
 
 LOOPS = ("none", "pingpong", "crossfade")
+# The most frames a request may ask for: a minute at 30 fps (FramePack's own rate, whose sections make a long
+# video in one generation; other families chain segments up to it)
+MAX_FRAMES = 1801
 MAX_FACTOR = 4  # interpolation beyond 4x invents most of the motion; see video_gen/interpolate.py
 
 

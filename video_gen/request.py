@@ -28,7 +28,7 @@ from .families import specs
 from .families.speed import SPEEDS
 from .loras import check_choices, coerce as coerce_loras
 from .memory import MEMORY_PLANS, parse_plan_choice
-from .planner import LOOPS
+from .planner import LOOPS, MAX_FRAMES
 
 FORMATS = ("mp4", "webm", "gif", "png")
 RESIZE_MODES = ("crop", "fit")
@@ -308,7 +308,8 @@ FIELDS: list[Field] = [
           uses=lambda spec: spec.takes_image, aliases=("image_path",)),
     Field("model", Kind(), "folder name under the models dir, or a path (default: the only one installed)",
           label="Model", default=None, page=Control("model", section="main")),
-    Field("num_frames", Whole(1, 720), "number of frames (30 s at 24 fps, made of chained segments, at most)",
+    Field("num_frames", Whole(1, MAX_FRAMES), "number of frames (at most a minute at 30 fps; longer than the model "
+          "makes at once: chained segments, or FramePack's own sections)",
           label="Frames", flag="--frames"),
     Field("fps", Whole(1, 60), "frames per second of the video", label="Frame rate (fps)",
           page=Control("fps", choices=tuple((str(fps), fps) for fps in (8, 12, 16, 24)), start=8, section="main")),

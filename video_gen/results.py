@@ -138,8 +138,24 @@ def model_defaults(family, model: ModelInfo, loras=()) -> dict[str, Any]:
     return defaults
 
 
+def picture_defaults(family, model: ModelInfo, request: GenerationRequest, defaults: dict[str, Any]) -> dict[str, Any]:
+    """`defaults` with the size the family makes from the request's picture when the request names none (its
+    optional `picture_size(model, width, height)`: HunyuanVideo 1.5's size bucket for the picture's shape)."""
+    sized = getattr(family, "picture_size", None)
+    if sized is None or not request.image or request.width is not None or request.height is not None:
+        return defaults
+    from .errors import InvalidRequest
+    from .images import image_size
+
+    try:
+        return {**defaults, **dict(zip(("width", "height"), sized(model, *image_size(request.image))))}
+    except (OSError, ValueError, InvalidRequest):
+        return defaults  # an unreadable picture is refused by the engine's `prepare`, which opens it
+
+
 def plan_job_length(request: GenerationRequest, spec: FamilySpec, defaults: dict[str, Any]) -> LengthPlan:
     """The length plan of a request whose defaults are filled in, for a model of `spec` with `defaults`."""
-    return plan_length(request.num_frames, request.fps, native_frames=defaults["num_frames"],
+    # A family of sections (FramePack) makes any length in one generation: its planner never chains segments
+    return plan_length(request.num_frames, request.fps, native_frames=spec.generation_frames(defaults["num_frames"]),
                        native_fps=defaults["fps"], interpolation=request.interpolation, loop=request.loop,
                        frame_step=spec.frame_step)

@@ -52,6 +52,7 @@ class RunningJob:
         # This segment's control video and mask (VACE): (frames (F, H, W, 3), mask (F, H, W) or None) at the
         # segment's size and length, or None without a control
         self.control = None
+        self.section = (0, 0)  # (number, of how many) of a pipeline's own sections (FramePack); (0, 0): none
         self.timings: dict[str, float] = {}
         self.plans: list[MemoryPlan] = []  # the memory ladder of this job, fastest first
         self.plan: MemoryPlan | None = None  # the rung it runs on now
@@ -144,7 +145,7 @@ class RunningJob:
             eta = (now - unit_started) * (total - index)
         else:
             eta = (now - self._first_step_at) / (index - 1) * (total - index)
-        self.emit(StepEvent(stage, index, total, now - self._started, eta, *self.segment))
+        self.emit(StepEvent(stage, index, total, now - self._started, eta, *self.segment, *self.section))
         if preview is not None and self._preview_every and (index % self._preview_every == 0 or index == total):
             self.emit(PreviewEvent(latent_to_rgb(preview(), self._latent_rgb_factors), index, total))
         self.check_cancelled()

@@ -96,14 +96,17 @@ class TimeEstimate:
         }.get(self.basis, "rough: no job has finished on this machine yet")
 
 
-def job_work(request, length, memory_constants, *, load: bool = False, params: dict[str, int] | None = None
-             ) -> JobWork:
-    """The work of a job whose defaults are filled in (`request`), planned as `length` (a `LengthPlan`)."""
+def job_work(request, length, spec, *, load: bool = False, params: dict[str, int] | None = None) -> JobWork:
+    """The work of a job whose defaults are filled in (`request`), planned as `length` (a `LengthPlan`), for a
+    model of `spec` (its `FamilySpec`: its memory constants, and its sections where it has them)."""
+    memory_constants = spec.memory
     pixels = request.width * request.height
     latent_pixels = (request.width // memory_constants.spatial_compression) * (
         request.height // memory_constants.spatial_compression)
     frames = length.generated_frames
-    tokens = sum(memory_constants.latent_tokens(count, request.width, request.height) for count in frames)
+    # A family of sections (FramePack) runs its transformer on one section's tokens, section after section
+    tokens = sum(memory_constants.latent_tokens(count, request.width, request.height) * spec.sections(count)
+                 for count in frames)
     steps = request.num_inference_steps or 0
     units = {
         LOADING_MODEL: 1.0 if load else 0.0,
@@ -280,7 +283,7 @@ class Estimator:
         if load is None:
             load = self.generator.loaded_model != job.model.name
         params = {**self.params(job.model), "steps": job.request.num_inference_steps or 1}
-        return job_work(job.request, job.length, job.spec.memory, load=load, params=params)
+        return job_work(job.request, job.length, job.spec, load=load, params=params)
 
     def past_jobs(self) -> list[PastJob]:
         """The history's finished jobs, newest first, as work and seconds (jobs of models no longer installed, or
@@ -303,7 +306,7 @@ class Estimator:
             except (ValueError, TypeError, KeyError, OSError):
                 continue  # a row written by another version, or a model that changed: not evidence
             params = {**self.params(model), "steps": request.num_inference_steps or 1}
-            work = job_work(request, length, family.SPEC.memory, load=LOADING_MODEL in timings, params=params)
+            work = job_work(request, length, family.SPEC, load=LOADING_MODEL in timings, params=params)
             seconds = {stage: float(value) for stage, value in timings.items() if isinstance(value, (int, float))}
             found.append(PastJob(model.name, (request.width, request.height), info.get("memory_plan"),
                                  str(info.get("device") or ""), work, seconds))

@@ -129,6 +129,8 @@ def _ltx2_distilled(path: Path, models_dir: Path, tiny: bool, device: str) -> No
     import gpu_ltx2
 
     gpu_ltx2.link_distilled(path, folder(models_dir, "ltx2-19b", tiny))
+
+
 def _upscaler(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
     """Real-ESRGAN x4plus's RRDBNet (64 features, 23 blocks) with random weights, as a .safetensors in the app's
     upscalers folder (the tiny one: 8 features, 1 block); named as cases.UPSCALE's `upscaler`."""
@@ -137,6 +139,12 @@ def _upscaler(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
 
     options = {} if tiny else dict(num_filters=64, num_blocks=23)
     build_tiny_esrgan(path / f"{UPSCALE['upscaler']}.safetensors", scale=4, **options)
+def _hunyuan(name: str):
+    def builder(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
+        import gpu_hunyuan
+
+        gpu_hunyuan.build(path, name, tiny, device)
+    return builder
 
 
 BUILDERS = {
@@ -151,6 +159,8 @@ BUILDERS = {
     "ltx2-19b": _ltx2,
     "ltx2-19b-distilled": _ltx2_distilled,
     "realesrgan-x4": _upscaler,
+    "hunyuan15-480p-i2v": _hunyuan("hunyuan15-480p-i2v"),
+    "framepack-f1": _hunyuan("framepack-f1"),
 }
 
 

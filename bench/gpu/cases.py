@@ -86,6 +86,12 @@ MODELS = {model.key: model for model in (
     # transformer 13 B + T5-XXL 4.7 B in bf16: 36 GB written
     Model("ltx-13b-distilled", "ltx-13b-distilled-random", "tiny-ltx-13b-distilled",
           "LTX-Video 13B distilled (random bf16)", build_s=185, disk_gib=34),
+    # transformer 8.3 B + Qwen2.5-VL 7B text + VAE 1.26 B + ByT5 + SigLIP in bf16: 35 GB written
+    Model("hunyuan15-480p-i2v", "random-hunyuan15-480p-i2v", "tiny-hunyuan15-480p-i2v",
+          "HunyuanVideo 1.5 480p I2V (random bf16)", build_s=190, disk_gib=34),
+    # transformer 12.9 B + Llama-3 8B + CLIP-L + VAE + SigLIP in bf16, one saved pipeline ("F1" in its name): 42 GB
+    Model("framepack-f1", "random-framepack-f1", "tiny-framepack-f1", "FramePack-F1 (random bf16)", build_s=230,
+          disk_gib=41),
     # Wan 2.1 VACE (issue 26): transformer 1.3 B + 15 VACE blocks (~2.0 B in all: 4 GB) + umT5-XXL (11 GB, linked
     # from another random Wan when one was built first); the 14B: 14 B + 8 VACE blocks (~17 B: 34 GB) + umT5-XXL
     Model("wan2.1-vace-1.3b", "random-wan-vace-1.3b", "tiny-wan-vace-1.3b", "Wan 2.1 VACE 1.3B (random bf16)",
@@ -117,6 +123,15 @@ WAN_5B_JOB = "121 frames 1280×704, 4 steps"
 WAN_HOOKS = dict(WAN_5B, steps=10)  # cache hooks skip steps: 4 would leave them nothing to skip
 LTX = dict(size=(161, 768, 512), tiny_size=(17, 64, 64), prompt="a lighthouse on a cliff, waves")
 LTX_JOB = "161 frames 768×512, 8 steps (distilled)"
+# HunyuanVideo 1.5: 31 latent frames x 30 x 53 = 49,290 tokens + 1985 text and image ones, two transformer calls a
+# step (guidance 6): ~4 PFLOP a step, ~10 s on an H100; 4 steps keep a call inside a session
+HY15 = dict(size=(121, 848, 480), tiny_size=(9, 64, 64), prompt="a cat walks on the beach", steps=4)
+HY15_JOB = "121 frames 848×480, 4 steps with guidance 6 (two transformer calls a step)"
+# FramePack-F1 at 640x640: 18,400 tokens a section (~0.6 PFLOP a step, one call); 5 s = 149 frames at 30 fps
+# (5 sections), 30 s = 901 frames (25 sections); few steps a section keep the 30 s cases inside a session
+FRAMEPACK_5S = dict(size=(149, 640, 640), tiny_size=(45, 64, 64), prompt="a cat walks on the beach", steps=6)
+FRAMEPACK_30S = dict(size=(901, 640, 640), tiny_size=(73, 64, 64), prompt="a cat walks on the beach", steps=3)
+SMALL_CAP_GIB = 8.0  # the 8 GB card FramePack is known for
 # VACE: a control video (a synthetic 81-frame clip at 16 fps, `control`) and a reference picture (the photo): 22
 # latent frames of 30 × 52 tokens = 34,320 a call, two calls a step (guidance 5); 4 steps, as the other Wan rows
 VACE = dict(size=(81, 832, 480), tiny_size=(9, 64, 64), prompt="a dancer on a stage", steps=4, control=True)
@@ -238,6 +253,29 @@ CASES = [
     Case("realesrgan-x4/upscale-25x1024x576", 6, "realesrgan-x4",
          "Real-ESRGAN x4 (random weights): `video-gen upscale` of 25 frames 1024×576 to 4096×2304", 60, "upscale",
          dict(UPSCALE)),
+    # HunyuanVideo 1.5 (issue 25): its attention without dense masks, Qwen 7B never beside the transformer
+    Case("hunyuan15-480p-i2v/uncapped", 6, "hunyuan15-480p-i2v", f"HunyuanVideo 1.5 480p I2V {HY15_JOB}: uncapped",
+         150, "job", dict(HY15)),
+    Case("hunyuan15-480p-i2v/capped", 6, "hunyuan15-480p-i2v",
+         f"HunyuanVideo 1.5 480p I2V {HY15_JOB}: under {CAP_GIB:g} GiB", 250, "job", dict(HY15, capped=True),
+         compare_to="hunyuan15-480p-i2v/uncapped", compare_field="s_per_step"),
+    Case("hunyuan15-480p-i2v/capped-8", 6, "hunyuan15-480p-i2v",
+         f"HunyuanVideo 1.5 480p I2V {HY15_JOB}: under {SMALL_CAP_GIB:g} GiB", 280, "job",
+         dict(HY15, capped=True, cap_gib=SMALL_CAP_GIB)),
+    # FramePack-F1 (issue 25): one job of its own sections whatever the length; the device's peak one section's
+    Case("framepack-f1/5s", 6, "framepack-f1", "FramePack-F1 5 s (149 frames, 5 sections) 640×640, 6 steps a "
+         "section: uncapped", 90, "job", dict(FRAMEPACK_5S)),
+    Case("framepack-f1/5s-capped", 6, "framepack-f1", f"FramePack-F1 5 s 640×640, 6 steps a section: under "
+         f"{CAP_GIB:g} GiB", 150, "job", dict(FRAMEPACK_5S, capped=True), compare_to="framepack-f1/5s",
+         compare_field="s_per_step"),
+    Case("framepack-f1/5s-capped-8", 6, "framepack-f1", f"FramePack-F1 5 s 640×640, 6 steps a section: under "
+         f"{SMALL_CAP_GIB:g} GiB", 160, "job", dict(FRAMEPACK_5S, capped=True, cap_gib=SMALL_CAP_GIB)),
+    Case("framepack-f1/30s", 6, "framepack-f1", "FramePack-F1 30 s (901 frames, 25 sections) 640×640, 3 steps a "
+         "section: uncapped", 200, "job", dict(FRAMEPACK_30S)),
+    Case("framepack-f1/30s-capped", 6, "framepack-f1", f"FramePack-F1 30 s 640×640, 3 steps a section: under "
+         f"{CAP_GIB:g} GiB", 290, "job", dict(FRAMEPACK_30S, capped=True)),
+    Case("framepack-f1/30s-capped-8", 6, "framepack-f1", f"FramePack-F1 30 s 640×640, 3 steps a section: under "
+         f"{SMALL_CAP_GIB:g} GiB", 290, "job", dict(FRAMEPACK_30S, capped=True, cap_gib=SMALL_CAP_GIB)),
 ]
 BY_ID = {case.id: case for case in CASES}
 

@@ -35,7 +35,7 @@ from cases import CAP_GIB, WITHIN_CAP_GIB, Case  # noqa: E402
 GiB = 2**30
 SVD_TINY = dict(frames=8, width=64, height=64, steps=3)
 SVD_FULL = dict(frames=25, width=1024, height=576, steps=25)
-ROW_FIELDS = ("seconds", "s_per_step", "steps", "load_s", "peak_reserved_gib", "peak_allocated_gib", "min_free_gib",
+ROW_FIELDS = ("seconds", "s_per_step", "s_per_video_s", "steps", "load_s", "peak_reserved_gib", "peak_allocated_gib", "min_free_gib",
               "estimate_gib", "plan", "retries", "capped", "cap_enforced", "within_cap", "speedup")
 
 
@@ -294,8 +294,10 @@ class Session:
         gaps = [later - earlier for earlier, later in zip(step_times, step_times[1:])]
         plan = result.memory_plan
         load_s = result.timings.get("loading_model", 0.0)
+        video_s = result.frames_written / result.request.fps  # seconds of video it made
         return {
             "seconds": round(seconds, 3), "seconds_loaded": round(seconds - load_s, 3), "load_s": round(load_s, 3),
+            "video_s": round(video_s, 3), "s_per_video_s": round((seconds - load_s) / video_s, 3),
             "s_per_step": round(statistics.median(gaps), 4) if gaps else None,
             "steps": result.request.num_inference_steps,
             "peak_reserved_gib": gib(torch.cuda.max_memory_reserved()) if cuda else None,

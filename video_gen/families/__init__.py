@@ -32,6 +32,8 @@ and may expose, where its models need it:
     denoise_extra_bytes_per_token(model) -> int   for the memory estimate: activation bytes per latent token
                            (16-bit) its denoiser holds for a whole call beyond the family's constants (Wan VACE's
                            hints)
+    picture_size(model, width, height) -> (width, height)   the size it makes from a picture of that size when
+                           the request names none (HunyuanVideo 1.5's size bucket for the picture's shape)
 Adding a family is adding a module here (and its tests); the modules `spec`, `common`, `prompts`, `speed` and
 `single_file` are what families share, and import nothing of the registry; `wan_vace` is part of the Wan family
 (wan.py imports it).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # How a family takes a picture.
 REQUIRED, OPTIONAL, NONE = "required", "optional", "none"
@@ -40,8 +41,16 @@ class MemoryConstants:
     # plan that keeps everything on the device they stay on the CPU, and the family moves one in (and the denoiser
     # out) only to encode a prompt (`memory.apply_plan`; the estimator counts them so).
     apart: tuple[str, ...] = ()
+    # A pipeline that makes a long video section by section (FramePack): the tokens one transformer call sees at
+    # (width, height), the same for every section whatever the length; None: latent frames x latent pixels.
+    section_tokens: Callable[[int, int], int] | None = None
+    # Bytes the pipeline keeps on the device for the whole job per output frame and pixel, in float32 whatever
+    # the plan (FramePack's history latents); they grow with the length.
+    kept_bytes_per_frame_pixel: float = 0.0
 
     def latent_tokens(self, frames: int, width: int, height: int) -> int:
+        if self.section_tokens is not None:
+            return self.cfg_batch * self.section_tokens(width, height)
         latent_frames = (frames - 1) // self.temporal_compression + 1
         side = self.spatial_compression
         return self.cfg_batch * latent_frames * (width // side) * (height // side)
@@ -73,6 +82,18 @@ class SingleFile:
     role: str = MODEL
     note: str = ""  # for UNSUPPORTED: why, and what to use instead
     priority: int = 50  # lower is asked first (a more specific layout before the one it extends)
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """A folder without model_index.json that a family recognises by what it holds (FramePack's transformer
+    repository, or the three repositories diffusers' docs combine, side by side in one folder)."""
+
+    kind: str
+    class_name: str  # ModelInfo.class_name of such a folder
+    matches: Callable[[Path], bool]
+    role: str = MODEL
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +134,7 @@ class FamilySpec:
     latent_rgb_factors: tuple[tuple[float, ...], ...] | None = None  # live preview; None: no preview
     downloads: tuple[Download, ...] = ()
     single_files: tuple[SingleFile, ...] = ()
+    folder_layouts: tuple[FolderLayout, ...] = ()
     # (model_index.json class name, role) of folders that are parts for this family's models, not models:
     # discovery lists them with that role, and they cannot be chosen as --model.
     part_classes: tuple[tuple[str, str], ...] = ()
@@ -125,10 +147,49 @@ class FamilySpec:
     # It makes its own sound (LTX-2): the request's `audio` field is shown and on by default (its `defaults`
     # say so); asking a silent family for sound is refused in one line.
     sound: bool = False
+    # The only sizes (width, height) it makes (HunyuanVideo 1.5's buckets: its pipeline takes no size); empty: any
+    # multiple of size_multiple. A family narrows it per model (`model_spec`).
+    sizes: tuple[tuple[int, int], ...] = ()
+    # A pipeline that makes any length in one generation, section by section (FramePack): the frames one section
+    # adds. The length planner then never chains segments, and progress says "section k of n". 0: one generation
+    # makes at most native_frames.
+    section_frames: int = 0
+    # The page's Length slider in seconds (a family of long videos may allow more)
+    duration_range: tuple[float, float] = (1, 10)
+    # (request field, help) where a field means something of this family's own: shown under its control instead
+    # of the field's help (FramePack's guidance is its distilled guidance)
+    control_help: tuple[tuple[str, str], ...] = ()
 
     @property
     def takes_image(self) -> bool:
         return self.image != NONE
+
+    def sections(self, frames: int) -> int:
+        """The sections one generation of `frames` frames takes (1 for a family without sections)."""
+        if not self.section_frames:
+            return 1
+        return max(1, -(-(frames - 1) // self.section_frames))
+
+    def generation_frames(self, native_frames: int) -> int:
+        """The most frames one generation makes: the model's native length, or any length for a family of
+        sections (the request's limit)."""
+        return 1_000_000 if self.section_frames else native_frames
+
+    def check_size(self, width: int | None, height: int | None) -> None:
+        """Refuse, in one line naming the nearest ones, a size that is not one of `sizes` (when it has any)."""
+        from ..errors import InvalidRequest
+
+        if self.sizes and width is not None and height is not None and (width, height) not in self.sizes:
+            near = ", ".join(f"{w}x{h}" for w, h in self.nearest_sizes(width, height))
+            raise InvalidRequest("width", f"{width}x{height} is not a size {self.label} makes: it makes only its "
+                                          f"{len(self.sizes)} size buckets; the nearest in shape: {near}")
+
+    def nearest_sizes(self, width: int, height: int, count: int = 3) -> list[tuple[int, int]]:
+        """The `count` sizes of `sizes` nearest width x height in shape, then in pixels."""
+        import math
+
+        return sorted(self.sizes, key=lambda size: (abs(math.log(size[0] / size[1]) - math.log(width / height)),
+                                                    abs(size[0] * size[1] - width * height)))[:count]
 
     def valid_frames(self, frames: int) -> int:
         """The fewest frames one generation can make that hold `frames` (the frame rule: step*k + 1)."""
@@ -168,6 +229,7 @@ class FamilySpec:
             nearest = lower if frames - lower <= upper - frames else upper
             raise InvalidRequest("num_frames", f"must be {step}k+1 for {self.label} (its VAE packs {step} frames into "
                                                f"one), got {frames}; the nearest is {nearest} ({lower} or {upper})")
+        self.check_size(request.width, request.height)
         for name in ("width", "height"):
             value = getattr(request, name)
             if value is not None and value % self.size_multiple:

@@ -149,21 +149,38 @@ class LengthRow:
     fastest_frames: int
     cheapest: MemoryPlan
     cheapest_frames: int
+    # A family that makes any length in sections (FramePack): the frames of a section, and the request's limit
+    section_frames: int = 0
+    limit: int = 720
 
     def length_text(self, frames: int) -> str:
-        """'25 frames (3.6 s)', or 'does not fit'."""
+        """'25 frames (3.6 s)', or 'does not fit'; for a family of sections what fits per section."""
+        if self.section_frames:
+            if frames <= self.section_frames:  # less than one section (its decode of 16 frames at once) fits
+                return f"a {self.section_frames}-frame section does not fit"
+            if frames >= self.limit:
+                return f"any length ({self.section_frames}-frame sections fit)"
+            return f"{frames} frames ({frames / self.fps:.1f} s; {self.section_frames}-frame sections)"
         return f"{frames} frames ({frames / self.fps:.1f} s)" if frames else "does not fit"
 
     def to_dict(self) -> dict:
         return {"model": self.model, "family": self.family, "width": self.width, "height": self.height,
                 "fps": self.fps, "fastest_plan": self.fastest.label(), "fastest_frames": self.fastest_frames,
-                "cheapest_plan": self.cheapest.label(), "cheapest_frames": self.cheapest_frames}
+                "cheapest_plan": self.cheapest.label(), "cheapest_frames": self.cheapest_frames,
+                "section_frames": self.section_frames,
+                "fastest_length": self.length_text(self.fastest_frames),
+                "cheapest_length": self.length_text(self.cheapest_frames)}
 
 
 def length_rows(name: str, family: str, weights: ModelWeights, defaults: dict, *, device: str, dtype: str,
                 budget_bytes: int, total_bytes: int | None, attention: str = "sdpa",
                 resolutions=PRESET_RESOLUTIONS) -> list[LengthRow]:
     """For each resolution: the most frames one pass can make under the fastest plan and under the cheapest."""
+    from ..families import spec_for
+    from ..planner import MAX_FRAMES
+
+    sections = spec_for(family).section_frames  # a family of sections: its memory is one section's
+    limit = MAX_FRAMES if sections else 720
     rows = []
     for width, height in resolutions:
         shape = JobShape(family, int(defaults.get("num_frames", 25)), width, height,
@@ -172,8 +189,10 @@ def length_rows(name: str, family: str, weights: ModelWeights, defaults: dict, *
         fastest, cheapest = plans[0], min(plans, key=lambda plan: plan.estimate_bytes)
         rows.append(LengthRow(
             model=name, family=family, width=width, height=height, fps=int(defaults.get("fps", 7)),
-            fastest=fastest, fastest_frames=max_frames(weights, family, width, height, budget_bytes, fastest),
-            cheapest=cheapest, cheapest_frames=max_frames(weights, family, width, height, budget_bytes, cheapest),
+            fastest=fastest, fastest_frames=max_frames(weights, family, width, height, budget_bytes, fastest, limit),
+            cheapest=cheapest,
+            cheapest_frames=max_frames(weights, family, width, height, budget_bytes, cheapest, limit),
+            section_frames=sections, limit=limit,
         ))
     return rows
 
@@ -187,4 +206,7 @@ def format_length_table(rows: list[LengthRow]) -> list[str]:
     if rows:
         lines.append(f"fastest plan: {rows[0].fastest.summary()}; cheapest: {rows[0].cheapest.summary()}. Frames of "
                      f"one pass at the model's default fps; longer videos chain passes (README: length).")
+        if any(row.section_frames for row in rows):
+            lines.append("A model made in sections (FramePack) makes any length in one pass: its memory is one "
+                         "section's, so its rows say whether a section fits.")
     return lines

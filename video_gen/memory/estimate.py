@@ -226,6 +226,9 @@ def estimate_stages(plan: MemoryPlan, weights: ModelWeights, shape: JobShape) ->
     # held for the whole call, whatever the feed-forward does (Wan VACE's hints: calculated, not measured)
     unet_activations += weights.denoise_extra_bytes_per_token * shape.latent_tokens * size // 2
     pixels = shape.width * shape.height
+    # What the pipeline keeps on the device for the whole job and that grows with the length (FramePack's history
+    # latents; its decoded frames leave the device as they are made)
+    kept = int(constants.kept_bytes_per_frame_pixel * shape.frames * pixels)
     decode_activations = (constants.decode_bytes_per_pixel * min(plan.decode_chunk_size, shape.frames) * pixels
                           * size // 2)
     encode_activations = constants.encode_base_bytes + constants.encode_bytes_per_pixel * pixels * size // 2
@@ -250,8 +253,8 @@ def estimate_stages(plan: MemoryPlan, weights: ModelWeights, shape: JobShape) ->
     else:  # sequential: one layer at a time
         layer = 2 * weights.largest_tensor * size
         weights_at = {"loading_model": 0, "encoding_image": layer, "denoising": layer, "decoding": layer}
-    activations = {"loading_model": 0, "encoding_image": encode_activations, "denoising": unet_activations,
-                   "decoding": decode_activations}
+    activations = {"loading_model": 0, "encoding_image": encode_activations, "denoising": unet_activations + kept,
+                   "decoding": decode_activations + kept}
     overhead = RUNTIME_OVERHEAD_BYTES if plan.device != "cpu" else 0
     return {stage: int(weights_at[stage] + activations[stage] + overhead) for stage in STAGES}
 

@@ -32,10 +32,12 @@ def build_tiny_t5_tokenizer(path: str | Path, *, model_max_length: int = 512):
 
 
 def build_tiny_transformer_lora(model: str | Path, file: str | Path, *, subfolder: str = "transformer", rank: int = 4,
-                                scale: float = 0.3, seed: int = 0) -> Path:
-    """A real PEFT LoRA with random weights on a tiny transformer model (Wan's, LTX's: the class its config names),
-    on its attention's q, k, v and out projections, saved as diffusers' `save_lora_weights` writes it
-    (transformer.blocks.N.attn1.to_q.lora_A.weight for Wan, transformer.transformer_blocks.N... for LTX)."""
+                                scale: float = 0.3, seed: int = 0,
+                                targets: str = r".*blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)") -> Path:
+    """A real PEFT LoRA with random weights on a tiny transformer model (Wan's, LTX's, FramePack's: the class its
+    config names), on the modules `targets` matches (its attention's q, k, v and out projections), saved as
+    diffusers' `save_lora_weights` writes it (transformer.blocks.N.attn1.to_q.lora_A.weight for Wan,
+    transformer.transformer_blocks.N... for LTX)."""
     import json
 
     import diffusers
@@ -47,8 +49,7 @@ def build_tiny_transformer_lora(model: str | Path, file: str | Path, *, subfolde
     model_class = getattr(diffusers, json.loads((folder / "config.json").read_text())["_class_name"])
     transformer = model_class.from_pretrained(folder)
     torch.manual_seed(seed)
-    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False,
-                                       target_modules=r".*blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"),
+    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights=False, target_modules=targets),
                             transformer, adapter_name="tiny")
     weights = get_peft_model_state_dict(transformer, adapter_name="tiny")
     state = {f"transformer.{key}": (value * scale if ".lora_B." in key else value).contiguous()

@@ -62,6 +62,12 @@ class Field:
         """The control's properties that follow the chosen model."""
         return {"visible": self.shown(spec)}
 
+    def info_for(self, spec: FamilySpec | None) -> str:
+        """What the control says under it: the family's own words for its field (`FamilySpec.control_help`), or
+        the field's help."""
+        own = dict(spec.control_help).get(self.name) if spec is not None else None
+        return own[:1].upper() + own[1:] + "." if own else self.info
+
     def value_update(self, value: Any, control: gr.components.Component) -> Any:
         """What sets `control` to `value`: the value itself (what API clients read), or an update that also widens
         a choice control's choices when they lack it."""
@@ -87,8 +93,8 @@ class NumberField(Field):
 
     def build(self, value, spec, **layout):
         low, high = self.bounds(spec)
-        return gr.Slider(low, high, value=clamp(value, (low, high)), step=self.step, label=self.label, info=self.info,
-                         visible=self.shown(spec), elem_id=elem_id(self.name), **layout)
+        return gr.Slider(low, high, value=clamp(value, (low, high)), step=self.step, label=self.label,
+                         info=self.info_for(spec), visible=self.shown(spec), elem_id=elem_id(self.name), **layout)
 
     def check(self, value, spec):
         low, high = self.bounds(spec)
@@ -110,7 +116,7 @@ class NumberField(Field):
 
     def update(self, spec):
         low, high = self.bounds(spec)
-        return {"visible": self.shown(spec), "minimum": low, "maximum": high}
+        return {"visible": self.shown(spec), "minimum": low, "maximum": high, "info": self.info_for(spec)}
 
 
 @dataclass(frozen=True)
@@ -229,9 +235,15 @@ class ModelField(Field):
 
 @dataclass(frozen=True)
 class ResolutionField(Field):
+    """The size: the page's presets, or for a family that makes only some sizes (its spec's `sizes`: HunyuanVideo
+    1.5's buckets) those sizes, with "match image" (the one nearest the picture's shape) first."""
+
     def build(self, value, spec, **layout):
-        return gr.Dropdown(RESOLUTIONS, value=value, label=self.label, info=self.info, allow_custom_value=True,
-                           elem_id=elem_id(self.name), **layout)
+        return gr.Dropdown(resolution_choices(spec), value=value, label=self.label, info=self.info,
+                           allow_custom_value=True, elem_id=elem_id(self.name), **layout)
+
+    def update(self, spec):
+        return {"visible": self.shown(spec), "choices": resolution_choices(spec)}
 
     def check(self, value, spec):
         if value is not None and not isinstance(value, str):
@@ -324,6 +336,12 @@ class VideoField(Field):
             what = "a video or a picture" if self.pictures else "a video"
             raise self.error(f"must be {what} (gradio_client: handle_file(path)), got {value!r}")
         return value
+def resolution_choices(spec: FamilySpec | None) -> list[tuple[str, str]]:
+    if spec is None or not spec.sizes:
+        return RESOLUTIONS
+    return [(f"{MATCH_IMAGE} (the size nearest the picture's shape)", MATCH_IMAGE)] + [
+        (f"{width}×{height}", f"{width}x{height}") for width, height in sorted(spec.sizes, key=lambda size: (
+            -size[0] * size[1], -size[0] / size[1]))]
 
 
 def picture_label(field: Field, spec: FamilySpec | None) -> str:

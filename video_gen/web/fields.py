@@ -32,6 +32,7 @@ from PIL import Image
 
 from .. import request as request_table
 from ..errors import InvalidRequest
+from ..families import specs
 from ..families.spec import NONE, REQUIRED, FamilySpec
 from ..planner import LengthPlan, frames_for_seconds, plan_length
 from ..request import MODELS_OWN, GenerationRequest, Keyframe, Whole
@@ -113,6 +114,7 @@ CONTROL_TYPES = (("as it is", AS_IT_IS), ("depth", "depth"), ("pose", "pose"), (
 PAGE_OWN: tuple[tuple[str, Field], ...] = (
     ("model", NumberField("duration", "Length (seconds)", low=DURATION_RANGE[0], high=DURATION_RANGE[1],
                           step=DURATION_STEP, whole=False, default=2, request=False, section="main",
+                          family_range="duration_range",  # a family of long videos (FramePack) allows more
                           info="How long the video plays. More seconds = more frames to generate.")),
     ("fps", ResolutionField("resolution", "Resolution (width × height)", default=NEUTRAL_RESOLUTION, request=False,
                             section="main", info="Size of the video; the picture is cropped (or fitted) to it. "
@@ -259,8 +261,9 @@ def sets(field: Field, pictures: bool) -> bool:
 
 
 def follows_family(field: Field) -> bool:
-    return (field.shown is not always or isinstance(field, PictureField)
-            or isinstance(field, NumberField) and bool(field.family_range))
+    return (field.shown is not always or isinstance(field, (PictureField, ResolutionField))
+            or isinstance(field, NumberField) and (bool(field.family_range) or any(
+                field.name in dict(spec.control_help) for spec in specs())))
 
 
 # ---- values <-> GenerationRequest ---------------------------------------------------------------------
@@ -276,6 +279,9 @@ def request_from_values(values: dict[str, Any], fields: tuple[Field, ...], spec:
         own = model_defaults()
         if picture is None:
             size = (own["width"], own["height"])
+        elif spec.sizes:  # a family of size buckets: the engine asks it for the picture's (`picture_size`)
+            picture_size(picture)  # an unreadable picture fails here
+            size = (None, None)
         else:
             size = match_image_size(*picture_size(picture), own["width"] * own["height"])
     elif picture is not None:
@@ -324,7 +330,7 @@ def stored_values(request: GenerationRequest, fields: tuple[Field, ...], spec: F
     notes: list[str] = []
     fps = request.fps or FPS_CHOICES[0]
     frames = request.num_frames or fps
-    duration = clamp(seconds(frames, fps), DURATION_RANGE)
+    duration = clamp(seconds(frames, fps), spec.duration_range if spec is not None else DURATION_RANGE)
     if duration != seconds(frames, fps):
         notes.append(f"{frames} frames became {number_text(duration)} s at {fps} fps")
     values: dict[str, Any] = {"model": request.model, "duration": duration, "fps": fps,
@@ -342,7 +348,8 @@ def default_values(own: dict[str, Any], fields: tuple[Field, ...], spec: FamilyS
     """What choosing a model sets: its own defaults, every one the page has a control for (its length and rate,
     its size, and each field its defaults name, fitted to the page), so that the form left alone asks for what
     every other door gives."""
-    values = {"duration": clamp(seconds(int(own["num_frames"]), int(own["fps"])), DURATION_RANGE),
+    values = {"duration": clamp(seconds(int(own["num_frames"]), int(own["fps"])),
+                                spec.duration_range if spec is not None else DURATION_RANGE),
               "fps": int(own["fps"]), "resolution": f"{own['width']}x{own['height']}"}
     for field in fields:
         if field.request and field.stored and field.name in own and field.name not in ("fps", "model"):
@@ -352,20 +359,27 @@ def default_values(own: dict[str, Any], fields: tuple[Field, ...], spec: FamilyS
 
 # ---- the page's arithmetic (pure; tested directly) ----------------------------------------------------
 def length_plan(duration_s: float, fps: int, clip: dict[str, Any], interpolation: int = 0, loop: str = "none",
-                frame_step: int = 1, exact_frames: bool = False) -> LengthPlan:
+                frame_step: int = 1, exact_frames: bool = False, spec: FamilySpec | None = None) -> LengthPlan:
     """How `duration_s` seconds at `fps` become model work: the engine's own planner, on the model's native
     clip length and rate (`clip`'s num_frames and fps: the model's defaults; the same call as
-    `Generator.length_plan`). `exact_frames`: the family's `exact_frames` (its lengths keep to its frame rule)."""
+    `Generator.length_plan`). `exact_frames`: the family's `exact_frames` (its lengths keep to its frame rule);
+    `spec`: the family's (a family of sections makes any length in one generation)."""
     frames = frames_for_seconds(float(duration_s), int(fps), frame_step, exact_frames)
-    return plan_length(frames, int(fps), native_frames=int(clip["num_frames"]),
+    native = spec.generation_frames(int(clip["num_frames"])) if spec is not None else int(clip["num_frames"])
+    return plan_length(frames, int(fps), native_frames=native,
                        native_fps=int(clip["fps"]), interpolation=int(interpolation or 0), loop=loop or "none",
                        frame_step=frame_step)
 
 
-def length_note(plan: LengthPlan, clip: dict[str, Any]) -> str:
+def length_note(plan: LengthPlan, clip: dict[str, Any], spec: FamilySpec | None = None) -> str:
     """What the length and frame rate controls will give, in words, shown under them."""
     note = f"**{plan.frames} frames at {plan.fps} fps = {plan.frames / plan.fps:.1f} s.** "
     work = []
+    if spec is not None and spec.section_frames and plan.segments == 1:
+        sections = spec.sections(plan.generated_frames[0])
+        work.append(f"one generation of {plan.model_frames} frames, made by the model in {sections} section"
+                    f"{'s' if sections > 1 else ''} of {spec.section_frames} frames (its memory does not grow with "
+                    f"the length)")
     if plan.segments > 1:
         work.append(f"this model makes at most {clip['num_frames']} frames at a time, so the video is "
                     f"{plan.segments} chained segments ({plan.segments}× the work of one)")

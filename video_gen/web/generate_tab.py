@@ -130,10 +130,6 @@ class GenerateTab:
             yield skip, skip, skip, status_error(ended.message), skip, skip
             raise user_error(ended.message, toast=False)
 
-    def cancel(self, http: gr.Request) -> str:
-        """Stop this session's job (within one denoising step) and drop it from the queue."""
-        return self.panel.cancel(http)
-
     def closed(self, http: gr.Request) -> None:
         """The tab was closed or reloaded: its running job stops, and a queued one ends when it starts."""
         self.board.close_session(session_of(http))
@@ -183,8 +179,9 @@ class GenerateTab:
     def note(self, model, duration, fps, loop="none", interpolation=0) -> str:
         clip, spec = self.picker.model_defaults(model), self.picker.spec(model)
         plan = length_plan(float(duration or 1), int(fps or FPS_CHOICES[0]), clip, interpolation, loop,
-                           frame_step=spec.frame_step if spec else 1, exact_frames=bool(spec and spec.exact_frames))
-        return length_note(plan, clip)
+                           frame_step=spec.frame_step if spec else 1, exact_frames=bool(spec and spec.exact_frames),
+                           spec=spec)
+        return length_note(plan, clip, spec)
 
     # ---- layout -------------------------------------------------------------------------------
     def build(self) -> None:
@@ -300,8 +297,7 @@ class GenerateTab:
         demo.unload(self.closed)
         self.batch.wire(demo)
         # Cancel stops this tab's jobs: a Generate job and the several-pictures box's
-        self.cancel_event = panel.wire_cancel([generate_event, self.batch.event], api_name="cancel",
-                                              handler=self.cancel)
+        self.cancel_event = panel.wire_cancel([generate_event, self.batch.event], api_name="cancel")
 
         model_inputs = {form["model"], form["fps"], form["loop"], form["interpolation"]}
         defaulted = [form[name] for name in self.defaulted] + [self.note_box]

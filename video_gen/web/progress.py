@@ -79,6 +79,7 @@ class ProgressView:
         self.index = 0
         self.total = 0
         self.segment, self.segments = 0, segments  # 0 until the first segment starts
+        self.section, self.sections = 0, 0  # a pipeline's own sections (FramePack), from its step events
         self.elapsed_s: float | None = None
         self.eta_s: float | None = None
         self.ahead: int | None = None  # jobs before this one while it waits its turn
@@ -95,6 +96,7 @@ class ProgressView:
                 self.stage, self.message = message.stage, STAGE_LABELS.get(message.stage, message.stage)
             if message.stage in SEGMENT_STAGE_SPANS:
                 self.segment, self.segments = message.segment, message.segments
+            self.section, self.sections = message.section, message.sections
             self.index, self.total = message.index, message.total
             self.elapsed_s, self.eta_s = message.elapsed_s, message.eta_s
         elif isinstance(message, Tick) and message.elapsed_s is not None:
@@ -129,6 +131,11 @@ class ProgressView:
             headline = f"Waiting for its turn: {self.ahead} job{'s' if self.ahead > 1 else ''} ahead"
         elif self.stage is None:
             headline = "Starting… (waiting for the engine)"
+        elif self.stage == DENOISING and self.total and self.sections:
+            # the step events count the whole generation's steps; the headline counts the section's
+            per_section = max(1, self.total // self.sections)
+            step = self.index - (self.section - 1) * per_section
+            headline = f"Denoising{segment} · section {self.section} of {self.sections} · step {step} of {per_section}"
         elif self.stage == DENOISING and self.total:
             headline = f"Denoising{segment} · step {self.index} of {self.total}"
         elif self.stage == DECODING and self.total:
