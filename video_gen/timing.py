@@ -219,7 +219,7 @@ class Estimator:
                 self.version += 1
         probed = self.generator.plan_job(request)
         params = {**self.params(probed.model), "steps": 1}
-        work = job_work(probed.request.replace(num_inference_steps=1), probed.length, probed.spec.memory,
+        work = job_work(probed.request.replace(num_inference_steps=1), probed.length, probed.spec,
                         load=LOADING_MODEL in timings and not loaded, params=params)
         seconds = {stage: value for stage, value in timings.items() if stage != DENOISING}
         steady = [later - earlier for earlier, later in zip(step_times, step_times[1:])]
