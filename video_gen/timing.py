@@ -171,6 +171,8 @@ PROBE_STEPS = 3  # the test run's denoising steps: the first pays the warm-up, t
 # A test run is not worth it for a job that the constants put under this (the command line's choice): the
 # demo's 4 s job; a real model's job on a CPU (minutes) or a GPU (tens of seconds, its load needed anyway) is over.
 PROBE_WORTH_S = 10.0
+# Nor one that the constants put over this itself (a big model on a CPU): it would hold the engine that long
+PROBE_MAX_S = 60.0
 
 
 class Estimator:
@@ -187,6 +189,16 @@ class Estimator:
         self.failures: dict[str, str] = {}  # model -> why its test run failed
 
     # ---- test runs -----------------------------------------------------------------------------
+    def probe_request(self, request):
+        """The test run of `request`: its model, size and first segment's frames, `PROBE_STEPS` steps."""
+        job = self.generator.plan_job(request)
+        return job.request.replace(num_frames=job.length.generated_frames[0], interpolation=1, loop="none",
+                                   num_inference_steps=PROBE_STEPS, output_path=None)
+
+    def probe_cost(self, request) -> float:
+        """What the per-device constants say a test run of `request` takes (loading the model included)."""
+        return self.estimate(self.generator.plan_job(self.probe_request(request)), load=None).total_s
+
     def probe(self, request) -> PastJob | None:
         """Run `request` (its model, size and frames; `PROBE_STEPS` steps, one segment, nothing written) and keep
         its stage times as evidence for that model on this device. Returns it (None: it failed, see `failures`)."""
@@ -194,9 +206,7 @@ class Estimator:
         from .errors import VideoGenError, first_line
 
         job = self.generator.plan_job(request)
-        native = job.length.generated_frames[0]
-        request = job.request.replace(num_frames=native, interpolation=1, loop="none", num_inference_steps=PROBE_STEPS,
-                                      output_path=None)
+        request = self.probe_request(request)
         step_times: list[float] = []
 
         def on_event(event) -> None:
@@ -242,10 +252,21 @@ class Estimator:
             self._probing.add(model)
 
         def run() -> None:
+            from .errors import VideoGenError
             from .request import GenerationRequest
 
             try:
-                self.probe(GenerationRequest(model=model))
+                request = GenerationRequest(model=model)
+                cost = self.probe_cost(request)
+                if cost > PROBE_MAX_S:  # a big model on a CPU: the time stays "not known" until a job has run
+                    with self._lock:
+                        self.failures[model] = f"a test run would take {duration_text(cost)}"
+                        self.version += 1
+                    return
+                self.probe(request)
+            except (VideoGenError, OSError, ValueError) as error:
+                with self._lock:
+                    self.failures[model] = str(error)
             finally:
                 with self._lock:
                     self._probing.discard(model)
@@ -362,4 +383,4 @@ def duration_text(seconds: float) -> str:
 
 
 __all__ = ["Estimator", "TimeEstimate", "JobWork", "job_work", "whole_job_eta", "duration_text", "STAGES", "PROBE_STEPS",
-           "PROBE_WORTH_S"]
+           "PROBE_WORTH_S", "PROBE_MAX_S"]

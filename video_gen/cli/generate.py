@@ -75,12 +75,16 @@ def say_estimate(engine, prepared) -> None:
     """Before a job over a minute: how long it should take here (issue 29: a 30 s video ran 35 segments with no
     word of its time). From this machine's history of the model, else a short test run of it (which loads the
     model the job then uses), when the per-device constants say the job is long enough to be worth one."""
-    from ..timing import PROBE_WORTH_S, Estimator, duration_text
+    from ..timing import PROBE_MAX_S, PROBE_WORTH_S, Estimator, duration_text
 
     try:
         estimator = Estimator(engine)
         estimate = estimator.estimate(prepared)
         if not estimate.known and estimate.total_s >= PROBE_WORTH_S:
+            if estimator.probe_cost(prepared.request) > PROBE_MAX_S:  # too long itself: say the constants' figure
+                print(f"video-gen: this job may take {duration_text(estimate.total_s)} on {engine.device} (rough: no "
+                      f"job of this model has run on this machine yet)", file=sys.stderr)
+                return
             print("video-gen: timing a short test run of the model to estimate the job…", file=sys.stderr)
             estimator.probe(prepared.request)
             estimate = estimator.estimate(prepared)
