@@ -12,10 +12,13 @@ import re
 import time
 
 import pytest
-# The fixtures (browser, page) and the skip marks (pytestmark: chromium and playwright present) of test_browser.py
-from test_browser import ARTIFACTS, ROOT, browser, free_port, page, pytestmark  # noqa: F401
+import test_browser
+from test_browser import ARTIFACTS, ROOT, free_port
 
 from video_gen.demo import DEMO_NAME
+
+# The fixtures (browser, page) and the skip marks (pytestmark: chromium and playwright present) of test_browser.py
+browser, page, pytestmark = test_browser.browser, test_browser.page, test_browser.pytestmark
 
 
 @pytest.fixture(scope="module")
