@@ -19,6 +19,9 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The page's background test run of a model (timing.Estimator.probe) loads it before any job: off for the servers
+# of the suite, whose tests count loads and time jobs; the tests of the estimates turn it on (WebApp(probe=True)).
+os.environ.setdefault("VIDEO_GEN_PROBE", "0")
 # The weights-hash cache goes to a private folder, not the user's ~/.cache, removed at exit.
 os.environ["VIDEO_GEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="video-gen-test-cache-")
 atexit.register(shutil.rmtree, os.environ["VIDEO_GEN_CACHE_DIR"], ignore_errors=True)
@@ -45,6 +48,18 @@ def models_dir(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("models")
     build_tiny_svd(folder / TINY_MODEL)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def demo_pair(tmp_path_factory) -> Path:
+    """A models folder holding both demos (`video-gen models demo` and `--lora`): the tiny SVD, the tiny AnimateDiff
+    and its LoRA in loras/, as a new user installs them. Read only: copy it to change it."""
+    from video_gen.downloads import install_demo, install_lora_demo
+
+    folder = tmp_path_factory.mktemp("demo-pair") / "models"
+    install_demo(folder)
+    install_lora_demo(folder)
     return folder
 
 

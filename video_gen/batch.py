@@ -20,6 +20,7 @@ This module imports no torch: the engine is only touched through the `Generator`
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import json
 import logging
@@ -310,7 +311,10 @@ def execute(generator, request: GenerationRequest, duration_s: float | None = No
     --duration) becomes frames at the line's rate, which its model's defaults may decide."""
     if duration_s is not None and request.num_frames is None:
         request = generator.with_duration(request, duration_s)
-    return generator.generate(request, on_event=on_event)
+    job = generator.prepare(request)
+    if request.image and not request.output_path:  # the picture's name in the output's (issue 29)
+        job = dataclasses.replace(job, label=Path(request.image).stem)
+    return generator.generate(job, on_event=on_event)
 
 
 def run_line(generator, item: BatchLine, duration_s: float | None = None, on_event=None) -> dict[str, Any]:
@@ -345,10 +349,14 @@ class BatchProgress:
     """The command line's progress: a bar over the batch's lines and, below it, one over the running job's steps."""
 
     def __init__(self, total: int, bars: bool = True):
-        """`bars` False (--quiet): only the bad lines are said, one line each."""
+        """`bars` False (--quiet): only the bad lines are said, one line each. When stderr is not a terminal (a
+        log file, a pipe) bars would write their carriage returns and escape codes into it: one plain line per
+        finished line instead (issue 29)."""
         from tqdm import tqdm
 
         self._tqdm = tqdm
+        self._lines_only = bars and not sys.stderr.isatty()
+        bars = bars and not self._lines_only
         self.lines = tqdm(total=total, desc="batch", unit="line", file=sys.stderr, position=0, disable=not bars)
         self._bars = bars
         self._job = None
@@ -357,6 +365,9 @@ class BatchProgress:
     def __call__(self, event: BatchEvent) -> None:
         if event.kind == "finished" and event.entry["status"] == ERROR:
             self._tqdm.write(f"video-gen: batch line {event.line}: {event.entry['error']}", file=sys.stderr)
+        elif self._lines_only and event.kind in ("finished", "skipped"):
+            what = "already done" if event.kind == "skipped" else f"done: {event.entry.get('output')}"
+            print(f"video-gen: batch line {event.line} ({event.done} of {event.total}) {what}", file=sys.stderr)
         if not self._bars:
             return
         if event.kind in ("finished", "skipped"):

@@ -24,7 +24,8 @@ from .annotators import ANNOTATORS_DIRNAME
 from .annotators import BY_NAME as ANNOTATORS
 from .errors import InvalidRequest, VideoGenError
 from .catalog import inspect_file, inspect_folder, inspect_path, resolve_model
-from .demo import DEMO_DEFAULTS, DEMO_FILE, DEMO_NAME, DEMO_NOTE, is_demo
+from .demo import (DEMO_DEFAULTS, DEMO_FILE, DEMO_LORA_KEY, DEMO_NAME, DEMO_NOTE, LORA_DEMO_DEFAULTS, LORA_DEMO_FILE,
+                   LORA_DEMO_NAME, is_demo)
 from .checkpoints import ENHANCER, LORA, MODEL, MOTION_ADAPTER, PICKLE_REFUSED, UNSUPPORTED, UPSCALER, ModelInfo
 from .errors import ModelNotFound
 from .families import specs
@@ -327,4 +328,35 @@ def install_demo(models_dir: str | os.PathLike, *, name: str = DEMO_NAME) -> Pat
     return target
 
 
-__all__ = ["KNOWN_MODELS", "download", "import_model", "install_demo", "select_files"]
+def install_lora_demo(models_dir: str | os.PathLike) -> Path:
+    """The second demo: a tiny AnimateDiff (an SD1.5 base with its motion adapter inside) in `models_dir/
+    LORA_DEMO_NAME` and a tiny LoRA that fits it in `models_dir/loras/LORA_DEMO_FILE`, both random weights that
+    make noise and say so (`demo.py`); installed ones are kept. Built aside and renamed when complete, like
+    `install_demo`. Returns the model's folder."""
+    from .tiny.sd import build_tiny_lora, build_tiny_motion_adapter, build_tiny_sd15
+
+    models_dir = Path(models_dir)
+    target, lora = models_dir / LORA_DEMO_NAME, models_dir / "loras" / LORA_DEMO_FILE
+    if target.exists() and not is_demo(target):
+        raise FileExistsError(f"{target} exists and is not a demo model; move it away")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{LORA_DEMO_NAME}-", dir=models_dir))
+    try:
+        if not is_demo(target):
+            build_tiny_sd15(building / "model")
+            build_tiny_motion_adapter(building / "model" / "motion_adapter")  # the folder brings its own adapter
+            card = {"demo": True, "note": DEMO_NOTE, "defaults": LORA_DEMO_DEFAULTS,
+                    "built_with": "video_gen.tiny.sd.build_tiny_sd15 + build_tiny_motion_adapter (random weights)"}
+            (building / "model" / DEMO_FILE).write_text(json.dumps(card, indent=2) + "\n")
+            os.replace(building / "model", target)
+        if not lora.is_file():
+            build_tiny_lora(target, building / LORA_DEMO_FILE, parts=("unet",),
+                            metadata={DEMO_LORA_KEY: DEMO_NOTE, "description": "video-gen demo LoRA"})
+            lora.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(building / LORA_DEMO_FILE, lora)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
+__all__ = ["KNOWN_MODELS", "download", "import_model", "install_demo", "install_lora_demo", "select_files"]

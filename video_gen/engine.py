@@ -248,12 +248,14 @@ class Generator:
         return self.history.add(self._stored(request).to_json(), rerun_of=rerun_of)
 
     def generate(self, request: GenerationRequest | PreparedJob, on_event: EventCallback | None = None, *,
-                 preview_every: int = 0, history_id: int | None = None) -> GenerationResult:
+                 preview_every: int = 0, history_id: int | None = None,
+                 cancel: threading.Event | None = None, keep_partial: bool = False) -> GenerationResult:
         """Run one job and return where its video is. Waits its turn behind earlier jobs.
 
         `preview_every` > 0 sends a `PreviewEvent` every that many denoising steps. `history_id`: its row
         from `record`; without one, a job that passes the checks is added to the history when it starts.
-        Raises InvalidRequest (bad input, nothing ran), Cancelled, or GenerationFailed.
+        `cancel`: the caller's own stop flag (also checked as the file takes its name). `keep_partial`: a job stopped
+        part-way keeps its finished segments (`errors.PartialKept`, `running.JobRunner.keep_partial`). Raises InvalidRequest (bad input, nothing ran), Cancelled, or GenerationFailed.
         """
         submitted, submitted_at = time.perf_counter(), datetime.now()
         try:
@@ -277,7 +279,8 @@ class Generator:
         with self._queue:
             started_at = datetime.now()
             self.history.started(history_id)
-            running = RunningJob(on_event, preview_every, job.spec.latent_rgb_factors)
+            running = RunningJob(on_event, preview_every, job.spec.latent_rgb_factors, cancel)
+            running.keep_partial = keep_partial
             with self._lock:
                 self._running = running
             try:
@@ -285,8 +288,10 @@ class Generator:
                 memory.reset_peak_memory(self.device)
                 plans, plan = self.reports.memory_plan(job)
                 path, frames, metadata = self.runner.run(job, image, running, plans, plan, submitted_at)
-            except Cancelled:
-                self.history.finished(history_id, job_history.CANCELLED, elapsed_s=time.perf_counter() - submitted)
+            except Cancelled as error:  # a partial file kept (PartialKept) is its output
+                kept = getattr(error, "path", None)
+                self.history.finished(history_id, job_history.CANCELLED, elapsed_s=time.perf_counter() - submitted,
+                                      output=kept and str(kept), error=kept and str(error))
                 raise
             except BaseException as error:
                 self.history.finished(history_id, job_history.FAILED, error=first_line(error),
@@ -310,6 +315,10 @@ class Generator:
                                   elapsed_s=result.elapsed_s, request_json=self._stored(request).to_json())
         running.emit(DoneEvent(result))
         return result
+
+    def probe(self, request: GenerationRequest, on_event: EventCallback | None = None) -> dict[str, float]:
+        """A test run of `request` that writes and records nothing (`probe_job`): seconds per stage."""
+        return probe_job(self, request, on_event)
 
     def cancel(self) -> bool:
         """Ask the running job to stop; it ends at its next step boundary. False if nothing is running."""
@@ -355,18 +364,44 @@ class Generator:
         """The request as the history keeps it: its picture, control video and mask (files, not folders) copied into
         the outputs folder (once per content), so that a queued job or a re-run still has them after an upload or a
         temporary file is gone."""
-        kept = {name: self._kept(getattr(request, name)) for name in ("image", "control", "control_from", "mask")
+        kept = {name: _kept(self, getattr(request, name)) for name in ("image", "control", "control_from", "mask")
                 if getattr(request, name)}
         return request.replace(**kept) if kept else request
 
-    def _kept(self, image: str) -> str:
-        if not os.path.isfile(image):
-            return image
-        status = os.stat(image)
-        key = (image, status.st_size, status.st_mtime_ns)
-        kept = self._kept_inputs.get(key)
-        if kept is None or not os.path.isfile(kept):  # a job is stored twice (queued, then done): hash it once
-            if len(self._kept_inputs) >= 1024:  # a server that runs for weeks forgets old pictures' copies
-                self._kept_inputs.clear()
-            kept = self._kept_inputs[key] = job_history.keep_input(image, self.history)
-        return kept
+
+def _kept(generator: Generator, image: str) -> str:
+    """A file of a request as the history keeps it (`Generator._stored`): copied once per content."""
+    if not os.path.isfile(image):
+        return image
+    status = os.stat(image)
+    key = (image, status.st_size, status.st_mtime_ns)
+    kept = generator._kept_inputs.get(key)
+    if kept is None or not os.path.isfile(kept):  # a job is stored twice (queued, then done): hash it once
+        if len(generator._kept_inputs) >= 1024:  # a server that runs for weeks forgets old pictures' copies
+            generator._kept_inputs.clear()
+        kept = generator._kept_inputs[key] = job_history.keep_input(image, generator.history)
+    return kept
+
+
+def probe_job(generator: Generator, request: GenerationRequest, on_event: EventCallback | None = None
+              ) -> dict[str, float]:
+    """Run `request` without writing a file or recording a job: the time estimates' test run on this machine
+    (`timing.Estimator.probe`). A family that needs a picture gets a plain grey one of the job's size. Takes its
+    turn like a job and leaves the model loaded (the next job does not load it again). Returns the seconds of each
+    stage; `on_event` sees its events (the step times)."""
+    from .families.spec import REQUIRED
+
+    job = generator.plan_job(request)
+    image = None
+    if job.spec.image == REQUIRED and job.request.image is None:
+        from PIL import Image
+
+        image = Image.new("RGB", (job.request.width, job.request.height), (128, 128, 128))
+    elif job.request.image:
+        image = fit_to_size(open_image(job.request.image), job.request.width, job.request.height,
+                            job.request.resize_mode)
+    with generator.turn():
+        running = RunningJob(on_event, 0, None)
+        plans, plan = generator.reports.memory_plan(job)
+        generator.runner.probe(job, image, running, plans, plan)
+    return dict(running.timings)

@@ -37,6 +37,15 @@ class Cancelled(VideoGenError):
         super().__init__(message)
 
 
+class PartialKept(Cancelled):
+    """A long job was stopped (Ctrl+C) after some of its segments were made, and those were kept as a playable
+    file named as a partial one (`path`); raised only when the caller asked for it (`keep_partial`)."""
+
+    def __init__(self, message: str, path=None, segments_done: int = 0, segments: int = 0):
+        super().__init__(message)
+        self.path, self.segments_done, self.segments = path, segments_done, segments
+
+
 def first_line(error: BaseException) -> str:
     """An exception's message in one line (for one-line user messages); its type's name if it has none."""
     lines = str(error).strip().splitlines()

@@ -38,7 +38,9 @@ from . import video_io
 from .audio import Sound, sample_at, silence
 from .errors import InvalidRequest, VideoGenError, first_line
 from .frames import channel_stats, match_colors
+from .planner import plan_length
 from .request import FIELD, LIMITS, GenerationRequest
+from .results import model_defaults
 
 # A video of one frame is a picture (generate from it instead); two frames give the colours to match.
 MIN_SOURCE_FRAMES = 2
@@ -152,11 +154,35 @@ def base_request(source: SourceVideo, overrides: dict[str, Any]) -> GenerationRe
     return GenerationRequest.from_dict(values)
 
 
+def plan_extension(generator, video, *, frames: int | None = None, duration: float | None = None,
+                   overrides: dict[str, Any] | None = None, source: SourceVideo | None = None):
+    """The continuation's job as the engine plans it (model, defaults, length), without its picture and without
+    writing anything: what its time estimate is made from (the page's Continue tab). Raises InvalidRequest."""
+    request, spec, frames, source, notes = _continuation(generator, video, frames, duration, overrides, source)
+    return generator.plan_job(request)
+
+
 def prepare_extension(generator, video, *, frames: int | None = None, duration: float | None = None,
                       overrides: dict[str, Any] | None = None, source: SourceVideo | None = None):
     """The engine's `PreparedJob` that continues `video` by `frames` new frames (or `duration` seconds at the
     source's fps; neither: one generation of the model). `overrides`: request fields to change (model, seed,
     steps, output_path, …). Checks everything before any work; raises InvalidRequest naming the input."""
+    request, spec, frames, source, notes = _continuation(generator, video, frames, duration, overrides, source)
+    # 4. The picture: the source's last frame, kept losslessly where the history keeps pictures
+    start = _keep_last_frame(source, Path(generator.outputs_dir), conditioning_frames(spec))
+    request = request.replace(image=str(start))
+    if request.output_path is None:
+        suffix = video_io.SUFFIXES[request.output_format or "mp4"]
+        stem = source.path.stem if source.path.suffix else source.path.name
+        request = request.replace(output_path=str(video_io.unique_path(
+            Path(generator.outputs_dir) / f"{stem}_extended{suffix}")))
+    job = generator.prepare(request)
+    finish = Continuation(source, frames, _source_job(generator, source), tuple(notes), generated_fps=request.fps)
+    return dataclasses.replace(job, finish=finish, notes=tuple(job.notes) + tuple(notes))
+
+
+def _continuation(generator, video, frames, duration, overrides, source):
+    """The continuation's request (no picture yet), its family's spec, the new frames, the source and the notes."""
     from .families import load_family
 
     source = source or read_source(video)
@@ -196,21 +222,30 @@ def prepare_extension(generator, video, *, frames: int | None = None, duration: 
     most = int(LIMITS["num_frames"][1]) - 1
     if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= most:
         raise InvalidRequest("frames", f"must be a whole number of new frames from 1 to {most}, got {frames!r}")
+    if duration is not None:
+        frames = _within_segments(frames, fps, request, spec, model_defaults(family, model), notes)
     # A family that makes only step*k+1 frames (Wan, LTX) makes the next valid count; `join` keeps `frames` of them
     generated = spec.valid_frames(frames + 1) if spec.exact_frames else frames + 1
     request = request.replace(model=request.model or model.name, last_image=None, num_frames=generated, fps=fps,
                               width=width, height=height, loop="none").validate()  # before anything is written
-    # 4. The picture: the source's last frame, kept losslessly where the history keeps pictures
-    start = _keep_last_frame(source, Path(generator.outputs_dir), conditioning_frames(spec))
-    request = request.replace(image=str(start))
-    if request.output_path is None:
-        suffix = video_io.SUFFIXES[request.output_format or "mp4"]
-        stem = source.path.stem if source.path.suffix else source.path.name
-        request = request.replace(output_path=str(video_io.unique_path(
-            Path(generator.outputs_dir) / f"{stem}_extended{suffix}")))
-    job = generator.prepare(request)
-    finish = Continuation(source, frames, _source_job(generator, source), tuple(notes), generated_fps=fps)
-    return dataclasses.replace(job, finish=finish, notes=tuple(job.notes) + tuple(notes))
+    return request, spec, frames, source, notes
+
+
+def _within_segments(frames: int, fps: int, request: GenerationRequest, spec, defaults: dict[str, Any],
+                     notes: list[str]) -> int:
+    """A length in seconds whose last new frame would need a segment of its own (the model starts from the
+    source's last frame, so one generation adds one frame less than it makes) is made a frame shorter: issue 29,
+    +1 s at 8 fps on a model that makes 8 frames at a time cost two segments, twice the source's own time."""
+    def segments(new: int) -> int:
+        generated = spec.valid_frames(new + 1) if spec.exact_frames else new + 1
+        return plan_length(generated, fps, native_frames=int(defaults["num_frames"]), native_fps=int(defaults["fps"]),
+                           interpolation=int(request.interpolation or 0), frame_step=spec.frame_step).segments
+
+    if frames > 1 and segments(frames) > segments(frames - 1):
+        notes.append(f"{frames - 1} new frames instead of {frames}: the model makes {defaults['num_frames']} at a "
+                     f"time, one of them the video's last, and one frame more would cost a whole generation more")
+        return frames - 1
+    return frames
 
 
 def extend(generator, video, *, frames: int | None = None, duration: float | None = None,
@@ -362,6 +397,6 @@ def _size(path: Path) -> int:
     return sum(file.stat().st_size for file in files)
 
 
-__all__ = ["SourceVideo", "Continuation", "read_source", "prepare_extension", "extend", "join", "join_sound",
-           "fit_frames",
+__all__ = ["SourceVideo", "Continuation", "read_source", "prepare_extension", "plan_extension", "extend", "join",
+           "join_sound", "fit_frames",
            "grid_size", "base_request", "extensions_of", "conditioning_frames", "MIN_SOURCE_FRAMES"]

@@ -14,6 +14,7 @@ Standard library only: importing this loads no torch.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -78,8 +79,8 @@ def keep_input(image: str | None, store: History) -> str | None:
     re-run still has it after the original is gone; a store kept in memory keeps the path as it is."""
     if str(store.path) == ":memory:" or not image or not Path(image).is_file():
         return image
-    source = Path(image)
-    folder = store.outputs_dir / INPUTS_DIRNAME
+    source = Path(image).absolute()
+    folder = store.outputs_dir.absolute() / INPUTS_DIRNAME
     if source.resolve().parent == folder.resolve():
         return str(source)
     digest = hashlib.sha256()
@@ -145,11 +146,11 @@ class History:
 
     # ---- writing ---------------------------------------------------------------------------
     def add(self, request_json: str, *, status: str = QUEUED, rerun_of: int | None = None) -> int:
-        """A new job; returns its id (ids grow in submission order)."""
+        """A new job; returns its id (ids grow in submission order). Its pictures' paths are stored absolute."""
         with self._lock:
             cursor = self._db.execute(
                 "INSERT INTO jobs (request, status, queued_at, rerun_of) VALUES (?, ?, ?, ?)",
-                (request_json, status, _now(), rerun_of))
+                (absolute_request(request_json), status, _now(), rerun_of))
             return int(cursor.lastrowid)
 
     def started(self, job_id: int) -> None:
@@ -158,11 +159,14 @@ class History:
     def finished(self, job_id: int, status: str, *, output: str | None = None, error: str | None = None,
                  info: dict[str, Any] | None = None, elapsed_s: float | None = None,
                  request_json: str | None = None) -> None:
+        # Absolute: a relative --outputs-dir means another thing from another folder (issue 29: the page, started
+        # elsewhere, lost the videos a CLI batch had made with `--outputs-dir repo/outputs`).
+        output = os.path.abspath(output) if output else output
         changes: dict[str, Any] = {"status": status, "finished_at": _now(), "output": output, "error": error,
                                    "info": json.dumps(info, default=str) if info is not None else None,
                                    "elapsed_s": elapsed_s}
         if request_json is not None:  # the request as run: model defaults and the seed filled in
-            changes["request"] = request_json
+            changes["request"] = absolute_request(request_json)
         self._update(job_id, **changes)
 
     def _update(self, job_id: int, **changes: Any) -> None:
@@ -195,7 +199,7 @@ class History:
     def get(self, job_id: int) -> HistoryEntry | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (int(job_id),)).fetchone()
-        return _entry(row) if row else None
+        return self._entry(row) if row else None
 
     def entries(self, *, status: str | None = None, limit: int | None = None, newest_first: bool = True
                 ) -> list[HistoryEntry]:
@@ -209,11 +213,79 @@ class History:
             arguments.append(int(limit))
         with self._lock:
             rows = self._db.execute(query, arguments).fetchall()
-        return [_entry(row) for row in rows]
+        return [self._entry(row) for row in rows]
+
+    def signature(self) -> tuple:
+        """Changes whenever a job is added, starts, ends or is deleted, from this process or another (the page
+        follows the history with it: a job from the command line appears, a cancelled one stops "running")."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*), MAX(id), MAX(started_at), MAX(finished_at), SUM(status = 'running'), "
+                "SUM(status = 'queued') FROM jobs").fetchone()
+        return tuple(row)
+
+    def _entry(self, row: sqlite3.Row) -> HistoryEntry:
+        """A row as an entry; a relative path of a row written before paths were stored absolute is resolved
+        against the folder it was made in (`resolve_old_path`)."""
+        entry = _entry(row)
+        if entry.output and not os.path.isabs(entry.output) or _has_relative_pictures(entry.request):
+            request = dict(entry.request)
+            for key in ("image", "last_image"):
+                if isinstance(request.get(key), str) and request[key] and not os.path.isabs(request[key]):
+                    request[key] = resolve_old_path(request[key], self.outputs_dir)
+            if isinstance(request.get("keyframes"), list):
+                request["keyframes"] = [
+                    {**item, "image": resolve_old_path(item["image"], self.outputs_dir)}
+                    if isinstance(item, dict) and isinstance(item.get("image"), str) else item
+                    for item in request["keyframes"]]
+            output = resolve_old_path(entry.output, self.outputs_dir) if entry.output else entry.output
+            entry = dataclasses.replace(entry, request=request, output=output)
+        return entry
 
     def queued(self) -> list[HistoryEntry]:
         """Jobs waiting to run, oldest first."""
         return self.entries(status=QUEUED, newest_first=False)
+
+
+def absolute_request(request_json: str) -> str:
+    """A stored request with its pictures' paths made absolute (against the current folder)."""
+    try:
+        request = json.loads(request_json)
+    except json.JSONDecodeError:
+        return request_json
+    if not isinstance(request, dict) or not _has_relative_pictures(request):
+        return request_json
+    for key in ("image", "last_image"):
+        if isinstance(request.get(key), str) and request[key] and not os.path.isabs(request[key]):
+            request[key] = os.path.abspath(request[key])
+    if isinstance(request.get("keyframes"), list):
+        request["keyframes"] = [{**item, "image": os.path.abspath(item["image"])}
+                                if isinstance(item, dict) and isinstance(item.get("image"), str) else item
+                                for item in request["keyframes"]]
+    return json.dumps(request, sort_keys=True)
+
+
+def _has_relative_pictures(request: dict) -> bool:
+    paths = [request.get("image"), request.get("last_image")] + [
+        item.get("image") for item in request.get("keyframes") or () if isinstance(item, dict)]
+    return any(isinstance(path, str) and path and not os.path.isabs(path) for path in paths)
+
+
+def resolve_old_path(path: str, outputs_dir: Path) -> str:
+    """A relative path stored by an older version, as it was meant: relative to the folder the job was run from.
+
+    That folder is not stored, but the history lies in the outputs folder, which the path was made from: the
+    folder is the ancestor of the outputs folder from which the path exists (or, for a file since deleted, from
+    which it lands in the outputs folder or its `.inputs/`). Otherwise the current folder, as before."""
+    home = Path(outputs_dir).absolute()
+    bases = [home, *home.parents]
+    for base in bases:
+        if (base / path).exists():
+            return str(base / path)
+    for base in bases:
+        if (base / path).parent in (home, home / INPUTS_DIRNAME):
+            return str(base / path)
+    return os.path.abspath(path)
 
 
 def _entry(row: sqlite3.Row) -> HistoryEntry:

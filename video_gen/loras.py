@@ -38,6 +38,7 @@ from typing import Any
 
 from .checkpoints import (ALLOW_PICKLE_FLAG, PICKLE_SUFFIXES, LORA, ModelInfo, check_complete, component_shapes,
                           file_sha256, meta_shapes, numel, pickle_state_dict, read_safetensors_header, read_safetensors_metadata)
+from .demo import DEMO_LORA_KEY, DEMO_NOTE
 from .errors import GenerationFailed, InvalidRequest, ModelNotFound, first_line
 from .memory.apply import adapters_in_compute_dtype
 
@@ -84,9 +85,11 @@ class LoraFile:
     style: str  # diffusers (PEFT/diffusers names), kohya, or original (a checkpoint's own names)
     numel: int  # its parameters (the memory estimator counts them)
     distill: str | None = None  # lightx2v, lightning, causvid or lcm: a step-distill LoRA
+    demo: bool = False  # the demo LoRA (`demo.py`): random weights
 
     def describe(self) -> str:
-        return self.style + (f", {self.distill} step-distill" if self.distill else "")
+        return self.style + (f", {self.distill} step-distill" if self.distill else "") + (
+            f"; {DEMO_NOTE}" if self.demo else "")
 
 
 @dataclass(frozen=True)
@@ -210,7 +213,8 @@ def from_header(header: dict[str, Any], name: str = "", metadata: dict[str, str]
                               if key.lower() in ("ss_output_name", "name", "modelspec.title", "description",
                                                  "ss_training_comment", "modelspec.description"))]).lower()
     distill = next((word for word in DISTILL_WORDS if word in words), None)
-    return LoraFile(name=name, style=style, numel=sum(numel(header[key]) for key in keys), distill=distill)
+    return LoraFile(name=name, style=style, numel=sum(numel(header[key]) for key in keys), distill=distill,
+                    demo=bool((metadata or {}).get(DEMO_LORA_KEY)))
 
 
 _cache_lock = threading.Lock()

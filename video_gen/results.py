@@ -39,6 +39,8 @@ class PreparedJob:
     loras: tuple[ResolvedLora, ...] = ()  # its LoRAs, found and checked for the family
     upscaler: UpscalerInfo | None = None  # its `upscaler`, found and described (architecture, scale)
     enhancer: EnhancerInfo | None = None  # the prompt enhancer when it asks for one (`enhance_prompt`)
+    # A word for the output's default name, between the model and the seed (a batch's picture name: issue 29)
+    label: str = ""
 
     @property
     def family(self):

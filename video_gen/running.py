@@ -20,7 +20,7 @@ from typing import Any, Callable
 from . import control, demo, finishing, memory, video_io
 from . import loras as lora_support
 from .checkpoints import ModelInfo, file_sha256, weights_sha256
-from .errors import Cancelled, GenerationFailed, InvalidRequest, first_line
+from .errors import Cancelled, GenerationFailed, InvalidRequest, PartialKept, VideoGenError, first_line
 from .events import (ENCODING_IMAGE, INTERPOLATING, LOADING_MODEL, STAGE_LABELS, WRITING, EventCallback, PreviewEvent,
                      StageEvent, StepEvent)
 from .frames import apply_loop, channel_stats, match_colors
@@ -35,9 +35,11 @@ class RunningJob:
     """The running job as a family's `run` sees it: stages, steps (where cancel is checked), previews, the seed,
     and the one place that steps down when the device runs out of memory."""
 
-    def __init__(self, on_event: EventCallback | None, preview_every: int, latent_rgb_factors):
+    def __init__(self, on_event: EventCallback | None, preview_every: int, latent_rgb_factors,
+                 cancelled: threading.Event | None = None):
+        """`cancelled`: the caller's own stop flag for this job (the page's per-job one), else a new one."""
         self.generator = None  # the job's torch.Generator, seeded once; a retried segment restores its state
-        self.cancelled = threading.Event()
+        self.cancelled = cancelled if cancelled is not None else threading.Event()
         self._on_event = on_event
         # No preview for a family without a latent-to-RGB map (its spec's latent_rgb_factors is None).
         self._preview_every = preview_every if latent_rgb_factors is not None else 0
@@ -56,6 +58,8 @@ class RunningJob:
         self.plan: MemoryPlan | None = None  # the rung it runs on now
         self.retries: list[dict[str, Any]] = []
         self.info: dict[str, Any] = {}  # what the family reports about how it ran (attention backend, speed hook)
+        self.keep_partial = False  # on a stop (Ctrl+C, cancel) keep the finished segments (`JobRunner.keep_partial`)
+        self.pieces: list = []  # the finished segments' frames, in order
         self.request: GenerationRequest | None = None  # the request that made the frames (an enhanced prompt)
 
     @property
@@ -240,9 +244,15 @@ class JobRunner:
 
             # 5. The control video (VACE) over every frame the model makes, before the model loads; then load the
             # model unless it is resident, and generate the frames (segments, interpolation, loop) and their sound
-            # (families that make it, when the request has it on)
+            # (families that make it, when the request has it on); a stop part-way keeps the finished segments
+            # when asked (`keep_partial`)
             inputs = self.control_inputs(job, running)
-            frames, sound = self.frames(job, image, running, inputs)
+            try:
+                frames, sound = self.frames(job, image, running, inputs)
+            except (Cancelled, KeyboardInterrupt) as stop:
+                if not running.keep_partial:
+                    raise
+                raise self.keep_partial(job, running, submitted_at, stop) from None
             request = job.request.replace(decode_chunk_size=running.plan.decode_chunk_size)
             fps, source = request.fps, None
             if request.audio != "on":
@@ -275,13 +285,15 @@ class JobRunner:
                 metadata["audio"] = {"made": False}
             if enhancement:
                 metadata["prompt_enhancement"] = enhancement  # the user's prompt and the one that was used
-            output = self._output_path(request, job.model, submitted_at)
+            output = self._output_path(request, job.model, submitted_at, job.label)
             if inputs is not None:  # the control's and mask's hashes, frames and annotator: what --from re-makes
                 metadata.update(inputs.metadata())
                 metadata["control"]["video"] = str(control.control_path(output))
             if job.upscaler is None:
+                # A cancel that arrives while the file is written still saves nothing: checked again just before
+                # the file takes its name (issue 29: a job cancelled in its last moments wrote its video).
                 path = video_io.write_video(frames, output, fps=fps, format=request.output_format, crf=request.crf,
-                                            metadata=metadata, audio=sound)
+                                            metadata=metadata, audio=sound, before_commit=running.check_cancelled)
             else:  # the last stage: each frame through the upscaler on its way to the writer
                 height, width = frames[0].shape[:2]
                 metadata["upscaled"] = finishing.upscaled_entry(job.upscaler, width, height, self.device)
@@ -298,6 +310,20 @@ class JobRunner:
         finally:
             if not finished:
                 memory.free_memory(self.device)  # a failed or cancelled job leaves nothing behind
+
+    def probe(self, job: PreparedJob, image, running: RunningJob, plans: list[MemoryPlan], plan: MemoryPlan) -> None:
+        """Make `job`'s frames and write nothing (the estimator's test run: `Generator.probe`); the model stays
+        loaded for the jobs after it."""
+        import torch
+
+        running.plans, running.plan = plans, plan
+        running.generator = torch.Generator("cpu").manual_seed(job.request.seed or 1)
+        try:
+            self.frames(job, image, running)
+            running.finish()
+        except BaseException:
+            memory.free_memory(self.device)
+            raise
 
     def control_inputs(self, job: PreparedJob, running: RunningJob) -> control.ControlInputs | None:
         """A request's control video (as it is, or made by its annotator on the device) and mask, over every frame
@@ -355,6 +381,7 @@ class JobRunner:
             else:
                 frames = match_colors(frames, *reference)[1:]
             pieces.append(frames)
+            running.pieces = list(pieces)
         frames = np.concatenate(pieces)
         sound = None
         if sounds and all(piece is not None for piece in sounds):
@@ -371,11 +398,44 @@ class JobRunner:
         frames = apply_loop(frames[:length.loop_frames], length.loop, length.frames)
         return frames, (None if sound is None else sound.fitted(len(frames), length.fps))
 
-    def _output_path(self, request: GenerationRequest, model: ModelInfo, submitted_at: datetime) -> Path:
+    def keep_partial(self, job: PreparedJob, running: RunningJob, submitted_at: datetime,
+                     stop: BaseException) -> Cancelled:
+        """A long job stopped part-way (issue 29: Ctrl+C at segment 35 of a 30 s video kept nothing): its finished
+        segments as a playable file named `<name>_partial.mp4`, at the model's rate (no interpolation, no loop),
+        with the request in its metadata under `partial`. Returns the `PartialKept` to raise, or a `Cancelled`
+        that says plainly why nothing was kept."""
+        length, done = job.length, len(running.pieces)
+        where = f"in segment {min(done + 1, length.segments)} of {length.segments}"
+        if not running.pieces:
+            return Cancelled(f"interrupted {where}, before any segment was finished: nothing to keep")
+        import numpy as np
+
+        frames = np.concatenate(running.pieces)
+        final = self._output_path(job.request.replace(output_format="mp4"), job.model, submitted_at, job.label)
+        target = video_io.unique_path(final.with_name(f"{final.stem}_partial.mp4"))
+        metadata = {"app": "video-gen", "version": __version__, "model": job.model.name, "family": job.spec.name,
+                    "fps": length.generation_fps, "request": job.request.to_dict(), **demo.metadata(job.model),
+                    "partial": {"segments": done, "of": length.segments, "frames": int(len(frames)),
+                                "note": "stopped part-way: the finished segments only, at the model's own rate"}}
+        try:
+            path = video_io.write_video(frames, target, fps=length.generation_fps, format="mp4", crf=job.request.crf,
+                                        metadata=metadata)
+            video_io.write_sidecar(path, metadata)
+        except (OSError, VideoGenError) as error:
+            return Cancelled(f"interrupted {where}; the {done} finished segment(s) could not be kept: "
+                             f"{first_line(error)}")
+        seconds = len(frames) / length.generation_fps
+        return PartialKept(f"interrupted {where}: kept the {done} finished segment{'s' if done != 1 else ''} "
+                           f"({len(frames)} frames, {seconds:.1f} s at {length.generation_fps} fps) as {path}",
+                           path=path, segments_done=done, segments=length.segments)
+
+    def _output_path(self, request: GenerationRequest, model: ModelInfo, submitted_at: datetime,
+                     label: str = "") -> Path:
         if request.output_path:
             return Path(request.output_path)  # named by the user: overwritten if it exists
         safe_model = re.sub(r"[^A-Za-z0-9._-]+", "-", model.name).strip("-") or "model"
-        stem = f"{submitted_at:%Y%m%d-%H%M%S}_{safe_model}_{request.seed}"
+        safe_label = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.")[:60]
+        stem = f"{submitted_at:%Y%m%d-%H%M%S}_{safe_model}_{safe_label + '_' if safe_label else ''}{request.seed}"
         return video_io.unique_path(self.outputs_dir / f"{stem}{video_io.SUFFIXES[request.output_format]}")
 
 

@@ -68,6 +68,17 @@ class SmoothPlan:
         return "_" + "_".join(parts)
 
 
+def reachable_rates(fps: float) -> list[tuple[str, float]]:
+    """The rates smoothing can make from a video at `fps`, as (label, rate): 2-4x its own (interpolation's
+    factors), then "keep" (0: a loop only)."""
+    rates = []
+    for factor in range(2, MAX_FACTOR + 1):
+        rate = round(fps * factor, 2)
+        rate = int(rate) if float(rate).is_integer() else rate
+        rates.append((f"{rate} fps ({factor}×)", rate))
+    return rates + [("keep (loop only)", KEEP_FPS)]
+
+
 def check_video(path: str | os.PathLike | None) -> video_io.VideoInfo:
     """The video's description, or InvalidRequest("video", …) in one line if it is not one we can smooth."""
     if not path:
@@ -224,4 +235,4 @@ def _rate(fps: float) -> str:
 
 
 __all__ = ["SmoothPlan", "check_video", "plan_smooth", "render_smooth", "smooth_metadata", "stored_request",
-           "copy_atomic", "MAX_FRAMES", "MAX_SIDE", "TARGET_FPS_CHOICES", "LOOP_LABELS"]
+           "copy_atomic", "MAX_FRAMES", "MAX_SIDE", "TARGET_FPS_CHOICES", "LOOP_LABELS", "reachable_rates"]

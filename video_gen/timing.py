@@ -5,14 +5,19 @@ A job is amounts of work per stage (`job_work`): denoising is steps x latent tok
 and writing are frames x pixels, encoding is one per segment, loading is once unless the model is resident.
 The seconds per unit come from the history of this machine (`history.py` keeps every finished job's request
 and its `timings_s` per stage), best first: jobs of the same model at the same size and memory plan, then the
-same model at any size. Without one, per-device constants times the model's parameter counts give a rough
-first figure, and the page says it is rough (another model's seconds do not carry over: a tiny model's are
-mostly per-step overhead). Imports no torch.
+same model at any size, then a short test run of the model on this machine (`Estimator.probe`: two denoising
+steps of one segment, timed per stage, the later steps' median taken as the steady step time; it loads the model, which
+stays loaded for the first job). Without either, per-device constants times the model's parameter counts give a
+rough figure, which the page does not show as a time (issue 29: it said 3 s for a 15.9 s first job: the load,
+the imports and the first calls' warm-up are what it cannot know); the command line uses it only to decide
+whether a test run is worth it. Imports no torch.
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,11 +82,17 @@ class TimeEstimate:
             later += self.stages.get(WRITING, 0.0)
         return later
 
+    @property
+    def known(self) -> bool:
+        """Whether the time comes from this machine (its history or a test run), not only from constants."""
+        return self.basis != "rough"
+
     def basis_text(self) -> str:
         return {
             "measured": f"from {self.jobs} earlier job{'s' if self.jobs != 1 else ''} of this model at this size",
             "measured-other-sizes": f"from {self.jobs} earlier job{'s' if self.jobs != 1 else ''} of this model, "
                                     f"scaled to this size",
+            "probe": "from a short test run of this model on this machine",
         }.get(self.basis, "rough: no job has finished on this machine yet")
 
 
@@ -156,13 +167,124 @@ def combine(work: JobWork, rates: dict[str, float], fallback: dict[str, float]) 
     return {stage: work.units[stage] * rates.get(stage, fallback[stage]) for stage in STAGES if work.units[stage]}
 
 
+PROBE_STEPS = 3  # the test run's denoising steps: the first pays the warm-up, the median of the others is steady
+# A test run is not worth it for a job that the constants put under this (the command line's choice): the
+# demo's 4 s job; a real model's job on a CPU (minutes) or a GPU (tens of seconds, its load needed anyway) is over.
+PROBE_WORTH_S = 10.0
+# Nor one that the constants put over this itself (a big model on a CPU): it would hold the engine that long
+PROBE_MAX_S = 60.0
+
+
 class Estimator:
     """Estimates for one `Generator` from its history (read again on every call: a job that just finished
-    counts at once). The page and the tests use it; nothing here runs a model."""
+    counts at once) and from test runs (`probe`). The page, the command line and the tests use it."""
 
     def __init__(self, generator):
         self.generator = generator
         self._weights: dict[Any, dict[str, int]] = {}
+        self._probes: dict[tuple[str, str], PastJob] = {}  # (model, device kind) -> its test run as a job
+        self._probing: set[str] = set()
+        self._lock = threading.Lock()
+        self.version = 0  # grows when a test run ends (the page redraws its estimate)
+        self.failures: dict[str, str] = {}  # model -> why its test run failed
+
+    # ---- test runs -----------------------------------------------------------------------------
+    def probe_request(self, request):
+        """The test run of `request`: its model, size and first segment's frames, `PROBE_STEPS` steps."""
+        job = self.generator.plan_job(request)
+        return job.request.replace(num_frames=job.length.generated_frames[0], interpolation=1, loop="none",
+                                   num_inference_steps=PROBE_STEPS, output_path=None)
+
+    def probe_cost(self, request) -> float:
+        """What the per-device constants say a test run of `request` takes (loading the model included)."""
+        return self.estimate(self.generator.plan_job(self.probe_request(request)), load=None).total_s
+
+    def probe(self, request) -> PastJob | None:
+        """Run `request` (its model, size and frames; `PROBE_STEPS` steps, one segment, nothing written) and keep
+        its stage times as evidence for that model on this device. Returns it (None: it failed, see `failures`)."""
+        from .events import StepEvent
+        from .errors import VideoGenError, first_line
+
+        job = self.generator.plan_job(request)
+        request = self.probe_request(request)
+        step_times: list[float] = []
+
+        def on_event(event) -> None:
+            if isinstance(event, StepEvent) and event.stage == DENOISING:
+                step_times.append(time.perf_counter())
+
+        name = job.model.name
+        with self._lock:
+            self._probing.add(name)
+        try:
+            loaded = self.generator.loaded_model == name
+            timings = self.generator.probe(request, on_event=on_event)
+        except (VideoGenError, OSError, RuntimeError, ValueError) as error:
+            with self._lock:
+                self.failures[name] = first_line(error)
+            return None
+        finally:
+            with self._lock:
+                self._probing.discard(name)
+                self.version += 1
+        probed = self.generator.plan_job(request)
+        params = {**self.params(probed.model), "steps": 1}
+        work = job_work(probed.request.replace(num_inference_steps=1), probed.length, probed.spec,
+                        load=LOADING_MODEL in timings and not loaded, params=params)
+        seconds = {stage: value for stage, value in timings.items() if stage != DENOISING}
+        steady = [later - earlier for earlier, later in zip(step_times, step_times[1:])]
+        seconds[DENOISING] = statistics.median(steady) if steady else timings.get(DENOISING, 0.0) / PROBE_STEPS
+        device = self.generator.device
+        evidence = PastJob(name, (probed.request.width, probed.request.height), None, device, work, seconds)
+        with self._lock:
+            self._probes[(name, device.split(":")[0])] = evidence
+            self.failures.pop(name, None)
+        return evidence
+
+    def probe_in_background(self, model: str | None) -> bool:
+        """Start a test run of `model` at its own defaults in a thread, unless this machine already has evidence
+        for it (a finished job, a test run) or one is running. Returns whether one was started."""
+        if not model or self.has_evidence(model):
+            return False
+        with self._lock:
+            if model in self._probing or model in self.failures:
+                return False
+            self._probing.add(model)
+
+        def run() -> None:
+            from .errors import VideoGenError
+            from .request import GenerationRequest
+
+            try:
+                request = GenerationRequest(model=model)
+                cost = self.probe_cost(request)
+                if cost > PROBE_MAX_S:  # a big model on a CPU: the time stays "not known" until a job has run
+                    with self._lock:
+                        self.failures[model] = f"a test run would take {duration_text(cost)}"
+                        self.version += 1
+                    return
+                self.probe(request)
+            except (VideoGenError, OSError, ValueError) as error:
+                with self._lock:
+                    self.failures[model] = str(error)
+            finally:
+                with self._lock:
+                    self._probing.discard(model)
+
+        threading.Thread(target=run, name=f"video-gen-probe-{model[:16]}", daemon=True).start()
+        return True
+
+    def probing(self, model: str | None) -> bool:
+        with self._lock:
+            return model in self._probing
+
+    def has_evidence(self, model: str) -> bool:
+        """Whether a time for `model` can come from this machine: a test run, or a finished job in the history."""
+        kind = self.generator.device.split(":")[0]
+        with self._lock:
+            if (model, kind) in self._probes:
+                return True
+        return any(entry.model == model and entry.device.split(":")[0] == kind for entry in self.past_jobs())
 
     def params(self, model) -> dict[str, int]:
         """The denoiser's and the VAE's parameter counts, from the safetensors headers (read once per model)."""
@@ -220,13 +342,17 @@ class Estimator:
                 if entry.model == job.model.name and entry.device.split(":")[0] == device.split(":")[0]]
         same = [entry for entry in mine if entry.size == (job.request.width, job.request.height)
                 and (memory_plan is None or entry.memory_plan in (None, memory_plan))]
-        for basis, chosen in (("measured", same), ("measured-other-sizes", mine)):
+        with self._lock:
+            probe = self._probes.get((job.model.name, device.split(":")[0]))
+        for basis, chosen in (("measured", same), ("measured-other-sizes", mine), ("probe", [probe] if probe else [])):
             # A job that loaded the model also paid its first calls' warm-up (measured on the 2-core CI machine:
             # the demo's first job denoised 3.4x slower than the next ones), so jobs like this one go first.
             chosen = [entry for entry in chosen if entry.work.units[LOADING_MODEL] == work.units[LOADING_MODEL]
                       ] or chosen
             if chosen:
                 rates = rates_from(chosen)
+                if basis != "probe" and probe is not None:  # a stage the jobs lack (loading) from the test run
+                    rates = {**rates_from([probe]), **rates}
                 return TimeEstimate(combine(work, rates, fallback), work.segments, basis,
                                     min(len(chosen), RECENT_JOBS), device)
         return TimeEstimate(combine(work, {}, fallback), work.segments, "rough", 0, device)
@@ -256,4 +382,5 @@ def duration_text(seconds: float) -> str:
     return f"about {hours} h {minutes:02d} min"
 
 
-__all__ = ["Estimator", "TimeEstimate", "JobWork", "job_work", "whole_job_eta", "duration_text", "STAGES"]
+__all__ = ["Estimator", "TimeEstimate", "JobWork", "job_work", "whole_job_eta", "duration_text", "STAGES", "PROBE_STEPS",
+           "PROBE_WORTH_S", "PROBE_MAX_S"]

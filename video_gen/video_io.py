@@ -64,7 +64,7 @@ class VideoInfo:
     duration_s: float
 
 
-def write_video(frames, path, *, fps, format="mp4", crf=18, metadata=None, audio=None) -> Path:
+def write_video(frames, path, *, fps, format="mp4", crf=18, metadata=None, audio=None, before_commit=None) -> Path:
     """Write `frames` (PIL RGB images or a uint8 (F, H, W, 3) array) atomically to `path`; return it.
 
     mp4 is H.264 and webm VP9, both yuv420p; an odd width or height is padded to even by repeating
@@ -72,7 +72,8 @@ def write_video(frames, path, *, fps, format="mp4", crf=18, metadata=None, audio
     palette and loops forever. png writes the folder `path` with lossless frame_00000.png, ...
     `metadata` (JSON-serialisable dict) goes in the mp4/webm `comment` tag and in each PNG's
     `parameters` text chunk; gif has nowhere to keep it. Missing parent folders are created, an
-    existing file or folder at `path` is replaced.
+    existing file or folder at `path` is replaced. `before_commit()` is called when the file is complete, just
+    before it takes its name: raising there (a job cancelled while it was written) leaves nothing behind.
 
     `audio` (an `audio.Sound`, already as long as the video) becomes the file's one audio stream (AAC in mp4,
     Opus in webm), or `audio.wav` (16-bit PCM at its own rate) inside a png folder; gif has no sound, so it is
@@ -104,13 +105,15 @@ def write_video(frames, path, *, fps, format="mp4", crf=18, metadata=None, audio
     if audio is not None and not isinstance(audio, sound_io.Sound):
         raise InvalidRequest("audio", f"must be an audio.Sound, got {type(audio).__name__}")
     if format == "png":
-        _write_png_folder(checked_frames, target, metadata_json, audio)
+        _write_png_folder(checked_frames, target, metadata_json, audio, before_commit)
     else:
         # ffmpeg picks the container from the temporary name's suffix
         with atomic_path(target, suffix=SUFFIXES[format]) as temporary:
             _encode(checked_frames, temporary, fps=fps, format=format, crf=crf, comment=metadata_json)
             if audio is not None and format in sound_io.AUDIO_CODECS:
                 sound_io.mux_audio(temporary, audio.pcm, audio.sample_rate, format)
+            if before_commit is not None:
+                before_commit()
     return target
 
 
@@ -254,6 +257,21 @@ def _stored_metadata(path: Path) -> dict | None:
     return _json_object(text)
 
 
+def write_still(video, target, *, width: int = 320) -> Path:
+    """A JPEG of a video's middle part (ffmpeg's `thumbnail` filter picks the most typical of its first frames),
+    `width` pixels wide, written atomically to `target`: the page's gallery tiles. A folder of PNG frames gives
+    its first frame."""
+    video, target = Path(video), Path(target)
+    source = sorted(video.glob("frame_*.png"))[:1] if video.is_dir() else [video]
+    if not source:
+        raise FFmpegError(f"no frames in {video}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target, suffix=".jpg") as temporary:
+        _run_ffmpeg(["-y", "-i", _ffmpeg_path(source[0]), "-vf", f"thumbnail=8,scale={int(width)}:-2",
+                     "-frames:v", "1", "-q:v", "4", str(temporary)], f"making a still of {video.name}")
+    return target
+
+
 def unique_path(path) -> Path:
     """`path` itself if nothing is there, else the first free `<stem>_1<suffix>`, `_2`, ...
 
@@ -343,7 +361,7 @@ def _encode(frames, output: Path, *, fps, format: str, crf, comment: str | None)
             raise FFmpegError(f"ffmpeg failed writing {format} (exit code {returncode}):\n{_tail(stderr_log.read())}")
 
 
-def _write_png_folder(frames, target: Path, metadata_json: str | None, audio=None) -> None:
+def _write_png_folder(frames, target: Path, metadata_json: str | None, audio=None, before_commit=None) -> None:
     """Write lossless frame_00000.png, ... (and audio.wav when there is sound) into a temporary folder, then swap
     it in for `target`."""
     temporary = _work_path(target)
@@ -360,6 +378,8 @@ def _write_png_folder(frames, target: Path, metadata_json: str | None, audio=Non
             Image.fromarray(frame).save(temporary / _PNG_PATTERN.format(index=index), pnginfo=png_info)
         if audio is not None:
             sound_io.write_wav(temporary / sound_io.WAV_NAME, audio.pcm, audio.sample_rate)
+        if before_commit is not None:
+            before_commit()
         # A folder cannot be replaced in one step: move the old one aside, then restore it on failure.
         if os.path.lexists(target):
             os.replace(target, old_aside)

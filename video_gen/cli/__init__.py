@@ -12,6 +12,7 @@ from ..console import spell
 from ..errors import Cancelled, InvalidRequest, VideoGenError
 from ..version import __version__
 from . import batch, extend, finishing, generate, models, sweep, system
+from .checks import precheck
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Parser, common_options, user_message
 
 HANDLERS = {"generate": generate.generate_command, "json": generate.json_command, "models": models.models_command,
@@ -33,14 +34,32 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if not args.debug and (args.command in _QUIETED or getattr(args, "models_command", None) == "demo"):
-        from ..console import quiet_libraries
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be told apart from a failure
+        return code
+    except BrokenPipeError:
+        # `video-gen history | head`: the reader is gone, which is not an error (Python's own recipe: point stdout
+        # at devnull, so the interpreter's last flush does not fail again).
+        import os
 
-        quiet_libraries()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     handler = HANDLERS[args.command]
     if args.command == "json":
         return handler(args)  # reports its own errors as JSON
+    try:
+        precheck(args)  # before anything heavy is imported: a mistake is said in a fraction of a second
+    except InvalidRequest as error:
+        return _fail(args, error, EXIT_BAD_INPUT)
+    if not args.debug and (args.command in _QUIETED or getattr(args, "models_command", None) in ("demo", "list")):
+        from ..console import quiet_libraries
+
+        quiet_libraries()
     try:
         return handler(args)
     except InvalidRequest as error:
@@ -52,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("video-gen: interrupted; no partial output was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout has gone (`| head`): `main` ends quietly
+        raise
     except Exception as error:  # a bug: one line for users, the traceback with --debug
         return _fail(args, error, EXIT_FAILED, unexpected=True)
 

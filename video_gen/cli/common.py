@@ -15,9 +15,22 @@ EXIT_OK, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse exits with 2 on a bad flag; for us that is bad input: exit 1, one line."""
+    """argparse exits with 2 on a bad flag; for us that is bad input: exit 1, one line, with the nearest flag or
+    command when the word given is none ("did you mean --seed?")."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            from .checks import unrecognized
+
+            self.error(unrecognized(self, parsed, extras))
+        return parsed
 
     def error(self, message: str) -> None:
+        if message.startswith("argument command: invalid choice"):
+            from .checks import invalid_choice
+
+            message = invalid_choice(self, message)
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see --help)\n")
 
 
@@ -59,21 +72,28 @@ def user_message(error: BaseException) -> str:
 
 
 class ProgressBar:
-    """A tqdm bar on stderr per stage that has steps, and a line per stage."""
+    """A tqdm bar on stderr per stage that has steps, and a line per stage. When stderr is not a terminal (a log
+    file, a pipe) a bar's carriage returns and escape codes would be noise: one line per stage instead."""
 
     def __init__(self) -> None:
         self._bar = None
         self._stage = None
+        self.terminal = sys.stderr.isatty()
 
     def __call__(self, event) -> None:
-        from tqdm import tqdm
-
         from ..events import STAGE_LABELS
 
         if event.kind == "stage":
             self.close()
             print(f"{event.message}…", file=sys.stderr)
+        elif event.kind == "step" and not self.terminal:
+            if self._stage != event.stage:  # one line as a stage with steps begins
+                self._stage = event.stage
+                segment = f" (segment {event.segment} of {event.segments})" if event.segments > 1 else ""
+                print(f"{STAGE_LABELS[event.stage]}{segment}: {event.total} steps…", file=sys.stderr)
         elif event.kind == "step":
+            from tqdm import tqdm
+
             if self._stage != event.stage:
                 self.close()
                 self._bar = tqdm(total=event.total, desc=STAGE_LABELS[event.stage], file=sys.stderr, unit="step")

@@ -49,6 +49,13 @@ def field_for_flag(name: str) -> str | None:
     return next((field.name for field in FIELDS if field.cli_flag == flag), None)
 
 
+def vary_field_name(vary: str) -> str:
+    """`--vary motion=…` (a flag's name) as `motion_bucket_id=…` (the request field's)."""
+    name, separator, values = vary.partition("=")
+    field = field_for_flag(name) if separator and not name.strip().startswith("lora:") else None
+    return f"{field}{separator}{values}" if field else vary
+
+
 def _help(field: Field) -> str:
     if field.default is MODELS_OWN:
         where = "default: the model's"
@@ -84,4 +91,4 @@ def keyframe_flag(text: str) -> Keyframe:
     return Keyframe(image=path, frame=int(frame))
 
 
-__all__ = ["add_request_flags", "request_values", "field_for_flag", "keyframe_flag", "FIELD"]
+__all__ = ["add_request_flags", "request_values", "field_for_flag", "vary_field_name", "keyframe_flag", "FIELD"]

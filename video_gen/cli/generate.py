@@ -8,9 +8,9 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..errors import InvalidRequest, VideoGenError
+from ..errors import Cancelled, InvalidRequest, VideoGenError
 from ..request import GenerationRequest
-from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, generator, progress_bar
+from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, generator, progress_bar
 from .flags import add_request_flags, request_values
 
 
@@ -46,9 +46,17 @@ def generate_command(args) -> int:
     for note in prepared.notes:
         if note.startswith("loras:"):  # a LoRA that changed since a stored video was made
             print(f"video-gen: warning: {note}", file=sys.stderr)
+    if not args.quiet:
+        say_estimate(engine, prepared)
     progress = progress_bar(args)
     try:
-        result = engine.generate(prepared, on_event=progress)
+        # Ctrl+C keeps the finished segments of a long video as <name>_partial.mp4 (or says why it cannot)
+        result = engine.generate(prepared, on_event=progress, keep_partial=True)
+    except Cancelled as stopped:
+        if progress:
+            progress.close()
+        print(f"video-gen: {stopped}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if progress:
             progress.close()
@@ -58,6 +66,35 @@ def generate_command(args) -> int:
              if result.retries else ""), file=sys.stderr)
     print(result.path)
     return EXIT_OK
+
+
+LONG_JOB_S = 60.0  # a job estimated longer than this is announced with its time before it starts
+
+
+def say_estimate(engine, prepared) -> None:
+    """Before a job over a minute: how long it should take here (issue 29: a 30 s video ran 35 segments with no
+    word of its time). From this machine's history of the model, else a short test run of it (which loads the
+    model the job then uses), when the per-device constants say the job is long enough to be worth one."""
+    from ..timing import PROBE_MAX_S, PROBE_WORTH_S, Estimator, duration_text
+
+    try:
+        estimator = Estimator(engine)
+        estimate = estimator.estimate(prepared)
+        if not estimate.known and estimate.total_s >= PROBE_WORTH_S:
+            if estimator.probe_cost(prepared.request) > PROBE_MAX_S:  # too long itself: say the constants' figure
+                print(f"video-gen: this job may take {duration_text(estimate.total_s)} on {engine.device} (rough: no "
+                      f"job of this model has run on this machine yet)", file=sys.stderr)
+                return
+            print("video-gen: timing a short test run of the model to estimate the job…", file=sys.stderr)
+            estimator.probe(prepared.request)
+            estimate = estimator.estimate(prepared)
+    except (VideoGenError, OSError, ValueError):
+        return  # an estimate that cannot be made does not stop the job
+    if estimate.known and estimate.total_s > LONG_JOB_S:
+        segments = prepared.length.segments
+        print(f"video-gen: this job should take {duration_text(estimate.total_s)} on {engine.device} "
+              f"({estimate.basis_text()}){f'; {segments} segments, Ctrl+C keeps the finished ones' if segments > 1 else ''}",
+              file=sys.stderr)
 
 
 def stored_request(video: Path, models_dir=None) -> dict:

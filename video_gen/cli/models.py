@@ -35,9 +35,12 @@ def add_parsers(commands, common) -> None:
     import_parser.add_argument("path", help="a diffusers folder, a .safetensors file, or a motion adapter")
     import_parser.add_argument("--name", help="the name to install it under (default: from the path)")
     import_parser.add_argument("--copy", action="store_true", help="copy instead of linking")
-    models_commands.add_parser("demo", parents=[common],
-                               help="install a tiny random-weight demo model (makes noise, not video) to try "
-                                    "everything without a download")
+    demo = models_commands.add_parser("demo", parents=[common],
+                                      help="install a tiny random-weight demo model (makes noise, not video) to try "
+                                           "everything without a download")
+    demo.add_argument("--lora", action="store_true",
+                      help="install the second demo instead: a tiny AnimateDiff and a tiny LoRA that fits it (the "
+                           "prompt and the LoRA panel, offline)")
 
     inspect = commands.add_parser("inspect", parents=[common], help="print the parameters stored in an output")
     inspect.add_argument("video")
@@ -73,14 +76,22 @@ def models_command(args) -> int:
         print(path)
         return EXIT_OK
     if args.models_command == "demo":
-        from ..demo import DEMO_NOTE
-        from ..downloads import install_demo
+        from ..demo import DEMO_NOTE, LORA_DEMO_FILE
+        from ..downloads import install_demo, install_lora_demo
 
-        path = install_demo(folder)
         where = f" --models-dir {args.models_dir}" if args.models_dir else ""
-        print(f"demo model installed ({DEMO_NOTE}): try it with "
-              f"`{command(f'generate PICTURE --model {path.name}{where}')}`, or choose it on the page "
-              f"(press Refresh if the page is open)", file=sys.stderr)
+        if args.lora:
+            path = install_lora_demo(folder)
+            lora = LORA_DEMO_FILE.rsplit(".", 1)[0]
+            print(f"demo AnimateDiff and LoRA installed ({DEMO_NOTE}): try them with "
+                  f"`{command(f'generate --model {path.name} --prompt TEXT --lora {lora}:0.8{where}')}`, or choose "
+                  f"the model on the page (press Refresh if the page is open)", file=sys.stderr)
+        else:
+            path = install_demo(folder)
+            print(f"demo model installed ({DEMO_NOTE}): try it with "
+                  f"`{command(f'generate PICTURE --model {path.name}{where}')}`, or choose it on the page "
+                  f"(press Refresh if the page is open); `{command('models demo --lora' + where)}` adds a tiny "
+                  f"AnimateDiff with a LoRA", file=sys.stderr)
         print(path)
         return EXIT_OK
     if args.models_command == "import":
@@ -91,6 +102,9 @@ def models_command(args) -> int:
         print(info.path)
         return EXIT_OK
     return models_list(folder, args.extra_models_dir or ())
+
+
+LIST_COLUMNS = ("NAME", "FAMILY", "KIND", "PRECISION", "SIZE", "SOURCE", "PATH")
 
 
 def models_list(folder: Path, extra_dirs) -> int:
@@ -110,6 +124,8 @@ def models_list(folder: Path, extra_dirs) -> int:
               f"model that makes noise, not video: `{command('models demo')}`", file=sys.stderr)
         return EXIT_OK
     fits = _lora_fits(catalog, found) if any(info.role == LORA for info in found) else {}
+    # The header goes to stderr: a person reads both, a script reading stdout gets rows only.
+    print("\t".join(LIST_COLUMNS), file=sys.stderr, flush=True)
     for model in found:
         family = model.family or "-"
         kind = model.role + (f" ({model.note})" if model.note else "")

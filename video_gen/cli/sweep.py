@@ -8,7 +8,7 @@ import sys
 from ..errors import InvalidRequest
 from ..request import GenerationRequest
 from .common import EXIT_OK, generator, progress_bar
-from .flags import add_request_flags, field_for_flag, request_values
+from .flags import add_request_flags, request_values, vary_field_name
 
 
 def add_parsers(commands, common) -> None:
@@ -32,7 +32,7 @@ def sweep_command(args) -> int:
     engine = generator(args)
     if args.duration is not None:
         request = engine.with_duration(request, args.duration)
-    plan = plan_sweep(engine, request, [parse_vary(_field_name(text)) for text in args.vary])
+    plan = plan_sweep(engine, request, [parse_vary(vary_field_name(text)) for text in args.vary])
     for warning in plan.warnings:
         print(f"video-gen: warning: {warning}", file=sys.stderr)
     progress = progress_bar(args)
@@ -59,11 +59,6 @@ def sweep_command(args) -> int:
     return EXIT_OK
 
 
-def _field_name(vary: str) -> str:
-    """`--vary motion=…` (a flag's name) as `motion_bucket_id=…` (the request field's)."""
-    name, separator, values = vary.partition("=")
-    field = field_for_flag(name) if separator and not name.strip().startswith("lora:") else None
-    return f"{field}{separator}{values}" if field else vary
 
 
 __all__ = ["add_parsers", "sweep_command", "InvalidRequest"]

@@ -27,28 +27,40 @@ from ..checkpoints import default_models_dir  # noqa: E402
 from ..console import command  # noqa: E402
 from ..demo import describe_model  # noqa: E402
 from ..errors import VideoGenError  # noqa: E402
+from ..timing import Estimator  # noqa: E402
 from .about_tab import AboutTab  # noqa: E402
 from .generate_tab import GenerateTab  # noqa: E402
-from .history_tab import HistoryTab  # noqa: E402
+from .history_tab import LIVE_EVERY_S, HistoryTab  # noqa: E402
 from .jobs import JobBoard  # noqa: E402
+from .panel import CSS as PANEL_CSS  # noqa: E402
 from .smooth_tab import SmoothTab  # noqa: E402
 from .extend_tab import ExtendTab  # noqa: E402
 from .sweep_tab import SweepTab  # noqa: E402
 
 CSS = """
-#vg-generate, #vg-cancel { min-height: 3em; }
 /* A failed job is said once, in the status line (issue 18): not again as Gradio's "Error" badge on the player */
 #vg-player [data-testid="status-tracker"] .error { display: none; }
-"""
+/* The gallery's captions are short (the job and its seed); show them whole */
+#vg-gallery .caption-label { white-space: nowrap; overflow: visible; }
+""" + PANEL_CSS
+# Whether the page times a short test run of a model it shows when this machine has no time for it yet
+# (`timing.Estimator.probe_in_background`). $VIDEO_GEN_PROBE=0 turns it off (the test suite does, but where it
+# tests the estimates themselves).
+PROBE_ENV = "VIDEO_GEN_PROBE"
 
 
 class WebApp:
     """The page's tabs, bound to one `Generator` and one `JobBoard`."""
 
-    def __init__(self, generator, work_dir: str | Path, history=None, queue_size: int | None = None):
-        """`history`: the app's `history.History` (None: the generator's own, in its outputs folder)."""
+    def __init__(self, generator, work_dir: str | Path, history=None, queue_size: int | None = None,
+                 probe: bool | None = None):
+        """`history`: the app's `history.History` (None: the generator's own, in its outputs folder). `probe`:
+        time a short test run of a model when this machine has no time for it yet (None: unless
+        $VIDEO_GEN_PROBE is 0)."""
         self.generator = generator
         self.board = JobBoard(generator, work_dir, history, max_waiting=queue_size)
+        self.estimator = Estimator(generator)  # shared by the tabs: one test run per model serves them all
+        self.probe = os.environ.get(PROBE_ENV, "1") != "0" if probe is None else probe
         self.generate_tab = GenerateTab(self)
         self.history_tab = HistoryTab(self)
         self.smooth_tab = SmoothTab(self)
@@ -73,13 +85,21 @@ class WebApp:
                     self.sweep_tab.build()
                 with gr.Tab("About this machine", id="about-tab", elem_id="vg-about-tab") as about:
                     self.about_tab.build()
-            generate_event = self.generate_tab.wire(demo)
-            self.history_tab.wire(demo, tabs, generate_event)
+            # Lists that follow the history and the estimates that follow a test run (issue 29); a tick is one small
+            # query when nothing changed
+            self.timer = gr.Timer(LIVE_EVERY_S)
+            generate_event = self.generate_tab.wire(demo, self.timer)
             self.smooth_tab.wire(demo, tabs)
             self.extend_tab.wire(demo, tabs)
             self.sweep_tab.wire(demo)
+            self.history_tab.wire(demo, tabs, generate_event, self.timer)  # last: it follows the others' Cancels
             self.about_tab.wire(about)
         return demo
+
+    def cancel_events(self) -> list:
+        """The Cancel clicks of the tabs that run jobs on the board (the history is redrawn after each)."""
+        return [tab.panel.cancel_event for tab in (self.generate_tab, self.extend_tab, self.sweep_tab)
+                if getattr(tab.panel, "cancel_event", None) is not None]
 
     # ---- shortcuts for scripts and tests ------------------------------------------------------
     def model_choices(self) -> list[tuple[str, str]]:
@@ -141,6 +161,10 @@ def build_ui(generator, *, work_dir: str | Path, queue_size: int = 20, history=N
     demo.video_gen_web = web
     if history is not None:
         web.board.resume()
+    if web.probe:  # the model the page opens with: its time on this machine, measured before it is asked for
+        models = generator.list_models()
+        if models:
+            web.estimator.probe_in_background(models[0].name)
     # Gradio's own queue only holds events for a moment: Generate handlers start at once and wait in the
     # board's queue (one job at a time, persisted), so max_size here is only a bound on a burst of clicks.
     return demo.queue(max_size=max(queue_size * 2, 8), default_concurrency_limit=1)

@@ -1,14 +1,18 @@
-"""What a first-time user sees on the Generate tab before and around a job (issue 18):
+"""What a first-time user sees on the Generate tab before and around a job (issues 18 and 29):
 
 - `CostLine`: under the length, how long the job should take on this machine before Generate is pressed
-  (`timing.Estimator`: the history's measured times for this model, size and plan, else a rough per-device
-  figure), the memory plan, and on a CPU a warning with one click to the fast settings (the form itself starts
-  with the model's own defaults on every machine, the same as every other door);
-- `ButtonStates`: Generate enabled only when a picture (for families that need one) and a model are there, with
-  the reason shown while it is not; Cancel only while a job runs; Download only when there is a file;
-- `DemoButton`: on the empty page, installs the demo model (`demo.py`) and selects it;
+  (`timing.Estimator`: the history's measured times for this model, size and plan, else a short test run of the
+  model that the page starts in the background (`Estimator.probe_in_background`); until one of them exists it
+  says the time is not known rather than a wrong number), the memory plan, and on a CPU a warning with one
+  click to the fast settings. The same check says, as the settings are typed, what is wrong with them (a size
+  the model cannot make, a length out of range) where the estimate was, and keeps Generate disabled with the
+  reason under it: Generate is enabled only when a picture (for families that need one), a model and valid
+  settings are there (the page's `panel.ResultPanel` does the rest: Cancel, clearing, one error line);
+- `DemoButton`: on the empty page, installs the demo models (`demo.py`: the tiny SVD, and the tiny AnimateDiff
+  with its LoRA) and selects the first;
+- `download_of`: the download button after a job.
 
-Imports no torch (the demo is built through `demo.install_demo`, which imports it when pressed).
+Imports no torch (the demos are built through `downloads`, which imports it when pressed).
 """
 
 from __future__ import annotations
@@ -21,17 +25,20 @@ import gradio as gr
 from ..errors import InvalidRequest, VideoGenError, first_line
 from ..families.spec import REQUIRED
 from ..request import GenerationRequest
-from ..timing import Estimator, duration_text
+from ..timing import duration_text
 from ..planner import frames_for_seconds
 from .fields import FPS_CHOICES, MATCH_IMAGE, match_image_size, parse_resolution, picture_size
+from .panel import PRIVATE
 
 # On a CPU a job estimated longer than this gets the warning and the fast-settings button.
 SLOW_ON_CPU_S = 60.0
 FAST_RESOLUTION = (512, 512)  # the issue's "512×512 and 10 steps"
 FAST_STEPS = 10
-# The Generate form's fields the estimate depends on.
+# The Generate form's fields the estimate and the checks depend on.
 COST_FIELDS = ("model", "duration", "fps", "resolution", "num_inference_steps", "loop", "interpolation",
                "memory_plan", "decode_chunk_size", "image")
+# Checked as they are typed (their own field checks, then the request's and the family's)
+TYPED_FIELDS = ("duration", "fps", "resolution", "num_inference_steps", "decode_chunk_size")
 
 
 def fast_values(resolution: str | None, steps: int | None, spec) -> dict[str, Any]:
@@ -47,16 +54,18 @@ def fast_values(resolution: str | None, steps: int | None, spec) -> dict[str, An
 
 
 class CostLine:
-    """The estimate line under the length and its fast-settings button, for the Generate tab `tab`."""
+    """The estimate line under the length, its fast-settings button, and whether Generate can run, for the Generate
+    tab `tab` (its `panel`: the run button and the reason under it)."""
 
     def __init__(self, tab):
         self.tab = tab
         self.generator = tab.generator
-        self.estimator = Estimator(tab.generator)
+        self.estimator = tab.web.estimator  # one per page: its test runs are shared by every tab
 
     def build(self) -> None:
         self.box = gr.Markdown("", elem_id="vg-cost")
         self.fast_button = gr.Button("Use fast settings", size="sm", visible=False, elem_id="vg-fast")
+        self.seen = gr.State(-1)  # the estimator's version the line was drawn with (a test run ends: redraw)
 
     def request(self, named: dict[str, Any]) -> GenerationRequest:
         """The form's job without its picture (a picture sets only the size, for "match image")."""
@@ -81,136 +90,125 @@ class CostLine:
                                  decode_chunk_size=int(named["decode_chunk_size"])
                                  if named.get("decode_chunk_size") else None)
 
+    def checked_job(self, named: dict[str, Any]):
+        """The form's job (no picture) checked as far as it can be without one: each typed field's own range,
+        the request's limits and the family's sizes and frame rule. Raises InvalidRequest naming the field."""
+        spec = self.tab.picker.spec(named.get("model"))
+        form = self.tab.form
+        for name in TYPED_FIELDS:
+            if named.get(name) is not None:
+                form.field[name].check(named[name], spec)
+        job = self.generator.plan_job(self.request(named))
+        # The family's checks, with the picture and prompt taken as given (their absence is Generate's reason)
+        job.spec.check_request(job.request.replace(image="picture" if job.spec.image == REQUIRED else None,
+                                                   prompt=job.request.prompt or "prompt"))
+        return job
+
     def estimate(self, named: dict[str, Any]):
         """(TimeEstimate, MemoryPlan) of the form's job now."""
-        job = self.generator.plan_job(self.request(named))
+        job = self.checked_job(named)
         plan = self.generator.memory_plan(job)
         return self.estimator.estimate(job, memory_plan=plan.label()), plan
 
     def job_estimate(self, job):
-        """The time estimate of a prepared job (for the whole job's ETA), or None when it cannot be made."""
+        """The time estimate of a prepared job (for the whole job's ETA), or None when it cannot be made or is not
+        known on this machine yet."""
         try:
-            return self.estimator.estimate(job)
+            estimate = self.estimator.estimate(job)
         except (VideoGenError, ValueError, OSError):
             return None
+        return estimate if estimate.known else None
 
-    def text(self, named: dict[str, Any]) -> tuple[str, bool]:
-        """The line's Markdown and whether the fast-settings button shows."""
-        if not named.get("model") or all(info.name != named["model"] for info in self.tab.picker.models()):
-            return "", False
+    def text(self, named: dict[str, Any]) -> tuple[str, bool, str]:
+        """The line's Markdown, whether the fast-settings button shows, and what is wrong with the settings ("":
+        nothing)."""
+        model = named.get("model")
+        if not model or all(info.name != model for info in self.tab.picker.models()):
+            return "", False, ""
         try:
             estimate, plan = self.estimate(named)
-        except InvalidRequest:  # a value the form refuses: Generate says so, in the status line, once
-            return "", False
+        except InvalidRequest as error:  # said here, as it is typed; Generate stays disabled until it is fixed
+            return f"⚠ **{html.escape(str(error))}**", False, str(error)
         except (VideoGenError, ValueError, OSError) as error:
-            return f"Time and memory: not available ({html.escape(first_line(error))})", False
+            return f"Time and memory: not available ({html.escape(first_line(error))})", False, ""
+        memory = f"Memory: {html.escape(plan.label())}."
+        if not estimate.known:  # a number from constants alone was 5x off (issue 29): say it is not known yet
+            if self.tab.web.probe and self.estimator.probe_in_background(model) or self.estimator.probing(model):
+                return (f"Time: measuring this machine with a short test run of {html.escape(model)}… {memory}",
+                        False, "")
+            return f"Time: not known yet (no job of this model has run on this machine). {memory}", False, ""
         on_cpu = estimate.device.split(":")[0] == "cpu"
         where = "this CPU" if on_cpu else "this GPU" if estimate.device.startswith("cuda") else estimate.device
-        line = (f"**Takes {duration_text(estimate.total_s)} on {where}** ({estimate.basis_text()}). "
-                f"Memory: {html.escape(plan.label())}.")
+        line = f"**Takes {duration_text(estimate.total_s)} on {where}** ({estimate.basis_text()}). {memory}"
         if not on_cpu or estimate.total_s <= SLOW_ON_CPU_S:
-            return line, False
-        spec = self.tab.picker.spec(named.get("model"))
+            return line, False, ""
+        spec = self.tab.picker.spec(model)
         fast = fast_values(named.get("resolution"), named.get("num_inference_steps"), spec)
         if not fast:
-            return line, False
+            return line, False, ""
         try:
             quick, _ = self.estimate({**named, **fast})
         except (VideoGenError, ValueError, OSError):
-            return line, False
+            return line, False, ""
         settings = " and ".join(filter(None, [
             fast.get("resolution", "").replace("x", "×"),
             f"{fast['num_inference_steps']} steps" if "num_inference_steps" in fast else ""]))
         verb = "take" if " and " in settings else "takes"
         return (f"⚠ **{duration_text(estimate.total_s).capitalize()} on this CPU**; {settings} {verb} "
-                f"{duration_text(quick.total_s)} ({estimate.basis_text()}). Memory: {html.escape(plan.label())}.",
-                True)
+                f"{duration_text(quick.total_s)} ({estimate.basis_text()}). {memory}", True, "")
+
+    def reason_text(self, named: dict[str, Any], problem: str = "") -> str:
+        """Why Generate is disabled, or "" when it is enabled."""
+        model = named.get("model")
+        if not model or all(info.name != model for info in self.tab.picker.models()):
+            return "Generate needs a model: install one (or the demo model) first."
+        spec = self.tab.picker.spec(model)
+        if not named.get("image") and spec is not None and spec.image == REQUIRED:
+            return "Generate needs a picture: drop, paste or browse for one."
+        if problem:
+            return "Generate needs settings the model can make: see the line under the length."
+        return ""
 
     def update(self, values: dict) -> dict:
-        text, slow = self.text(self.tab.form.named(values))
-        return {self.box: text, self.fast_button: gr.update(visible=slow)}
-
-    def small_on_cpu(self, values: dict) -> dict:
-        """On a CPU-only machine the page opens with the fast settings (the model's own when smaller)."""
         named = self.tab.form.named(values)
-        if self.generator.device.split(":")[0] != "cpu":
-            return {}
-        return self.tab.form.updates(fast_values(named.get("resolution"), named.get("num_inference_steps"),
-                                                 self.tab.picker.spec(named.get("model"))))
+        version = self.estimator.version
+        text, slow, problem = self.text(named)
+        reason = self.reason_text(named, problem)
+        panel = self.tab.panel
+        return {self.box: text, self.fast_button: gr.update(visible=slow), self.seen: version,
+                panel.run_button: gr.update(interactive=not reason), panel.reason: reason}
+
+    def follow(self, values: dict) -> dict:
+        """The page's timer: redraw the line when a test run has ended since it was drawn."""
+        if values.get(self.seen) == self.estimator.version:
+            return {self.box: gr.skip()}
+        return self.update(values)
 
     def use_fast(self, values: dict) -> dict:
         named = self.tab.form.named(values)
         fast = fast_values(named.get("resolution"), named.get("num_inference_steps"), self.tab.picker.spec(named.get("model")))
         return self.tab.form.updates(fast)
 
-    def wire(self, demo: gr.Blocks, after=()) -> None:
-        """Recompute the line whenever a field it depends on changes, after each job (`after`: events whose end
-        adds a measured job to the history) and when the page opens."""
+    def outputs(self) -> list:
+        return [self.box, self.fast_button, self.seen, self.tab.panel.run_button, self.tab.panel.reason]
+
+    def wire(self, demo: gr.Blocks, after=(), timer=None) -> None:
+        """Recompute the line and Generate's state whenever a field they depend on changes, after each job
+        (`after`: events whose end adds a measured job to the history), when the page opens, and when a test
+        run ends (`timer`)."""
         form = self.tab.form
         # preprocess=False: a picture Gradio cannot read is reported once, by Generate, not again from here
-        private = dict(queue=False, api_visibility="private", show_progress="hidden", preprocess=False)
+        private = dict(PRIVATE, preprocess=False)
         inputs = {form[name] for name in COST_FIELDS}
-        outputs = [self.box, self.fast_button]
         for name in COST_FIELDS:
-            form[name].change(self.update, inputs, outputs, **private)
-        # Building the page imports no torch, so the device is known only when the page is opened
-        small = [form["resolution"], form["num_inference_steps"]]
-        demo.load(self.small_on_cpu, {form["model"], *small}, small, **private)
-        demo.load(self.update, inputs, outputs, **private)
+            form[name].change(self.update, inputs, self.outputs(), **private)
+        demo.load(self.update, inputs, self.outputs(), **private)
         for event in after:
-            event.then(self.update, inputs, outputs, **private)
+            event.then(self.update, inputs, self.outputs(), **private)
+        if timer is not None:
+            timer.tick(self.follow, {*inputs, self.seen}, self.outputs(), **private)
         self.fast_button.click(self.use_fast, {form["model"], form["resolution"], form["num_inference_steps"]},
-                               [form["resolution"], form["num_inference_steps"]], **private)
-
-
-class ButtonStates:
-    """Generate, Cancel and Download enabled only when they can do something."""
-
-    def __init__(self, tab):
-        self.tab = tab
-
-    def build(self) -> None:
-        self.reason = gr.Markdown(self.reason_text(None, self.tab.picker.models()[0].name if self.tab.picker.models() else None),
-                                  elem_id="vg-generate-reason")
-
-    def reason_text(self, image, model) -> str:
-        """Why Generate is disabled, or "" when it is enabled."""
-        if not model or all(info.name != model for info in self.tab.picker.models()):
-            return "Generate needs a model: install one (or the demo model) first."
-        spec = self.tab.picker.spec(model)
-        if not image and spec is not None and spec.image == REQUIRED:
-            return "Generate needs a picture: drop, paste or browse for one."
-        return ""
-
-    def generate_state(self, image, model):
-        reason = self.reason_text(image, model)
-        return gr.update(interactive=not reason), reason
-
-    def wire(self, demo: gr.Blocks, generate_event) -> None:
-        tab, form = self.tab, self.tab.form
-        private = dict(queue=False, api_visibility="private", show_progress="hidden")
-        ready = [form["image"], form["model"]]
-        for trigger in (form["image"].change, form["model"].change, demo.load):  # (a picture's payload is enough)
-            trigger(self.generate_state, ready, [tab.generate_button, self.reason], **private, preprocess=False)
-        # Cancel is turned on by `before_generate`; off when the job ends or is cancelled.
-        cancel_off = lambda: gr.update(interactive=False)  # noqa: E731
-        generate_event.then(cancel_off, None, [tab.cancel_button], **private)
-        generate_event.failure(cancel_off, None, [tab.cancel_button], **private)  # .then did not run after an error
-        tab.cancel_button.click(lambda: gr.update(interactive=False), None, [tab.cancel_button], **private)
-        # Download: on when the player holds a video (a finished job, or one chosen in the gallery); it saves the
-        # player's file unless the job gave one of its own (PNG frames' zip).
-        has_video = lambda video: gr.update(interactive=bool(video))  # noqa: E731
-        generate_event.then(download_of, [tab.video, tab.download], [tab.download], **private)
-        tab.video.change(has_video, [tab.video], [tab.download], **private)
-
-    def before_generate(self):
-        """Generate's click: it turns Cancel on; the Generate tab chains the job's own event after it (`.then`).
-        A chain, not a second listener: Gradio 6.31's page ran a listener registered after the job's event only
-        when the job had ended, and one registered before it could land after a job that failed at once (both
-        tried in a browser), leaving Cancel on with nothing to cancel."""
-        tab = self.tab
-        return tab.generate_button.click(lambda: gr.update(interactive=True), None, [tab.cancel_button], queue=False,
-                                         api_visibility="private", show_progress="hidden", trigger_mode="once")
+                               [form["resolution"], form["num_inference_steps"]], **PRIVATE)
 
 
 def download_of(video, download):
@@ -219,21 +217,22 @@ def download_of(video, download):
 
 
 class DemoButton:
-    """On the empty page: install the demo model and choose it."""
+    """On the empty page: install the demo models and choose the first."""
 
     def __init__(self, tab):
         self.tab = tab
 
     def build(self, visible: bool) -> None:
-        self.button = gr.Button("Install the demo model (a tiny model with random weights: it makes noise, not "
-                                "video, but shows every step without a download)", visible=visible,
-                                elem_id="vg-install-demo")
+        self.button = gr.Button("Install the demo models (tiny models with random weights: they make noise, not "
+                                "video, but show every step, the LoRA panel too, without a download)", visible=visible,
+                                variant="primary", elem_id="vg-install-demo")
 
     def install(self, values: dict) -> dict:
-        from ..downloads import install_demo
+        from ..downloads import install_demo, install_lora_demo
 
         try:
             path = install_demo(self.tab.generator.models_dir)
+            install_lora_demo(self.tab.generator.models_dir)
         except (OSError, VideoGenError, RuntimeError) as error:
             raise gr.Error(f"Could not install the demo model: {first_line(error)}", print_exception=False) from None
         updates = self.tab.refresh({**values, self.tab.form["model"]: None})
@@ -243,9 +242,9 @@ class DemoButton:
         updates[self.button] = gr.update(visible=False)
         return updates
 
-    def wire(self, inputs, outputs) -> None:
-        self.button.click(self.install, inputs, [*outputs, self.button], queue=False, api_visibility="private",
-                          show_progress="full")
+    def wire(self, inputs, outputs):
+        return self.button.click(self.install, inputs, [*outputs, self.button], queue=False, api_visibility="private",
+                                 show_progress="full")
 
 
-__all__ = ["CostLine", "ButtonStates", "DemoButton", "fast_values", "SLOW_ON_CPU_S"]
+__all__ = ["CostLine", "DemoButton", "download_of", "fast_values", "SLOW_ON_CPU_S"]

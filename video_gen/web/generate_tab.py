@@ -1,5 +1,6 @@
-"""The Generate tab: the form (built from the field table), Generate and Cancel, the progress panel, the
-player and the info panel; its model list is `model_picker.py`, its Load settings `settings.py`.
+"""The Generate tab: the form (built from the field table) and its result panel (`panel.ResultPanel`: Generate and
+Cancel, the status line with the progress, the player, the download, the info); its model list is
+`model_picker.py`, its Load settings `settings.py`, its cost line and demo button `firstrun.py`.
 
 The Generate button's event is the API endpoint `/generate`: its inputs are the form's fields (`fields.Form`,
 from the request's field table), by name and in order, and its handler turns them into one checked job (one
@@ -24,12 +25,13 @@ from .components import file_input, session_of, user_error
 from .control_box import ControlBox
 from .enhance_panel import EnhancePanel
 from .fields import FPS_CHOICES, Form, api_handler, default_values, length_note, length_plan, request_from_values
-from .firstrun import ButtonStates, CostLine, DemoButton
+from .firstrun import CostLine, DemoButton, download_of
 from .jobs import CANCELLED, DONE, JobEnded
 from .loras_panel import LoraPanel
 from .model_picker import ModelPicker
+from .panel import NOTICE, PRIVATE, ResultPanel
 from .settings import StoredSettings
-from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error, status_idle
+from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error
 
 MAX_RANDOM_SEED = 2**32 - 1
 # Fields the layout places after the form's columns have begun (the live preview sits beside the preview).
@@ -53,10 +55,13 @@ class GenerateTab:
             if field.request and field.stored and field.name not in ("fps", "model")]
         self.lora_panel = LoraPanel(self)
         self.enhance_panel = EnhancePanel(self)  # the prompt enhancer's button under the prompt
-        self.cost = CostLine(self)  # the time estimate under the length (issue 18)
-        self.buttons = ButtonStates(self)
+        self.cost = CostLine(self)  # the time estimate under the length, and whether Generate can run
         self.demo = DemoButton(self)
         self.control_box = ControlBox(self)  # Wan VACE's control video, mask and preview
+        # The ids the page has always had (tests and users' scripts find them)
+        self.panel = ResultPanel(web, "generate", verb="generate", ids={
+            "run": "vg-generate", "cancel": "vg-cancel", "reason": "vg-generate-reason", "status": "vg-status",
+            "player": "vg-player", "download": "vg-download", "info": "vg-info"})
 
     # ---- the job from the form ----------------------------------------------------------------
     def request_from_values(self, values: dict[str, Any]):
@@ -125,14 +130,6 @@ class GenerateTab:
             yield skip, skip, skip, status_error(ended.message), skip, skip
             raise user_error(ended.message, toast=False)
 
-    def cancel(self, http: gr.Request) -> str:
-        """Stop this session's job (within one denoising step) and drop it from the queue."""
-        session = session_of(http)
-        if self.board.cancel(session) or self.board.recently_cancelled(session):
-            return status_cancelled("Cancelled: the job stops within one step and saves nothing. "
-                                    "Ready for the next job.")
-        return status_idle("Nothing to cancel: ready.")
-
     def closed(self, http: gr.Request) -> None:
         """The tab was closed or reloaded: its running job stops, and a queued one ends when it starts."""
         self.board.close_session(session_of(http))
@@ -153,6 +150,8 @@ class GenerateTab:
         updates = {self.form["model"]: gr.update(choices=self.picker.model_choices(models), value=chosen),
                    self.model_message: gr.update(value=self.picker.empty_state(), visible=not names),
                    self.demo.button: gr.update(visible=not names)}
+        if self.web.probe and chosen:  # its time on this machine, measured in the background (timing.py)
+            self.cost.estimator.probe_in_background(chosen)
         if chosen != current and chosen is not None:  # model.input does not fire for a value set here
             updates.update(self.defaults_for(chosen, named))
         return updates
@@ -220,8 +219,8 @@ class GenerateTab:
                 with gr.Row(equal_height=True):
                     field("model", choices=self.picker.model_choices(models), scale=8)
                     self.refresh_button = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-refresh")
+                self.demo.build(visible=not models)  # first: the one click that makes the page usable offline
                 self.model_message = gr.Markdown(self.picker.empty_state(), visible=not models, elem_id="vg-empty")
-                self.demo.build(visible=not models)
                 field("prompt")
                 self.enhance_panel.build(spec)
                 field("negative_prompt")
@@ -248,37 +247,36 @@ class GenerateTab:
                         field(name)
                     the_rest("advanced")
             with gr.Column(scale=6):
-                with gr.Row():
-                    # Enabled by ButtonStates once a picture and a model are there; Cancel while a job runs.
-                    self.generate_button = gr.Button("Generate", variant="primary", scale=3, elem_id="vg-generate",
-                                                     interactive=False)
-                    self.cancel_button = gr.Button("Cancel", variant="stop", scale=1, elem_id="vg-cancel",
-                                                   interactive=False)
-                self.buttons.build()
-                self.status = gr.HTML(status_idle(), label="Status", elem_id="vg-status")
+                panel = self.panel
+                panel.build_buttons("Generate")  # enabled once a picture, a model and good settings are there
+                panel.build_status()
                 with gr.Row():
                     self.preview = gr.Image(label="Preview", interactive=False, height=220, format="jpeg",
                                             elem_id="vg-preview", buttons=[])
                     field("live_preview")
-                self.video = gr.Video(label="Video", interactive=False, autoplay=True, loop=True, elem_id="vg-player",
-                                      buttons=["download"])
+                panel.build_player("Video")
                 with gr.Row(equal_height=True):
-                    self.download = gr.DownloadButton("Download", variant="primary", size="md", elem_id="vg-download",
-                                                      interactive=False)
+                    panel.build_download()
                     self.seed_used = gr.Textbox(label="Seed used", interactive=False, placeholder="(after a run)",
                                                 elem_id="vg-seed-used")
                     # wired by extend_tab.py and upscale_panel.py: the shown video goes to their tab
                     self.continue_button = gr.Button("Continue this video", size="md", elem_id="vg-continue")
                     self.upscale_button = gr.Button("Upscale this video", size="md", elem_id="vg-upscale-result")
-                self.info = gr.JSON(label="Info", elem_id="vg-info", open=True)
-                self.gallery = gr.Gallery(label="All outputs, newest first", columns=6, fit_columns=False, height=200,
-                                          object_fit="contain", allow_preview=False, elem_id="vg-gallery")
+                panel.build_info(open=True)
+                # Each tile is a still of its video; a click shows that job's video (history_tab.py)
+                self.gallery = gr.Gallery(label="All outputs, newest first (click one to show it)", columns=6,
+                                          fit_columns=False, height=220, object_fit="cover", allow_preview=False,
+                                          elem_id="vg-gallery")
+                panel.clears = {self.seed_used: "", self.preview: None}
+        # The old names, for the handlers and the other tabs
+        self.generate_button, self.cancel_button, self.status = panel.run_button, panel.cancel_button, panel.status
+        self.video, self.download, self.info = panel.player, panel.download, panel.info
 
-    def wire(self, demo: gr.Blocks):
+    def wire(self, demo: gr.Blocks, timer=None):
         """The tab's events; returns the Generate event (the history tab refreshes after it)."""
-        form = self.form
-        private = dict(queue=False, api_visibility="private", show_progress="hidden")
-        # The gallery is refreshed by a separate step (app.py), not returned by /generate: it holds every
+        form, panel = self.form, self.panel
+        private = PRIVATE
+        # The gallery is refreshed by a separate step (history_tab.py), not returned by /generate: it holds every
         # video of this run, and gradio_client downloads every file of a response, so an API call would
         # cost more with each job made before it (measured: HTTP/bare 1.09 after 5 jobs, 1.19 after 7).
         outputs = [self.video, self.info, self.seed_used, self.status, self.preview, self.download]
@@ -287,23 +285,28 @@ class GenerateTab:
         # component. No Gradio concurrency limit: a handler only submits its job to the board's queue (one job
         # at a time, in order, persisted in the history) and shows its place. preprocess=False: the field
         # table checks every value (one line per mistake, whatever the type), and reads the pictures itself.
-        # Generate first turns Cancel on, then runs the job (a chain: Cancel is on before the job can end).
+        # The panel first turns Cancel on and clears the old result, then runs the job (a chain: Cancel is on
+        # before the job can end; a listener registered beside it ran only when the job had ended, in Gradio
+        # 6.31's page), then turns Cancel off however it ended.
         inputs = form.api_inputs()
-        generate_event = self.buttons.before_generate().then(
-            api_handler(self.generate, list(inputs), doc=api_docstring(form.fields)), inputs_kwargs=inputs,
-            outputs=outputs, api_name="generate",
-            concurrency_limit=None, concurrency_id="watch", trigger_mode="once", show_progress="full",
-            show_progress_on=[self.video], preprocess=False)
-        self.cancel_button.click(self.cancel, None, [self.status], api_name="cancel", queue=False,
-                                 cancels=[generate_event], show_progress="hidden")
+        generate_event = panel.wire_run(
+            self.generate_button, api_handler(self.generate, list(inputs), doc=api_docstring(form.fields)),
+            inputs_kwargs=inputs, outputs=outputs, api_name="generate", concurrency_limit=None,
+            concurrency_id="watch", show_progress="full", show_progress_on=[self.video], preprocess=False)
+        self.generate_event = generate_event
         demo.unload(self.closed)
         self.batch.wire(demo)
+        # Cancel stops this tab's jobs: a Generate job and the several-pictures box's
+        self.cancel_event = panel.wire_cancel([generate_event, self.batch.event], api_name="cancel")
 
         model_inputs = {form["model"], form["fps"], form["loop"], form["interpolation"]}
         defaulted = [form[name] for name in self.defaulted] + [self.note_box]
         refreshed = [form["model"], self.model_message, self.demo.button, *defaulted]
-        self.refresh_button.click(self.refresh, model_inputs, refreshed, **private)
-        demo.load(self.refresh, model_inputs, refreshed, **private)  # a model added while no page was open
+        self.refresh_event = self.refresh_button.click(self.refresh, model_inputs, refreshed, **private)
+        # A model (or a LoRA) added while no page was open: the lists as they are now
+        demo.load(self.refresh, model_inputs, refreshed, **private).then(
+            self.lora_panel.model_changed, [form["model"], form["loras"]],
+            [self.lora_panel.box, self.lora_panel.picker, form["loras"]], **private)
         # .change: the family's controls follow the model however it is set (picked, refreshed, loaded).
         family = list(form.family_updates(None))
         form["model"].change(self.family_controls, [form["model"]], family, **private)
@@ -312,17 +315,24 @@ class GenerateTab:
         note_inputs = {form["model"], form["duration"], form["fps"], form["loop"], form["interpolation"]}
         for name in ("duration", "fps", "loop", "interpolation"):
             form[name].change(self.frames_note, note_inputs, [self.note_box], **private)
-        self.settings_file.upload(self.settings.load_settings, [self.settings_file],
-                                  self.settings.stored_outputs(self.settings_message, pictures=False),
-                                  api_name="load_settings", show_progress="hidden")
+        loaded = self.settings_file.upload(self.settings.load_settings, [self.settings_file],
+                                           self.settings.stored_outputs(self.settings_message, pictures=False),
+                                           api_name="load_settings", show_progress="hidden")
+        # The picture too, when the app kept a copy of it (issue 29): a step of its own, so that /load_settings'
+        # answer stays what API clients read
+        loaded.success(self.settings.load_picture, [self.settings_file, self.settings_message],
+                       [form["image"], self.settings_message], **private)
         self.dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [form["seed"]], **private)
-        self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **private)
+        self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **NOTICE)  # its warning shows on the page
         self.lora_panel.wire()
         self.control_box.wire()
         self.enhance_panel.wire(demo)
-        self.demo.wire(model_inputs, [form["model"], self.model_message, *defaulted])
-        self.cost.wire(demo, after=[generate_event])
-        self.buttons.wire(demo, generate_event)
+        self.demo_event = self.demo.wire(model_inputs, [form["model"], self.model_message, *defaulted])
+        self.cost.wire(demo, after=[generate_event], timer=timer)
+        # Download: on when the player holds a video (a finished job, or one chosen in the gallery); it saves the
+        # player's file unless the job gave one of its own (PNG frames' zip).
+        generate_event.then(download_of, [self.video, self.download], [self.download], **private)
+        self.video.change(lambda video: gr.update(interactive=bool(video)), [self.video], [self.download], **private)
         return generate_event
 
 

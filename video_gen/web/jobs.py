@@ -186,8 +186,16 @@ class JobBoard:
             history_id = self.generator.record(request, rerun_of=rerun_of)
         job = WebJob(request, session, preview_every, history_id)
         with self._lock:
-            self._jobs.append(job)
-            self._pending.append(job)
+            # One step with the queueing (`close_session` marks, then cancels): a job of a tab closed meanwhile is
+            # refused here, never left queued to run for nobody (issue 29)
+            closed = session in self._closed
+            if not closed:
+                self._jobs.append(job)
+                self._pending.append(job)
+        if closed:
+            job.cancel_requested.set()
+            self._end(job, JobEnded(CANCELLED, "cancelled: its tab was closed"))
+            return job
         self._dispatch()
         return job
 
@@ -235,6 +243,8 @@ class JobBoard:
             start = None
             if self._running is None and self._pending:
                 start = self._running = self._pending.pop(0)
+                if start.session in self._closed:  # its tab is gone: it ends at once (`_work`), nobody watches
+                    start.cancel_requested.set()
             places = [(job, index + (self._running is not None)) for index, job in enumerate(self._pending)]
         for job, ahead in places:
             job.messages.put(Waiting(ahead))
@@ -270,13 +280,23 @@ class JobBoard:
 
         Gradio keeps a closed tab's queued event and starts it when its turn comes; only its handler
         can then tell that nobody is watching (`is_closed`)."""
-        self.cancel(session)
         now = time.monotonic()
-        with self._lock:
+        with self._lock:  # first: a job submitted from now on is refused (`submit`)
             self._closed[session] = now
             for old, at in list(self._closed.items()):
                 if now - at > 24 * 3600:  # a session hash is never reused; a day covers any queue
                     del self._closed[old]
+        self.cancel(session)
+
+    def wait_for_session(self, session: str, timeout_s: float) -> bool:
+        """Wait until no job of `session` is left unfinished (at most `timeout_s`); whether none is."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                jobs = [job for job in self._jobs if job.session == session]
+            if not jobs or not jobs[0].finished.wait(max(0.0, deadline - time.monotonic())) and \
+                    time.monotonic() >= deadline:
+                return not jobs
 
     def is_closed(self, session: str) -> bool:
         with self._lock:
@@ -316,7 +336,7 @@ class JobBoard:
             if job.cancel_requested.is_set():
                 raise Cancelled()
             result = self.generator.generate(job.job, on_event=on_event, preview_every=job.preview_every,
-                                             history_id=job.history_id)
+                                             history_id=job.history_id, cancel=job.cancel_requested)
             record = self._record(job, result)
             ended = JobEnded(DONE, f"done in {result.elapsed_s:.1f} s, seed {result.seed}", record)
         except Cancelled:
@@ -375,22 +395,20 @@ class JobBoard:
         A PNG-frames output shows its first frame until it is opened (`playable_record` makes its preview)."""
         records = []
         for entry in self.history.entries(status=job_history.DONE):
-            if not entry.output_exists:
+            record = self.record_of(entry)
+            if record is None:
                 continue
-            path = Path(entry.output)
-            playable, download = self._derived.get(str(path), (None, None))
-            if playable is None:
-                frames = sorted(path.glob("frame_*.png")) if path.is_dir() else []
-                playable = download = frames[0] if frames else path
-            info = dict(entry.info or {})
-            request = entry.request
-            seed = int(request.get("seed") or info.get("seed") or 0)
-            caption = (f"#{entry.id} · seed {seed} · {request.get('width')}×{request.get('height')} · "
-                       f"{info.get('frames', request.get('num_frames'))} frames")
-            records.append(OutputRecord(path, playable, download, info, caption, seed, entry.id))
+            records.append(record)
             if limit is not None and len(records) >= limit:
                 break
         return records
+
+    def record_of(self, entry: job_history.HistoryEntry) -> OutputRecord | None:
+        return record_of(entry, self._derived)
+
+    def still(self, record: OutputRecord) -> Path:
+        """A still of an output for its gallery tile (`still_of`), kept in the work folder."""
+        return still_of(record, self._derived_dir() / "stills")
 
     def playable_record(self, record: OutputRecord) -> OutputRecord:
         """The record with a playable video and one file to download (PNG frames: made now, then kept)."""
@@ -404,28 +422,69 @@ class JobBoard:
                             record.history_id)
 
     def _png_preview(self, folder: Path, fps: int) -> Path:
-        from .. import video_io
-
-        from ..audio import Sound
-
-        frames, _ = video_io.read_video(folder)
-        target = video_io.unique_path(self._derived_dir() / f"{folder.name}.preview.mp4")
-        sound = Sound.read(folder)  # the frames' audio.wav, played with them
-        return video_io.write_video(frames, target, fps=fps, format="mp4",
-                                    audio=None if sound is None else sound.fitted(len(frames), fps))
+        return png_preview(folder, fps, self._derived_dir())
 
     def _zip(self, folder: Path) -> Path:
-        target = self._derived_dir() / f"{folder.name}.zip"
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
-            for file in sorted(folder.iterdir()):
-                if file.is_file():
-                    archive.write(file, f"{folder.name}/{file.name}")
-        return target
+        return zip_folder(folder, self._derived_dir() / f"{folder.name}.zip")
 
     def _derived_dir(self) -> Path:
         folder = self.work_dir / "derived"
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+def record_of(entry: job_history.HistoryEntry, derived: dict) -> OutputRecord | None:
+    """A finished job of the history as the page shows it (None: its output is gone; `derived`: the playable
+    previews and zips made of PNG folders). Its caption is short (a gallery tile has room for a few words): the
+    job's number, which a click on the tile is read back by."""
+    if entry.status != job_history.DONE or not entry.output_exists:
+        return None
+    path = Path(entry.output)
+    playable, download = derived.get(str(path), (None, None))
+    if playable is None:
+        frames = sorted(path.glob("frame_*.png")) if path.is_dir() else []
+        playable = download = frames[0] if frames else path
+    info = dict(entry.info or {})
+    seed = int(entry.request.get("seed") or info.get("seed") or 0)
+    return OutputRecord(path, playable, download, info, f"#{entry.id} · seed {seed}", seed, entry.id)
+
+
+def png_preview(folder: Path, fps: int, derived: Path) -> Path:
+    """A playable MP4 of a folder of PNG frames (and its audio.wav, played with them) in `derived`."""
+    from .. import video_io
+    from ..audio import Sound
+
+    frames, _ = video_io.read_video(folder)
+    target = video_io.unique_path(derived / f"{folder.name}.preview.mp4")
+    sound = Sound.read(folder)
+    return video_io.write_video(frames, target, fps=fps, format="mp4",
+                                audio=None if sound is None else sound.fitted(len(frames), fps))
+
+
+def zip_folder(folder: Path, target: Path) -> Path:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:  # PNGs are compressed already
+        for file in sorted(folder.iterdir()):
+            if file.is_file():
+                archive.write(file, f"{folder.name}/{file.name}")
+    return target
+
+
+def still_of(record: OutputRecord, folder: Path) -> Path:
+    """A still picture of an output for its gallery tile, made once per file version in `folder` (the file itself
+    when no still can be made)."""
+    from .. import video_io
+
+    try:
+        stat = record.path.stat()
+    except OSError:
+        return record.playable
+    target = folder / f"{record.history_id}-{stat.st_mtime_ns}.jpg"
+    if not target.is_file():
+        try:
+            video_io.write_still(record.path, target)
+        except (VideoGenError, OSError):
+            return record.playable
+    return target
 
 
 def _return_freed_memory(collect: bool) -> None:

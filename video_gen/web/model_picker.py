@@ -72,12 +72,16 @@ class ModelPicker:
         return models[names.index(name)]
 
     def empty_state(self) -> str:
-        names = ", ".join(download.name for spec in specs() for download in spec.downloads)
-        return (f"**No model installed.** Put a model folder (diffusers layout, with `model_index.json`) in "
-                f"`{html.escape(str(Path(self.generator.models_dir).resolve()))}`, for example with "
-                f"`{html.escape(command('models download NAME'))}` ({names}), then press Refresh. ({HOW_TO_GET}.) "
-                f"Or try every step first with the demo model below: it makes noise, not video, and needs no "
-                f"download.")
+        # A few names, not every download (issue 29: 22 names stood before the demo button)
+        names = [download.name for spec in specs() for download in spec.downloads]
+        shown = ", ".join(name for name in ("svd-xt", "wan2.2-ti2v-5b", "ltx-video") if name in names) or \
+            ", ".join(names[:3])
+        return (f"**No model installed.** Try every step first with the demo models (the button above: they make "
+                f"noise, not video, and need no download), or put a model folder (diffusers layout, with "
+                f"`model_index.json`) in `{html.escape(str(Path(self.generator.models_dir).resolve()))}`, for "
+                f"example with `{html.escape(command('models download NAME'))}` ({shown}, …; "
+                f"`{html.escape(command('models download --help'))}` lists them all), then press Refresh. "
+                f"({HOW_TO_GET}.)")
 
 
 def model_spec(info) -> FamilySpec:

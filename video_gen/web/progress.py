@@ -46,12 +46,13 @@ def status_box(body: str, tone: str = "neutral") -> str:
             f'border-radius:8px;padding:10px 12px;min-height:3.2em">{body}</div>')
 
 
-def status_idle(text: str = "Ready: drop a picture and press Generate.") -> str:
+def status_idle(text: str = "Ready: press Generate.") -> str:
     return status_box(html.escape(text))
 
 
-def status_error(message: str) -> str:
-    return status_box(f"<b>Could not generate:</b> {html.escape(message)}", "error")
+def status_error(message: str, verb: str = "generate") -> str:
+    """A failed job or a refused input, in one line: "Could not <verb>: <message>"."""
+    return status_box(f"<b>Could not {html.escape(verb)}:</b> {html.escape(message)}", "error")
 
 
 def status_cancelled(text: str = "Cancelled. Nothing was saved; ready for the next job.") -> str:
@@ -169,4 +170,4 @@ def _seconds(value: float) -> str:
     return f"{value:.1f} s" if value < 60 else f"{int(value // 60)} min {int(value % 60):02d} s"
 
 
-__all__ = ["ProgressView", "status_idle", "status_error", "status_cancelled", "status_done", "UPDATE_EVERY_S"]
+__all__ = ["ProgressView", "status_idle", "status_error", "status_cancelled", "status_done", "status_box", "UPDATE_EVERY_S"]

@@ -37,6 +37,19 @@ class StoredSettings:
             raise user_error(str(error)) from None
         return self.stored_form(request, Path(file).name, self.tab.settings_message, pictures=False)
 
+    def load_picture(self, file, message=None):
+        """After Load settings: the picture the video was made from, when the app still has it (issue 29): the
+        request's own file, else the copy the history keeps in `outputs/.inputs/` (named by its content, which the
+        video's metadata holds as `image_sha256`). Returns (picture, message), each left as it is when there is
+        none."""
+        import gradio as gr
+
+        found = kept_picture(file, Path(self.tab.generator.outputs_dir))
+        if found is None:
+            return gr.skip(), gr.skip()
+        text = str(message or "").replace("Drop the same picture to make the same video.", "").strip()
+        return str(found), f"{text} The picture it was made from is in the form.".strip()
+
     def stored_form(self, request, source: str, message_box, *, pictures: bool) -> dict:
         """The form's values for a stored request, its frames note and a message saying what was loaded and
         what had to change (Load settings, and Re-run with `pictures`)."""
@@ -57,3 +70,23 @@ class StoredSettings:
         """The outputs of Load settings and Re-run, in their API's order."""
         early, late = self.tab.form.stored_outputs(pictures=pictures)
         return [*early, self.tab.note_box, message_box, *late]
+
+
+def kept_picture(file, outputs_dir: Path) -> Path | None:
+    """The picture a stored video (or its .json) was made from, if it is still on this machine."""
+    from .. import video_io
+    from ..history import INPUTS_DIRNAME
+
+    try:
+        metadata = video_io.read_metadata(file) or {}
+    except (OSError, ValueError, InvalidRequest):
+        return None
+    stored = (metadata.get("request") or {}).get("image") if isinstance(metadata.get("request"), dict) else None
+    if isinstance(stored, str) and stored and Path(stored).is_file():
+        return Path(stored)
+    digest = metadata.get("image_sha256")
+    if not isinstance(digest, str) or len(digest) < 24:
+        return None
+    folder = Path(outputs_dir) / INPUTS_DIRNAME
+    return next((path for path in sorted(folder.glob(f"{digest[:24]}.*")) if path.is_file()), None) \
+        if folder.is_dir() else None

@@ -2,6 +2,9 @@
 "Upscale this video" button) through an installed upscaler (`finishing.upscale_video`), keeping its frame count,
 frame rate and sound. It takes the engine's one-at-a-time turn, shows progress per frame with an ETA, and Cancel
 stops it within a frame without saving anything. `/upscale` (video, upscaler → video, info), `/cancel_upscale`.
+It follows the tab's result panel's rules (`panel.py`, issue 29): Upscale is disabled, with the reason, until
+there is a video and an upscaler; Cancel only while it upscales; a new run clears the old result; an error is
+said once, on the tab's status line; the upscaler list is read again when the page opens and on Refresh.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class UpscalePanel:
         if isinstance(video, dict):  # a gradio_client FileData
             video = video.get("path")
         session = session_of(http)
+        self.tab._errors.pop(session, None)
         cancel = self._cancels[session] = threading.Event()
         if self.generator.busy or self.generator.waiting:
             progress(0.0, desc="waiting for the video being made")
@@ -63,10 +67,10 @@ class UpscalePanel:
                 raise InvalidRequest("upscaler", "missing: choose an upscaler (" + NONE_INSTALLED + ")")
             result = upscale_video(self.generator, video, upscaler, on_event=on_event, cancel=cancel)
         except Cancelled:
-            gr.Info("Upscaling cancelled: nothing was saved.")
-            return None, {"cancelled": True}
+            return None, {"cancelled": True}  # the status line says so
         except VideoGenError as error:  # a bad input (one line), or a failure while running
-            raise user_error(str(error)) from None
+            self.tab._errors[session] = str(error)
+            raise user_error(str(error), toast=False) from None  # said once: on the tab's status line
         finally:
             if self._cancels.get(session) is cancel:
                 del self._cancels[session]
@@ -80,6 +84,14 @@ class UpscalePanel:
         flag = self._cancels.get(session_of(http))
         if flag is not None:
             flag.set()
+
+    @staticmethod
+    def reason(video, upscaler) -> str:
+        if not upscaler:
+            return NONE_INSTALLED
+        if not video:
+            return "Upscale needs a video: drop one above, or press \"Use the last result\"."
+        return ""
 
     def refresh(self):
         choices = self.choices(refresh=True)
@@ -95,23 +107,45 @@ class UpscalePanel:
                                         info=None if choices else NONE_INSTALLED, elem_id="vg-upscaler", scale=6)
             self.refresh_button = gr.Button("Refresh", scale=1, min_width=80, elem_id="vg-upscaler-refresh")
         with gr.Row():
-            self.run_button = gr.Button("Upscale", variant="primary", elem_id="vg-upscale-run")
-            self.cancel_button = gr.Button("Cancel", variant="stop", elem_id="vg-upscale-cancel")
+            self.run_button = gr.Button("Upscale", variant="primary", elem_id="vg-upscale-run", interactive=False)
+            self.cancel_button = gr.Button("Cancel", variant="stop", elem_id="vg-upscale-cancel", interactive=False)
+        self.reason_box = gr.Markdown("", elem_id="vg-upscale-reason")
 
     def wire(self, demo: gr.Blocks, tabs: gr.Tabs | None = None) -> None:
+        from .panel import NOTICE, PRIVATE
+        from .progress import status_box, status_cancelled
+
         tab = self.tab
-        self.run_button.click(self.upscale, [tab.source, self.upscaler], [tab.result, tab.info], api_name="upscale",
-                              concurrency_limit=1, concurrency_id="upscale", trigger_mode="once",
-                              show_progress="full", show_progress_on=[tab.result])
+        panel = tab.panel
+        # The tab's panel's rules: Cancel on and the old result cleared first, Cancel off at the end, the status
+        # line says how it ended (an error once, there)
+        start = self.run_button.click(
+            lambda: (gr.update(interactive=True), status_box("<b class='vg-stage'>Starting…</b>", "busy"), None, None),
+            None, [self.cancel_button, panel.status, tab.result, tab.info], **PRIVATE, trigger_mode="once")
+        event = start.then(self.upscale, [tab.source, self.upscaler], [tab.result, tab.info], api_name="upscale",
+                           concurrency_limit=1, concurrency_id="upscale", trigger_mode="once",
+                           show_progress="full", show_progress_on=[tab.result])
+        off = lambda: gr.update(interactive=False)  # noqa: E731
+        event.then(off, None, [self.cancel_button], **PRIVATE)
+        event.failure(off, None, [self.cancel_button], **PRIVATE)
+        event.success(tab.done_status, [tab.info], [panel.status], **PRIVATE)
+        event.failure(tab.failed_status, None, [panel.status], **PRIVATE)
         self.cancel_button.click(self.cancel, None, None, api_name="cancel_upscale", queue=False,
-                                 show_progress="hidden")
-        private = dict(queue=False, api_visibility="private", show_progress="hidden")
-        self.refresh_button.click(self.refresh, None, [self.upscaler], **private)
-        demo.load(self.refresh, None, [self.upscaler], **private)
+                                 show_progress="hidden").then(
+            lambda: (gr.update(interactive=False), status_cancelled("Cancelled: the upscale stops within a frame "
+                                                                    "and saves nothing.")),
+            None, [self.cancel_button, panel.status], **PRIVATE)
+        ready = lambda video, upscaler: (gr.update(interactive=not self.reason(video, upscaler)),  # noqa: E731
+                                         self.reason(video, upscaler))
+        for trigger in (tab.source.change, self.upscaler.change, demo.load):
+            trigger(ready, [tab.source, self.upscaler], [self.run_button, self.reason_box], **PRIVATE,
+                    preprocess=False)
         generate = tab.web.generate_tab
+        for trigger in (self.refresh_button.click, demo.load, generate.refresh_button.click):
+            trigger(self.refresh, None, [self.upscaler], **PRIVATE)  # the catalog as it is now
         button = getattr(generate, "upscale_button", None)
         if button is not None and tabs is not None:
-            button.click(self.from_result, [generate.info], [tab.source, tabs], **private)
+            button.click(self.from_result, [generate.info], [tab.source, tabs], **NOTICE)  # its warning shows
 
     @staticmethod
     def from_result(info):
