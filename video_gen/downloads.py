@@ -190,11 +190,7 @@ def _download_files(known: KnownModel, models_dir: Path, quant: str) -> list[Pat
         models_dir.mkdir(parents=True, exist_ok=True)
         os.replace(fetched, target)
         placed.append(target)
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        staging.parent.rmdir()  # when no other download is under way
-    except OSError:
-        pass
+    _clear_staging(staging)
     return placed
 
 
@@ -218,12 +214,17 @@ def download_annotator(name: str, models_dir: str | os.PathLike) -> Path:
     except (HfHubHTTPError, OSError, ConnectionError) as error:
         known = KnownModel(name, annotator.repo, "", annotator.description, files=annotator.files)
         raise DownloadFailed(_offline_message(known, error)) from None
+    _clear_staging(staging)
+    return target
+
+
+def _clear_staging(staging: Path) -> None:
+    """A finished download's staging folder removed, and models/.downloads too when no other download is under way."""
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        staging.parent.rmdir()  # when no other download is under way
+        staging.parent.rmdir()
     except OSError:
         pass
-    return target
 
 
 def _offline_message(known: KnownModel, error: BaseException) -> str:

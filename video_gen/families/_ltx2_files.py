@@ -16,7 +16,6 @@ architecture: a distilled file's own connectors and sound parts are used, not th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 PREFIX = "model.diffusion_model."
@@ -158,12 +157,3 @@ def split_header(header: dict) -> dict[str, list[dict]]:
         part = next((part for part in ("audio_vae", "vae", "vocoder") if name.startswith(part + ".")), "transformer")
         parts[part][name] = entry
     return {part: [entries] for part, entries in parts.items() if entries}
-
-
-def config(folder: Path | None, part: str) -> dict:
-    if folder is None:
-        return {}
-    try:
-        return json.loads((Path(folder) / part / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..checkpoints import HOW_TO_GET
 from ..errors import ModelNotFound, first_line
+from ..events import LOADING_MODEL
 
 
 def fp16_variant(folder: Path, dtype) -> str | None:
@@ -31,6 +32,26 @@ def loading(what: str) -> Iterator[None]:
         raise  # already says what is wrong
     except (OSError, ValueError) as error:
         raise ModelNotFound(f"{what} could not be loaded ({first_line(error)}); {HOW_TO_GET}") from error
+
+
+def latent_upsampler(pipe, job, pipeline_class, model_class, missing: str):
+    """The resident pipeline's latent-upsample pipeline (`pipeline_class`), sharing its VAE; the upsampler
+    (`model_class`, from the folder the loader noted as `pipe._video_gen_upsampler`) loaded on the first job that
+    asks for two stages and kept. `missing` is the one-line error when no upsampler is installed."""
+    upsampler = getattr(pipe, "_video_gen_upsample", None)
+    if upsampler is None:
+        path = getattr(pipe, "_video_gen_upsampler", None)
+        if path is None:
+            raise ModelNotFound(missing)
+        job.stage(LOADING_MODEL, "loading the latent upsampler")
+        with loading(f"latent upsampler {path}"):
+            # The VAE's dtype: the transformer's may be fp8 storage under a +fp8 memory plan
+            model = model_class.from_pretrained(path, local_files_only=True, dtype=pipe.vae.dtype)
+        upsampler = pipeline_class(vae=pipe.vae, latent_upsampler=model)
+        upsampler.set_progress_bar_config(disable=True)
+        pipe._video_gen_upsample = upsampler
+    upsampler.latent_upsampler.to(pipe._execution_device)
+    return upsampler
 
 
 def last_picture(request):

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InvalidRequest, ModelNotFound
-from ..events import DECODING, DENOISING, ENCODING_IMAGE, LOADING_MODEL
+from ..events import DECODING, DENOISING, ENCODING_IMAGE
 from ..checkpoints import HOW_TO_GET, UPSAMPLER, ModelInfo, component_files, read_safetensors_header, weight_header
-from .common import last_picture, loading
+from .common import last_picture, latent_upsampler, loading
 from . import prompts
 from ._ltx_preview import LTX_LATENT_RGB_FACTORS
 from .spec import REQUIRED, Download, FamilySpec, MemoryConstants, ReferenceModel, SingleFile
@@ -413,23 +413,11 @@ def _load_single_file(model: ModelInfo, dtype):
 
 def upsample_pipeline(pipe, job):
     """The resident pipeline's `LTXLatentUpsamplePipeline`, sharing its VAE; its upsampler loaded once."""
-    upsampler = getattr(pipe, "_video_gen_upsample", None)
-    if upsampler is None:
-        from diffusers import LTXLatentUpsamplePipeline
-        from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+    from diffusers import LTXLatentUpsamplePipeline
+    from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
 
-        path = getattr(pipe, "_video_gen_upsampler", None)
-        if path is None:
-            raise ModelNotFound(f"no latent upsampler is installed for two-stage output ({HOW_TO_GET})")
-        job.stage(LOADING_MODEL, "loading the latent upsampler")
-        with loading(f"latent upsampler {path}"):
-            # The VAE's dtype: the transformer's may be fp8 storage under a +fp8 memory plan
-            model = LTXLatentUpsamplerModel.from_pretrained(path, local_files_only=True, dtype=pipe.vae.dtype)
-        upsampler = LTXLatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model)
-        upsampler.set_progress_bar_config(disable=True)
-        pipe._video_gen_upsample = upsampler
-    upsampler.latent_upsampler.to(pipe._execution_device)
-    return upsampler
+    return latent_upsampler(pipe, job, LTXLatentUpsamplePipeline, LTXLatentUpsamplerModel,
+                            f"no latent upsampler is installed for two-stage output ({HOW_TO_GET})")
 
 
 # ---- running ----------------------------------------------------------------------------------------------

@@ -43,10 +43,10 @@ import numpy as np
 from ..audio import Sound
 from ..checkpoints import HOW_TO_GET, UPSAMPLER, ModelInfo, component_files, read_safetensors_header, weight_header
 from ..errors import InvalidRequest, ModelNotFound
-from ..events import DECODING, DENOISING, ENCODING_IMAGE, LOADING_MODEL
+from ..events import DECODING, DENOISING, ENCODING_IMAGE
 from . import _ltx2_files as files
 from . import prompts
-from .common import encode_apart, last_picture, loading
+from .common import encode_apart, last_picture, latent_upsampler, loading
 from .spec import REQUIRED, Download, FamilySpec, MemoryConstants, ReferenceModel, SingleFile
 
 FRAME_STEP = 8  # the video VAE packs 8 frames into one latent frame: 8k + 1 frames
@@ -365,22 +365,11 @@ def load(model: ModelInfo, device: str, dtype):
 
 def upsample_pipeline(pipe, job):
     """The resident pipeline's `LTX2LatentUpsamplePipeline`, sharing its VAE; the upsampler loaded once."""
-    upsampler = getattr(pipe, "_video_gen_upsample", None)
-    if upsampler is None:
-        from diffusers import LTX2LatentUpsamplePipeline
-        from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
+    from diffusers import LTX2LatentUpsamplePipeline
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel
 
-        path = getattr(pipe, "_video_gen_upsampler", None)
-        if path is None:
-            raise ModelNotFound(f"no LTX-2 latent upsampler is installed for two-stage output ({HOW_TO_GET})")
-        job.stage(LOADING_MODEL, "loading the latent upsampler")
-        with loading(f"latent upsampler {path}"):
-            model = LTX2LatentUpsamplerModel.from_pretrained(path, local_files_only=True, dtype=pipe.vae.dtype)
-        upsampler = LTX2LatentUpsamplePipeline(vae=pipe.vae, latent_upsampler=model)
-        upsampler.set_progress_bar_config(disable=True)
-        pipe._video_gen_upsample = upsampler
-    upsampler.latent_upsampler.to(pipe._execution_device)
-    return upsampler
+    return latent_upsampler(pipe, job, LTX2LatentUpsamplePipeline, LTX2LatentUpsamplerModel,
+                            f"no LTX-2 latent upsampler is installed for two-stage output ({HOW_TO_GET})")
 
 
 # ---- running ----------------------------------------------------------------------------------------------------

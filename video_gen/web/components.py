@@ -28,6 +28,19 @@ def session_of(http: gr.Request | None) -> str:
     return (getattr(http, "session_hash", None) or "no-session") if http is not None else "no-session"
 
 
+def send_shown_result(tab_id: str):
+    """A click handler taking the Generate tab's info and answering (its shown video, the tab `tab_id` selected),
+    or a warning and nothing changed when no video is shown yet."""
+    def send(info):
+        output = (info or {}).get("output") if isinstance(info, dict) else None
+        if not output:
+            gr.Warning("No video yet: generate one, or click one in the gallery.")
+            return gr.skip(), gr.skip()
+        return output, gr.Tabs(selected=tab_id)
+
+    return send
+
+
 def user_error(message: str, *, toast: bool = True) -> gr.Error:
     """A one-line message for the page and for API clients (gradio_client raises it as AppError).
 

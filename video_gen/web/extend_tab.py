@@ -15,7 +15,7 @@ import gradio as gr
 from ..errors import InvalidRequest, VideoGenError, first_line
 from ..extend import plan_extension, prepare_extension, read_source
 from ..timing import duration_text
-from .components import file_input, session_of, user_error, whole_number
+from .components import file_input, send_shown_result, session_of, user_error, whole_number
 from .fields import DURATION_RANGE  # the Generate tab's length range
 from .jobs import CANCELLED, DONE, JobEnded
 from .panel import NOTICE, PRIVATE, ResultPanel
@@ -170,14 +170,8 @@ class ExtendTab:
         values = [value for _, value in choices]
         return gr.update(choices=choices, value=current if current in values else FROM_THE_VIDEO)
 
-    @staticmethod
-    def from_result(info):
-        """The Generate tab's shown result (its info's output) as this tab's video."""
-        output = (info or {}).get("output") if isinstance(info, dict) else None
-        if not output:
-            gr.Warning("No video yet: generate one, or click one in the gallery.")
-            return gr.skip(), gr.skip()
-        return output, gr.Tabs(selected="extend-tab")
+    # The Generate tab's shown result (its info's output) as this tab's video
+    from_result = staticmethod(send_shown_result("extend-tab"))
 
     # ---- layout ----------------------------------------------------------------------------------
     def build(self) -> None:

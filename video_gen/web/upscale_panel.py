@@ -16,7 +16,7 @@ import gradio as gr
 from ..checkpoints import UPSCALER
 from ..errors import Cancelled, InvalidRequest, VideoGenError
 from ..events import StageEvent, StepEvent
-from .components import session_of, user_error
+from .components import send_shown_result, session_of, user_error
 
 NONE_INSTALLED = ("No upscaler installed: put one in models/upscalers (`video-gen models download realesrgan-x4`), "
                   "then press Refresh.")
@@ -147,14 +147,8 @@ class UpscalePanel:
         if button is not None and tabs is not None:
             button.click(self.from_result, [generate.info], [tab.source, tabs], **NOTICE)  # its warning shows
 
-    @staticmethod
-    def from_result(info):
-        """The Generate tab's shown result (its info's output) as this tab's video."""
-        output = (info or {}).get("output") if isinstance(info, dict) else None
-        if not output:
-            gr.Warning("No video yet: generate one, or click one in the gallery.")
-            return gr.skip(), gr.skip()
-        return output, gr.Tabs(selected="tools-tab")
+    # The Generate tab's shown result (its info's output) as this tab's video
+    from_result = staticmethod(send_shown_result("tools-tab"))
 
 
 __all__ = ["UpscalePanel"]
