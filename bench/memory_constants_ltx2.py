@@ -36,6 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_constants import PeakTracker  # noqa: E402
+from memory_constants_ltx import slope  # noqa: E402
 
 HALF = 0.5  # fp32 on the CPU; bf16 activations are half the bytes
 FPS = 24.0
@@ -95,12 +96,6 @@ def connectors_peak(connectors, tokens: int) -> int:
     return tracker.peak
 
 
-def line(points):
-    (x0, y0), (x1, y1) = points
-    rate = (y1 - y0) / (x1 - x0)
-    return rate, y0 - rate * x0
-
-
 def main() -> None:
     from diffusers import AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, LTX2VideoTransformer3DModel
     from diffusers.pipelines.ltx2 import LTX2TextConnectors, LTX2Vocoder
@@ -131,7 +126,7 @@ def main() -> None:
     decode_points = [(((f - 1) * 8 + 1) * h * 32 * w * 32, decode_peak(vae, f, h, w) * HALF) for f, h, w in vae_sizes]
     encode_points = [(h * 32 * w * 32, encode_peak(vae, h, w) * HALF) for _, h, w in vae_sizes]
     del vae
-    (decode_rate, decode_base), (encode_rate, encode_base) = line(decode_points), line(encode_points)
+    (decode_rate, decode_base), (encode_rate, encode_base) = slope(decode_points), slope(encode_points)
     result.update(decode_bytes_per_pixel=round(decode_rate), decode_base_bytes=round(decode_base),
                   encode_bytes_per_pixel=round(encode_rate), encode_base_bytes=round(encode_base),
                   decode_points=decode_points, encode_points=encode_points)
@@ -144,14 +139,14 @@ def main() -> None:
     sound_points = [(latents / AUDIO_LATENTS_PER_SECOND, sound_peak(audio_vae, vocoder, latents) * HALF)
                     for latents in (25, 50)]
     del audio_vae, vocoder
-    sound_rate, sound_base = line(sound_points)
+    sound_rate, sound_base = slope(sound_points)
     result.update(sound_bytes_per_second=round(sound_rate), sound_base_bytes=round(sound_base),
                   sound_points=sound_points)
 
     connectors = LTX2TextConnectors(**CONNECTORS_2_0).to(torch.bfloat16).eval()
     text_points = [(2 * tokens, connectors_peak(connectors, tokens)) for tokens in (128, 256)]
     del connectors
-    text_rate, text_base = line(text_points)
+    text_rate, text_base = slope(text_points)
     # The pipeline's text path, counted exactly: each prompt's 49 Gemma states (1, tokens, 3840) stacked into one
     # bf16 tensor while the 49 are alive (twice its size for a moment); the negative and positive prompts are then
     # concatenated into the CFG batch, and both that batch and the negative prompt's own stack stay referenced

@@ -4,13 +4,12 @@ panel gives its sample rate and length, and the Download button's file carries t
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import pytest  # noqa: E402
-from test_browser import CHROMIUM, ROOT, browser, free_port, page  # noqa: E402, F401  (the shared browser fixtures)
+from test_browser import CHROMIUM, browser, page  # noqa: E402, F401  (the shared browser fixtures)
 
 pytestmark = [
     pytest.mark.browser,
@@ -22,19 +21,13 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from video_gen import Generator
+    from test_app import start_server
+
     from video_gen.tiny.ltx2 import build_tiny_ltx2
 
     root = tmp_path_factory.mktemp("ltx2-browser")
-    models = root / "models"
-    build_tiny_ltx2(models / "tiny-ltx2", upsampler=False)
-    spec = importlib.util.spec_from_file_location("video_gen_web_app_ltx2", ROOT / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-    generator = Generator(models_dir=models, outputs_dir=root / "outputs")
-    args = app.parse_args(["--port", str(free_port()), "--models-dir", str(models), "--outputs-dir",
-                           str(root / "outputs"), "--temp-dir", str(root / "gradio-temp")])
-    demo = app.launch(args, generator=generator, block=False, quiet=True)
+    build_tiny_ltx2(root / "models" / "tiny-ltx2", upsampler=False)
+    demo, _ = start_server(root / "models", root, root / "gradio-temp")
     yield demo
     demo.close()
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from test_browser import CHROMIUM, browser, page  # noqa: F401  (the shared browser fixtures)
-from test_wan_browser import choose_model
+from test_wan_browser import choose_model, make_a_small_video
 
 pytestmark = [
     pytest.mark.browser,
@@ -46,22 +46,7 @@ def test_upload_a_control_and_a_mask_see_the_preview_and_make_the_video(page, tm
         page.locator("#vg-control-video input[type=file]").set_input_files(str(source))
         page.locator("#vg-control-mask input[type=file]").set_input_files(str(tmp_path / "mask.png"))
         page.wait_for_selector("#vg-control-preview img", timeout=20_000)
-        page.locator("#vg-prompt textarea").fill("a cat dances")
-        resolution = page.locator("#vg-resolution input")
-        resolution.click()
-        resolution.fill("64x64")
-        resolution.press("Enter")
-        steps = page.locator("#vg-num-inference-steps input[type=number]")
-        steps.fill("2")
-        steps.press("Enter")
-        length = page.locator("#vg-duration input[type=number]")
-        length.fill("1")
-        length.press("Enter")
-        page.click("#vg-generate")
-        page.wait_for_function(
-            "() => { const v = document.querySelector('#vg-player video');"
-            " return v && v.currentSrc && v.readyState >= 1 && v.duration > 0 }", timeout=120_000)
-        info = page.locator("#vg-info").inner_text()
+        info = make_a_small_video(page, "a cat dances")
         assert "Done" in page.locator("#vg-status").inner_text(), info
         assert "_control.mp4" in info  # the info shows the control used
         sidecars = [json.loads(path.read_text()) for path in (tmp_path / "web" / "outputs").glob("*.json")]

@@ -15,6 +15,27 @@ pytestmark = [
 ]
 
 
+def make_a_small_video(page, prompt: str) -> str:
+    """Write `prompt`, choose 64x64, 2 steps and 1 s, press Generate and wait until the player has the video;
+    the info panel's text."""
+    page.locator("#vg-prompt textarea").fill(prompt)
+    resolution = page.locator("#vg-resolution input")
+    resolution.click()
+    resolution.fill("64x64")
+    resolution.press("Enter")
+    steps = page.locator("#vg-num-inference-steps input[type=number]")
+    steps.fill("2")
+    steps.press("Enter")
+    length = page.locator("#vg-duration input[type=number]")
+    length.fill("1")
+    length.press("Enter")
+    page.click("#vg-generate")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('#vg-player video');"
+        " return v && v.currentSrc && v.readyState >= 1 && v.duration > 0 }", timeout=120_000)
+    return page.locator("#vg-info").inner_text()
+
+
 def choose_model(page, name: str) -> None:
     model = page.locator("#vg-model input")
     model.click()
@@ -48,22 +69,7 @@ def test_the_last_frame_shows_for_flf2v_only_and_makes_the_video(page, tmp_path)
         page.wait_for_selector("#vg-image img")
         page.locator("#vg-last-image input[type=file]").set_input_files(str(last))
         page.wait_for_selector("#vg-last-image img")
-        page.locator("#vg-prompt textarea").fill("a cat walks")
-        resolution = page.locator("#vg-resolution input")
-        resolution.click()
-        resolution.fill("64x64")
-        resolution.press("Enter")
-        steps = page.locator("#vg-num-inference-steps input[type=number]")
-        steps.fill("2")
-        steps.press("Enter")
-        length = page.locator("#vg-duration input[type=number]")
-        length.fill("1")
-        length.press("Enter")
-        page.click("#vg-generate")
-        page.wait_for_function(
-            "() => { const v = document.querySelector('#vg-player video');"
-            " return v && v.currentSrc && v.readyState >= 1 && v.duration > 0 }", timeout=120_000)
-        info = page.locator("#vg-info").inner_text()
+        info = make_a_small_video(page, "a cat walks")
         assert "Done" in page.locator("#vg-status").inner_text(), info
         assert '"tiny-wan-flf2v"' in info and '"last_image"' in info and '"last_image": null' not in info
         assert page.outside_requests == []
