@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -302,6 +303,36 @@ def test_12_continue_says_what_it_costs_and_a_second_is_one_generation(page, dem
     page.locator("#vg-extend-duration input").press("Enter")
     page.wait_for_selector("#vg-extend-cost >> text=1 generation of", timeout=15_000)
     assert "Time:" in page.locator("#vg-extend-cost").inner_text() or "Takes" in page.locator("#vg-extend-cost").inner_text()
+
+
+def test_12_the_latest_inputs_win_over_a_slow_older_call(page, demo_server, made, monkeypatch):
+    """A CI run failed test 12 once: the call for the dropped video (2 s, reading the video first) ended after the
+    call for the new length (1 s), and its line stayed. Made certain here: the first read of the video takes 3 s.
+    Every line that several inputs feed is wired the same way (`on_latest`)."""
+    from video_gen.web.extend_tab import ExtendTab
+
+    reading, read = threading.Event(), ExtendTab.source
+
+    def slow_first_read(self, video):
+        if not reading.is_set():
+            reading.set()
+            time.sleep(3)
+        return read(self, video)
+
+    monkeypatch.setattr(ExtendTab, "source", slow_first_read)
+    open_page(page, demo_server, "Continue a video")
+    drop(page, "#vg-extend-video", made.path)
+    for _ in range(300):  # Playwright's own wait: a blocked test thread holds back the upload
+        if reading.is_set():
+            break
+        page.wait_for_timeout(50)
+    assert reading.is_set(), "the dropped video was never read"
+    page.locator("#vg-extend-duration input").fill("1")
+    page.locator("#vg-extend-duration input").press("Enter")
+    page.wait_for_selector("#vg-extend-cost >> text=1 generation of", timeout=15_000)
+    page.wait_for_timeout(4000)  # past the slow call's end: its 2 s line must not come back
+    line = page.locator("#vg-extend-cost").inner_text()
+    assert "1 generation of" in line, line
 
 
 def test_15_the_history_and_the_gallery_read_well(page, demo_server, made):

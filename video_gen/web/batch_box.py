@@ -23,7 +23,7 @@ from ..errors import InvalidRequest, first_line
 from .components import FileInput, checked_data_model, session_of, user_error
 from .fields import api_handler
 from .jobs import CANCELLED, DONE, JobEnded
-from .panel import PRIVATE
+from .panel import PRIVATE, on_latest
 from .progress import status_box, status_error
 
 WAITING, RUNNING, ERROR = "waiting", "running", "error"
@@ -64,10 +64,10 @@ class BatchBox:
                                                tab.seed_used], **PRIVATE)
         ready = [self.images, tab.form["model"]]
         panel_reason = lambda images, model: self.reason_text(images, model)  # noqa: E731
-        for trigger in (self.images.change, tab.form["model"].change, demo.load):
-            trigger(lambda images, model: (gr.update(interactive=not panel_reason(images, model)),
-                                           panel_reason(images, model)),
-                    ready, [self.button, self.reason], **PRIVATE, preprocess=False)
+        on_latest([self.images.change, tab.form["model"].change, demo.load],
+                  lambda images, model: (gr.update(interactive=not panel_reason(images, model)),
+                                         panel_reason(images, model)),
+                  ready, [self.button, self.reason], preprocess=False)
 
     def reason_text(self, images, model) -> str:
         if not model or all(info.name != model for info in self.tab.picker.models()):

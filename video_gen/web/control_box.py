@@ -11,6 +11,7 @@ import gradio as gr
 from ..control import preview
 from ..errors import InvalidRequest
 from .fields import AS_IT_IS, takes_control
+from .panel import PRIVATE, on_latest
 
 NAMES = ("control_video", "control_type", "control_mask")
 
@@ -38,11 +39,9 @@ class ControlBox:
 
     def wire(self) -> None:
         form = self.tab.form
-        private = dict(queue=False, api_visibility="private", show_progress="hidden")
-        form["model"].change(self.shown, [form["model"]], [self.box], **private)
+        form["model"].change(self.shown, [form["model"]], [self.box], **PRIVATE)
         inputs = [form[name] for name in NAMES]
-        for name in NAMES:
-            form[name].change(self.look, inputs, [self.preview, self.message], **private)
+        on_latest([form[name].change for name in NAMES], self.look, inputs, [self.preview, self.message])
 
     def shown(self, model: str | None):
         return gr.update(visible=takes_control(self.tab.picker.spec(model)))

@@ -18,7 +18,7 @@ from ..timing import duration_text
 from .components import file_input, send_shown_result, session_of, user_error, whole_number
 from .fields import DURATION_RANGE  # the Generate tab's length range
 from .jobs import CANCELLED, DONE, JobEnded
-from .panel import NOTICE, PRIVATE, ResultPanel
+from .panel import NOTICE, PRIVATE, ResultPanel, on_latest
 from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error
 
 FROM_THE_VIDEO = ""  # the model choice that means: the one that made the video (else the only installed one)
@@ -212,8 +212,8 @@ class ExtendTab:
         panel.wire_cancel([event], api_name="cancel_extend", handler=self.cancel)
         cost_inputs = [self.source_file, self.duration, self.model]
         state = [self.cost_box, panel.run_button, panel.reason]
-        for trigger in (self.source_file.change, self.duration.change, self.model.change, demo.load):
-            trigger(self.state, cost_inputs, state, **PRIVATE, preprocess=False)
+        on_latest([self.source_file.change, self.duration.change, self.model.change, demo.load], self.state,
+                  cost_inputs, state, preprocess=False)
         generate = self.web.generate_tab
         for trigger in (demo.load, generate.refresh_button.click):  # the catalog as it is now (issue 29)
             trigger(self.refresh, [self.model], [self.model], **PRIVATE)

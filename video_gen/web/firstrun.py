@@ -28,7 +28,7 @@ from ..request import GenerationRequest
 from ..timing import duration_text
 from ..planner import frames_for_seconds
 from .fields import FPS_CHOICES, MATCH_IMAGE, match_image_size, parse_resolution, picture_size
-from .panel import PRIVATE
+from .panel import PRIVATE, on_latest
 
 # On a CPU a job estimated longer than this gets the warning and the fast-settings button.
 SLOW_ON_CPU_S = 60.0
@@ -200,9 +200,8 @@ class CostLine:
         # preprocess=False: a picture Gradio cannot read is reported once, by Generate, not again from here
         private = dict(PRIVATE, preprocess=False)
         inputs = {form[name] for name in COST_FIELDS}
-        for name in COST_FIELDS:
-            form[name].change(self.update, inputs, self.outputs(), **private)
-        demo.load(self.update, inputs, self.outputs(), **private)
+        on_latest([*(form[name].change for name in COST_FIELDS), demo.load], self.update, inputs, self.outputs(),
+                  preprocess=False)
         for event in after:
             event.then(self.update, inputs, self.outputs(), **private)
         if timer is not None:

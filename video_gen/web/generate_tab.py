@@ -29,7 +29,7 @@ from .firstrun import CostLine, DemoButton, download_of
 from .jobs import CANCELLED, DONE, JobEnded
 from .loras_panel import LoraPanel
 from .model_picker import ModelPicker
-from .panel import NOTICE, PRIVATE, ResultPanel
+from .panel import NOTICE, PRIVATE, ResultPanel, on_latest
 from .settings import StoredSettings
 from .progress import UPDATE_EVERY_S, ProgressView, status_cancelled, status_done, status_error
 
@@ -313,8 +313,8 @@ class GenerateTab:
         # .input, not .change: Load settings sets the model too, and its values must stay.
         form["model"].input(self.model_chosen, model_inputs, defaulted, **private)
         note_inputs = {form["model"], form["duration"], form["fps"], form["loop"], form["interpolation"]}
-        for name in ("duration", "fps", "loop", "interpolation"):
-            form[name].change(self.frames_note, note_inputs, [self.note_box], **private)
+        on_latest([form[name].change for name in ("duration", "fps", "loop", "interpolation")], self.frames_note,
+                  note_inputs, [self.note_box])
         loaded = self.settings_file.upload(self.settings.load_settings, [self.settings_file],
                                            self.settings.stored_outputs(self.settings_message, pictures=False),
                                            api_name="load_settings", show_progress="hidden")

@@ -35,6 +35,14 @@ IDLE = "No job yet: the result shows here."
 SETTLE_S = 10.0  # how long Cancel waits for the stopped jobs to end before saying so again (one step, normally)
 
 
+def on_latest(triggers: list, fn: Callable, inputs, outputs, **options: Any):
+    """One private handler for several triggers, whose shown result is always the latest inputs': a trigger that
+    comes while a call is pending waits for it, then runs with the values as they are then (Gradio's
+    `always_last`). As separate listeners, a slow call with old values (the dropped video still being read when
+    the length changed) could land after the newer one and stay on the page."""
+    return gr.on(triggers, fn, inputs, outputs, **{**PRIVATE, **options}, trigger_mode="always_last")
+
+
 def notice_options() -> dict[str, Any]:
     return dict(NOTICE)
 
@@ -161,4 +169,4 @@ class ResultPanel:
         return clicked
 
 
-__all__ = ["ResultPanel", "CSS", "PRIVATE", "NOTICE", "IDLE", "notice_options"]
+__all__ = ["ResultPanel", "CSS", "PRIVATE", "NOTICE", "IDLE", "notice_options", "on_latest"]

@@ -27,7 +27,7 @@ from ..timing import duration_text
 from .components import picture, session_of, user_error, whole_number
 from .fields import DURATION_RANGE  # the Generate tab's length range
 from .jobs import CANCELLED, DONE, JobEnded
-from .panel import PRIVATE, ResultPanel
+from .panel import PRIVATE, ResultPanel, on_latest
 from .progress import UPDATE_EVERY_S, ProgressView, status_box, status_cancelled, status_error
 
 NO_FIELD = ""
@@ -299,9 +299,7 @@ class SweepTab:
                                show_progress="full", show_progress_on=[self.grid])
         panel.wire_cancel([event], api_name="cancel_sweep", handler=self.cancel)
         state = [self.cost_box, panel.run_button, panel.reason]
-        for control in inputs:
-            control.change(self.state, inputs, state, **PRIVATE, preprocess=False)
-        demo.load(self.state, inputs, state, **PRIVATE, preprocess=False)
+        on_latest([*(control.change for control in inputs), demo.load], self.state, inputs, state, preprocess=False)
         self.model.input(self.model_steps, [self.model], [self.steps], **PRIVATE)
         generate = self.web.generate_tab
         for trigger in (demo.load, generate.refresh_button.click):  # the catalog as it is now (issue 29)

@@ -112,7 +112,7 @@ class UpscalePanel:
         self.reason_box = gr.Markdown("", elem_id="vg-upscale-reason")
 
     def wire(self, demo: gr.Blocks, tabs: gr.Tabs | None = None) -> None:
-        from .panel import NOTICE, PRIVATE
+        from .panel import NOTICE, PRIVATE, on_latest
         from .progress import status_box, status_cancelled
 
         tab = self.tab
@@ -137,9 +137,8 @@ class UpscalePanel:
             None, [self.cancel_button, panel.status], **PRIVATE)
         ready = lambda video, upscaler: (gr.update(interactive=not self.reason(video, upscaler)),  # noqa: E731
                                          self.reason(video, upscaler))
-        for trigger in (tab.source.change, self.upscaler.change, demo.load):
-            trigger(ready, [tab.source, self.upscaler], [self.run_button, self.reason_box], **PRIVATE,
-                    preprocess=False)
+        on_latest([tab.source.change, self.upscaler.change, demo.load], ready, [tab.source, self.upscaler],
+                  [self.run_button, self.reason_box], preprocess=False)
         generate = tab.web.generate_tab
         for trigger in (self.refresh_button.click, demo.load, generate.refresh_button.click):
             trigger(self.refresh, None, [self.upscaler], **PRIVATE)  # the catalog as it is now
