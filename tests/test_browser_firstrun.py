@@ -6,14 +6,13 @@ Debian's chromium through Playwright, as in test_browser.py (its fixtures and fl
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import time
 
 import pytest
 import test_browser
-from test_browser import ARTIFACTS, ROOT, free_port
+from test_browser import ARTIFACTS
 
 from video_gen.demo import DEMO_NAME
 
@@ -24,23 +23,17 @@ browser, page, pytestmark = test_browser.browser, test_browser.page, test_browse
 @pytest.fixture(scope="module")
 def empty_server(tmp_path_factory):
     """The app on an empty models folder, as a new user starts it."""
-    from video_gen import Generator
+    from test_app import start_server
 
     root = tmp_path_factory.mktemp("firstrun-web")
-    spec = importlib.util.spec_from_file_location("video_gen_firstrun_app", ROOT / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-    generator = Generator(models_dir=root / "models", outputs_dir=root / "outputs")
-    args = app.parse_args(["--port", str(free_port()), "--models-dir", str(root / "models"),
-                           "--outputs-dir", str(root / "outputs"), "--temp-dir", str(root / "gradio-temp")])
     previous = os.environ.get("VIDEO_GEN_PROBE")
     os.environ["VIDEO_GEN_PROBE"] = "1"  # as a user's app runs: the estimates' test run on (the suite turns it off)
     try:
-        demo = app.launch(args, generator=generator, block=False, quiet=True)
+        demo, server = start_server(root / "models", root, root / "gradio-temp")
     finally:
         os.environ["VIDEO_GEN_PROBE"] = previous if previous is not None else "0"
     demo.video_gen_root = root
-    demo.video_gen_generator = generator
+    demo.video_gen_generator = server.generator
     yield demo
     demo.close()
 

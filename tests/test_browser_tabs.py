@@ -5,7 +5,6 @@ test per problem the issue found (its number in each test's name and docstring).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import threading
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import test_browser
-from test_browser import ARTIFACTS, ROOT, free_port, wait_for
+from test_browser import ARTIFACTS, wait_for
 from test_browser_loras import choose
 
 from video_gen.demo import DEMO_NAME, LORA_DEMO_NAME
@@ -30,17 +29,11 @@ VIDEO_READY = ("(selector) => { const v = document.querySelector(selector + ' vi
 @pytest.fixture(scope="module")
 def demo_server(demo_pair, tmp_path_factory):
     """The app on the two demos, as `python app.py` serves it."""
-    from video_gen import Generator
+    from test_app import start_server
 
     root = tmp_path_factory.mktemp("tabs-web")
-    spec = importlib.util.spec_from_file_location("video_gen_tabs_app", ROOT / "app.py")
-    app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(app)
-    generator = Generator(models_dir=demo_pair, outputs_dir=root / "outputs")
-    args = app.parse_args(["--port", str(free_port()), "--models-dir", str(demo_pair), "--outputs-dir",
-                           str(root / "outputs"), "--temp-dir", str(root / "gradio-temp")])
-    demo = app.launch(args, generator=generator, block=False, quiet=True)
-    demo.video_gen_generator, demo.video_gen_outputs = generator, root / "outputs"
+    demo, server = start_server(demo_pair, root, root / "gradio-temp")
+    demo.video_gen_generator, demo.video_gen_outputs = server.generator, server.outputs
     yield demo
     demo.close()
 
