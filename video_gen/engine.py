@@ -316,7 +316,8 @@ class Generator:
         running.emit(DoneEvent(result))
         return result
 
-    def probe(self, request: GenerationRequest, on_event: EventCallback | None = None) -> dict[str, float]:
+    def probe(self, request: GenerationRequest | PreparedJob, on_event: EventCallback | None = None
+              ) -> dict[str, float]:
         """A test run of `request` that writes and records nothing (`probe_job`): seconds per stage."""
         return probe_job(self, request, on_event)
 
@@ -383,7 +384,7 @@ def _kept(generator: Generator, image: str) -> str:
     return kept
 
 
-def probe_job(generator: Generator, request: GenerationRequest, on_event: EventCallback | None = None
+def probe_job(generator: Generator, request: GenerationRequest | PreparedJob, on_event: EventCallback | None = None
               ) -> dict[str, float]:
     """Run `request` without writing a file or recording a job: the time estimates' test run on this machine
     (`timing.Estimator.probe`). A family that needs a picture gets a plain grey one of the job's size. Takes its

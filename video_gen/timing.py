@@ -195,9 +195,13 @@ class Estimator:
         return job.request.replace(num_frames=job.length.generated_frames[0], interpolation=1, loop="none",
                                    num_inference_steps=PROBE_STEPS, output_path=None)
 
+    def probe_plan(self, request):
+        """The test run of `request`, planned (`probe_request`'s job): what runs it and what its cost is read from."""
+        return self.generator.plan_job(self.probe_request(request))
+
     def probe_cost(self, request) -> float:
         """What the per-device constants say a test run of `request` takes (loading the model included)."""
-        return self.estimate(self.generator.plan_job(self.probe_request(request)), load=None).total_s
+        return self.estimate(self.probe_plan(request), load=None).total_s
 
     def probe(self, request) -> PastJob | None:
         """Run `request` (its model, size and frames; `PROBE_STEPS` steps, one segment, nothing written) and keep
@@ -205,20 +209,19 @@ class Estimator:
         from .events import StepEvent
         from .errors import VideoGenError, first_line
 
-        job = self.generator.plan_job(request)
-        request = self.probe_request(request)
+        probed = self.probe_plan(request)  # planned once: the run and its evidence use this job
         step_times: list[float] = []
 
         def on_event(event) -> None:
             if isinstance(event, StepEvent) and event.stage == DENOISING:
                 step_times.append(time.perf_counter())
 
-        name = job.model.name
+        name = probed.model.name
         with self._lock:
             self._probing.add(name)
         try:
             loaded = self.generator.loaded_model == name
-            timings = self.generator.probe(request, on_event=on_event)
+            timings = self.generator.probe(probed, on_event=on_event)
         except (VideoGenError, OSError, RuntimeError, ValueError) as error:
             with self._lock:
                 self.failures[name] = first_line(error)
@@ -227,7 +230,6 @@ class Estimator:
             with self._lock:
                 self._probing.discard(name)
                 self.version += 1
-        probed = self.generator.plan_job(request)
         params = {**self.params(probed.model), "steps": 1}
         work = job_work(probed.request.replace(num_inference_steps=1), probed.length, probed.spec,
                         load=LOADING_MODEL in timings and not loaded, params=params)
