@@ -229,15 +229,7 @@ class History:
         against the folder it was made in (`resolve_old_path`)."""
         entry = _entry(row)
         if entry.output and not os.path.isabs(entry.output) or _has_relative_pictures(entry.request):
-            request = dict(entry.request)
-            for key in ("image", "last_image"):
-                if isinstance(request.get(key), str) and request[key] and not os.path.isabs(request[key]):
-                    request[key] = resolve_old_path(request[key], self.outputs_dir)
-            if isinstance(request.get("keyframes"), list):
-                request["keyframes"] = [
-                    {**item, "image": resolve_old_path(item["image"], self.outputs_dir)}
-                    if isinstance(item, dict) and isinstance(item.get("image"), str) else item
-                    for item in request["keyframes"]]
+            request = _relative_pictures(entry.request, lambda path: resolve_old_path(path, self.outputs_dir))
             output = resolve_old_path(entry.output, self.outputs_dir) if entry.output else entry.output
             entry = dataclasses.replace(entry, request=request, output=output)
         return entry
@@ -255,20 +247,30 @@ def absolute_request(request_json: str) -> str:
         return request_json
     if not isinstance(request, dict) or not _has_relative_pictures(request):
         return request_json
-    for key in ("image", "last_image"):
-        if isinstance(request.get(key), str) and request[key] and not os.path.isabs(request[key]):
-            request[key] = os.path.abspath(request[key])
-    if isinstance(request.get("keyframes"), list):
-        request["keyframes"] = [{**item, "image": os.path.abspath(item["image"])}
-                                if isinstance(item, dict) and isinstance(item.get("image"), str) else item
-                                for item in request["keyframes"]]
-    return json.dumps(request, sort_keys=True)
+    return json.dumps(_relative_pictures(request, os.path.abspath), sort_keys=True)
+
+
+def _is_relative(path) -> bool:
+    return isinstance(path, str) and bool(path) and not os.path.isabs(path)
 
 
 def _has_relative_pictures(request: dict) -> bool:
     paths = [request.get("image"), request.get("last_image")] + [
         item.get("image") for item in request.get("keyframes") or () if isinstance(item, dict)]
-    return any(isinstance(path, str) and path and not os.path.isabs(path) for path in paths)
+    return any(_is_relative(path) for path in paths)
+
+
+def _relative_pictures(request: dict, fix) -> dict:
+    """`request` with `fix` applied to each relative path of its pictures (the picture, the last frame, the
+    keyframes'): the one walk for making them absolute when stored and for resolving an old row's."""
+    def fixed(path):
+        return fix(path) if _is_relative(path) else path
+
+    request = {**request, **{key: fixed(request[key]) for key in ("image", "last_image") if key in request}}
+    if isinstance(request.get("keyframes"), list):
+        request["keyframes"] = [{**item, "image": fixed(item["image"])} if isinstance(item, dict) and "image" in item
+                                else item for item in request["keyframes"]]
+    return request
 
 
 def resolve_old_path(path: str, outputs_dir: Path) -> str:
