@@ -175,7 +175,9 @@ def _base_parts(folder: Path, seed: int) -> dict:
                 scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0))
 
 
-def _siglip(seed: int):
+def build_tiny_siglip(seed: int):
+    """A tiny SigLIP vision model (seeded with `seed`) and its feature extractor, the image encoder of FramePack
+    and of HunyuanVideo 1.5's image-to-video pipeline."""
     import torch
     from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
 
@@ -216,7 +218,7 @@ def build_tiny_framepack(folder: str | Path, *, variant: str = "f1", layout: str
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     folder = Path(folder)
     parts = _base_parts(folder, seed)
-    image_encoder, feature_extractor = _siglip(seed)
+    image_encoder, feature_extractor = build_tiny_siglip(seed)
     transformer = framepack_transformer(seed)
     if layout == "saved":
         HunyuanVideoFramepackPipeline(**parts, transformer=transformer, image_encoder=image_encoder,
