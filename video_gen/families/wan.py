@@ -23,7 +23,6 @@ The flow shift is the scheduler config's (`flow_shift`/`shift`): the model's own
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 from ..errors import InvalidRequest, ModelNotFound
 from ..events import DECODING, DENOISING, ENCODING_IMAGE
 from ..checkpoints import HOW_TO_GET, ModelInfo
-from .common import loading
+from .common import loading, read_json
 from . import prompts, speed, wan_vace
 from .spec import OPTIONAL, Download, FamilySpec, MemoryConstants, SingleFile
 
@@ -143,22 +142,14 @@ def _config_folder(model: ModelInfo) -> Path:
     return model.config_dir
 
 
-def _read(folder: Path, *parts: str) -> dict:
-    file = folder.joinpath(*parts)
-    try:
-        return json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelNotFound(f"{file} could not be read ({error}); the folder is incomplete ({HOW_TO_GET})") from None
-
-
 def index_of(model: ModelInfo) -> dict:
-    return _read(_config_folder(model), "model_index.json")
+    return read_json(_config_folder(model), "model_index.json")
 
 
 def transformer_config(model: ModelInfo) -> dict:
     folder = _config_folder(model)
     part = "transformer" if (folder / "transformer" / "config.json").is_file() else "transformer_2"
-    return _read(folder, part, "config.json")
+    return read_json(folder, part, "config.json")
 
 
 def variant(model: ModelInfo) -> str:
