@@ -220,7 +220,7 @@ def check(request, model: ModelInfo) -> None:
     if kind == T2V and request.image:
         raise InvalidRequest("image", f"{model.name} is a HunyuanVideo 1.5 text-to-video model; leave the picture "
                                       f"out or use an image-to-video model")
-    model_spec(model).check_size(request.width, request.height)
+    replace(SPEC, sizes=buckets(model)).check_size(request.width, request.height)  # kind is read above
     if kind == T2V and request.num_frames is not None:
         from ..planner import plan_length
 
