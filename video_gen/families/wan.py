@@ -264,9 +264,8 @@ def complete_model(model: ModelInfo, catalog, *, models_dir: Path, **_options) -
     if high_name is not None:  # the second expert alone would run as the first
         raise ModelNotFound(f"{model.path.name} is {_low_noise_note(high_name)}")
 
-    from ..checkpoints import tensor_shapes
-
-    made_from = "wan2.1-vace-14b" if wan_vace.is_vace_transformer(tensor_shapes(model.path)) else "wan2.2-i2v-a14b"
+    # Discovery told a VACE file apart by its tensor names (its `wan-vace-transformer` entry)
+    made_from = "wan2.1-vace-14b" if model.class_name == wan_vace.TRANSFORMER_CLASS else "wan2.2-i2v-a14b"
     folder = pair_with_folder(model, catalog, family=SPEC.name, shape_of=_transformer_shape, describe=_describe_shape,
                               download_hint=f"video-gen models download {made_from} (or the model the file was "
                                             f"made from)")
