@@ -197,3 +197,17 @@ def test_the_estimate_is_one_sections_and_grows_only_by_the_history_latents():
     rows = length_rows("framepack-f1", "framepack", weights, reference.defaults, device="cuda:0", dtype="bfloat16",
                        budget_bytes=int(10.8 * GiB), total_bytes=12 * GiB, resolutions=((640, 640),))
     assert rows[0].length_text(rows[0].cheapest_frames) == "any length (36-frame sections fit)"
+
+
+def test_a_continuation_of_one_generations_length_keeps_every_frame(gen, tmp_path):
+    """FramePack makes any length in one generation: extending by 145 frames (its 4.8 s default at 30 fps) keeps
+    all 145, with no note that one frame more would cost a whole generation more (it would not)."""
+    from video_gen import video_io
+    from video_gen.extend import prepare_extension
+
+    rng = np.random.default_rng(2)
+    source = video_io.write_video(rng.integers(0, 255, (3, 64, 64, 3), dtype=np.uint8), tmp_path / "source.mp4",
+                                  fps=30)
+    job = prepare_extension(gen, source, duration=145 / 30, overrides={"model": "framepack-f1"})
+    assert job.length.segments == 1 and job.finish.new_frames == 145
+    assert not any("whole generation more" in note for note in job.notes)

@@ -38,9 +38,8 @@ from . import video_io
 from .audio import Sound, sample_at, silence
 from .errors import InvalidRequest, VideoGenError, first_line
 from .frames import channel_stats, match_colors
-from .planner import plan_length
 from .request import FIELD, LIMITS, GenerationRequest
-from .results import model_defaults
+from .results import model_defaults, plan_job_length
 
 # A video of one frame is a picture (generate from it instead); two frames give the colours to match.
 MIN_SOURCE_FRAMES = 2
@@ -238,8 +237,8 @@ def _within_segments(frames: int, fps: int, request: GenerationRequest, spec, de
     +1 s at 8 fps on a model that makes 8 frames at a time cost two segments, twice the source's own time."""
     def segments(new: int) -> int:
         generated = spec.valid_frames(new + 1) if spec.exact_frames else new + 1
-        return plan_length(generated, fps, native_frames=int(defaults["num_frames"]), native_fps=int(defaults["fps"]),
-                           interpolation=int(request.interpolation or 0), frame_step=spec.frame_step).segments
+        return plan_job_length(request.replace(num_frames=generated, fps=fps, loop="none",
+                                               interpolation=int(request.interpolation or 0)), spec, defaults).segments
 
     if frames > 1 and segments(frames) > segments(frames - 1):
         notes.append(f"{frames - 1} new frames instead of {frames}: the model makes {defaults['num_frames']} at a "

@@ -5,12 +5,22 @@ from the registry (`families/__init__.py`), which imports them."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..checkpoints import HOW_TO_GET
 from ..errors import ModelNotFound, first_line
 from ..events import LOADING_MODEL
+
+
+def read_json(folder: Path, *parts: str) -> dict:
+    """The JSON file `folder/parts…` of a model folder; one `ModelNotFound` line when it is missing or broken."""
+    file = folder.joinpath(*parts)
+    try:
+        return json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelNotFound(f"{file} could not be read ({error}); the folder is incomplete ({HOW_TO_GET})") from None
 
 
 def fp16_variant(folder: Path, dtype) -> str | None:

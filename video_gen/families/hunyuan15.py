@@ -30,17 +30,16 @@ the transformer.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
 
-from ..checkpoints import HOW_TO_GET, ModelInfo
+from ..checkpoints import ModelInfo
 from ..errors import GenerationFailed, InvalidRequest, ModelNotFound
 from ..events import DECODING, DENOISING, ENCODING_IMAGE
 from . import prompts
-from .common import loading
+from .common import loading, read_json
 from .spec import NONE, OPTIONAL, REQUIRED, Download, FamilySpec, MemoryConstants, ReferenceModel
 
 I2V, T2V = "i2v", "t2v"
@@ -114,21 +113,13 @@ SPEC = FamilySpec(
 
 
 # ---- what a model is ----------------------------------------------------------------------------------------
-def _read(model: ModelInfo, *parts: str) -> dict:
-    file = model.path.joinpath(*parts)
-    try:
-        return json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelNotFound(f"{file} could not be read ({error}); the folder is incomplete ({HOW_TO_GET})") from None
-
-
 def transformer_config(model: ModelInfo) -> dict:
-    return _read(model, "transformer", "config.json")
+    return read_json(model.path, "transformer", "config.json")
 
 
 def task(model: ModelInfo) -> str:
     """i2v or t2v, from model_index.json's pipeline class."""
-    return I2V if _read(model, "model_index.json")["_class_name"] == SPEC.class_names[0] else T2V
+    return I2V if read_json(model.path, "model_index.json")["_class_name"] == SPEC.class_names[0] else T2V
 
 
 def buckets(model: ModelInfo) -> tuple[tuple[int, int], ...]:
@@ -196,7 +187,7 @@ def is_step_distilled(model: ModelInfo) -> bool:
 def guider_scale(model: ModelInfo) -> float:
     """The folder's own guidance (its guider_config.json; 6.0 in the 480p repositories)."""
     try:
-        return float(_read(model, "guider", "guider_config.json").get("guidance_scale", 6.0))
+        return float(read_json(model.path, "guider", "guider_config.json").get("guidance_scale", 6.0))
     except ModelNotFound:
         return 6.0
 
@@ -229,7 +220,7 @@ def check(request, model: ModelInfo) -> None:
     if kind == T2V and request.image:
         raise InvalidRequest("image", f"{model.name} is a HunyuanVideo 1.5 text-to-video model; leave the picture "
                                       f"out or use an image-to-video model")
-    model_spec(model).check_size(request.width, request.height)
+    replace(SPEC, sizes=buckets(model)).check_size(request.width, request.height)  # kind is read above
     if kind == T2V and request.num_frames is not None:
         from ..planner import plan_length
 

@@ -223,15 +223,21 @@ def check(request, model: ModelInfo) -> list[str]:
     return notes
 
 
-def last_frame_note(request, model: ModelInfo) -> str:
-    """Where the last frame lands: the last point of LTX-2's latent grid, 7 of the model's frames before the end."""
+def _one_generation(request, model: ModelInfo):
+    """The request's length plan on `model`, and whether it is one generation of the model (one segment, no
+    interpolation, no loop): the only video whose frames the last frame and keyframes are placed on exactly."""
     from ..planner import plan_length
 
     own = defaults(model)
     plan = plan_length(request.num_frames, request.fps, native_frames=own["num_frames"], native_fps=own["fps"],
                        interpolation=request.interpolation, loop=request.loop, frame_step=FRAME_STEP)
+    return plan, plan.segments == 1 and plan.factor == 1 and plan.loop_frames == request.num_frames
+
+
+def last_frame_note(request, model: ModelInfo) -> str:
+    """Where the last frame lands: the last point of LTX-2's latent grid, 7 of the model's frames before the end."""
     why = "LTX-2's conditions sit on frames 8k+1; diffusers' last latent frame"
-    if plan.segments == 1 and plan.factor == 1 and plan.loop_frames == request.num_frames:
+    if _one_generation(request, model)[1]:
         return f"the last frame is placed at frame {request.num_frames - FRAME_STEP} of {request.num_frames} ({why})"
     return f"the last frame is placed {FRAME_STEP - 1} of the model's frames before the end ({why})"
 
@@ -248,14 +254,12 @@ def keyframe_frame(index: int) -> int:
 
 def keyframe_notes(request, model: ModelInfo) -> list[str]:
     from ..images import check_image_file
-    from ..planner import plan_length
 
     frames = request.num_frames
-    own = defaults(model)
-    plan = plan_length(frames, request.fps, native_frames=own["num_frames"], native_fps=own["fps"],
-                       interpolation=request.interpolation, loop=request.loop, frame_step=FRAME_STEP)
-    if plan.segments > 1 or plan.factor > 1 or plan.loop_frames != frames:
-        raise InvalidRequest("keyframes", f"need a video of one generation (at most {own['num_frames']} frames, no "
+    plan, one = _one_generation(request, model)
+    if not one:
+        raise InvalidRequest("keyframes", f"need a video of one generation (at most {defaults(model)['num_frames']} "
+                                          f"frames, no "
                                           f"interpolation, no loop); this one is {plan.describe()}")
     taken = {(frames - 1) // FRAME_STEP: "the last frame"} if request.last_image else {}
     notes = []

@@ -229,7 +229,6 @@ class FamilySpec:
             nearest = lower if frames - lower <= upper - frames else upper
             raise InvalidRequest("num_frames", f"must be {step}k+1 for {self.label} (its VAE packs {step} frames into "
                                                f"one), got {frames}; the nearest is {nearest} ({lower} or {upper})")
-        self.check_size(request.width, request.height)
         for name in ("width", "height"):
             value = getattr(request, name)
             if value is not None and value % self.size_multiple:

@@ -23,7 +23,6 @@ The flow shift is the scheduler config's (`flow_shift`/`shift`): the model's own
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,7 @@ import numpy as np
 from ..errors import InvalidRequest, ModelNotFound
 from ..events import DECODING, DENOISING, ENCODING_IMAGE
 from ..checkpoints import HOW_TO_GET, ModelInfo
-from .common import loading
+from .common import loading, read_json
 from . import prompts, speed, wan_vace
 from .spec import OPTIONAL, Download, FamilySpec, MemoryConstants, SingleFile
 
@@ -143,22 +142,14 @@ def _config_folder(model: ModelInfo) -> Path:
     return model.config_dir
 
 
-def _read(folder: Path, *parts: str) -> dict:
-    file = folder.joinpath(*parts)
-    try:
-        return json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelNotFound(f"{file} could not be read ({error}); the folder is incomplete ({HOW_TO_GET})") from None
-
-
 def index_of(model: ModelInfo) -> dict:
-    return _read(_config_folder(model), "model_index.json")
+    return read_json(_config_folder(model), "model_index.json")
 
 
 def transformer_config(model: ModelInfo) -> dict:
     folder = _config_folder(model)
     part = "transformer" if (folder / "transformer" / "config.json").is_file() else "transformer_2"
-    return _read(folder, part, "config.json")
+    return read_json(folder, part, "config.json")
 
 
 def variant(model: ModelInfo) -> str:
@@ -273,9 +264,8 @@ def complete_model(model: ModelInfo, catalog, *, models_dir: Path, **_options) -
     if high_name is not None:  # the second expert alone would run as the first
         raise ModelNotFound(f"{model.path.name} is {_low_noise_note(high_name)}")
 
-    from ..checkpoints import tensor_shapes
-
-    made_from = "wan2.1-vace-14b" if wan_vace.is_vace_transformer(tensor_shapes(model.path)) else "wan2.2-i2v-a14b"
+    # Discovery told a VACE file apart by its tensor names (its `wan-vace-transformer` entry)
+    made_from = "wan2.1-vace-14b" if model.class_name == wan_vace.TRANSFORMER_CLASS else "wan2.2-i2v-a14b"
     folder = pair_with_folder(model, catalog, family=SPEC.name, shape_of=_transformer_shape, describe=_describe_shape,
                               download_hint=f"video-gen models download {made_from} (or the model the file was "
                                             f"made from)")

@@ -41,6 +41,7 @@ import re
 import shutil
 from pathlib import Path
 
+from ..families.animatediff import bytes_to_unicode
 from ..families.framepack import llama_tokenizer, names_f1
 
 VARIANTS = ("f1", "original")
@@ -94,27 +95,12 @@ def build_llama3_tokenizer(path: str | Path):
     return PreTrainedTokenizerFast.from_pretrained(path)
 
 
-def _bytes_to_unicode() -> list[str]:
-    """GPT-2's (and CLIP's) table from bytes to printable characters, in CLIP's vocabulary order."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
-        list(range(ord("®"), ord("ÿ") + 1))
-    codes, extra = [], 0
-    for byte in range(256):
-        if byte in printable:
-            codes.append(byte)
-        else:
-            codes.append(256 + extra)
-            extra += 1
-    order = printable + [byte for byte in range(256) if byte not in printable]
-    return [chr(codes[byte]) for byte in order]
-
-
 def build_clip_tokenizer(path: str | Path):
     """A real CLIPTokenizer over a tiny BPE: CLIP's 512 byte symbols (with and without "</w>") and merges
     that make `PROMPT_WORDS` whole tokens."""
     from transformers import CLIPTokenizer
 
-    symbols = _bytes_to_unicode()
+    symbols = bytes_to_unicode()
     vocab = symbols + [symbol + "</w>" for symbol in symbols]
     merges = []
     for word in PROMPT_WORDS:
@@ -189,7 +175,9 @@ def _base_parts(folder: Path, seed: int) -> dict:
                 scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0))
 
 
-def _siglip(seed: int):
+def build_tiny_siglip(seed: int):
+    """A tiny SigLIP vision model (seeded with `seed`) and its feature extractor, the image encoder of FramePack
+    and of HunyuanVideo 1.5's image-to-video pipeline."""
     import torch
     from transformers import SiglipImageProcessor, SiglipVisionConfig, SiglipVisionModel
 
@@ -230,7 +218,7 @@ def build_tiny_framepack(folder: str | Path, *, variant: str = "f1", layout: str
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     folder = Path(folder)
     parts = _base_parts(folder, seed)
-    image_encoder, feature_extractor = _siglip(seed)
+    image_encoder, feature_extractor = build_tiny_siglip(seed)
     transformer = framepack_transformer(seed)
     if layout == "saved":
         HunyuanVideoFramepackPipeline(**parts, transformer=transformer, image_encoder=image_encoder,

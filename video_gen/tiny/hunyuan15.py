@@ -27,13 +27,14 @@ import json
 import shutil
 from pathlib import Path
 
+# SigLIP so400m-patch14-384, as FramePack's: 1152 wide (transformer `image_embed_dim`), 384x384 pictures
+from .framepack import SIGLIP_WIDTH, build_tiny_siglip
+
 TASKS = ("i2v", "t2v")
 LATENT_CHANNELS = 4  # the real VAE has 32; the transformer takes latents + first-frame latents + mask = 2C+1
 TARGET_SIZE = 64  # the 480p models have 640, the 720p ones 960 (transformer/config.json `target_size`)
 QWEN_HIDDEN = 16  # Qwen2.5-VL-7B: 3584 (transformer `text_embed_dim`)
 BYT5_WIDTH = 32  # ByT5-small (Glyph-ByT5): 1472 (transformer `text_embed_2_dim`)
-SIGLIP_WIDTH = 16  # SigLIP so400m-patch14-384: 1152 (transformer `image_embed_dim`)
-SIGLIP_SIZE = 32  # the real feature extractor resizes to 384x384 (729 tokens of 14x14 patches)
 CROP_START = 108  # HunyuanVideo15(ImageToVideo)Pipeline.prompt_template_encode_start_idx
 # Words the tests' prompts use, so that they are whole tokens (any other text still tokenizes, byte by byte).
 PROMPT_WORDS = "a cat dog red blue the on walks runs video monkey dance snow penguin sign says hello".split()
@@ -112,8 +113,7 @@ def build_tiny_hunyuan15(folder: str | Path, *, task: str = "i2v", seed: int = 0
                            HunyuanVideo15ImageToVideoPipeline, HunyuanVideo15Pipeline,
                            HunyuanVideo15Transformer3DModel)
     from diffusers.guiders import ClassifierFreeGuidance
-    from transformers import (ByT5Tokenizer, Qwen2_5_VLTextConfig, Qwen2_5_VLTextModel, SiglipImageProcessor,
-                              SiglipVisionConfig, SiglipVisionModel, T5Config, T5EncoderModel)
+    from transformers import ByT5Tokenizer, Qwen2_5_VLTextConfig, Qwen2_5_VLTextModel, T5Config, T5EncoderModel
 
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
@@ -157,14 +157,7 @@ def build_tiny_hunyuan15(folder: str | Path, *, task: str = "i2v", seed: int = 0
         guider=ClassifierFreeGuidance(guidance_scale=6.0),
     )
     if task == "i2v":
-        torch.manual_seed(seed)
-        components["image_encoder"] = SiglipVisionModel(SiglipVisionConfig(
-            hidden_size=SIGLIP_WIDTH, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
-            image_size=SIGLIP_SIZE, patch_size=8,
-        )).eval()
-        # Without torchvision this is transformers' SiglipImageProcessorPil, and model_index.json says so.
-        components["feature_extractor"] = SiglipImageProcessor(
-            size={"height": SIGLIP_SIZE, "width": SIGLIP_SIZE}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+        components["image_encoder"], components["feature_extractor"] = build_tiny_siglip(seed)
         pipe = HunyuanVideo15ImageToVideoPipeline(**components)
     else:
         pipe = HunyuanVideo15Pipeline(**components)
