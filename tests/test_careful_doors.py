@@ -241,6 +241,17 @@ def test_smooth_offers_the_rates_a_video_can_reach():
     assert [rate for _, rate in reachable_rates(7)] == [14, 21, 28, 0]
 
 
+def test_each_offered_rate_plans_its_own_factor_at_23_976_fps():
+    """23.976 × 3 offered as 71.93 (rounded up to 2 decimals) planned 4×: ceil(71.93 / 23.976) is 4."""
+    from video_gen.smoothing import plan_smooth, reachable_rates
+    from video_gen.video_io import VideoInfo
+
+    info = VideoInfo(frames=9, fps=23.976, width=64, height=48, codec="h264", pix_fmt="yuv420p", duration_s=0.375)
+    offered = reachable_rates(info.fps)[:-1]  # the last is "keep"
+    assert [plan_smooth(info, rate, "none").factor for _, rate in offered] == [2, 3, 4]
+    assert [label for label, _ in offered] == ["47.952 fps (2×)", "71.928 fps (3×)", "95.904 fps (4×)"]
+
+
 def test_one_more_second_is_one_generation_not_two(generator, photo, tmp_path):
     """Item 12: +1 s at 8 fps on a model that makes 8 frames at a time cost two segments (twice the source)."""
     from video_gen.extend import prepare_extension

@@ -87,3 +87,14 @@ def test_importing_the_package_loads_no_torch():
             "from video_gen import GenerationRequest; print('torch' in sys.modules, 'diffusers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_the_command_line_starts_without_numpy():
+    """`video-gen` reads annotators' CONTROL_KINDS and ANNOTATORS and upscale's DOWNLOADS at start-up; numpy (about
+    0.1 s to import) comes only with the work that uses it."""
+    import subprocess
+    import sys
+
+    code = "import sys, video_gen.cli; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]

@@ -7,8 +7,9 @@
 - pose: DWPose's two ONNX files from `models/annotators/dwpose/`, run through onnxruntime, drawn OpenPose-style.
 
 Depth and pose are small separate downloads (`ANNOTATORS`, fetched by `video-gen models download NAME` into
-`models/annotators/NAME/`); each says in one line what is missing and how to get it. This module imports only
-numpy at module level (OpenCV, transformers, torch and onnxruntime inside the functions that use them).
+`models/annotators/NAME/`); each says in one line what is missing and how to get it. This module imports none
+of numpy, OpenCV, transformers, torch and onnxruntime at module level (each inside the functions that use it), so
+the CLI starts without them (its request table reads `CONTROL_KINDS`, `video-gen models` reads `ANNOTATORS`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import InvalidRequest
+
+if TYPE_CHECKING:
+    import numpy as np
 
 CONTROL_KINDS = ("depth", "pose", "edges", "gray")
 ANNOTATORS_DIRNAME = "annotators"  # under the models folder
@@ -104,6 +107,7 @@ def annotator_sha256(folder: Path) -> str:
 def edges(frames: np.ndarray) -> np.ndarray:
     """White edges on black: OpenCV's Canny on each frame's gray (CANNY_LOW, CANNY_HIGH), as RGB."""
     import cv2
+    import numpy as np
 
     out = [cv2.Canny(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), CANNY_LOW, CANNY_HIGH) for frame in frames]
     return np.repeat(np.stack(out)[..., None], 3, axis=3)
@@ -112,6 +116,7 @@ def edges(frames: np.ndarray) -> np.ndarray:
 def gray(frames: np.ndarray) -> np.ndarray:
     """The frames in gray (OpenCV's luma weights), as RGB: VACE colours them in."""
     import cv2
+    import numpy as np
 
     out = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames]
     return np.repeat(np.stack(out)[..., None], 3, axis=3)
@@ -126,6 +131,7 @@ def depth(frames: np.ndarray, folder: Path, *, device: str = "cpu") -> np.ndarra
     """Relative depth (near = bright) from a transformers depth model in `folder` (Depth Anything V2 Small),
     resized back to the frame size and stretched to 0-255 per frame, as transformers' depth-estimation pipeline
     and VACE's depth annotator show it."""
+    import numpy as np
     import torch
     from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
@@ -171,6 +177,8 @@ FACE, LEFT_HAND, RIGHT_HAND = slice(23, 91), slice(91, 112), slice(112, 133)  # 
 
 def pose(frames: np.ndarray, folder: Path) -> np.ndarray:
     """OpenPose-style skeletons on black, one picture per frame, from DWPose's two ONNX files in `folder`."""
+    import numpy as np
+
     try:
         import onnxruntime
     except ImportError:
@@ -195,6 +203,7 @@ def detect_people(session, frame: np.ndarray) -> np.ndarray:
     """People's boxes (N, 4) x0, y0, x1, y1 in frame pixels, by YOLOX: the frame (BGR, as YOLOX was trained)
     scaled into the top-left of a grey 114 canvas, its raw grid output decoded over strides 8, 16 and 32."""
     import cv2
+    import numpy as np
 
     size_h, size_w = _input_size(session, DETECTOR_SIZE)
     ratio = min(size_h / frame.shape[0], size_w / frame.shape[1])
@@ -220,6 +229,8 @@ def detect_people(session, frame: np.ndarray) -> np.ndarray:
 
 
 def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float, threshold: float) -> list[int]:
+    import numpy as np
+
     order = [index for index in np.argsort(-scores) if scores[index] > threshold]
     keep = []
     while order:
@@ -243,6 +254,7 @@ def estimate_keypoints(session, frame: np.ndarray, boxes: np.ndarray) -> list[tu
     """Each person's 133 keypoints (x, y in frame pixels) and scores, by RTMPose on the box grown by a quarter and
     widened to the model's aspect ratio, warped to its input; a keypoint is the peak of its SimCC x and y bins."""
     import cv2
+    import numpy as np
 
     size_h, size_w = _input_size(session, ESTIMATOR_SIZE)
     people = []
@@ -272,6 +284,7 @@ def estimate_keypoints(session, frame: np.ndarray, boxes: np.ndarray) -> list[tu
 def draw_pose(shape: tuple[int, int], people) -> np.ndarray:
     """OpenPose's drawing on black (its limb colours, stick width 4): body (18 keypoints), hands, face dots."""
     import cv2
+    import numpy as np
 
     height, width = shape
     canvas = np.zeros((height, width, 3), np.uint8)

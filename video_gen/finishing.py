@@ -9,8 +9,9 @@ made, and both on their own (`video-gen prompt`, `video-gen upscale`, the page's
   frame and nothing partial is left (the writer's temporary file goes with it).
 - `upscale_video(generator, video, upscaler)` and `enhance_prompt(generator, picture, prompt)`: the same work for
   any video or picture, in the engine's one-at-a-time turn (`Generator.job_turn`: the queue, Cancel).
-- The source's sound is copied into an upscaled video with the bundled ffmpeg (`_copy_audio`), kept small and
-  here on purpose: video_gen/audio.py (LTX-2's sound, a parallel branch) may later take it over.
+- The source's sound is copied into an upscaled video with the bundled ffmpeg (`_copy_audio`: its stream as it is
+  where the container takes the codec, never decoded to PCM as video_gen/audio.py does with a model's sound), or
+  beside PNG frames as the same `audio.wav` (`audio.WAV_NAME`) that generated videos keep.
 
 The same instruction and tidy-up serve every door (`enhance.rewrite`), and the device and dtype are chosen the same
 way (the generator's device), so `video-gen prompt` prints what `generate --enhance-prompt` uses.
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import enhance, upscale, video_io
+from .audio import WAV_NAME
 from .checkpoints import file_sha256
 from .errors import InvalidRequest, VideoGenError
 from .events import ENHANCING, UPSCALING
@@ -42,7 +44,6 @@ MAX_SOURCE_BYTES = 4 * 2**30
 # Audio codecs each container takes as they are; others are encoded again (AAC for MP4, Opus for WebM).
 AUDIO_COPIES = {"mp4": ("aac", "mp3", "alac"), "webm": ("opus", "vorbis")}
 AUDIO_ENCODERS = {"mp4": ["-c:a", "aac", "-b:a", "192k"], "webm": ["-c:a", "libopus", "-b:a", "160k"]}
-AUDIO_FILE = "audio.wav"  # beside PNG frames, as generated videos with sound keep it
 
 
 # ---- a job's stages --------------------------------------------------------------------------------------
@@ -121,9 +122,9 @@ def write_upscaled(frames, info: upscale.UpscalerInfo, target: Path, *, fps: flo
         return video_io.write_video(stream, target, fps=fps, format=format, crf=crf, metadata=metadata, audio=audio)
     if format == "png":
         path = video_io.write_video(stream, target, fps=fps, format=format, crf=crf, metadata=metadata)
-        with video_io.atomic_path(path / AUDIO_FILE, suffix=".wav") as wav:
-            _ffmpeg(["-i", _absolute(audio_from), "-map", "0:a:0", "-c:a", "pcm_s16le", _absolute(wav)],
-                    f"copying the sound of {audio_from.name}")
+        with video_io.atomic_path(path / WAV_NAME, suffix=".wav") as wav:
+            video_io.run_ffmpeg(["-y", "-i", video_io.ffmpeg_path(audio_from), "-map", "0:a:0", "-c:a", "pcm_s16le",
+                                 video_io.ffmpeg_path(wav)], f"copying the sound of {audio_from.name}")
         return path
     with video_io.atomic_path(target, suffix=video_io.SUFFIXES[format]) as muxed:
         silent = muxed.with_name(f"{muxed.stem}.video{muxed.suffix}")
@@ -153,7 +154,7 @@ def audio_codec(path: Path) -> str | None:
         return None
     import imageio_ffmpeg
 
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _absolute(path)]
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", video_io.ffmpeg_path(path)]
     log = subprocess.run(command, capture_output=True).stderr.decode("utf-8", "replace")
     match = _AUDIO_STREAM.search(log)
     return match.group(1) if match else None
@@ -163,23 +164,9 @@ def _copy_audio(video: Path, source: Path, target: Path, format: str, codec: str
     """`video`'s frames (copied, not encoded again) with `source`'s first audio stream, into `target`."""
     audio = ["-c:a", "copy"] if codec in AUDIO_COPIES[format] else AUDIO_ENCODERS[format]
     options = ["-movflags", "+faststart"] if format == "mp4" else []
-    _ffmpeg(["-i", _absolute(video), "-i", _absolute(source), "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
-             *audio, "-map_metadata", "0", *options, "-f", format, _absolute(target)],
-            f"copying the sound of {source.name}")
-
-
-def _ffmpeg(arguments: list[str], what: str) -> None:
-    import imageio_ffmpeg
-
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *arguments]
-    done = subprocess.run(command, capture_output=True)
-    if done.returncode != 0:
-        raise video_io.FFmpegError(f"ffmpeg failed {what} (exit code {done.returncode}): "
-                                   f"{done.stderr.decode('utf-8', 'replace').strip()[-500:]}")
-
-
-def _absolute(path) -> str:
-    return str(Path(path).absolute())  # a name like "-x.mp4" is not taken for an option
+    video_io.run_ffmpeg(["-y", "-i", video_io.ffmpeg_path(video), "-i", video_io.ffmpeg_path(source), "-map", "0:v:0",
+                         "-map", "1:a:0", "-c:v", "copy", *audio, "-map_metadata", "0", *options, "-f", format,
+                         video_io.ffmpeg_path(target)], f"copying the sound of {source.name}")
 
 
 # ---- on their own: any video, any picture -------------------------------------------------------------------

@@ -54,9 +54,14 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     file first (`check_image_file`: InvalidRequest naming what is wrong)."""
     check_image_file(path)
     with Image.open(path) as image:
-        width, height = image.size
-        rotated = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # EXIF orientations turned by 90 degrees
-    return (height, width) if rotated else (width, height)
+        return displayed_size(image)
+
+
+def displayed_size(image: Image.Image) -> tuple[int, int]:
+    """An open picture's size as it is shown: width and height swapped for the EXIF orientations turned by 90
+    degrees (5-8). Reads the header only."""
+    width, height = image.size
+    return (height, width) if image.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (width, height)
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:

@@ -71,11 +71,8 @@ class SmoothPlan:
 def reachable_rates(fps: float) -> list[tuple[str, float]]:
     """The rates smoothing can make from a video at `fps`, as (label, rate): 2-4x its own (interpolation's
     factors), then "keep" (0: a loop only)."""
-    rates = []
-    for factor in range(2, MAX_FACTOR + 1):
-        rate = round(fps * factor, 2)
-        rate = int(rate) if float(rate).is_integer() else rate
-        rates.append((f"{rate} fps ({factor}×)", rate))
+    rates = [(f"{_rate(fps * factor)} fps ({factor}×)", _fps_value(fps * factor))
+             for factor in range(2, MAX_FACTOR + 1)]
     return rates + [("keep (loop only)", KEEP_FPS)]
 
 

@@ -22,12 +22,14 @@ import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .checkpoints import ALLOW_PICKLE_FLAG, PICKLE_SUFFIXES
 from .errors import InvalidRequest, first_line
 from .families.spec import Download
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where it is used: `video-gen` starts without it (cli/models reads DOWNLOADS)
 
 FIELD = "upscaler"
 SPANDREL_VERSION = "0.4.2"
@@ -389,6 +391,7 @@ def _run_tiled(descriptor, image, scale: int, tile: int, overlap: int, check_can
 def upscale_frame(upscaler: Upscaler, frame: np.ndarray, *, tile: int | None = None, overlap: int = TILE_OVERLAP,
                   check_cancel: Callable[[], None] | None = None) -> np.ndarray:
     """One uint8 (H, W, 3) frame through the model on its device and dtype; tiled when `tile` is given."""
+    import numpy as np
     import torch
 
     descriptor = upscaler.descriptor
@@ -455,6 +458,8 @@ def iter_upscaled(upscaler: Upscaler, frames, *, budget_bytes: int | None = None
 
 def upscale_frames(upscaler: Upscaler, frames, **options) -> np.ndarray:
     """All frames upscaled into one uint8 (F, H*scale, W*scale, 3) array; options as for `iter_upscaled`."""
+    import numpy as np
+
     total = len(frames)
     if total == 0:
         raise InvalidRequest("video", "has no frames to upscale")

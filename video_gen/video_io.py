@@ -177,7 +177,7 @@ def probe_video(path) -> VideoInfo:
     if path.is_dir():
         return _probe_png_folder(path, _png_files(path))
     header = _read_header(path)
-    frame_count, _ = imageio_ffmpeg.count_frames_and_secs(_ffmpeg_path(path))
+    frame_count, _ = imageio_ffmpeg.count_frames_and_secs(ffmpeg_path(path))
     return _video_info(header, frame_count)
 
 
@@ -195,8 +195,8 @@ def read_video(path) -> tuple[np.ndarray, VideoInfo]:
     # passthrough: each decoded frame exactly once. By default the rawvideo muxer resamples to a
     # constant rate: a gif with delays of 100, 100, 500, 100, 100 ms decoded to 9 frames, not 5.
     # noautorotate: frames as stored, the size the header reports (a phone's rotation flag is ignored).
-    raw = _run_ffmpeg(
-        ["-noautorotate", "-i", _ffmpeg_path(path), "-map", "0:v:0", "-fps_mode", "passthrough"]
+    raw = run_ffmpeg(
+        ["-noautorotate", "-i", ffmpeg_path(path), "-map", "0:v:0", "-fps_mode", "passthrough"]
         + ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         f"decoding {path}",
     )
@@ -250,7 +250,7 @@ def _stored_metadata(path: Path) -> dict | None:
         with Image.open(first_frame) as image:
             text = image.text.get(_PNG_METADATA_KEY)
     else:
-        listing = _run_ffmpeg(["-i", _ffmpeg_path(path), "-f", "ffmetadata", "-"], f"reading metadata of {path}")
+        listing = run_ffmpeg(["-i", ffmpeg_path(path), "-f", "ffmetadata", "-"], f"reading metadata of {path}")
         # Matroska stores tag names upper-case (COMMENT), mp4 lower-case.
         tags = {key.lower(): value for key, value in _parse_ffmetadata(listing.decode("utf-8", "replace")).items()}
         text = tags.get("comment")
@@ -267,8 +267,8 @@ def write_still(video, target, *, width: int = 320) -> Path:
         raise FFmpegError(f"no frames in {video}")
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target, suffix=".jpg") as temporary:
-        _run_ffmpeg(["-y", "-i", _ffmpeg_path(source[0]), "-vf", f"thumbnail=8,scale={int(width)}:-2",
-                     "-frames:v", "1", "-q:v", "4", str(temporary)], f"making a still of {video.name}")
+        run_ffmpeg(["-y", "-i", ffmpeg_path(source[0]), "-vf", f"thumbnail=8,scale={int(width)}:-2",
+                    "-frames:v", "1", "-q:v", "4", str(temporary)], f"making a still of {video.name}")
     return target
 
 
@@ -330,7 +330,7 @@ def _encode(frames, output: Path, *, fps, format: str, crf, comment: str | None)
             command += ["-c:v", "libvpx-vp9", "-crf", str(crf), "-b:v", "0"]
         if comment is not None:
             command += ["-metadata", f"comment={comment}"]
-    command += ["-f", format, _ffmpeg_path(output)]
+    command += ["-f", format, ffmpeg_path(output)]
 
     full_command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-v", "error", "-y", *command]
     # stderr goes to a file, not a pipe nobody reads while we write frames (which could deadlock).
@@ -405,7 +405,7 @@ def _existing(path) -> Path:
     return path
 
 
-def _ffmpeg_path(path: Path) -> str:
+def ffmpeg_path(path: Path) -> str:
     # Absolute, so a name like "-x.mp4" or "a:b.mp4" is not taken for an option or a protocol.
     return str(Path(path).absolute())
 
@@ -414,7 +414,7 @@ def _tail(stderr: bytes) -> str:
     return stderr.decode("utf-8", "replace").strip()[-_STDERR_TAIL_CHARS:]
 
 
-def _run_ffmpeg(arguments: list[str], what: str) -> bytes:
+def run_ffmpeg(arguments: list[str], what: str) -> bytes:
     """Run ffmpeg with `arguments`, return its stdout, raise FFmpegError with its stderr on failure."""
     command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *arguments]
     result = subprocess.run(command, capture_output=True)
@@ -434,7 +434,7 @@ _RATE = re.compile(r"^(\d+(?:\.\d+)?)(k?) (fps|tbr)$")
 def _read_header(path: Path) -> dict:
     """Parse codec, pix_fmt, size, rate and duration from the input summary `ffmpeg -i` prints."""
     # With no output file ffmpeg always exits 1 after printing the summary, so the exit code says nothing.
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", _ffmpeg_path(path)]
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", ffmpeg_path(path)]
     log = subprocess.run(command, capture_output=True).stderr.decode("utf-8", "replace")
     stream = _VIDEO_STREAM.search(log)
     if stream is None:

@@ -17,7 +17,7 @@ from .flags import request_values, vary_field_name
 
 def precheck(args: argparse.Namespace) -> None:
     """Raise InvalidRequest (one line naming the input) for what can be told wrong without loading anything."""
-    command = args.command
+    command, values = args.command, request_values(args)
     if command in ("generate", "sweep"):
         _exists("image", getattr(args, "image", None))
     if command == "generate":
@@ -27,14 +27,13 @@ def precheck(args: argparse.Namespace) -> None:
     if command == "batch":  # a batch that cannot be read at all (a bad line is that line's error, later)
         from ..batch import read_batch
 
-        read_batch(args.sources, request_values(args))
+        read_batch(args.sources, values)
     if command in ("generate", "sweep", "extend", "batch"):
         duration = getattr(args, "duration", None)
         if duration is not None and not duration > 0:
             raise InvalidRequest("duration", f"must be more than 0 seconds, got {duration:g}")
         if command == "extend" and args.frames is not None and args.frames < 1:
             raise InvalidRequest("frames", f"must be a whole number of new frames from 1 up, got {args.frames}")
-        values = request_values(args)
         _exists("last_image", values.get("last_image"))
         for keyframe in values.get("keyframes") or ():
             _exists("keyframes", keyframe.image)

@@ -38,7 +38,7 @@ def add_parsers(commands, common) -> None:
 def upscale_command(args) -> int:
     from ..finishing import upscale_video
 
-    progress = None if args.quiet else progress_bar(args)
+    progress = progress_bar(args)
     try:
         result = upscale_video(generator(args), args.video, args.upscaler, output_path=args.output,
                                output_format=args.format, crf=args.crf, on_event=progress)

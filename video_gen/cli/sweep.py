@@ -59,6 +59,4 @@ def sweep_command(args) -> int:
     return EXIT_OK
 
 
-
-
 __all__ = ["add_parsers", "sweep_command", "InvalidRequest"]

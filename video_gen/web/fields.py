@@ -34,6 +34,7 @@ from .. import request as request_table
 from ..errors import InvalidRequest
 from ..families import specs
 from ..families.spec import NONE, REQUIRED, FamilySpec
+from ..images import displayed_size
 from ..planner import LengthPlan, frames_for_seconds, plan_length
 from ..request import MODELS_OWN, GenerationRequest, Keyframe, Whole
 from .controls import (MATCH_IMAGE, ChoiceField, Field, FlagField, FpsField, LorasField, ModelField, NumberField,
@@ -412,12 +413,10 @@ def picture_size(path: str) -> tuple[int, int]:
     """The picture's displayed size (EXIF rotation applied), without decoding its pixels."""
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(0x0112, 1)  # 5-8: rotated by 90 degrees
+            return displayed_size(image)
     except (OSError, ValueError, Image.DecompressionBombError):
         raise InvalidRequest("image", f"not a picture this app can read (PNG, JPEG, WebP, …): {Path(path).name}"
                              ) from None
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def _sentence(text: str) -> str:
