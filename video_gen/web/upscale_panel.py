@@ -112,7 +112,7 @@ class UpscalePanel:
         self.reason_box = gr.Markdown("", elem_id="vg-upscale-reason")
 
     def wire(self, demo: gr.Blocks, tabs: gr.Tabs | None = None) -> None:
-        from .panel import NOTICE, PRIVATE, on_latest
+        from .panel import NOTICE, PRIVATE, wire_ready
         from .progress import status_box, status_cancelled
 
         tab = self.tab
@@ -135,10 +135,8 @@ class UpscalePanel:
             lambda: (gr.update(interactive=False), status_cancelled("Cancelled: the upscale stops within a frame "
                                                                     "and saves nothing.")),
             None, [self.cancel_button, panel.status], **PRIVATE)
-        ready = lambda video, upscaler: (gr.update(interactive=not self.reason(video, upscaler)),  # noqa: E731
-                                         self.reason(video, upscaler))
-        on_latest([tab.source.change, self.upscaler.change, demo.load], ready, [tab.source, self.upscaler],
-                  [self.run_button, self.reason_box], preprocess=False)
+        wire_ready([tab.source.change, self.upscaler.change, demo.load], [tab.source, self.upscaler], self.reason,
+                   [self.run_button], self.reason_box, preprocess=False)
         generate = tab.web.generate_tab
         for trigger in (self.refresh_button.click, demo.load, generate.refresh_button.click):
             trigger(self.refresh, None, [self.upscaler], **PRIVATE)  # the catalog as it is now
