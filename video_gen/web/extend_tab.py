@@ -59,7 +59,7 @@ class ExtendTab:
         for note in job.notes:
             gr.Warning(note)
         view, ended = ProgressView(segments=job.job.length.segments,
-                                   estimate=self.estimate_of(job.job)), None
+                                   estimate=self.web.generate_tab.cost.job_estimate(job.job)), None
         try:
             for batch in job.batches(every_s=UPDATE_EVERY_S):
                 for message in batch:
@@ -94,13 +94,6 @@ class ExtendTab:
         if model:
             overrides["model"] = self.web.generate_tab.picker.installed_model(model).name
         return {"duration": float(duration), "overrides": overrides}
-
-    def estimate_of(self, job):
-        try:
-            estimate = self.web.estimator.estimate(job)
-        except (VideoGenError, ValueError, OSError):
-            return None
-        return estimate if estimate.known else None
 
     # ---- the page's own ------------------------------------------------------------------------------
     def source(self, video):
