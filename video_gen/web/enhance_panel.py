@@ -10,7 +10,7 @@ import gradio as gr
 
 from ..checkpoints import ENHANCER
 from ..errors import VideoGenError
-from .components import user_error
+from .components import file_path, user_error
 
 NONE_INSTALLED = ("No prompt enhancer installed: `video-gen models download qwen3-vl-4b` puts one in "
                   "models/enhancers.")
@@ -37,8 +37,7 @@ class EnhancePanel:
         """
         from ..finishing import enhance_prompt
 
-        if isinstance(image, dict):  # a gradio_client FileData
-            image = image.get("path")
+        image = file_path(image)  # a gradio_client FileData
         if self.generator.busy or self.generator.waiting:
             progress(0.0, desc="waiting for the video being made")
         try:

@@ -15,7 +15,7 @@ import gradio as gr
 from ..errors import InvalidRequest, VideoGenError, first_line
 from ..extend import plan_extension, prepare_extension, read_source
 from ..timing import duration_text
-from .components import file_input, send_shown_result, session_of, user_error, whole_number
+from .components import file_input, file_path, send_shown_result, session_of, user_error, whole_number
 from .fields import DURATION_RANGE  # the Generate tab's length range
 from .jobs import CANCELLED, DONE, JobEnded
 from .panel import NOTICE, PRIVATE, ResultPanel, on_latest
@@ -51,7 +51,7 @@ class ExtendTab:
         session = session_of(http)
         skip = gr.skip()
         try:
-            job = self.board.submit(prepare_extension(self.generator, _video_path(video),
+            job = self.board.submit(prepare_extension(self.generator, file_path(video),
                                                       **self.arguments(duration, seed, model)), session)
         except InvalidRequest as error:
             yield skip, skip, status_error(str(error), "continue")
@@ -98,7 +98,7 @@ class ExtendTab:
     # ---- the page's own ------------------------------------------------------------------------------
     def source(self, video):
         """The decoded source for the cost line, read once per file version."""
-        path = Path(_video_path(video) or "")
+        path = Path(file_path(video) or "")
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         if key not in self._sources:
@@ -215,12 +215,6 @@ class ExtendTab:
 
     def cancel(self, http: gr.Request) -> str:
         return self.panel.cancel(http)
-
-
-def _video_path(video):
-    if isinstance(video, dict):  # a gradio_client FileData, or the page's payload (preprocess=False)
-        return video.get("path")
-    return video
 
 
 __all__ = ["ExtendTab"]

@@ -16,7 +16,7 @@ import gradio as gr
 from ..checkpoints import UPSCALER
 from ..errors import Cancelled, InvalidRequest, VideoGenError
 from ..events import StageEvent, StepEvent
-from .components import send_shown_result, session_of, user_error
+from .components import file_path, send_shown_result, session_of, user_error
 
 NONE_INSTALLED = ("No upscaler installed: put one in models/upscalers (`video-gen models download realesrgan-x4`), "
                   "then press Refresh.")
@@ -44,8 +44,7 @@ class UpscalePanel:
             video: the upscaled video, saved in the outputs folder as <name>_x<scale>.mp4
             info: frames, fps, size, and the `upscaled` metadata (upscaler, its SHA-256 and scale, the source's hash)
         """
-        if isinstance(video, dict):  # a gradio_client FileData
-            video = video.get("path")
+        video = file_path(video)  # a gradio_client FileData
         session = session_of(http)
         self.tab._errors.pop(session, None)
         cancel = self._cancels[session] = threading.Event()
