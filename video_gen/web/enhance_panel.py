@@ -11,6 +11,7 @@ import gradio as gr
 from ..checkpoints import ENHANCER
 from ..errors import VideoGenError
 from .components import file_path, user_error
+from .panel import PRIVATE
 
 NONE_INSTALLED = ("No prompt enhancer installed: `video-gen models download qwen3-vl-4b` puts one in "
                   "models/enhancers.")
@@ -73,9 +74,8 @@ class EnhancePanel:
                           [form["prompt"]], api_name="enhance_prompt", concurrency_limit=1,
                           concurrency_id="enhance", trigger_mode="once", show_progress="full",
                           show_progress_on=[form["prompt"]])
-        private = dict(queue=False, api_visibility="private", show_progress="hidden")
-        form["model"].change(self.shown, [form["model"]], [self.row], **private)
-        demo.load(self.refresh, None, [self.enhancer], **private)
+        form["model"].change(self.shown, [form["model"]], [self.row], **PRIVATE)
+        demo.load(self.refresh, None, [self.enhancer], **PRIVATE)
 
 
 __all__ = ["EnhancePanel"]

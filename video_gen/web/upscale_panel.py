@@ -17,6 +17,8 @@ from ..checkpoints import UPSCALER
 from ..errors import Cancelled, InvalidRequest, VideoGenError
 from ..events import StageEvent, StepEvent
 from .components import file_path, send_shown_result, session_of, user_error
+from .panel import NOTICE, PRIVATE, wire_ready
+from .progress import status_box, status_cancelled
 
 NONE_INSTALLED = ("No upscaler installed: put one in models/upscalers (`video-gen models download realesrgan-x4`), "
                   "then press Refresh.")
@@ -111,9 +113,6 @@ class UpscalePanel:
         self.reason_box = gr.Markdown("", elem_id="vg-upscale-reason")
 
     def wire(self, demo: gr.Blocks, tabs: gr.Tabs | None = None) -> None:
-        from .panel import NOTICE, PRIVATE, wire_ready
-        from .progress import status_box, status_cancelled
-
         tab = self.tab
         panel = tab.panel
         # The tab's panel's rules: Cancel on and the old result cleared first, Cancel off at the end, the status
