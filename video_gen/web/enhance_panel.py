@@ -75,7 +75,7 @@ class EnhancePanel:
                           concurrency_id="enhance", trigger_mode="once", show_progress="full",
                           show_progress_on=[form["prompt"]])
         form["model"].change(self.shown, [form["model"]], [self.row], **PRIVATE)
-        demo.load(self.refresh, None, [self.enhancer], **PRIVATE)
+        self.tab.load_event.then(self.refresh, None, [self.enhancer], **PRIVATE)  # after the page's scan
 
 
 __all__ = ["EnhancePanel"]

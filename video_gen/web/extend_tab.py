@@ -208,8 +208,8 @@ class ExtendTab:
         on_latest([self.source_file.change, self.duration.change, self.model.change, demo.load], self.state,
                   cost_inputs, state, preprocess=False)
         generate = self.web.generate_tab
-        for trigger in (demo.load, generate.refresh_button.click):  # the catalog as it is now (issue 29)
-            trigger(self.refresh, [self.model], [self.model], **PRIVATE)
+        for event in generate.scanned:  # the catalog as it is now (issue 29): read after Generate's scan
+            event.then(self.refresh, [self.model], [self.model], **PRIVATE)
         generate.demo_event.then(self.refresh, [self.model], [self.model], **PRIVATE)
         generate.continue_button.click(self.from_result, [generate.info], [self.source_file, tabs], **NOTICE)
 

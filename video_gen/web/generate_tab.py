@@ -303,9 +303,13 @@ class GenerateTab:
         refreshed = [form["model"], self.model_message, self.demo.button, *defaulted]
         self.refresh_event = self.refresh_button.click(self.refresh, model_inputs, refreshed, **PRIVATE)
         # A model (or a LoRA) added while no page was open: the lists as they are now
-        demo.load(self.refresh, model_inputs, refreshed, **PRIVATE).then(
-            self.lora_panel.model_changed, [form["model"], form["loras"]],
-            [self.lora_panel.box, self.lora_panel.picker, form["loras"]], **PRIVATE)
+        self.load_event = demo.load(self.refresh, model_inputs, refreshed, **PRIVATE)
+        # The page's one scan of the model folders (opening the page, Refresh): the other lists that read the
+        # catalog (LoRAs, enhancers, upscalers, Continue's and Sweep's models) chain after it, so that they read
+        # it once it is rescanned, and do not scan again
+        self.scanned = (self.load_event, self.refresh_event)
+        self.load_event.then(self.lora_panel.model_changed, [form["model"], form["loras"]],
+                             [self.lora_panel.box, self.lora_panel.picker, form["loras"]], **PRIVATE)
         # .change: the family's controls follow the model however it is set (picked, refreshed, loaded).
         family = list(form.family_updates(None))
         form["model"].change(self.family_controls, [form["model"]], family, **PRIVATE)

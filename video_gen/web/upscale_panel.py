@@ -94,9 +94,14 @@ class UpscalePanel:
             return "Upscale needs a video: drop one above, or press \"Use the last result\"."
         return ""
 
-    def refresh(self):
-        choices = self.choices(refresh=True)
+    def refresh(self, rescan: bool = True):
+        """The upscaler list, the folders scanned again (this list's Refresh), or not (after the Generate tab's
+        scan: `listed`)."""
+        choices = self.choices(refresh=rescan)
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    def listed(self):
+        return self.refresh(rescan=False)
 
     # ---- layout ----------------------------------------------------------------------------------
     def build(self) -> None:
@@ -136,8 +141,9 @@ class UpscalePanel:
         wire_ready([tab.source.change, self.upscaler.change, demo.load], [tab.source, self.upscaler], self.reason,
                    [self.run_button], self.reason_box, preprocess=False)
         generate = tab.web.generate_tab
-        for trigger in (self.refresh_button.click, demo.load, generate.refresh_button.click):
-            trigger(self.refresh, None, [self.upscaler], **PRIVATE)  # the catalog as it is now
+        self.refresh_button.click(self.refresh, None, [self.upscaler], **PRIVATE)  # the folders scanned again
+        for event in generate.scanned:  # the page opened, or Generate's Refresh: read after its scan
+            event.then(self.listed, None, [self.upscaler], **PRIVATE)
         button = getattr(generate, "upscale_button", None)
         if button is not None and tabs is not None:
             button.click(self.from_result, [generate.info], [tab.source, tabs], **NOTICE)  # its warning shows
