@@ -308,8 +308,6 @@ class GenerateTab:
         # catalog (LoRAs, enhancers, upscalers, Continue's and Sweep's models) chain after it, so that they read
         # it once it is rescanned, and do not scan again
         self.scanned = (self.load_event, self.refresh_event)
-        self.load_event.then(self.lora_panel.model_changed, [form["model"], form["loras"]],
-                             [self.lora_panel.box, self.lora_panel.picker, form["loras"]], **PRIVATE)
         # .change: the family's controls follow the model however it is set (picked, refreshed, loaded).
         family = list(form.family_updates(None))
         form["model"].change(self.family_controls, [form["model"]], family, **PRIVATE)
@@ -327,7 +325,7 @@ class GenerateTab:
                        [form["image"], self.settings_message], **PRIVATE)
         self.dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [form["seed"]], **PRIVATE)
         self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **NOTICE)  # its warning shows on the page
-        self.lora_panel.wire()
+        self.lora_panel.wire(self.scanned)
         self.control_box.wire()
         self.enhance_panel.wire(demo)
         self.demo_event = self.demo.wire(model_inputs, [form["model"], self.model_message, *defaulted])
