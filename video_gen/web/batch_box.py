@@ -56,9 +56,7 @@ class BatchBox:
                                     outputs=[self.status, self.result], api_name="generate_batch",
                                     concurrency_limit=None, concurrency_id="watch", show_progress="hidden",
                                     preprocess=False)
-        history = tab.web.history_tab
-        self.event.then(history.gallery, None, [tab.gallery], **PRIVATE).then(  # the new videos, as after Generate
-            history.history_rows, None, [history.table], **PRIVATE)
+        # The new videos, as after Generate: the history tab redraws after this event too (history_tab.py)
         # The tab's status line and player follow the batch (issue 29: batch jobs never updated the status)
         self.status.change(self.follow, None, [panel.status, panel.player, panel.info, panel.download,
                                                tab.seed_used], **PRIVATE)

@@ -180,8 +180,10 @@ class HistoryTab:
     def wire(self, demo: gr.Blocks, tabs: gr.Tabs, generate_event, timer=None) -> None:
         generate = self.web.generate_tab
         drawn = [self.seen, self.table, generate.gallery]
-        # After a job ends, and after a Cancel (whose job's handler Gradio closes, so nothing runs after it)
-        generate_event.then(self.redraw, None, drawn, **PRIVATE)
+        # After a job ends (Generate's, the several-pictures box's), and after a Cancel (whose job's handler Gradio
+        # closes, so nothing runs after it)
+        for ended in (generate_event, generate.batch.event):
+            ended.then(self.redraw, None, drawn, **PRIVATE)
         for cancelled in self.web.cancel_events():
             cancelled.then(self.redraw, None, drawn, **PRIVATE)
         if timer is not None:
