@@ -38,8 +38,6 @@ from .extend_tab import ExtendTab  # noqa: E402
 from .sweep_tab import SweepTab  # noqa: E402
 
 CSS = """
-/* A failed job is said once, in the status line (issue 18): not again as Gradio's "Error" badge on the player */
-#vg-player [data-testid="status-tracker"] .error { display: none; }
 /* The gallery's captions are short (the job and its seed); show them whole */
 #vg-gallery .caption-label { white-space: nowrap; overflow: visible; }
 """ + PANEL_CSS

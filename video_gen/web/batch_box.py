@@ -23,7 +23,7 @@ from ..errors import InvalidRequest, first_line
 from .components import FileInput, checked_data_model, session_of, user_error
 from .fields import api_handler
 from .jobs import CANCELLED, DONE, JobEnded
-from .panel import PRIVATE, on_latest
+from .panel import PRIVATE, wire_ready
 from .progress import status_box, status_error
 
 WAITING, RUNNING, ERROR = "waiting", "running", "error"
@@ -56,18 +56,13 @@ class BatchBox:
                                     outputs=[self.status, self.result], api_name="generate_batch",
                                     concurrency_limit=None, concurrency_id="watch", show_progress="hidden",
                                     preprocess=False)
-        history = tab.web.history_tab
-        self.event.then(history.gallery, None, [tab.gallery], **PRIVATE).then(  # the new videos, as after Generate
-            history.history_rows, None, [history.table], **PRIVATE)
+        # The new videos, as after Generate: the history tab redraws after this event too (history_tab.py)
         # The tab's status line and player follow the batch (issue 29: batch jobs never updated the status)
         self.status.change(self.follow, None, [panel.status, panel.player, panel.info, panel.download,
                                                tab.seed_used], **PRIVATE)
         ready = [self.images, tab.form["model"]]
-        panel_reason = lambda images, model: self.reason_text(images, model)  # noqa: E731
-        on_latest([self.images.change, tab.form["model"].change, demo.load],
-                  lambda images, model: (gr.update(interactive=not panel_reason(images, model)),
-                                         panel_reason(images, model)),
-                  ready, [self.button, self.reason], preprocess=False)
+        wire_ready([self.images.change, tab.form["model"].change, demo.load], ready, self.reason_text, [self.button],
+                   self.reason, preprocess=False)
 
     def reason_text(self, images, model) -> str:
         if not model or all(info.name != model for info in self.tab.picker.models()):

@@ -28,6 +28,14 @@ def session_of(http: gr.Request | None) -> str:
     return (getattr(http, "session_hash", None) or "no-session") if http is not None else "no-session"
 
 
+def file_path(value):
+    """The file a file input's value names: the path of a gradio_client FileData, or of the page's payload (an
+    event with preprocess=False), else the value itself (a path, or None)."""
+    if isinstance(value, dict):
+        return value.get("path")
+    return value
+
+
 def send_shown_result(tab_id: str):
     """A click handler taking the Generate tab's info and answering (its shown video, the tab `tab_id` selected),
     or a warning and nothing changed when no video is shown yet."""

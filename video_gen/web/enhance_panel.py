@@ -10,7 +10,8 @@ import gradio as gr
 
 from ..checkpoints import ENHANCER
 from ..errors import VideoGenError
-from .components import user_error
+from .components import file_path, user_error
+from .panel import PRIVATE
 
 NONE_INSTALLED = ("No prompt enhancer installed: `video-gen models download qwen3-vl-4b` puts one in "
                   "models/enhancers.")
@@ -37,8 +38,7 @@ class EnhancePanel:
         """
         from ..finishing import enhance_prompt
 
-        if isinstance(image, dict):  # a gradio_client FileData
-            image = image.get("path")
+        image = file_path(image)  # a gradio_client FileData
         if self.generator.busy or self.generator.waiting:
             progress(0.0, desc="waiting for the video being made")
         try:
@@ -74,9 +74,8 @@ class EnhancePanel:
                           [form["prompt"]], api_name="enhance_prompt", concurrency_limit=1,
                           concurrency_id="enhance", trigger_mode="once", show_progress="full",
                           show_progress_on=[form["prompt"]])
-        private = dict(queue=False, api_visibility="private", show_progress="hidden")
-        form["model"].change(self.shown, [form["model"]], [self.row], **private)
-        demo.load(self.refresh, None, [self.enhancer], **private)
+        form["model"].change(self.shown, [form["model"]], [self.row], **PRIVATE)
+        self.tab.load_event.then(self.refresh, None, [self.enhancer], **PRIVATE)  # after the page's scan
 
 
 __all__ = ["EnhancePanel"]

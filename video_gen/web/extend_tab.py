@@ -15,7 +15,7 @@ import gradio as gr
 from ..errors import InvalidRequest, VideoGenError, first_line
 from ..extend import plan_extension, prepare_extension, read_source
 from ..timing import duration_text
-from .components import file_input, send_shown_result, session_of, user_error, whole_number
+from .components import file_input, file_path, send_shown_result, session_of, user_error, whole_number
 from .fields import DURATION_RANGE  # the Generate tab's length range
 from .jobs import CANCELLED, DONE, JobEnded
 from .panel import NOTICE, PRIVATE, ResultPanel, on_latest
@@ -51,7 +51,7 @@ class ExtendTab:
         session = session_of(http)
         skip = gr.skip()
         try:
-            job = self.board.submit(prepare_extension(self.generator, _video_path(video),
+            job = self.board.submit(prepare_extension(self.generator, file_path(video),
                                                       **self.arguments(duration, seed, model)), session)
         except InvalidRequest as error:
             yield skip, skip, status_error(str(error), "continue")
@@ -59,7 +59,7 @@ class ExtendTab:
         for note in job.notes:
             gr.Warning(note)
         view, ended = ProgressView(segments=job.job.length.segments,
-                                   estimate=self.estimate_of(job.job)), None
+                                   estimate=self.web.generate_tab.cost.job_estimate(job.job)), None
         try:
             for batch in job.batches(every_s=UPDATE_EVERY_S):
                 for message in batch:
@@ -95,17 +95,10 @@ class ExtendTab:
             overrides["model"] = self.web.generate_tab.picker.installed_model(model).name
         return {"duration": float(duration), "overrides": overrides}
 
-    def estimate_of(self, job):
-        try:
-            estimate = self.web.estimator.estimate(job)
-        except (VideoGenError, ValueError, OSError):
-            return None
-        return estimate if estimate.known else None
-
     # ---- the page's own ------------------------------------------------------------------------------
     def source(self, video):
         """The decoded source for the cost line, read once per file version."""
-        path = Path(_video_path(video) or "")
+        path = Path(file_path(video) or "")
         stat = path.stat()
         key = (str(path), stat.st_size, stat.st_mtime_ns)
         if key not in self._sources:
@@ -215,19 +208,13 @@ class ExtendTab:
         on_latest([self.source_file.change, self.duration.change, self.model.change, demo.load], self.state,
                   cost_inputs, state, preprocess=False)
         generate = self.web.generate_tab
-        for trigger in (demo.load, generate.refresh_button.click):  # the catalog as it is now (issue 29)
-            trigger(self.refresh, [self.model], [self.model], **PRIVATE)
+        for event in generate.scanned:  # the catalog as it is now (issue 29): read after Generate's scan
+            event.then(self.refresh, [self.model], [self.model], **PRIVATE)
         generate.demo_event.then(self.refresh, [self.model], [self.model], **PRIVATE)
         generate.continue_button.click(self.from_result, [generate.info], [self.source_file, tabs], **NOTICE)
 
     def cancel(self, http: gr.Request) -> str:
         return self.panel.cancel(http)
-
-
-def _video_path(video):
-    if isinstance(video, dict):  # a gradio_client FileData, or the page's payload (preprocess=False)
-        return video.get("path")
-    return video
 
 
 __all__ = ["ExtendTab"]

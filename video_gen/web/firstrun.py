@@ -27,6 +27,7 @@ from ..families.spec import REQUIRED
 from ..request import GenerationRequest
 from ..timing import duration_text
 from ..planner import frames_for_seconds
+from .components import file_path
 from .fields import FPS_CHOICES, MATCH_IMAGE, match_image_size, parse_resolution, picture_size
 from .panel import PRIVATE, on_latest
 
@@ -73,8 +74,7 @@ class CostLine:
         size = parse_resolution(named.get("resolution"))
         if size is None:
             own = self.tab.picker.model_defaults(model)
-            picture = named.get("image")
-            path = picture.get("path") if isinstance(picture, dict) else picture
+            path = file_path(named.get("image"))
             size = (match_image_size(*picture_size(path), own["width"] * own["height"]) if path
                     else (own["width"], own["height"]))
         fps = int(named.get("fps") or FPS_CHOICES[0])

@@ -275,7 +275,6 @@ class GenerateTab:
     def wire(self, demo: gr.Blocks, timer=None):
         """The tab's events; returns the Generate event (the history tab refreshes after it)."""
         form, panel = self.form, self.panel
-        private = PRIVATE
         # The gallery is refreshed by a separate step (history_tab.py), not returned by /generate: it holds every
         # video of this run, and gradio_client downloads every file of a response, so an API call would
         # cost more with each job made before it (measured: HTTP/bare 1.09 after 5 jobs, 1.19 after 7).
@@ -302,16 +301,18 @@ class GenerateTab:
         model_inputs = {form["model"], form["fps"], form["loop"], form["interpolation"]}
         defaulted = [form[name] for name in self.defaulted] + [self.note_box]
         refreshed = [form["model"], self.model_message, self.demo.button, *defaulted]
-        self.refresh_event = self.refresh_button.click(self.refresh, model_inputs, refreshed, **private)
+        self.refresh_event = self.refresh_button.click(self.refresh, model_inputs, refreshed, **PRIVATE)
         # A model (or a LoRA) added while no page was open: the lists as they are now
-        demo.load(self.refresh, model_inputs, refreshed, **private).then(
-            self.lora_panel.model_changed, [form["model"], form["loras"]],
-            [self.lora_panel.box, self.lora_panel.picker, form["loras"]], **private)
+        self.load_event = demo.load(self.refresh, model_inputs, refreshed, **PRIVATE)
+        # The page's one scan of the model folders (opening the page, Refresh): the other lists that read the
+        # catalog (LoRAs, enhancers, upscalers, Continue's and Sweep's models) chain after it, so that they read
+        # it once it is rescanned, and do not scan again
+        self.scanned = (self.load_event, self.refresh_event)
         # .change: the family's controls follow the model however it is set (picked, refreshed, loaded).
         family = list(form.family_updates(None))
-        form["model"].change(self.family_controls, [form["model"]], family, **private)
+        form["model"].change(self.family_controls, [form["model"]], family, **PRIVATE)
         # .input, not .change: Load settings sets the model too, and its values must stay.
-        form["model"].input(self.model_chosen, model_inputs, defaulted, **private)
+        form["model"].input(self.model_chosen, model_inputs, defaulted, **PRIVATE)
         note_inputs = {form["model"], form["duration"], form["fps"], form["loop"], form["interpolation"]}
         on_latest([form[name].change for name in ("duration", "fps", "loop", "interpolation")], self.frames_note,
                   note_inputs, [self.note_box])
@@ -321,18 +322,18 @@ class GenerateTab:
         # The picture too, when the app kept a copy of it (issue 29): a step of its own, so that /load_settings'
         # answer stays what API clients read
         loaded.success(self.settings.load_picture, [self.settings_file, self.settings_message],
-                       [form["image"], self.settings_message], **private)
-        self.dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [form["seed"]], **private)
+                       [form["image"], self.settings_message], **PRIVATE)
+        self.dice.click(lambda: secrets.randbelow(MAX_RANDOM_SEED) + 1, None, [form["seed"]], **PRIVATE)
         self.reuse.click(_reuse_seed, [self.seed_used], [form["seed"]], **NOTICE)  # its warning shows on the page
-        self.lora_panel.wire()
+        self.lora_panel.wire(self.scanned)
         self.control_box.wire()
         self.enhance_panel.wire(demo)
         self.demo_event = self.demo.wire(model_inputs, [form["model"], self.model_message, *defaulted])
         self.cost.wire(demo, after=[generate_event], timer=timer)
         # Download: on when the player holds a video (a finished job, or one chosen in the gallery); it saves the
         # player's file unless the job gave one of its own (PNG frames' zip).
-        generate_event.then(download_of, [self.video, self.download], [self.download], **private)
-        self.video.change(lambda video: gr.update(interactive=bool(video)), [self.video], [self.download], **private)
+        generate_event.then(download_of, [self.video, self.download], [self.download], **PRIVATE)
+        self.video.change(lambda video: gr.update(interactive=bool(video)), [self.video], [self.download], **PRIVATE)
         return generate_event
 
 

@@ -179,29 +179,30 @@ class HistoryTab:
 
     def wire(self, demo: gr.Blocks, tabs: gr.Tabs, generate_event, timer=None) -> None:
         generate = self.web.generate_tab
-        private = PRIVATE
         drawn = [self.seen, self.table, generate.gallery]
-        # After a job ends, and after a Cancel (whose job's handler Gradio closes, so nothing runs after it)
-        generate_event.then(self.redraw, None, drawn, **private)
+        # After a job ends (Generate's, the several-pictures box's), and after a Cancel (whose job's handler Gradio
+        # closes, so nothing runs after it)
+        for ended in (generate_event, generate.batch.event):
+            ended.then(self.redraw, None, drawn, **PRIVATE)
         for cancelled in self.web.cancel_events():
-            cancelled.then(self.redraw, None, drawn, **private)
+            cancelled.then(self.redraw, None, drawn, **PRIVATE)
         if timer is not None:
-            timer.tick(self.follow, [self.seen], drawn, **private)
-        self.table.select(self.select_job, None, [self.job_box], **private)
-        generate.gallery.select(self.select_output_job, None, [self.job_box], **private)
+            timer.tick(self.follow, [self.seen], drawn, **PRIVATE)
+        self.table.select(self.select_job, None, [self.job_box], **PRIVATE)
+        generate.gallery.select(self.select_output_job, None, [self.job_box], **PRIVATE)
         generate.gallery.select(self.show_output, None, [generate.video, generate.info, generate.seed_used,
                                                           generate.download, generate.gallery], **NOTICE)
-        self.refresh_button.click(self.redraw, None, drawn, **private)
+        self.refresh_button.click(self.redraw, None, drawn, **PRIVATE)
         loaded = generate.settings.stored_outputs(self.job_message, pictures=True)
         self.job_load.click(self.rerun_settings, [self.job_box], loaded, api_name="rerun_settings",
                             show_progress="hidden").success(
-            lambda: gr.Tabs(selected="generate-tab"), None, [tabs], **private)
+            lambda: gr.Tabs(selected="generate-tab"), None, [tabs], **PRIVATE)
         self.job_run.click(self.rerun, [self.job_box], [self.job_message, self.table], api_name="rerun", queue=False,
                            show_progress="hidden")
         self.job_delete.click(self.delete_job, [self.job_box], [self.job_message, self.table, generate.gallery],
                               api_name="delete_job", queue=False, show_progress="hidden")
         gr.api(self.history_list, api_name="history")
-        demo.load(self.redraw, None, drawn, **private)
+        demo.load(self.redraw, None, drawn, **PRIVATE)
 
 
 __all__ = ["HistoryTab", "GALLERY_SIZE", "HISTORY_ROWS"]

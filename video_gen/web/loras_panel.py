@@ -54,7 +54,8 @@ class LoraPanel:
             self.summary = gr.Markdown(summary([]), elem_id="vg-loras-summary")
         self.form.build("loras", (), spec)
 
-    def wire(self) -> None:
+    def wire(self, scanned=()) -> None:
+        """`scanned`: the Generate tab's events that rescan the model folders; the LoRA list is read after them."""
         private = dict(queue=False, api_visibility="private", show_progress="hidden")
         value = self.form["loras"]
         steps, guidance = self.form["num_inference_steps"], self.form["max_guidance_scale"]
@@ -64,8 +65,10 @@ class LoraPanel:
         for slider in self.sliders:
             slider.input(from_sliders, [self.picker, value, *self.sliders], [value], **private)
         value.change(self.shown, [value], [self.picker, *self.sliders, self.summary], **private)
-        for event in (self.form["model"].change, self.tab.refresh_button.click):
-            event(self.model_changed, [self.form["model"], value], [self.box, self.picker, value], **private)
+        self.form["model"].change(self.model_changed, [self.form["model"], value], [self.box, self.picker, value],
+                                  **private)
+        for event in scanned:  # after the rescan, with the model it chose (not the one shown when it began)
+            event.then(self.model_changed, [self.form["model"], value], [self.box, self.picker, value], **private)
 
     # ---- handlers ------------------------------------------------------------------------------------
     def picked(self, names, current, model):

@@ -43,6 +43,17 @@ def on_latest(triggers: list, fn: Callable, inputs, outputs, **options: Any):
     return gr.on(triggers, fn, inputs, outputs, **{**PRIVATE, **options}, trigger_mode="always_last")
 
 
+def wire_ready(triggers: list, inputs, reason: Callable[..., str], buttons: list, reason_box, **options: Any):
+    """`buttons` follow `reason(*inputs)` (one `on_latest` handler): enabled when it is "", else disabled with it
+    shown in `reason_box`."""
+
+    def state(*values):
+        text = reason(*values)
+        return (*[gr.update(interactive=not text)] * len(buttons), text)
+
+    return on_latest(triggers, state, inputs, [*buttons, reason_box], **options)
+
+
 def notice_options() -> dict[str, Any]:
     return dict(NOTICE)
 
@@ -99,14 +110,7 @@ class ResultPanel:
     # ---- the rules ----------------------------------------------------------------------------------
     def wire_ready(self, triggers, inputs, reason: Callable[..., str], *, preprocess: bool = True) -> None:
         """The run button follows `reason(*inputs)`: enabled when it is "", else disabled with it shown."""
-        buttons = [self.run_button, *self.more_buttons]
-
-        def state(*values):
-            text = reason(*values)
-            return (*[gr.update(interactive=not text)] * len(buttons), text)
-
-        for trigger in triggers:
-            trigger(state, inputs, [*buttons, self.reason], **PRIVATE, preprocess=preprocess)
+        wire_ready(triggers, inputs, reason, [self.run_button, *self.more_buttons], self.reason, preprocess=preprocess)
 
     def started(self) -> tuple:
         """A new job: Cancel on; the old result, its download and info gone, the status says it is starting."""
@@ -169,4 +173,4 @@ class ResultPanel:
         return clicked
 
 
-__all__ = ["ResultPanel", "CSS", "PRIVATE", "NOTICE", "IDLE", "notice_options", "on_latest"]
+__all__ = ["ResultPanel", "CSS", "PRIVATE", "NOTICE", "IDLE", "notice_options", "on_latest", "wire_ready"]

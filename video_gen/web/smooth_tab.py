@@ -33,7 +33,7 @@ from ..smoothing import (
     smooth_metadata,
     source_metadata,
 )
-from .components import file_input, radio, session_of, user_error
+from .components import file_input, file_path, radio, session_of, user_error
 from .panel import NOTICE, PRIVATE, ResultPanel
 from .progress import status_box, status_cancelled, status_error
 from .upscale_panel import UpscalePanel
@@ -148,7 +148,7 @@ class SmoothTab:
     def rates(self, video, current):
         """The rate list for a new video: 2-4x its own rate and "keep"; the current choice when it is one of them,
         else twice the video's rate."""
-        path = video.get("path") if isinstance(video, dict) else video
+        path = file_path(video)
         if not path:
             return gr.update(choices=SMOOTH_FPS_CHOICES)
         try:

@@ -302,8 +302,8 @@ class SweepTab:
         on_latest([*(control.change for control in inputs), demo.load], self.state, inputs, state, preprocess=False)
         self.model.input(self.model_steps, [self.model], [self.steps], **PRIVATE)
         generate = self.web.generate_tab
-        for trigger in (demo.load, generate.refresh_button.click):  # the catalog as it is now (issue 29)
-            trigger(self.refresh, [self.model], [self.model], **PRIVATE).then(
+        for event in generate.scanned:  # the catalog as it is now (issue 29): read after Generate's scan
+            event.then(self.refresh, [self.model], [self.model], **PRIVATE).then(
                 self.model_steps, [self.model], [self.steps], **PRIVATE)
         generate.demo_event.then(self.refresh, [self.model], [self.model], **PRIVATE).then(
             self.model_steps, [self.model], [self.steps], **PRIVATE)

@@ -16,7 +16,9 @@ import gradio as gr
 from ..checkpoints import UPSCALER
 from ..errors import Cancelled, InvalidRequest, VideoGenError
 from ..events import StageEvent, StepEvent
-from .components import send_shown_result, session_of, user_error
+from .components import file_path, send_shown_result, session_of, user_error
+from .panel import NOTICE, PRIVATE, wire_ready
+from .progress import status_box, status_cancelled
 
 NONE_INSTALLED = ("No upscaler installed: put one in models/upscalers (`video-gen models download realesrgan-x4`), "
                   "then press Refresh.")
@@ -44,8 +46,7 @@ class UpscalePanel:
             video: the upscaled video, saved in the outputs folder as <name>_x<scale>.mp4
             info: frames, fps, size, and the `upscaled` metadata (upscaler, its SHA-256 and scale, the source's hash)
         """
-        if isinstance(video, dict):  # a gradio_client FileData
-            video = video.get("path")
+        video = file_path(video)  # a gradio_client FileData
         session = session_of(http)
         self.tab._errors.pop(session, None)
         cancel = self._cancels[session] = threading.Event()
@@ -93,9 +94,14 @@ class UpscalePanel:
             return "Upscale needs a video: drop one above, or press \"Use the last result\"."
         return ""
 
-    def refresh(self):
-        choices = self.choices(refresh=True)
+    def refresh(self, rescan: bool = True):
+        """The upscaler list, the folders scanned again (this list's Refresh), or not (after the Generate tab's
+        scan: `listed`)."""
+        choices = self.choices(refresh=rescan)
         return gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+    def listed(self):
+        return self.refresh(rescan=False)
 
     # ---- layout ----------------------------------------------------------------------------------
     def build(self) -> None:
@@ -112,9 +118,6 @@ class UpscalePanel:
         self.reason_box = gr.Markdown("", elem_id="vg-upscale-reason")
 
     def wire(self, demo: gr.Blocks, tabs: gr.Tabs | None = None) -> None:
-        from .panel import NOTICE, PRIVATE, on_latest
-        from .progress import status_box, status_cancelled
-
         tab = self.tab
         panel = tab.panel
         # The tab's panel's rules: Cancel on and the old result cleared first, Cancel off at the end, the status
@@ -135,13 +138,12 @@ class UpscalePanel:
             lambda: (gr.update(interactive=False), status_cancelled("Cancelled: the upscale stops within a frame "
                                                                     "and saves nothing.")),
             None, [self.cancel_button, panel.status], **PRIVATE)
-        ready = lambda video, upscaler: (gr.update(interactive=not self.reason(video, upscaler)),  # noqa: E731
-                                         self.reason(video, upscaler))
-        on_latest([tab.source.change, self.upscaler.change, demo.load], ready, [tab.source, self.upscaler],
-                  [self.run_button, self.reason_box], preprocess=False)
+        wire_ready([tab.source.change, self.upscaler.change, demo.load], [tab.source, self.upscaler], self.reason,
+                   [self.run_button], self.reason_box, preprocess=False)
         generate = tab.web.generate_tab
-        for trigger in (self.refresh_button.click, demo.load, generate.refresh_button.click):
-            trigger(self.refresh, None, [self.upscaler], **PRIVATE)  # the catalog as it is now
+        self.refresh_button.click(self.refresh, None, [self.upscaler], **PRIVATE)  # the folders scanned again
+        for event in generate.scanned:  # the page opened, or Generate's Refresh: read after its scan
+            event.then(self.listed, None, [self.upscaler], **PRIVATE)
         button = getattr(generate, "upscale_button", None)
         if button is not None and tabs is not None:
             button.click(self.from_result, [generate.info], [tab.source, tabs], **NOTICE)  # its warning shows
