@@ -18,6 +18,7 @@ from .. import loras as lora_support
 from ..errors import VideoGenError
 from ..families import load_family
 from ..loras import MAX_LORAS, STRENGTH_RANGE
+from .panel import PRIVATE, on_latest
 
 STRENGTH_STEP = 0.05
 
@@ -56,19 +57,18 @@ class LoraPanel:
 
     def wire(self, scanned=()) -> None:
         """`scanned`: the Generate tab's events that rescan the model folders; the LoRA list is read after them."""
-        private = dict(queue=False, api_visibility="private", show_progress="hidden")
         value = self.form["loras"]
         steps, guidance = self.form["num_inference_steps"], self.form["max_guidance_scale"]
-        self.picker.input(self.picked, [self.picker, value, self.form["model"]], [value, steps, guidance], **private)
-        # Every slider's value is read, not only the one moved: two quick moves must not undo each other through
-        # a JSON value that the page has not received back yet.
-        for slider in self.sliders:
-            slider.input(from_sliders, [self.picker, value, *self.sliders], [value], **private)
-        value.change(self.shown, [value], [self.picker, *self.sliders, self.summary], **private)
+        self.picker.input(self.picked, [self.picker, value, self.form["model"]], [value, steps, guidance], **PRIVATE)
+        # Every slider's value is read, not only the one moved, and in one always_last listener: two quick moves
+        # must not undo each other (an older call, with the other slider's old value, landing last).
+        on_latest([slider.input for slider in self.sliders], from_sliders, [self.picker, value, *self.sliders],
+                  [value])
+        value.change(self.shown, [value], [self.picker, *self.sliders, self.summary], **PRIVATE)
         self.form["model"].change(self.model_changed, [self.form["model"], value], [self.box, self.picker, value],
-                                  **private)
+                                  **PRIVATE)
         for event in scanned:  # after the rescan, with the model it chose (not the one shown when it began)
-            event.then(self.model_changed, [self.form["model"], value], [self.box, self.picker, value], **private)
+            event.then(self.model_changed, [self.form["model"], value], [self.box, self.picker, value], **PRIVATE)
 
     # ---- handlers ------------------------------------------------------------------------------------
     def picked(self, names, current, model):
