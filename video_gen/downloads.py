@@ -300,8 +300,6 @@ def _link(source: Path, target: Path) -> None:
     shutil.copytree(source, target)
 
 
-
-
 # ---- the demo model (demo.py) --------------------------------------------------------------------------
 def install_demo(models_dir: str | os.PathLike, *, name: str = DEMO_NAME) -> Path:
     """Build the demo model into `models_dir/name` and return its folder; an installed one is kept as it is.

@@ -139,6 +139,8 @@ def _upscaler(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
 
     options = {} if tiny else dict(num_filters=64, num_blocks=23)
     build_tiny_esrgan(path / f"{UPSCALE['upscaler']}.safetensors", scale=4, **options)
+
+
 def _hunyuan(name: str):
     def builder(path: Path, models_dir: Path, tiny: bool, device: str) -> None:
         import gpu_hunyuan

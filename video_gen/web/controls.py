@@ -336,6 +336,8 @@ class VideoField(Field):
             what = "a video or a picture" if self.pictures else "a video"
             raise self.error(f"must be {what} (gradio_client: handle_file(path)), got {value!r}")
         return value
+
+
 def resolution_choices(spec: FamilySpec | None) -> list[tuple[str, str]]:
     if spec is None or not spec.sizes:
         return RESOLUTIONS
