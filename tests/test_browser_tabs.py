@@ -352,6 +352,12 @@ def test_18_a_sweep_error_is_said_once_and_rerun_needs_a_job(page, demo_server, 
     page.wait_for_selector("#vg-sweep-cost >> text=a value is listed twice", timeout=10_000)
     assert disabled(page, "#vg-sweep-run") and len(visible_errors(page, "a value is listed twice")) == 1
     page.locator("#vg-values-1 textarea, #vg-values-1 input").first.fill("1,2")
+    # The same field twice: said as it is chosen (Run refused it; the line used to offer the sweep)
+    choose(page, "#vg-vary-2", "seed")
+    page.locator("#vg-values-2 textarea, #vg-values-2 input").first.fill("3,4")
+    page.wait_for_selector("#vg-sweep-cost >> text=seed is varied twice", timeout=10_000)
+    assert disabled(page, "#vg-sweep-run")
+    choose(page, "#vg-vary-2", "(nothing)")
     # A text family with neither a picture nor a prompt: refused when the sweep is pressed
     choose(page, "#vg-sweep-model", f"{LORA_DEMO_NAME} · AnimateDiff · DEMO: makes noise, not video")
     enabled(page, "#vg-sweep-run")

@@ -118,10 +118,9 @@ class SweepPlan:
                 "cells": [{"cell": cell.number, "values": dict(cell.values)} for cell in self.cells]}
 
 
-def plan_sweep(generator, base: GenerationRequest, axes) -> SweepPlan:
-    """Check a sweep completely (each cell through `generator.prepare`) before anything runs."""
-    axes = tuple(axes)
-    # 1. The axes: one or two distinct fields, at most MAX_CELLS cells
+def check_axes(axes: tuple[Axis, ...] | list[Axis]) -> int:
+    """One or two distinct fields, at most MAX_CELLS cells (raises InvalidRequest naming `vary`): the cell count.
+    The Sweep tab's cost line checks it as it is typed, before it builds a cell."""
     if not 1 <= len(axes) <= MAX_AXES:
         raise InvalidRequest("vary", f"vary one or two fields, got {len(axes)}")
     if len({axis.field for axis in axes}) != len(axes):
@@ -130,6 +129,13 @@ def plan_sweep(generator, base: GenerationRequest, axes) -> SweepPlan:
     if count > MAX_CELLS:
         raise InvalidRequest("vary", f"{' x '.join(str(len(axis.values)) for axis in axes)} = {count} cells; "
                                      f"at most {MAX_CELLS}")
+    return count
+
+
+def plan_sweep(generator, base: GenerationRequest, axes) -> SweepPlan:
+    """Check a sweep completely (each cell through `generator.prepare`) before anything runs."""
+    axes = tuple(axes)
+    count = check_axes(axes)  # 1. The axes
     if not isinstance(base, GenerationRequest):
         raise InvalidRequest("request", f"must be a GenerationRequest, got {type(base).__name__}")
     # 2. One seed for every cell (unless the seed is varied), so that the cells differ only in what is varied

@@ -22,7 +22,7 @@ import gradio as gr
 from ..errors import InvalidRequest, VideoGenError, first_line
 from ..families.spec import REQUIRED
 from ..request import GenerationRequest
-from ..sweep import MAX_CELLS, cell_request, make_axis, plan_sweep, varied_fields, write_comparison
+from ..sweep import MAX_CELLS, cell_request, check_axes, make_axis, plan_sweep, varied_fields, write_comparison
 from ..timing import duration_text
 from .components import picture, session_of, user_error, whole_number
 from .fields import DURATION_RANGE  # the Generate tab's length range
@@ -185,12 +185,11 @@ class SweepTab:
             info = self.web.generate_tab.picker.installed_model(model or None)
             base = self.request(info.name, None, prompt, resolution, duration, steps, seed)  # no picture needed
             axes = self.axes(vary_1, values_1, vary_2, values_2)
+            check_axes(axes)  # as Run checks it, before a cell is built
             import itertools
 
             cells = [cell_request(base, tuple(zip((axis.field for axis in axes), values)))
                      for values in itertools.product(*(axis.values for axis in axes))]
-            if len(cells) > MAX_CELLS:
-                raise InvalidRequest("vary", f"{len(cells)} cells; at most {MAX_CELLS}")
             estimator = self.web.estimator
             total, known = 0.0, True
             for number, cell in enumerate(cells):
